@@ -1,0 +1,35 @@
+VENV ?= .venv
+PY = $(VENV)/bin/python
+# Prefer python3.11 (the minimum supported version) when it is installed.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+
+.PHONY: install test lint type demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev,fast]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check resq resq_scheduler tests
+	$(VENV)/bin/mypy resq resq_scheduler
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check resq resq_scheduler tests
+
+type: $(VENV)/.installed
+	$(VENV)/bin/mypy resq resq_scheduler
+
+demo: $(VENV)/.installed
+	$(PY) -m examples.demo
+
+bench: $(VENV)/.installed
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .tox
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

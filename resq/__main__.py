@@ -1,0 +1,5 @@
+"""``python -m resq`` runs the ``resq`` command line."""
+
+from resq.cli import main
+
+main()

@@ -1,0 +1,155 @@
+"""``Resq``: an app's settings, its lazy Redis connection, its tasks and its hooks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+from resq.broker import Broker
+from resq.errors import ConfigError
+from resq.hooks import Hooks
+from resq.job import Job
+from resq.settings import Settings
+from resq.task import Task, build_options
+
+__all__ = ["Resq", "default_app"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Resq:
+    """A resq app: where tasks are registered and jobs are sent.
+
+    No connection is opened until the first job is sent or a worker starts.
+
+    Args:
+        url: the Redis url; defaults to ``RESQ_REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
+        namespace: the prefix of every Redis key.
+        **settings: any field of :class:`resq.settings.Settings` (``result_ttl``,
+            ``max_payload_bytes``, ``heartbeat_interval``, …).
+
+    Raises:
+        ConfigError: an unknown setting or an invalid value.
+
+    Example::
+
+        app = Resq("redis://localhost:6379/0")
+
+        @app.task(retries=3, queue="mail")
+        def send_mail(to: str, subject: str) -> None: ...
+    """
+
+    def __init__(self, url: str | None = None, *, namespace: str = "resq", **settings: Any) -> None:
+        self.settings = Settings.build(url, namespace, **settings)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.hooks = Hooks()
+        self._broker: Broker | None = None
+
+    def __repr__(self) -> str:
+        return f"<Resq namespace={self.settings.namespace!r} tasks={len(self.tasks)}>"
+
+    def reconfigure(self, **settings: Any) -> None:
+        """Change settings (e.g. ``heartbeat_interval`` from the command line); reconnects on next use.
+
+        Raises:
+            ConfigError: an unknown setting or an invalid value.
+        """
+        merged = {f: getattr(self.settings, f) for f in self.settings.__dataclass_fields__}
+        merged.update(settings)
+        url, namespace = merged.pop("url"), merged.pop("namespace")
+        self.settings = Settings.build(url, namespace, **merged)
+        if self._broker is not None:
+            self._broker.close()
+        self._broker = None
+
+    @property
+    def broker(self) -> Broker:
+        """The queue operations on this app's Redis (created on first use)."""
+        if self._broker is None:
+            self._broker = Broker(self.settings)
+        return self._broker
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self, fn: Callable[P, R] | None = None, /, **options: Any
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task, bare (``@app.task``) or with options (``@app.task(retries=3)``).
+
+        Args:
+            fn: the function (when used bare).
+            **options: ``name`` (default ``module.qualname``), ``queue`` (``"default"``), ``retries``
+                (0), ``backoff`` (seconds, ``"fixed"``, ``"linear"``, ``"exponential"`` or a callable
+                ``attempt -> seconds``), ``retry_on`` (exception types, default ``Exception``),
+                ``timeout`` and ``soft_timeout`` (seconds), ``result_ttl`` (seconds), and per-task
+                hooks (``on_failure=fn``, …).
+
+        Raises:
+            ConfigError: an unknown option or an invalid value, at decoration time.
+        """
+        def decorate(func: Callable[P, R]) -> Task[P, R]:
+            if isinstance(func, Task):
+                raise ConfigError(f"{func!r} is already a task")
+            task = Task(self, func, build_options(func, options))
+            self.register(task)
+            return task
+
+        if fn is not None:
+            return decorate(fn)
+        build_options(_probe, options)  # fail at the decorator's call, before any function is given
+        return decorate
+
+    def register(self, task: Task[Any, Any]) -> None:
+        """Add a task to the registry.
+
+        Raises:
+            ConfigError: another function is registered under the same name.
+        """
+        existing = self.tasks.get(task.name)
+        if existing is not None and existing.fn is not task.fn:
+            raise ConfigError(f"two tasks are named {task.name!r}: give one of them name=...")
+        self.tasks[task.name] = task
+
+    def job(self, job_id: str) -> Job[Any]:
+        """A handle on the job with this id (its queue is looked up when needed)."""
+        return Job(self, job_id)
+
+    def on(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register a hook for a lifecycle point (see ``resq.hooks.HOOK_NAMES``).
+
+        Example::
+
+            @app.on("after_perform")
+            def record(job, result): ...
+        """
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.hooks.add(name, fn)
+            return fn
+
+        return decorate
+
+    def add_plugin(self, plugin: object) -> None:
+        """Register every hook method of a plugin object (see :class:`resq.Plugin`)."""
+        self.hooks.add_plugin(plugin)
+
+
+def _probe() -> None:
+    """Stands in for the decorated function while options are validated."""
+
+
+_default: Resq | None = None
+
+
+def default_app() -> Resq:
+    """The app behind the module-level ``@resq.task``, configured from ``RESQ_REDIS_URL`` and
+    ``RESQ_NAMESPACE`` (created on first use, without connecting)."""
+    global _default
+    if _default is None:
+        _default = Resq(namespace=os.environ.get("RESQ_NAMESPACE") or "resq")
+    return _default

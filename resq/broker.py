@@ -1,0 +1,584 @@
+"""The queue operations resq is made of, and the only module of ``resq`` that sends Redis commands.
+
+Everything above it deals in job ids, queue names and encoded bytes. Each state transition is one Lua
+script (``resq/scripts``) run with EVALSHA; per-job writes of a batch are folded into one pipelined
+round trip, because round trips, not Python, are the budget of a job queue.
+
+Queues are Redis streams read through one consumer group (``GROUP``): the group's pending-entries list
+is the lease a worker holds while it runs a job, so a job never leaves Redis before its outcome is
+recorded, and the jobs of a worker that died are found and given back (see ``docs/design.md``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError, ResponseError
+from redis.retry import Retry as RedisRetry
+
+from resq.clock import now_ms, to_ms
+from resq.errors import BrokerUnavailable
+from resq.keys import Keys
+from resq.scripts import load_source
+from resq.settings import Settings
+
+__all__ = [
+    "GROUP",
+    "SCRIPT_NAMES",
+    "Broker",
+    "Buried",
+    "Cancelled",
+    "Delivery",
+    "Discarded",
+    "Outcome",
+    "Retried",
+    "Started",
+    "Succeeded",
+]
+
+#: The consumer group every worker reads queues through.
+GROUP = "resq"
+#: Every transition script under ``resq/scripts``.
+SCRIPT_NAMES = (
+    "enqueue", "start", "succeed", "retry", "bury", "promote", "release", "cancel", "cancelled", "revive",
+)
+#: Errors that mean "Redis is not there right now".
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+#: Upper bound of one blocking call, in seconds; longer waits are made of several (keeps the socket
+#: timeout meaningful, so a Redis that stops answering is noticed).
+MAX_BLOCK_S = 2.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stream entry handed to a worker: a lease on a job until it is settled."""
+
+    queue: str
+    entry: str
+    #: the job id, or None when the entry is not a resq entry (then ``fields`` holds what it carried)
+    job_id: str | None
+    fields: dict[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Started:
+    """The result of starting an attempt: the envelope to run, or why it must not run."""
+
+    delivery: Delivery
+    envelope: bytes | None
+    attempt: int
+    #: the status before the start: ``queued`` normally; ``cancelled``, ``succeeded``, ``dead`` or
+    #: ``missing`` when the job must not run
+    prior_status: str
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """Outcome: the attempt returned ``result`` (encoded)."""
+
+    delivery: Delivery
+    job_id: str
+    result: bytes
+    ttl_ms: int
+    duration_ms: int
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class Retried:
+    """Outcome: the attempt failed and the job is due again at ``due_ms``."""
+
+    delivery: Delivery
+    job_id: str
+    error: bytes
+    due_ms: int
+    duration_ms: int
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class Buried:
+    """Outcome: the job is dead (``raw`` keeps an undecodable payload that had no job record)."""
+
+    delivery: Delivery
+    job_id: str
+    error: bytes
+    duration_ms: int
+    task: str = ""
+    raw: bytes = b""
+    #: True when the attempt ran and failed (counts as a failure), False for a job that never ran
+    failed_attempt: bool = True
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """Outcome: the job was cancelled (or skipped by a hook) instead of finishing."""
+
+    delivery: Delivery
+    job_id: str
+    reason: str
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """Outcome: the entry is dropped without touching the job (finished by an earlier delivery)."""
+
+    delivery: Delivery
+    job_id: str = ""
+
+
+Outcome = Succeeded | Retried | Buried | Cancelled | Discarded
+
+
+class Broker:
+    """Redis-side operations on queues, jobs and workers for one app.
+
+    Args:
+        settings: the app's settings (url, namespace, limits, timeouts).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self._client: redis.Redis | None = None
+        self._shas: dict[str, str] = {}
+
+    # -- connection -------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, created on first use (never at import or decoration time)."""
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                self.settings.url,
+                socket_connect_timeout=self.settings.connect_timeout,
+                socket_timeout=self.settings.socket_timeout,
+                socket_keepalive=True,
+                health_check_interval=30,
+                retry=RedisRetry(NoBackoff(), 0),
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Close the connections of this process (a new pool is made on next use)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def reset_after_fork(self) -> None:
+        """Forget connections inherited from a parent process without closing the parent's sockets."""
+        self._client = None
+
+    def with_retry(self, operation: Callable[[], T], deadline_s: float | None = None) -> T:
+        """Run ``operation``, retrying a lost connection with capped, jittered backoff.
+
+        Raises:
+            BrokerUnavailable: Redis did not answer within ``deadline_s`` (default ``broker_retry_s``).
+        """
+        limit = time.monotonic() + (self.settings.broker_retry_s if deadline_s is None else deadline_s)
+        delay = 0.05
+        while True:
+            try:
+                return operation()
+            except CONNECTION_ERRORS as exc:
+                if time.monotonic() + delay > limit:
+                    raise BrokerUnavailable(
+                        f"Redis at {self._safe_url()} is unavailable: {exc} (gave up after retrying)"
+                    ) from exc
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
+
+    def _safe_url(self) -> str:
+        url = self.settings.url
+        if "@" in url:
+            scheme, _, rest = url.partition("://")
+            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url
+
+    # -- scripts ----------------------------------------------------------------------------------
+
+    def _load_scripts(self) -> None:
+        self._shas = {name: self.client.script_load(load_source(name)) for name in SCRIPT_NAMES}
+
+    def _eval(self, target: redis.Redis | Pipeline, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if not self._shas:
+            self._load_scripts()
+        return target.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return self._eval(self.client, name, keys, args)
+        except NoScriptError:
+            self._load_scripts()  # Redis restarted or was flushed: load once more
+            return self._eval(self.client, name, keys, args)
+
+    def _pipeline(self, build: Callable[[Pipeline], None]) -> list[Any]:
+        """Run the commands ``build`` adds in one round trip; reload scripts once if Redis lost them."""
+        if not self._shas:
+            self._load_scripts()
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            build(pipe)
+            results = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in results):
+                break
+            self._load_scripts()
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    # -- producing --------------------------------------------------------------------------------
+
+    def enqueue(self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0) -> tuple[str, bool]:
+        """Store a job and queue it (or schedule it when ``due_ms`` is in the future).
+
+        Returns:
+            ``(status, created)``: ``created`` is False when a live job with this id already existed.
+        """
+        keys = self.keys
+
+        def build(pipe: Pipeline) -> None:
+            pipe.sadd(keys.queues, queue)
+            self._eval(
+                pipe, "enqueue", [keys.job(queue, job_id), keys.queue(queue), keys.scheduled(queue)],
+                [job_id, envelope, now_ms(), due_ms, task, queue],
+            )
+            if due_ms:
+                pipe.publish(keys.wakeup, due_ms)
+
+        status, created = self.with_retry(lambda: self._pipeline(build))[1]
+        return status.decode(), bool(created)
+
+    # -- consuming --------------------------------------------------------------------------------
+
+    def ensure_groups(self, queues: Iterable[str]) -> None:
+        """Create the consumer group of each queue (and its stream) if missing."""
+        for queue in queues:
+            self.client.sadd(self.keys.queues, queue)
+            try:
+                self.client.xgroup_create(self.keys.queue(queue), GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def fetch(self, consumer: str, queues: Sequence[str], count: int, block_s: float | None) -> list[Delivery]:
+        """Lease up to ``count`` new entries per queue, blocking up to ``block_s`` (None: not at all).
+
+        Deliveries come back in the priority order of ``queues``.
+        """
+        by_key = {self.keys.queue(q): q for q in queues}
+        block = None if block_s is None else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
+        try:
+            reply = self.client.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_groups(queues)  # a queue was cleared (its stream deleted): recreate and go on
+            return []
+        found: dict[str, list[Delivery]] = {}
+        for stream, entries in reply or []:
+            queue = by_key[stream.decode()]
+            found[queue] = [self._delivery(queue, entry, fields) for entry, fields in entries]
+        return [d for q in queues for d in found.get(q, [])]
+
+    @staticmethod
+    def _delivery(queue: str, entry: bytes, fields: dict[bytes, bytes] | None) -> Delivery:
+        fields = fields or {}
+        raw_id = fields.get(b"id")
+        job_id = raw_id.decode("utf-8", "replace") if raw_id and len(fields) == 1 else None
+        return Delivery(queue, entry.decode(), job_id, fields)
+
+    def advance(self, worker_id: str, outcomes: Sequence[Outcome], start: Delivery | None = None) -> Started | None:
+        """Record finished outcomes and start the next attempt, in one round trip.
+
+        Folding the previous job's bookkeeping (result or error, ack, stats) into the start of the next
+        costs one round trip per job, while the job that runs is the only one marked ``running``.
+
+        Args:
+            worker_id: the consumer the lease belongs to.
+            outcomes: outcomes to record (results, retries, deaths, cancellations, discards).
+            start: the delivery whose attempt begins now, if any.
+
+        Returns:
+            What to run for ``start`` (None when no start was asked).
+        """
+        now = now_ms()
+
+        def build(pipe: Pipeline) -> None:
+            self._add_outcomes(pipe, outcomes, now)
+            current = str(start.job_id) if start is not None and start.job_id else ""
+            pipe.hset(self.keys.worker(worker_id), "current", current)
+            if start is not None and start.job_id is not None:
+                self._eval(pipe, "start", [self.keys.job(start.queue, start.job_id)], [worker_id, now, start.entry])
+
+        replies = self._pipeline(build)
+        if start is None:
+            return None
+        if start.job_id is None:
+            return Started(start, None, 0, "garbage")
+        envelope, attempt, status = replies[-1]
+        return Started(start, envelope or None, int(attempt), status.decode())
+
+    def settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Record outcomes (results, retries, deaths, stats) in one round trip."""
+        if outcomes:
+            self._pipeline(lambda pipe: self._add_outcomes(pipe, outcomes, now_ms()))
+
+    def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int) -> None:
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            for stat in self._add_outcome(pipe, outcome, now):
+                counts[stat] = counts.get(stat, 0) + 1
+        self._add_stats(pipe, counts)
+
+    def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int) -> list[str]:
+        k, d, s = self.keys, outcome.delivery, self.settings
+        q, job_id = d.queue, outcome.job_id
+        if isinstance(outcome, Discarded):
+            pipe.xack(k.queue(q), GROUP, d.entry)
+            pipe.xdel(k.queue(q), d.entry)
+            return []
+        if isinstance(outcome, Succeeded):
+            self._eval(pipe, "succeed", [k.queue(q), k.job(q, job_id), k.done(q, job_id)],
+                       [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms])
+            return ["processed"]
+        if isinstance(outcome, Retried):
+            self._eval(pipe, "retry", [k.queue(q), k.job(q, job_id), k.scheduled(q)],
+                       [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms])
+            pipe.publish(k.wakeup, outcome.due_ms)
+            return ["processed", "failed", "retried"]
+        if isinstance(outcome, Buried):
+            self._eval(pipe, "bury", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)],
+                       [GROUP, d.entry, outcome.error, now, job_id, to_ms(s.dead_ttl), s.dead_max_jobs,
+                        k.job_prefix(q), k.done_prefix(q), outcome.raw, outcome.duration_ms])
+            return ["processed", "failed", "dead"] if outcome.failed_attempt else ["dead"]
+        self._eval(pipe, "cancelled", [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)],
+                   [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason])
+        return ["cancelled"]
+
+    def _add_stats(self, pipe: Pipeline, counts: dict[str, int]) -> None:
+        today = datetime.now(UTC).date()
+        keep_s = int(timedelta(days=self.settings.stats_days).total_seconds())
+        for name, n in counts.items():
+            pipe.incrby(self.keys.stat(name), n)
+            pipe.incrby(self.keys.stat(name, today), n)
+            pipe.expire(self.keys.stat(name, today), keep_s)
+
+    def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
+        if not job_ids:
+            return set()
+        flags = self.client.smismember(self.keys.cancel_requests(queue), list(job_ids))
+        return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag}
+
+    def release(self, delivery: Delivery, mode: str, reason: str = "worker lost", error: bytes = b"") -> str:
+        """Give a leased entry back to its queue.
+
+        Args:
+            delivery: the lease.
+            mode: ``"returned"`` (handed back: the attempt does not count) or ``"lost"`` (its worker
+                died: counts towards ``max_worker_losses``, after which the job is dead).
+            reason: unused by Redis; kept for logs.
+            error: the encoded error stored if the job goes dead.
+
+        Returns:
+            ``queued``, ``dead``, or ``gone`` when it was no longer leased.
+        """
+        k, s, q = self.keys, self.settings, delivery.queue
+        if delivery.job_id is None:
+            return "gone"
+        job_id = delivery.job_id
+        result = self._script(
+            "release", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)],
+            [GROUP, delivery.entry, job_id, now_ms(), mode, s.max_worker_losses, error,
+             to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)],
+        )
+        return str(result.decode())
+
+    def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
+        """The entries of ``queue`` leased by ``consumer``."""
+        stream = self.keys.queue(queue)
+        try:
+            pending = self.client.xpending_range(stream, GROUP, "-", "+", limit, consumername=consumer)
+        except ResponseError:
+            return []
+        deliveries = []
+        for item in pending:
+            entry = item["message_id"]
+            found = self.client.xrange(stream, entry, entry)
+            fields = found[0][1] if found else {}
+            deliveries.append(self._delivery(queue, entry, fields))
+        return deliveries
+
+    def consumers(self, queue: str) -> list[dict[str, Any]]:
+        """The consumers of a queue's group with their pending count and idle time (ms)."""
+        try:
+            rows = self.client.xinfo_consumers(self.keys.queue(queue), GROUP)
+        except ResponseError:
+            return []
+        return [
+            {"name": _text(r["name"]), "pending": int(r["pending"]), "idle": int(r["idle"])} for r in rows
+        ]
+
+    def forget_consumer(self, queue: str, consumer: str) -> None:
+        """Remove a consumer (that holds no lease) from a queue's group."""
+        try:
+            self.client.xgroup_delconsumer(self.keys.queue(queue), GROUP, consumer)
+        except ResponseError:
+            pass
+
+    # -- scheduled jobs ---------------------------------------------------------------------------
+
+    def promote(self, queue: str, now: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
+        """Move due jobs of ``queue`` from its scheduled set into the queue.
+
+        Returns:
+            ``(moved, next_due_ms)``; ``next_due_ms`` is None when nothing else is scheduled.
+        """
+        k = self.keys
+        moved, nxt = self._script(
+            "promote", [k.scheduled(queue), k.queue(queue)],
+            [now_ms() if now is None else now, limit, k.job_prefix(queue)],
+        )
+        return int(moved), (None if int(nxt) < 0 else int(nxt))
+
+    def known_queues(self) -> list[str]:
+        """Every queue name ever used in this namespace, sorted."""
+        return sorted(_text(q) for q in self.client.smembers(self.keys.queues))
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def find_queue(self, job_id: str) -> str | None:
+        """The queue whose keys hold job ``job_id``, or None if no queue knows it."""
+        queues = self.with_retry(self.known_queues)
+        if not queues:
+            return None
+        found = self.with_retry(lambda: self._exists_in(queues, job_id))
+        return next((q for q, hit in zip(queues, found, strict=True) if hit), None)
+
+    def _exists_in(self, queues: list[str], job_id: str) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.exists(self.keys.job(queue, job_id))
+        return pipe.execute()
+
+    def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:
+        """Every field of a job's record (empty when it is unknown or expired)."""
+        raw = self.with_retry(lambda: self.client.hgetall(self.keys.job(queue, job_id)))
+        return {_text(k): v for k, v in raw.items()}
+
+    def job_status(self, queue: str, job_id: str) -> str | None:
+        """A job's status, or None when it is unknown or expired."""
+        raw = self.with_retry(lambda: self.client.hget(self.keys.job(queue, job_id), "status"))
+        return None if raw is None else _text(raw)
+
+    def wait_done(self, queue: str, job_id: str, timeout_s: float | None) -> bool:
+        """Block until the job reaches a final state (True) or ``timeout_s`` passes (False).
+
+        Waits on the job's ``done`` list with BLMOVE onto itself, so any number of waiters wake
+        without polling and without consuming the signal.
+        """
+        key = self.keys.done(queue, job_id)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = MAX_BLOCK_S if deadline is None else min(MAX_BLOCK_S, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            wait = max(left, 0.01)
+            if self.with_retry(lambda wait=wait: self.client.blmove(key, key, wait, "RIGHT", "LEFT")) is not None:
+                return True
+
+    def cancel(self, queue: str, job_id: str) -> str | None:
+        """Cancel a queued or scheduled job, or ask the worker running it to stop.
+
+        Returns:
+            The status after the call, or None when the job is unknown.
+        """
+        k = self.keys
+        result = self.with_retry(lambda: self._script(
+            "cancel",
+            [k.queue(queue), k.job(queue, job_id), k.scheduled(queue), k.done(queue, job_id),
+             k.cancel_requests(queue)],
+            [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl)],
+        ))
+        return None if result is None else _text(result)
+
+    def revive(self, queue: str, job_id: str) -> bool:
+        """Queue a dead job again for a fresh series of attempts."""
+        k = self.keys
+        return bool(self.with_retry(lambda: self._script(
+            "revive", [k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id)],
+            [job_id, now_ms()],
+        )))
+
+    def dead_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[tuple[str, int]]:
+        """Dead job ids of ``queue`` with their time of death (ms), newest first."""
+        rows = self.client.zrevrange(self.keys.dead(queue), start, stop, withscores=True)
+        return [(_text(job_id), int(score)) for job_id, score in rows]
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, info: dict[str, str]) -> None:
+        """Record a worker (host, pid, queues, started…) and its first heartbeat."""
+        self.client.hset(self.keys.worker(worker_id), mapping=info)
+        self.heartbeat([worker_id])
+
+    def heartbeat(self, worker_ids: Sequence[str]) -> None:
+        """Record that these workers are alive now.
+
+        The registry stores each worker's deadline (now + 3 heartbeat intervals of *that* worker), so
+        workers with different intervals judge each other correctly.
+        """
+        if not worker_ids:
+            return
+        silent_ms = to_ms(self.settings.heartbeat_interval * 3)
+        now = now_ms()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.keys.workers, dict.fromkeys(worker_ids, now + silent_ms))
+        for worker_id in worker_ids:
+            pipe.hset(self.keys.worker(worker_id), "heartbeat_ms", now)
+            pipe.pexpire(self.keys.worker(worker_id), silent_ms + 1000)
+        pipe.execute()
+
+    def unregister_workers(self, worker_ids: Sequence[str]) -> None:
+        """Forget workers that stopped."""
+        if not worker_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(self.keys.workers, *worker_ids)
+        pipe.delete(*(self.keys.worker(w) for w in worker_ids))
+        pipe.execute()
+
+    def live_workers(self) -> set[str]:
+        """Ids of the workers whose last heartbeat is within three of their intervals."""
+        return {_text(w) for w in self.client.zrangebyscore(self.keys.workers, now_ms(), "+inf")}
+
+    def prune_workers(self) -> list[str]:
+        """Drop workers silent for three intervals from the registry; returns their ids."""
+        gone = [_text(w) for w in self.client.zrangebyscore(self.keys.workers, "-inf", f"({now_ms()}")]
+        if gone:
+            self.unregister_workers(gone)
+        return gone
+
+    def worker_info(self, worker_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The recorded description of each worker."""
+        pipe = self.client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.hgetall(self.keys.worker(worker_id))
+        return [{_text(k): _text(v) for k, v in row.items()} for row in pipe.execute()]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

@@ -1,0 +1,162 @@
+"""The msgpack wire format: a versioned job envelope and the values it carries.
+
+Arguments, results and errors travel as msgpack. Beyond msgpack's own types (None, bool, int, float,
+str, bytes, list, dict), four extension types carry tz-aware ``datetime``, ``date``, ``Decimal`` and
+``UUID``. Tuples come back as lists. Nothing is ever pickled: a payload names a task, it never carries
+code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+
+from resq.errors import DecodeError, EncodeError, PayloadTooLarge
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "Envelope",
+    "decode_envelope",
+    "encode_envelope",
+    "pack",
+    "unpack",
+]
+
+#: The version written into every envelope; decoders refuse a newer one.
+ENVELOPE_VERSION = 1
+
+_EXT_DATETIME = 1  # ISO 8601 text of an aware datetime
+_EXT_DATE = 2  # ISO 8601 text of a date
+_EXT_DECIMAL = 3  # str(Decimal)
+_EXT_UUID = 4  # the 16 raw bytes
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise EncodeError(f"naive datetime {value!r} cannot be sent: give it a tzinfo (e.g. UTC)")
+        return msgpack.ExtType(_EXT_DATETIME, value.isoformat().encode())
+    if isinstance(value, dt.date):
+        return msgpack.ExtType(_EXT_DATE, value.isoformat().encode())
+    if isinstance(value, Decimal):
+        return msgpack.ExtType(_EXT_DECIMAL, str(value).encode())
+    if isinstance(value, uuid.UUID):
+        return msgpack.ExtType(_EXT_UUID, value.bytes)
+    raise EncodeError(
+        f"cannot encode value of type {type(value).__qualname__}: resq payloads carry None, bool, int, "
+        "float, str, bytes, list, dict, aware datetime, date, Decimal and UUID"
+    )
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_DATETIME:
+        return dt.datetime.fromisoformat(data.decode())
+    if code == _EXT_DATE:
+        return dt.date.fromisoformat(data.decode())
+    if code == _EXT_DECIMAL:
+        return Decimal(data.decode())
+    if code == _EXT_UUID:
+        return uuid.UUID(bytes=data)
+    return msgpack.ExtType(code, data)
+
+
+def pack(value: Any) -> bytes:
+    """Encode one value.
+
+    Raises:
+        EncodeError: the value (or something inside it) has no msgpack form.
+    """
+    try:
+        return msgpack.packb(value, default=_default, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
+    except EncodeError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode value: {exc}") from exc
+
+
+def unpack(raw: bytes) -> Any:
+    """Decode one value encoded by :func:`pack`.
+
+    Raises:
+        DecodeError: the bytes are not a valid payload (``raw`` keeps them).
+    """
+    try:
+        return msgpack.unpackb(raw, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises many unrelated types on garbage
+        raise DecodeError(f"cannot decode payload: {type(exc).__name__}: {exc}", raw) from exc
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a job carries on the wire: which task, its arguments, and job options."""
+
+    id: str
+    task: str
+    queue: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    created_ms: int = 0
+    #: options that travel with the job (e.g. per-job overrides set by hooks)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_envelope(envelope: Envelope, max_bytes: int) -> bytes:
+    """Encode an envelope, refusing payloads over ``max_bytes``.
+
+    Raises:
+        EncodeError: an argument has no msgpack form.
+        PayloadTooLarge: the encoded job is over ``max_bytes``.
+    """
+    raw = pack(
+        {
+            "v": ENVELOPE_VERSION,
+            "id": envelope.id,
+            "task": envelope.task,
+            "queue": envelope.queue,
+            "args": list(envelope.args),
+            "kwargs": envelope.kwargs,
+            "created_ms": envelope.created_ms,
+            "meta": envelope.meta,
+        }
+    )
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(len(raw), max_bytes)
+    return raw
+
+
+def decode_envelope(raw: bytes) -> Envelope:
+    """Decode an envelope written by :func:`encode_envelope`.
+
+    Raises:
+        DecodeError: not msgpack, not an envelope, or a newer version (``raw`` keeps the bytes).
+    """
+    data = unpack(raw)
+    if not isinstance(data, dict):
+        raise DecodeError(f"payload is a {type(data).__name__}, not a job envelope", raw)
+    version = data.get("v")
+    if not isinstance(version, int) or version > ENVELOPE_VERSION:
+        raise DecodeError(f"unsupported envelope version {version!r} (this resq reads {ENVELOPE_VERSION})", raw)
+    try:
+        return Envelope(
+            id=_typed(data, "id", str),
+            task=_typed(data, "task", str),
+            queue=_typed(data, "queue", str),
+            args=_typed(data, "args", list),
+            kwargs=_typed(data, "kwargs", dict),
+            created_ms=_typed(data, "created_ms", int),
+            meta=_typed(data, "meta", dict),
+        )
+    except TypeError as exc:
+        raise DecodeError(f"malformed job envelope: {exc}", raw) from exc
+
+
+def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind):
+        raise TypeError(f"field {key!r} should be {kind.__name__}, got {type(value).__name__}")
+    return value

@@ -1,0 +1,138 @@
+"""Every exception resq raises, under one root.
+
+::
+
+    ResqError
+    ├── ConfigError              bad settings, task options, queue names, cron entries
+    ├── EncodeError (TypeError)  an argument or result msgpack cannot carry
+    ├── DecodeError              a payload that cannot be decoded (keeps the raw bytes)
+    ├── PayloadTooLarge          an encoded job over ``max_payload_bytes``
+    ├── BrokerUnavailable        Redis could not be reached after bounded retries
+    ├── UnknownJob               ``app.job(id)`` for an id Redis does not know
+    ├── ResultTimeout            ``Job.result(timeout=…)`` ran out of time
+    └── JobFailed                the job ended dead: carries the remote type, message, traceback
+        └── JobCancelled         the job was cancelled
+
+Control flow, raised inside tasks and hooks (not errors of resq itself):
+
+::
+
+    Retry        ``raise Retry(delay=…)`` asks for another attempt
+    Veto         a ``before_enqueue`` hook refuses the job
+    SkipJob      a ``before_perform`` hook skips the job (status ``cancelled``)
+    SoftTimeout  raised inside a task when its ``soft_timeout`` elapses
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConfigError",
+    "DecodeError",
+    "EncodeError",
+    "JobCancelled",
+    "JobFailed",
+    "PayloadTooLarge",
+    "ResqError",
+    "ResultTimeout",
+    "Retry",
+    "SkipJob",
+    "SoftTimeout",
+    "UnknownJob",
+    "Veto",
+]
+
+
+class ResqError(Exception):
+    """The root of every error resq raises."""
+
+
+class ConfigError(ResqError):
+    """Invalid configuration: a setting, a task option, a queue name, a schedule entry."""
+
+
+class EncodeError(ResqError, TypeError):
+    """A value cannot be carried by the msgpack payload format."""
+
+
+class DecodeError(ResqError):
+    """A payload cannot be decoded; ``raw`` keeps the bytes that failed."""
+
+    def __init__(self, message: str, raw: bytes = b"") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class PayloadTooLarge(ResqError):
+    """An encoded job is larger than the configured ``max_payload_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"encoded job is {size} bytes, over the limit of {limit} bytes (max_payload_bytes)")
+        self.size = size
+        self.limit = limit
+
+
+class BrokerUnavailable(ResqError):
+    """Redis could not be reached, even after a bounded number of retries."""
+
+
+class UnknownJob(ResqError):
+    """No job with this id is known to Redis (never enqueued, or expired)."""
+
+
+class ResultTimeout(ResqError):
+    """``Job.result(timeout=…)`` returned before the job finished."""
+
+
+class JobFailed(ResqError):
+    """The job ended without a result; carries the remote exception as text.
+
+    Attributes:
+        job_id: the failed job's id.
+        exc_type: the remote exception's qualified type name.
+        exc_message: the remote exception's message.
+        traceback: the remote traceback, as text.
+    """
+
+    def __init__(self, job_id: str, exc_type: str, exc_message: str, traceback: str = "") -> None:
+        super().__init__(f"job {job_id} failed: {exc_type}: {exc_message}")
+        self.job_id = job_id
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+
+
+class JobCancelled(JobFailed):
+    """The job was cancelled before it could finish."""
+
+
+class Retry(Exception):  # noqa: N818 - control flow, named for what it asks
+    """Raise inside a task to ask for another attempt.
+
+    Args:
+        delay: seconds (or a ``timedelta``) before the next attempt; ``None`` uses the task's backoff.
+
+    Example::
+
+        @app.task(retries=5)
+        def fetch(url):
+            if rate_limited():
+                raise Retry(delay=30)
+    """
+
+    def __init__(self, delay: float | object | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
+class Veto(Exception):  # noqa: N818
+    """Raised by a ``before_enqueue`` hook to refuse a job: nothing is enqueued."""
+
+
+class SkipJob(Exception):  # noqa: N818
+    """Raised by a ``before_perform`` hook to skip a job: its status becomes ``cancelled``."""
+
+
+class SoftTimeout(Exception):  # noqa: N818
+    """Raised inside a task when its ``soft_timeout`` elapses, so it can clean up."""

@@ -1,0 +1,189 @@
+"""Jobs: their statuses and the handle producers hold (``status``, ``result``, ``info``, ``cancel``)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from resq.clock import from_ms
+from resq.codec import decode_envelope, unpack
+from resq.errors import DecodeError, JobCancelled, JobFailed, ResultTimeout, UnknownJob
+
+if TYPE_CHECKING:
+    from resq.app import Resq
+
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "Job", "JobStatus", "new_job_id"]
+
+R = TypeVar("R")
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life; a ``str``, so ``job.status() == "dead"`` holds."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+#: Statuses of a job that may still run.
+ACTIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING})
+#: Statuses a job ends in.
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
+
+
+def new_job_id() -> str:
+    """A unique, time-sortable id: 12 hex digits of milliseconds, then 10 random hex digits."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(5)}"
+
+
+class Job(Generic[R]):
+    """A handle on one job, held by the producer (``task.delay()``) or found by ``app.job(id)``.
+
+    Attributes:
+        id: the job's id.
+        attempt: inside a worker, the number of the attempt running (1 for the first); else 0.
+    """
+
+    def __init__(self, app: Resq, job_id: str, queue: str | None = None, *, task: str = "", attempt: int = 0) -> None:
+        self.app = app
+        self.id = job_id
+        self._queue = queue
+        self.task = task
+        self.attempt = attempt
+        #: what ``before_enqueue`` hooks may change: queue, args, kwargs, meta
+        self.options: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} task={self.task or '?'} queue={self._queue or '?'}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def queue(self) -> str:
+        """The queue the job belongs to.
+
+        Raises:
+            UnknownJob: Redis knows no job with this id.
+        """
+        if self._queue is None:
+            self._queue = self.app.broker.find_queue(self.id)
+            if self._queue is None:
+                raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
+        return self._queue
+
+    def status(self) -> JobStatus:
+        """The job's current status.
+
+        Raises:
+            UnknownJob: the job is unknown, or its record expired (after ``result_ttl``).
+        """
+        raw = self.app.broker.job_status(self.queue, self.id)
+        if raw is None:
+            raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
+        return JobStatus(raw)
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait for the job to finish and return its result.
+
+        Blocks in Redis (no polling) until the job is final.
+
+        Args:
+            timeout: seconds to wait at most; None waits as long as it takes.
+
+        Raises:
+            JobFailed: the job is dead; carries the remote exception's type, message and traceback.
+            JobCancelled: the job was cancelled.
+            ResultTimeout: the job did not finish within ``timeout``.
+            UnknownJob: the job is unknown or its record expired.
+        """
+        status = self.status()
+        if status not in TERMINAL_STATUSES:
+            if not self.app.broker.wait_done(self.queue, self.id, timeout):
+                raise ResultTimeout(f"job {self.id} did not finish within {timeout} s (status: {self.status()})")
+        fields = self.app.broker.job_fields(self.queue, self.id)
+        status = JobStatus(fields["status"].decode())
+        if status == JobStatus.SUCCEEDED:
+            return unpack(fields["result"])  # type: ignore[no-any-return]
+        error = _error(fields)
+        if status == JobStatus.CANCELLED:
+            reason = fields.get("cancel_reason", b"cancelled").decode()
+            raise JobCancelled(self.id, "JobCancelled", reason)
+        raise JobFailed(self.id, error.get("type", "?"), error.get("message", ""), error.get("traceback", ""))
+
+    def info(self) -> dict[str, Any]:
+        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, last error.
+
+        Raises:
+            UnknownJob: the job is unknown or its record expired.
+        """
+        fields = self.app.broker.job_fields(self.queue, self.id)
+        if not fields:
+            raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
+        return describe(self.id, self.queue, fields)
+
+    def cancel(self) -> JobStatus:
+        """Cancel the job: a queued or scheduled job is removed; a running one is asked to stop.
+
+        Returns:
+            The status after the call (``cancelled``, ``running`` while the worker stops it, or the
+            final status the job already had).
+
+        Raises:
+            UnknownJob: the job is unknown or its record expired.
+        """
+        result = self.app.broker.cancel(self.queue, self.id)
+        if result is None:
+            raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
+        return JobStatus(result)
+
+
+def _error(fields: dict[str, bytes]) -> dict[str, str]:
+    raw = fields.get("error")
+    if not raw:
+        return {}
+    try:
+        value = unpack(raw)
+    except DecodeError:
+        return {"type": "DecodeError", "message": "the stored error cannot be decoded"}
+    return value if isinstance(value, dict) else {"message": str(value)}
+
+
+_TIMESTAMPS = ("enqueued_ms", "first_started_ms", "started_ms", "finished_ms", "failed_ms", "due_ms")
+
+
+def describe(job_id: str, queue: str, fields: dict[str, bytes]) -> dict[str, Any]:
+    """A plain dict describing a job record, for ``Job.info()`` and the CLI."""
+    text = {k: v.decode("utf-8", "replace") for k, v in fields.items() if k not in ("envelope", "result", "error")}
+    info: dict[str, Any] = {
+        "id": job_id,
+        "queue": queue,
+        "task": text.get("task", ""),
+        "status": text.get("status", ""),
+        "attempts": int(text.get("attempt", "0")),
+        "worker": text.get("worker") or None,
+        "error": _error(fields) or None,
+        "lost": int(text.get("lost", "0")),
+        "duration_ms": int(text["duration_ms"]) if "duration_ms" in text else None,
+    }
+    for name in _TIMESTAMPS:
+        info[name.removesuffix("_ms") + "_at"] = from_ms(int(text[name])) if name in text else None
+    try:
+        envelope = decode_envelope(fields.get("envelope", b""))
+        info["args"], info["kwargs"] = envelope.args, envelope.kwargs
+    except DecodeError:
+        info["args"], info["kwargs"] = None, None
+        info["raw_payload"] = fields.get("envelope", b"")
+    return info
+
+

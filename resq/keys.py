@@ -1,0 +1,104 @@
+"""Every Redis key resq uses, built in this one place.
+
+Keys that belong to one queue share the queue's hash tag ``{ns:queue}``; keys that belong to no queue
+share the namespace's ``{ns}``. Each Lua script therefore touches a single slot, which keeps Redis
+Cluster open to us without changing the layout.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from resq.errors import ConfigError
+
+__all__ = ["NAME_RE", "Keys", "validate_name"]
+
+#: Queue names and namespaces: letters, digits, ``_ . -``; no braces or colons (they shape keys).
+NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+def validate_name(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid queue name or namespace, else raise ``ConfigError``."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ConfigError(
+            f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)"
+        )
+    return value
+
+
+class Keys:
+    """Key names for one namespace.
+
+    Args:
+        namespace: the prefix of every key (default ``resq``).
+    """
+
+    def __init__(self, namespace: str = "resq") -> None:
+        self.namespace = validate_name(namespace, "namespace")
+        self._ns = "{" + namespace + "}"
+        #: set of known queue names
+        self.queues = f"{self._ns}:queues"
+        #: zset worker id -> last heartbeat (ms)
+        self.workers = f"{self._ns}:workers"
+        #: hash entry name -> msgpack entry (periodic entries added at run time)
+        self.cron = f"{self._ns}:cron"
+        #: hash entry name -> last tick fired (ms)
+        self.cron_last = f"{self._ns}:cron:last"
+        #: set of paused cron entry names
+        self.cron_paused = f"{self._ns}:cron:paused"
+        #: pub/sub channel: a job was scheduled (payload: due time in ms)
+        self.wakeup = f"{self._ns}:wakeup"
+        #: pub/sub channel: remote control of workers
+        self.control = f"{self._ns}:control"
+        #: capped stream of lifecycle events
+        self.events = f"{self._ns}:events"
+
+    def _q(self, queue: str) -> str:
+        return "{" + self.namespace + ":" + queue + "}"
+
+    def queue(self, queue: str) -> str:
+        """The stream of ids ready to run in ``queue``."""
+        return f"{self._q(queue)}:queue"
+
+    def job_prefix(self, queue: str) -> str:
+        """The prefix of job hashes in ``queue`` (scripts append the id)."""
+        return f"{self._q(queue)}:job:"
+
+    def job(self, queue: str, job_id: str) -> str:
+        """The hash holding one job's envelope, status, timestamps, error and result."""
+        return f"{self._q(queue)}:job:{job_id}"
+
+    def done(self, queue: str, job_id: str) -> str:
+        """A list that receives one element when the job reaches a final state (wakes ``result()``)."""
+        return f"{self._q(queue)}:done:{job_id}"
+
+    def done_prefix(self, queue: str) -> str:
+        """The prefix of ``done`` lists in ``queue`` (scripts append the id)."""
+        return f"{self._q(queue)}:done:"
+
+    def scheduled(self, queue: str) -> str:
+        """The zset of delayed jobs and retries of ``queue``: id -> due time (ms)."""
+        return f"{self._q(queue)}:scheduled"
+
+    def dead(self, queue: str) -> str:
+        """The capped zset of dead jobs of ``queue``: id -> time of death (ms)."""
+        return f"{self._q(queue)}:dead"
+
+    def cancel_requests(self, queue: str) -> str:
+        """The set of running job ids in ``queue`` whose cancellation was asked for."""
+        return f"{self._q(queue)}:cancel"
+
+    def worker(self, worker_id: str) -> str:
+        """The hash describing one live worker (host, pid, queues, started, current jobs)."""
+        return f"{self._ns}:worker:{worker_id}"
+
+    def stat(self, name: str, day: date | None = None) -> str:
+        """A counter: total when ``day`` is None, else for that UTC day."""
+        if day is None:
+            return f"{self._ns}:stat:{name}"
+        return f"{self._ns}:stat:{name}:{day.isoformat()}"
+
+    def unique_lock(self, entry: str) -> str:
+        """The job id of the last run of a ``unique`` periodic entry."""
+        return f"{self._ns}:cron:unique:{entry}"

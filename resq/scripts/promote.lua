@@ -1,0 +1,21 @@
+-- promote: move due jobs from a queue's scheduled set into its stream, atomically.
+-- Any number of schedulers and workers may run it at once: a job moves exactly once.
+-- KEYS[1] scheduled zset   KEYS[2] queue stream
+-- ARGV[1] now (ms)   ARGV[2] batch limit   ARGV[3] job key prefix (same hash tag as KEYS)
+-- Returns: {moved, next due (ms) or -1}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local moved = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local job_key = ARGV[3] .. id
+  local status = redis.call('HGET', job_key, 'status')
+  if status == 'scheduled' or status == 'retrying' then
+    local entry = redis.call('XADD', KEYS[2], '*', 'id', id)
+    redis.call('HSET', job_key, 'status', 'queued', 'entry', entry)
+    redis.call('HDEL', job_key, 'due_ms')
+    moved = moved + 1
+  end
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #nxt == 0 then return {moved, -1} end
+return {moved, tonumber(nxt[2])}

@@ -1,0 +1,14 @@
+-- start: a worker begins an attempt of a job it fetched from the stream.
+-- KEYS[1] job hash
+-- ARGV[1] worker id   ARGV[2] now (ms)   ARGV[3] stream entry id
+-- Returns: {envelope, attempt, status} on start; {false, 0, status} when the job must not run
+-- (cancelled, or finished by an earlier delivery); {false, 0, 'missing'} when the hash is gone.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {false, 0, 'missing'} end
+if status == 'cancelled' or status == 'succeeded' or status == 'dead' then
+  return {false, 0, status}
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[2], 'worker', ARGV[1], 'entry', ARGV[3])
+if attempt == 1 then redis.call('HSET', KEYS[1], 'first_started_ms', ARGV[2]) end
+return {redis.call('HGET', KEYS[1], 'envelope'), attempt, status}

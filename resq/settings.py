@@ -1,0 +1,76 @@
+"""Settings of a :class:`resq.Resq` app: defaults, environment, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from resq.errors import ConfigError
+from resq.keys import validate_name
+
+__all__ = ["DEFAULT_URL", "Settings"]
+
+#: Where resq looks for Redis when neither an url nor ``RESQ_REDIS_URL`` is given.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an app can be configured with; each name is a keyword of :class:`resq.Resq`."""
+
+    url: str = DEFAULT_URL
+    namespace: str = "resq"
+    #: largest encoded job accepted by ``.delay()``, in bytes
+    max_payload_bytes: int = 8 * 1024 * 1024
+    #: how long results and finished job records are kept, in seconds
+    result_ttl: float = 86400.0
+    #: how many dead jobs each queue keeps at most
+    dead_max_jobs: int = 10_000
+    #: how long dead jobs are kept, in seconds
+    dead_ttl: float = 7 * 86400.0
+    #: how many times a job may lose its worker (crash, kill -9) before it is dead ("worker lost")
+    max_worker_losses: int = 3
+    #: seconds between worker heartbeats; a worker silent for 3 intervals is dead
+    heartbeat_interval: float = 5.0
+    #: seconds to wait for a TCP connection to Redis
+    connect_timeout: float = 2.0
+    #: seconds to wait for a reply to a (non-blocking) command
+    socket_timeout: float = 5.0
+    #: seconds a producer keeps retrying an unreachable Redis before raising BrokerUnavailable
+    broker_retry_s: float = 5.0
+    #: jobs a worker thread fetches per round trip
+    prefetch: int = 10
+    #: how many per-day statistics are kept, in days
+    stats_days: int = 90
+
+    def __post_init__(self) -> None:
+        validate_name(self.namespace, "namespace")
+        for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "prefetch", "stats_days"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("result_ttl", "dead_ttl", "heartbeat_interval", "connect_timeout", "socket_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")
+
+    @classmethod
+    def build(cls, url: str | None = None, namespace: str | None = None, **settings: Any) -> Settings:
+        """Settings from keywords, falling back to ``RESQ_REDIS_URL`` and ``RESQ_NAMESPACE``.
+
+        Raises:
+            ConfigError: an unknown setting (with a "did you mean" hint) or an invalid value.
+        """
+        known = [f.name for f in dataclasses.fields(cls) if f.name not in ("url", "namespace")]
+        for key in settings:
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1)
+                suffix = f"; did you mean {hint[0]!r}?" if hint else f"; known settings: {', '.join(known)}"
+                raise ConfigError(f"unknown setting {key!r}{suffix}")
+        return cls(
+            url=url or os.environ.get("RESQ_REDIS_URL") or DEFAULT_URL,
+            namespace=namespace or os.environ.get("RESQ_NAMESPACE") or "resq",
+            **settings,
+        )

@@ -1,0 +1,236 @@
+"""Tasks: a function registered with an app, and the ways to enqueue it."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from resq.clock import now_ms, to_ms
+from resq.codec import Envelope, encode_envelope
+from resq.errors import ConfigError
+from resq.job import Job, new_job_id
+from resq.keys import validate_name
+from resq.log import get_logger
+from resq.retry import BackoffPolicy, make_backoff, to_seconds
+
+if TYPE_CHECKING:
+    from resq.app import Resq
+
+__all__ = ["TASK_OPTIONS", "Task", "TaskOptions"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Per-task hooks accepted as task options (see ``docs/hooks.md``).
+TASK_HOOKS = ("before_perform", "after_perform", "on_success", "on_failure", "on_retry", "on_dead")
+#: Every option ``@app.task`` accepts.
+TASK_OPTIONS = ("name", "queue", "retries", "backoff", "retry_on", "timeout", "soft_timeout", "result_ttl",
+                *TASK_HOOKS)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task's validated options."""
+
+    name: str
+    queue: str = "default"
+    retries: int = 0
+    backoff: BackoffPolicy = field(default_factory=lambda: make_backoff("exponential"))
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    #: hard limit of one attempt, in seconds (None: no limit)
+    timeout: float | None = None
+    #: seconds after which ``SoftTimeout`` is raised inside the task (None: never)
+    soft_timeout: float | None = None
+    #: seconds the result is kept (None: the app's ``result_ttl``)
+    result_ttl: float | None = None
+    hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOptions:
+    """Validate ``@task`` options at decoration time.
+
+    Raises:
+        ConfigError: an unknown option (with a hint) or an invalid value.
+    """
+    for key in options:
+        if key not in TASK_OPTIONS:
+            hint = difflib.get_close_matches(key, TASK_OPTIONS, n=1)
+            more = f"; did you mean {hint[0]!r}?" if hint else f"; options are: {', '.join(TASK_OPTIONS)}"
+            raise ConfigError(f"unknown task option {key!r} on {_qualname(fn)}{more}")
+    retries = options.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
+    retry_on = options.get("retry_on", (Exception,))
+    retry_on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    if not all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on):
+        raise ConfigError(f"retry_on must be exception types, got {options['retry_on']!r}")
+    hooks = {name: options[name] for name in TASK_HOOKS if options.get(name) is not None}
+    for name, hook in hooks.items():
+        if not callable(hook):
+            raise ConfigError(f"task hook {name} must be callable, got {hook!r}")
+    return TaskOptions(
+        name=_name(options.get("name") or _qualname(fn)),
+        queue=validate_name(options.get("queue") or "default", "queue name"),
+        retries=retries,
+        backoff=make_backoff(options.get("backoff", "exponential")),
+        retry_on=retry_on,
+        timeout=_positive(options.get("timeout"), "timeout"),
+        soft_timeout=_positive(options.get("soft_timeout"), "soft_timeout"),
+        result_ttl=_positive(options.get("result_ttl"), "result_ttl"),
+        hooks=hooks,
+    )
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"task name must be a non-empty string, got {name!r}")
+    return name
+
+
+def _positive(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = to_seconds(value)
+    if seconds <= 0:
+        raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+class Task(Generic[P, R]):
+    """A function registered with an app; call it to run it here, ``.delay()`` it to run it in a worker.
+
+    Example::
+
+        @app.task(retries=3, queue="mail")
+        def send_mail(to: str, subject: str) -> str: ...
+
+        send_mail("a@b.c", "hi")                  # runs now, in this process
+        job = send_mail.delay("a@b.c", "hi")      # runs in a worker; job.result(timeout=10)
+    """
+
+    def __init__(self, app: Resq, fn: Callable[P, R], options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self.queue = options.queue
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task synchronously, in this process (no Redis involved)."""
+        return self.fn(*args, **kwargs)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Enqueue the task with these arguments, to run as soon as a worker is free.
+
+        Raises:
+            EncodeError: an argument cannot be carried by msgpack (nothing is enqueued).
+            PayloadTooLarge: the encoded job is over ``max_payload_bytes`` (nothing is enqueued).
+            BrokerUnavailable: Redis could not be reached after a bounded retry.
+        """
+        return self.apply_async(args, kwargs)
+
+    def enqueue_in(self, delay: float | timedelta, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Enqueue the task to run after ``delay`` (seconds or a ``timedelta``)."""
+        return self.apply_async(args, kwargs, delay=delay)
+
+    def enqueue_at(self, when: datetime, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Enqueue the task to run at ``when``, a timezone-aware datetime.
+
+        Raises:
+            ConfigError: ``when`` is naive (it would be ambiguous).
+        """
+        return self.apply_async(args, kwargs, at=when)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> Job[R]:
+        """Enqueue the task, keeping task arguments and job options apart.
+
+        Args:
+            args: positional arguments of the task.
+            kwargs: keyword arguments of the task.
+            queue: the queue to use instead of the task's own.
+            delay: run after this many seconds (or this ``timedelta``).
+            at: run at this timezone-aware datetime.
+            job_id: the job's id; enqueueing an id whose job is still live does nothing and returns
+                a handle on that job (an idempotency key).
+
+        Returns:
+            A :class:`~resq.Job` handle.
+
+        Raises:
+            ConfigError: both ``delay`` and ``at``, a naive ``at``, or an invalid queue name.
+            EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
+        """
+        target = validate_name(queue, "queue name") if queue is not None else self.queue
+        due_ms = _due_ms(delay, at)
+        envelope = Envelope(
+            id=job_id or new_job_id(), task=self.name, queue=target, args=list(args),
+            kwargs=dict(kwargs or {}), created_ms=now_ms(),
+        )
+        envelope = self._run_before_enqueue(envelope)
+        raw = encode_envelope(envelope, self.app.settings.max_payload_bytes)
+        status, created = self.app.broker.enqueue(envelope.queue, envelope.id, self.name, raw, due_ms)
+        job = Job(self.app, envelope.id, envelope.queue, task=self.name)
+        log.info("enqueued", job_id=job.id, task=self.name, queue=envelope.queue, status=status,
+                 due_ms=due_ms or None, duplicate=not created)
+        if created:
+            self.app.hooks.run("after_enqueue", job, job=job)
+        return job
+
+    def _run_before_enqueue(self, envelope: Envelope) -> Envelope:
+        """Let ``before_enqueue`` hooks change the job's options (``job.options``) or veto it."""
+        hooks = self.app.hooks
+        hooks.load_entry_points()
+        if not hooks.registered("before_enqueue"):
+            return envelope
+        job: Job[R] = Job(self.app, envelope.id, envelope.queue, task=self.name)
+        job.options.update(queue=envelope.queue, args=envelope.args, kwargs=envelope.kwargs, meta=envelope.meta)
+        hooks.run("before_enqueue", job, job=job)
+        return replace(
+            envelope, queue=validate_name(job.options["queue"], "queue name"), args=list(job.options["args"]),
+            kwargs=dict(job.options["kwargs"]), meta=dict(job.options["meta"]),
+        )
+
+
+def _due_ms(delay: float | timedelta | None, at: datetime | None) -> int:
+    if delay is not None and at is not None:
+        raise ConfigError("give either delay or at, not both")
+    if at is not None:
+        if not isinstance(at, datetime):
+            raise ConfigError(f"at must be a datetime, got {at!r}")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ConfigError(
+                f"enqueue_at needs a timezone-aware datetime, got naive {at!r}: "
+                "use e.g. datetime(..., tzinfo=timezone.utc)"
+            )
+        return int(at.timestamp() * 1000)
+    if delay is not None:
+        seconds = to_seconds(delay)
+        if seconds < 0:
+            raise ConfigError(f"delay must not be negative, got {delay!r}")
+        return now_ms() + to_ms(seconds) if seconds > 0 else 0
+    return 0

@@ -1,0 +1,183 @@
+"""The body of one worker child: fetch leases in batches, perform them, record outcomes.
+
+Each fetching thread runs :meth:`Consumer.run_once` in a loop. One pass fetches a batch of leases
+(blocking in Redis, no poll interval), then for each job records the previous outcome and starts the
+next attempt in a single round trip, so a batch costs one round trip per job plus one.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from resq.app import Resq
+from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Discarded, Outcome, Started
+from resq.codec import pack
+from resq.log import get_logger
+from resq.worker.executor import Executor, error_record
+
+__all__ = ["Consumer", "ConsumerState"]
+
+log = get_logger("resq.worker")
+
+#: Longest pause between reconnection attempts while Redis is away, in seconds.
+RECONNECT_CAP_S = 5.0
+#: Statuses a delivered job may be started from.
+_RUNNABLE = frozenset({"queued", "running", "retrying", "scheduled"})
+
+
+@dataclass
+class ConsumerState:
+    """What a child shares between its fetching threads, its signal handlers and its supervisor."""
+
+    #: set: finish the jobs in hand, fetch no more
+    stopping: threading.Event = field(default_factory=threading.Event)
+    #: set: give back unstarted leases at once
+    abort: threading.Event = field(default_factory=threading.Event)
+    #: set: fetch nothing until cleared (USR2 / CONT)
+    paused: threading.Event = field(default_factory=threading.Event)
+    processed: int = 0
+    #: thread ident -> the delivery it is performing
+    running: dict[int, Delivery] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Consumer:
+    """Fetches and performs jobs for one worker child.
+
+    Args:
+        app: the app (its registry decides what may run).
+        worker_id: this child's id, used as its consumer name in every queue's group.
+        queues: queue names in priority order.
+        prefetch: leases taken per fetch.
+        burst: stop once the queues are empty.
+        state: shared flags and counters.
+        executor: performs one attempt.
+        on_job: called with ``("begin", delivery, task)`` and ``("end", delivery, None)`` (the
+            supervisor uses it to enforce hard timeouts).
+    """
+
+    def __init__(self, app: Resq, worker_id: str, queues: list[str], *, prefetch: int = 1, burst: bool = False,
+                 state: ConsumerState | None = None, executor: Executor | None = None,
+                 on_job: Callable[[str, Delivery, Any], None] | None = None) -> None:
+        self.app = app
+        self.broker = app.broker
+        self.worker_id = worker_id
+        self.queues = queues
+        self.prefetch = prefetch
+        self.burst = burst
+        self.state = state or ConsumerState()
+        self.executor = executor or Executor(app)
+        self._on_job = on_job or (lambda event, delivery, task: None)
+        self._backoff_s = 0.0
+
+    def run(self) -> None:
+        """Loop over :meth:`run_once` until stopped (or, in burst mode, until the queues are empty)."""
+        while not self.state.stopping.is_set():
+            if self.state.paused.is_set():
+                self.state.stopping.wait(0.2)
+                continue
+            try:
+                done = self.run_once()
+            except CONNECTION_ERRORS as exc:
+                self._wait_for_redis(exc)
+                continue
+            self._backoff_s = 0.0
+            if done is None:
+                return
+
+    def run_once(self, block_s: float | None = 2.0) -> int | None:
+        """Fetch one batch and perform it.
+
+        Returns:
+            How many jobs were performed, or None in burst mode when the queues are empty.
+        """
+        deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None if self.burst else block_s)
+        if not deliveries:
+            if self.burst and not self._promote_due():
+                return None
+            return 0
+        return self.perform_batch(deliveries)
+
+    def perform_batch(self, deliveries: list[Delivery]) -> int:
+        """Perform leased deliveries in order; hand back those not started when asked to stop."""
+        outcomes: list[Outcome] = []
+        performed = 0
+        for index, delivery in enumerate(deliveries):
+            if self.state.abort.is_set() or (self.state.stopping.is_set() and index > 0):
+                self._settle(outcomes)
+                self._hand_back(deliveries[index:])
+                return performed
+            started = self._advance(outcomes, delivery)
+            outcomes = [self._perform(started)]
+            performed += 1
+        self._settle(outcomes)
+        return performed
+
+    def _advance(self, outcomes: list[Outcome], delivery: Delivery) -> Started:
+        """Record outcomes and start ``delivery`` in one round trip, riding out a Redis outage."""
+        while True:
+            try:
+                started = self.broker.advance(self.worker_id, outcomes, delivery)
+                assert started is not None
+                return started
+            except CONNECTION_ERRORS as exc:
+                self._wait_for_redis(exc)
+
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        """Record outcomes; while Redis is away keep them and retry (a job is never silently lost)."""
+        while outcomes:
+            try:
+                self.broker.advance(self.worker_id, outcomes)
+                return
+            except CONNECTION_ERRORS as exc:
+                self._wait_for_redis(exc)
+
+    def _perform(self, started: Started) -> Outcome:
+        delivery = started.delivery
+        if started.prior_status == "garbage":
+            return self._bury_garbage(delivery)
+        if started.prior_status not in _RUNNABLE:
+            return Discarded(delivery, str(delivery.job_id))  # cancelled, finished or expired meanwhile
+        ident = threading.get_ident()
+        with self.state.lock:
+            self.state.running[ident] = delivery
+        self._on_job("begin", delivery, None)
+        try:
+            return self.executor.perform(started)
+        finally:
+            with self.state.lock:
+                self.state.running.pop(ident, None)
+                self.state.processed += 1
+            self._on_job("end", delivery, None)
+
+    def _bury_garbage(self, delivery: Delivery) -> Outcome:
+        """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""
+        job_id = "garbage-" + delivery.entry
+        raw = pack({k.decode("utf-8", "replace"): v for k, v in delivery.fields.items()})
+        reason = "undecodable queue entry: expected a single 'id' field"
+        log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
+        return Buried(delivery, job_id, error_record(None, "DecodeError", reason), 0, raw=raw,
+                      failed_attempt=False)
+
+    def _hand_back(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            try:
+                self.broker.release(delivery, "returned")
+            except CONNECTION_ERRORS:
+                return  # the supervisor or the reaper gives them back once Redis answers
+
+    def _promote_due(self) -> int:
+        return sum(self.broker.promote(queue)[0] for queue in self.queues)
+
+    def _wait_for_redis(self, exc: BaseException) -> None:
+        self._backoff_s = min(RECONNECT_CAP_S, max(0.1, self._backoff_s * 2))
+        delay = random.uniform(self._backoff_s / 2, self._backoff_s)
+        log.warning("redis_unavailable", error=str(exc), retry_in_s=round(delay, 2))
+        if self.state.abort.wait(delay):
+            raise SystemExit(0)
+        time.sleep(0)

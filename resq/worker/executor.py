@@ -1,0 +1,193 @@
+"""Performing one attempt of a job: decode, look up the task, run hooks and the task, classify the outcome.
+
+Returns an :class:`~resq.broker.Outcome` and never raises for anything the job did: a failing task,
+an unknown task, an undecodable payload or a failing hook all become data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from resq.app import Resq
+from resq.broker import Buried, Cancelled, Delivery, Outcome, Retried, Started, Succeeded
+from resq.clock import now_ms, to_ms
+from resq.codec import Envelope, decode_envelope, pack
+from resq.context import _current
+from resq.errors import DecodeError, EncodeError, Retry, SkipJob
+from resq.job import Job
+from resq.log import get_logger, job_context
+from resq.retry import to_seconds
+from resq.task import Task
+from resq.worker.timeouts import CancelInterrupt, JobInterrupted, TimeLimitExceeded, time_limits
+
+__all__ = ["Executor", "error_record"]
+
+log = get_logger("resq.worker")
+
+
+def error_record(exc: BaseException | None, type_name: str = "", message: str = "", tb: str = "") -> bytes:
+    """The stored form of an error: type, message and traceback as text, never an exception object."""
+    if exc is not None:
+        type_name = type_name or f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+        message = message or str(exc)
+        tb = tb or "".join(traceback.format_exception(exc))
+    return pack({"type": type_name, "message": message, "traceback": tb})
+
+
+class Executor:
+    """Runs attempts for one worker child.
+
+    Args:
+        app: the app whose task registry decides what may run.
+        loop_runner: runs a coroutine to completion (on the child's event loop) with a hard timeout.
+    """
+
+    def __init__(self, app: Resq, loop_runner: Callable[[Any, float | None], Any] | None = None) -> None:
+        self.app = app
+        self._run_coroutine = loop_runner or _run_coroutine_here
+
+    def perform(self, started: Started) -> Outcome:
+        """Perform one started attempt and return its outcome."""
+        d = started.delivery
+        job_id = str(d.job_id)
+        try:
+            envelope = decode_envelope(started.envelope or b"")
+        except DecodeError as exc:
+            log.error("dead", job_id=job_id, queue=d.queue, attempt=started.attempt, reason=str(exc))
+            return Buried(d, job_id, error_record(exc, "DecodeError"), 0, failed_attempt=False)
+        task = self.app.tasks.get(envelope.task)
+        if task is None:
+            reason = f"unknown task '{envelope.task}'"
+            log.error("dead", job_id=job_id, task=envelope.task, queue=d.queue, attempt=started.attempt,
+                      reason=reason)
+            return Buried(d, job_id, error_record(None, "UnknownTask", reason), 0, task=envelope.task,
+                          failed_attempt=False)
+        job: Job[Any] = Job(self.app, job_id, d.queue, task=task.name, attempt=started.attempt)
+        token = _current.set(job)
+        try:
+            with job_context(job_id, task.name, d.queue, started.attempt):
+                return self._attempt(task, job, envelope, d)
+        finally:
+            _current.reset(token)
+
+    def _attempt(self, task: Task[Any, Any], job: Job[Any], envelope: Envelope, d: Delivery) -> Outcome:
+        hooks, task_hooks = self.app.hooks, task.options.hooks
+        log.info("started")
+        try:
+            hooks.run("before_perform", job, job=job, extra=_one(task_hooks.get("before_perform")))
+        except SkipJob as exc:
+            log.info("cancelled", reason=f"skipped by before_perform: {exc}")
+            return Cancelled(d, job.id, f"skipped: {exc}", task=task.name)
+        began = time.monotonic()
+        try:
+            with hooks.around_perform(job):
+                result = self._call(task, envelope)
+            encoded = pack(result)
+        except CancelInterrupt:
+            log.info("cancelled", reason="cancelled while running", duration_ms=_elapsed_ms(began))
+            return Cancelled(d, job.id, "cancelled while running", task=task.name)
+        except JobInterrupted as exc:
+            return self._failed(task, job, d, exc, _elapsed_ms(began))
+        except Exception as exc:
+            return self._failed(task, job, d, exc, _elapsed_ms(began))
+        duration = _elapsed_ms(began)
+        hooks.run("after_perform", job, result, job=job, extra=_one(task_hooks.get("after_perform")))
+        hooks.run("on_success", job, result, job=job, extra=_one(task_hooks.get("on_success")))
+        log.info("succeeded", duration_ms=duration)
+        ttl = task.options.result_ttl or self.app.settings.result_ttl
+        return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name)
+
+    def _call(self, task: Task[Any, Any], envelope: Envelope) -> Any:
+        options = task.options
+        if task.is_async:
+            return self._run_coroutine(task.fn(*envelope.args, **envelope.kwargs), options.timeout)
+        with time_limits(options.soft_timeout, options.timeout):
+            return task.fn(*envelope.args, **envelope.kwargs)
+
+    def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException,
+                duration: int) -> Outcome:
+        """Classify a failed attempt: retry by the task's policy, or bury it."""
+        hooks, task_hooks = self.app.hooks, task.options.hooks
+        reason = exc.reason if isinstance(exc, JobInterrupted) else f"{type(exc).__name__}: {exc}"
+        error = error_record(exc, "TimeoutError" if isinstance(exc, TimeLimitExceeded) else "", reason
+                             if isinstance(exc, JobInterrupted) else "")
+        log.warning("failed", duration_ms=duration, error=reason, exc_info=not isinstance(exc, JobInterrupted))
+        hooks.run("on_failure", job, exc, job=job, extra=_one(task_hooks.get("on_failure")))
+        delay = self.retry_delay(task, job.attempt, exc)
+        if delay is not None:
+            due = now_ms() + to_ms(delay)
+            hooks.run("on_retry", job, exc, job=job, extra=_one(task_hooks.get("on_retry")))
+            log.info("retrying", duration_ms=duration, delay_s=round(delay, 3), next_attempt=job.attempt + 1)
+            return Retried(d, job.id, error, due, duration, task=task.name)
+        hooks.run("on_dead", job, exc, job=job, extra=_one(task_hooks.get("on_dead")))
+        log.error("dead", duration_ms=duration, reason=reason)
+        return Buried(d, job.id, error, duration, task=task.name)
+
+    @staticmethod
+    def retry_delay(task: Task[Any, Any], attempt: int, exc: BaseException) -> float | None:
+        """Seconds before the next attempt, or None when this failure is final."""
+        options = task.options
+        if attempt > options.retries or isinstance(exc, EncodeError):
+            return None  # no attempts left; an unencodable result fails the same way every time
+        if isinstance(exc, Retry):
+            return max(0.0, to_seconds(exc.delay)) if exc.delay is not None else options.backoff(attempt)  # type: ignore[arg-type]
+        if isinstance(exc, (JobInterrupted, *options.retry_on)):
+            return max(0.0, options.backoff(attempt))
+        return None
+
+
+def _one(hook: Callable[..., Any] | None) -> tuple[Callable[..., Any], ...]:
+    return () if hook is None else (hook,)
+
+
+def _elapsed_ms(began: float) -> int:
+    return int((time.monotonic() - began) * 1000)
+
+
+def _run_coroutine_here(coro: Any, timeout: float | None) -> Any:
+    """Run a coroutine on a fresh event loop (used when the child has no loop thread)."""
+    async def limited() -> Any:
+        return await _with_timeout(coro, timeout)
+
+    return asyncio.run(limited())
+
+
+async def _with_timeout(coro: Any, timeout: float | None) -> Any:
+    if timeout is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError:
+        raise TimeLimitExceeded(timeout) from None
+
+
+class LoopThread:
+    """An event loop on its own thread, shared by the async tasks of one worker child."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="resq-asyncio", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any, timeout: float | None) -> Any:
+        """Run ``coro`` on the loop and wait for its result (hard ``timeout`` enforced on the loop)."""
+        future = asyncio.run_coroutine_threadsafe(_with_timeout(coro, timeout), self.loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise JobInterrupted("cancelled") from None
+        except BaseException:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)

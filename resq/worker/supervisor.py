@@ -1,0 +1,307 @@
+"""The supervisor: forks N children, heartbeats for them, promotes due jobs, reaps dead workers' leases,
+enforces hard time limits, and turns the operator's signals into a polite (or immediate) stop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from multiprocessing import connection
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+from resq.app import Resq
+from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Retried
+from resq.clock import now_ms, to_ms
+from resq.log import get_logger
+from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
+from resq.worker.executor import Executor, error_record
+from resq.worker.maintenance import Maintenance
+from resq.worker.timeouts import TimeLimitExceeded
+
+__all__ = ["Supervisor", "WorkerConfig"]
+
+log = get_logger("resq.worker")
+
+#: Longest sleep of the supervisor's loop, in seconds (bounds how late a due job is promoted).
+TICK_S = 0.25
+#: Seconds past a task's hard timeout before the supervisor kills a child that did not stop it itself.
+KILL_MARGIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Options of ``resq worker``."""
+
+    queues: list[str] = field(default_factory=lambda: ["default"])
+    concurrency: int = 1
+    threads: int = 1
+    prefetch: int = 1
+    burst: bool = False
+    grace_period_s: float = 30.0
+    max_jobs_per_child: int | None = None
+    max_memory_per_child_mb: int | None = None
+
+
+@dataclass
+class _ChildProc:
+    pid: int
+    worker_id: str
+    reader: Connection
+    #: thread ident -> (delivery, monotonic start)
+    running: dict[int, tuple[Delivery, float]] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Runs ``resq worker``.
+
+    Args:
+        app: the app whose tasks the children run.
+        config: queues, concurrency and limits.
+    """
+
+    def __init__(self, app: Resq, config: WorkerConfig) -> None:
+        self.app = app
+        self.config = config
+        self.broker = app.broker
+        self.host = socket.gethostname()
+        self.supervisor_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.children: dict[int, _ChildProc] = {}
+        self.maintenance = Maintenance(app, config.queues)
+        self._stop_requests = 0
+        self._grace_deadline: float | None = None
+        self._pending_signals: list[int] = []
+        self._last_heartbeat = 0.0
+        #: every child id this supervisor started (their leases are given back when it stops)
+        self._spawned: list[str] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until stopped; returns the process exit status."""
+        self._install_signals()
+        self.app.hooks.load_entry_points()
+        self._wait_until_ready()
+        self.app.hooks.run("worker_start", self)
+        log.info("worker_started", worker=self.supervisor_id, queues=self.config.queues,
+                 concurrency=self.config.concurrency, threads=self.config.threads, pid=os.getpid())
+        for _ in range(self.config.concurrency):
+            self._spawn()
+        while self.children:
+            self._tick()
+        self._finish()
+        return 0
+
+    def _wait_until_ready(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self.broker.ensure_groups(self.config.queues)
+                self.maintenance.run_due(force=True)
+                return
+            except CONNECTION_ERRORS as exc:
+                log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
+                if self._stop_requests:
+                    raise SystemExit(0) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _finish(self) -> None:
+        try:
+            self.maintenance.release_consumers(self._spawned, "returned")
+            self.broker.unregister_workers(self._spawned)
+        except CONNECTION_ERRORS as exc:
+            log.warning("redis_unavailable", error=str(exc), during="shutdown")
+        self.app.hooks.run("worker_stop", self)
+        log.info("worker_stopped", worker=self.supervisor_id)
+
+    # -- children ---------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        worker_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
+        reader, writer = connection.Pipe(duplex=False)
+        info = {"host": self.host, "pid": "0", "supervisor": self.supervisor_id,
+                "queues": ",".join(self.config.queues), "started_ms": str(now_ms()), "current": ""}
+        pid = os.fork()
+        if pid == 0:  # the child
+            reader.close()
+            os._exit(self._child_main(worker_id, writer, info))
+        writer.close()
+        self.children[pid] = _ChildProc(pid, worker_id, reader)
+        self._spawned.append(worker_id)
+        log.info("child_started", child_pid=pid, worker=worker_id)
+
+    def _child_main(self, worker_id: str, writer: Connection, info: dict[str, str]) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT):
+            signal.signal(sig, signal.SIG_DFL)
+        try:
+            self.app.broker.reset_after_fork()
+            self.app.broker.register_worker(worker_id, {**info, "pid": str(os.getpid())})
+            cfg = self.config
+            child_cfg = ChildConfig(worker_id, cfg.queues, cfg.threads, cfg.prefetch, cfg.burst,
+                                    cfg.max_jobs_per_child, cfg.max_memory_per_child_mb)
+            return run_child(self.app, child_cfg, writer.send)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        except BaseException as exc:
+            log.error("child_crashed", error=repr(exc), exc_info=True)
+            return 1
+
+    def _tick(self) -> None:
+        """One pass of the loop: messages, exits, signals, time limits, maintenance."""
+        timeout = min(TICK_S, self.maintenance.seconds_until_due())
+        ready = connection.wait([c.reader for c in self.children.values()], timeout=max(timeout, 0.0))
+        for reader in ready:
+            self._drain(reader)  # type: ignore[arg-type]
+        self._handle_signals()
+        self._reap_children()
+        self._enforce_time_limits()
+        if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
+            log.warning("grace_period_over", children=len(self.children))
+            self._kill_children()
+        if not self._stop_requests:
+            try:
+                self.maintenance.run_due(extra_live=[c.worker_id for c in self.children.values()])
+                if self._heartbeat_due():
+                    self.broker.heartbeat([c.worker_id for c in self.children.values()])
+            except CONNECTION_ERRORS as exc:
+                log.warning("redis_unavailable", error=str(exc))
+
+    def _drain(self, reader: Connection) -> None:
+        child = next((c for c in self.children.values() if c.reader is reader), None)
+        try:
+            while reader.poll():
+                event, queue, entry, job_id, ident = reader.recv()
+                if child is None:
+                    continue
+                if event == "begin":
+                    child.running[ident] = (Delivery(queue, entry, job_id, {}), time.monotonic())
+                else:
+                    child.running.pop(ident, None)
+        except (EOFError, OSError):
+            pass
+
+    def _reap_children(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is not None:
+                self._child_exited(child, status)
+
+    def _child_exited(self, child: _ChildProc, status: int) -> None:
+        child.reader.close()
+        code = os.waitstatus_to_exitcode(status)
+        clean = code in (0, EXIT_RECYCLE)
+        log.log(20 if clean else 40, "child_exited", child_pid=child.pid, exit_code=code, worker=child.worker_id)
+        mode = "returned" if clean or self._stop_requests else "lost"
+        try:
+            self.maintenance.release_consumers([child.worker_id], mode)
+            self.broker.unregister_workers([child.worker_id])
+        except CONNECTION_ERRORS as exc:
+            log.warning("redis_unavailable", error=str(exc), during="child exit")
+        if self._stop_requests or (self.config.burst and code == 0):
+            return
+        self._spawn()
+
+    def _kill_children(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._grace_deadline = None
+
+    def _enforce_time_limits(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            for delivery, began in list(child.running.values()):
+                limit = self._timeout_of(delivery)
+                if limit is not None and now - began > limit + KILL_MARGIN_S:
+                    self._kill_for_timeout(child, delivery, limit)
+                    break
+
+    def _timeout_of(self, delivery: Delivery) -> float | None:
+        task = self.maintenance.task_of(delivery)
+        return None if task is None else task.options.timeout
+
+    def _kill_for_timeout(self, child: _ChildProc, delivery: Delivery, limit: float) -> None:
+        """A task ignored its hard limit: kill its child, record a failed attempt, let a new child start."""
+        log.error("child_killed", child_pid=child.pid, job_id=delivery.job_id, reason=f"timeout after {limit:g} s")
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        child.running.clear()
+        task = self.maintenance.task_of(delivery)
+        fields = self.broker.job_fields(delivery.queue, str(delivery.job_id))
+        attempt = int(fields.get("attempt", b"1"))
+        exc = TimeLimitExceeded(limit)
+        error = error_record(exc, "TimeoutError", exc.reason)
+        delay = Executor.retry_delay(task, attempt, exc) if task is not None else None
+        job_id = str(delivery.job_id)
+        duration = to_ms(limit)
+        outcome = (Retried(delivery, job_id, error, now_ms() + to_ms(delay), duration) if delay is not None
+                   else Buried(delivery, job_id, error, duration))
+        self.broker.settle([outcome])
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        def remember(signum: int, frame: FrameType | None) -> None:
+            self._pending_signals.append(signum)
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT):
+            signal.signal(sig, remember)
+
+    def _handle_signals(self) -> None:
+        while self._pending_signals:
+            signum = self._pending_signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                self._stop(signum)
+            else:
+                log.info("signal", signal=signal.Signals(signum).name)
+                self._forward(signum)
+
+    def _stop(self, signum: int) -> None:
+        self._stop_requests += 1
+        name = signal.Signals(signum).name
+        if self._stop_requests > 1:
+            log.warning("stopping_now", signal=name)
+            self._kill_children()
+            return
+        graceful = signum == signal.SIGQUIT
+        log.info("stopping", signal=name, grace_period_s=None if graceful else self.config.grace_period_s)
+        if not graceful:
+            self._grace_deadline = time.monotonic() + self.config.grace_period_s
+        self._forward(signal.SIGTERM)
+
+    def _forward(self, signum: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _heartbeat_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= self.app.settings.heartbeat_interval:
+            self._last_heartbeat = now
+            return True
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        """What hooks and logs may want to know about this worker."""
+        return {"id": self.supervisor_id, "queues": self.config.queues, "pids": list(self.children)}

@@ -1,0 +1,52 @@
+"""Small helpers shared by tests: wait on conditions (never fixed sleeps), read worker logs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str = "",
+) -> T:
+    """Call ``predicate`` until it returns a truthy value, and return that value.
+
+    Raises ``AssertionError`` (with ``message`` and the last value or exception) after ``timeout`` seconds.
+    Exceptions raised by ``predicate`` count as "not yet" (e.g. Redis still restarting).
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            last, last_exc = value, None
+            if value:
+                return value
+        except Exception as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f"last exception: {last_exc!r}" if last_exc is not None else f"last value: {last!r}"
+            raise AssertionError(
+                f"timed out after {timeout:.1f} s waiting for {message or predicate!r} ({detail})"
+            )
+        time.sleep(interval)
+
+
+def read_log(proc: subprocess.Popen[Any]) -> str:
+    """The combined stdout/stderr captured so far of a process started by the ``run_worker`` fixture."""
+    path: Path | None = getattr(proc, "log_path", None)
+    if path is None:
+        return ""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
