@@ -46,6 +46,8 @@ class Resq:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks = Hooks()
         self._broker: Broker | None = None
+        #: periodic entries declared in code (filled by ``resq_scheduler``), by name
+        self.periodic_entries: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Resq namespace={self.settings.namespace!r} tasks={len(self.tasks)}>"
@@ -133,6 +135,27 @@ class Resq:
             return fn
 
         return decorate
+
+    def periodic(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+        """Register a function as a task and a periodic entry (see ``docs/scheduling.md``).
+
+        Example::
+
+            @app.periodic(cron="*/5 * * * *", tz="Europe/Paris")
+            def refresh() -> None: ...
+
+            @app.periodic(every=30)
+            def ping() -> None: ...
+        """
+        from resq_scheduler.registry import periodic
+
+        return periodic(self, fn, **options)
+
+    def add_periodic(self, task: Task[Any, Any] | str, **options: Any) -> Any:
+        """Add a periodic entry for an existing task; entries added at run time persist in Redis."""
+        from resq_scheduler.registry import add_periodic
+
+        return add_periodic(self, task, **options)
 
     def add_plugin(self, plugin: object) -> None:
         """Register every hook method of a plugin object (see :class:`resq.Plugin`)."""

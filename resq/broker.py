@@ -11,6 +11,7 @@ recorded, and the jobs of a worker that died are found and given back (see ``doc
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -157,8 +158,12 @@ class Broker:
     # -- connection -------------------------------------------------------------------------------
 
     @property
-    def client(self) -> redis.Redis:
-        """The Redis client, created on first use (never at import or decoration time)."""
+    def client(self) -> Any:
+        """The Redis client, created on first use (never at import or decoration time).
+
+        Typed ``Any``: redis-py types replies as unions over its decoding modes, and this module always
+        reads bytes and decodes them itself.
+        """
         if self._client is None:
             self._client = redis.Redis.from_url(
                 self.settings.url,
@@ -237,7 +242,7 @@ class Broker:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return results
+        return list(results)
 
     # -- producing --------------------------------------------------------------------------------
 
@@ -434,10 +439,8 @@ class Broker:
 
     def forget_consumer(self, queue: str, consumer: str) -> None:
         """Remove a consumer (that holds no lease) from a queue's group."""
-        try:
+        with contextlib.suppress(ResponseError):
             self.client.xgroup_delconsumer(self.keys.queue(queue), GROUP, consumer)
-        except ResponseError:
-            pass
 
     # -- scheduled jobs ---------------------------------------------------------------------------
 
@@ -472,7 +475,7 @@ class Broker:
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
             pipe.exists(self.keys.job(queue, job_id))
-        return pipe.execute()
+        return list(pipe.execute())
 
     def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:
         """Every field of a job's record (empty when it is unknown or expired)."""
@@ -496,9 +499,11 @@ class Broker:
             left = MAX_BLOCK_S if deadline is None else min(MAX_BLOCK_S, deadline - time.monotonic())
             if left <= 0:
                 return False
-            wait = max(left, 0.01)
-            if self.with_retry(lambda wait=wait: self.client.blmove(key, key, wait, "RIGHT", "LEFT")) is not None:
+            if self._blmove(key, max(left, 0.01)) is not None:
                 return True
+
+    def _blmove(self, key: str, wait_s: float) -> Any:
+        return self.with_retry(lambda: self.client.blmove(key, key, wait_s, "RIGHT", "LEFT"))
 
     def cancel(self, queue: str, job_id: str) -> str | None:
         """Cancel a queued or scheduled job, or ask the worker running it to stop.

@@ -106,7 +106,7 @@ class JobCancelled(JobFailed):
     """The job was cancelled before it could finish."""
 
 
-class Retry(Exception):  # noqa: N818 - control flow, named for what it asks
+class Retry(Exception):
     """Raise inside a task to ask for another attempt.
 
     Args:
@@ -126,13 +126,13 @@ class Retry(Exception):  # noqa: N818 - control flow, named for what it asks
         self.reason = reason
 
 
-class Veto(Exception):  # noqa: N818
+class Veto(Exception):
     """Raised by a ``before_enqueue`` hook to refuse a job: nothing is enqueued."""
 
 
-class SkipJob(Exception):  # noqa: N818
+class SkipJob(Exception):
     """Raised by a ``before_perform`` hook to skip a job: its status becomes ``cancelled``."""
 
 
-class SoftTimeout(Exception):  # noqa: N818
+class SoftTimeout(Exception):
     """Raised inside a task when its ``soft_timeout`` elapses, so it can clean up."""

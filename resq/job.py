@@ -108,9 +108,8 @@ class Job(Generic[R]):
             UnknownJob: the job is unknown or its record expired.
         """
         status = self.status()
-        if status not in TERMINAL_STATUSES:
-            if not self.app.broker.wait_done(self.queue, self.id, timeout):
-                raise ResultTimeout(f"job {self.id} did not finish within {timeout} s (status: {self.status()})")
+        if status not in TERMINAL_STATUSES and not self.app.broker.wait_done(self.queue, self.id, timeout):
+            raise ResultTimeout(f"job {self.id} did not finish within {timeout} s (status: {self.status()})")
         fields = self.app.broker.job_fields(self.queue, self.id)
         status = JobStatus(fields["status"].decode())
         if status == JobStatus.SUCCEEDED:

@@ -194,7 +194,7 @@ class Task(Generic[P, R]):
         envelope = self._run_before_enqueue(envelope)
         raw = encode_envelope(envelope, self.app.settings.max_payload_bytes)
         status, created = self.app.broker.enqueue(envelope.queue, envelope.id, self.name, raw, due_ms)
-        job = Job(self.app, envelope.id, envelope.queue, task=self.name)
+        job: Job[R] = Job(self.app, envelope.id, envelope.queue, task=self.name)
         log.info("enqueued", job_id=job.id, task=self.name, queue=envelope.queue, status=status,
                  due_ms=due_ms or None, duplicate=not created)
         if created:

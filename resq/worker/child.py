@@ -12,6 +12,7 @@ from __future__ import annotations
 import resource
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -179,12 +180,13 @@ class _Usr1Killed(JobInterrupted):
 
 def _timeout_type(seconds: float) -> type[BaseException]:
     """A ``TimeLimitExceeded`` that needs no argument (asynchronous exceptions are raised by type)."""
-    return type("TimeLimitExceeded", (TimeLimitExceeded,), {"__init__": lambda self: TimeLimitExceeded.__init__(self, seconds)})
+    def init(self: TimeLimitExceeded) -> None:
+        TimeLimitExceeded.__init__(self, seconds)
+
+    return type("TimeLimitExceeded", (TimeLimitExceeded,), {"__init__": init})
 
 
 def _now() -> float:
-    import time
-
     return time.monotonic()
 
 

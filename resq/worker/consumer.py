@@ -16,6 +16,7 @@ from typing import Any
 
 from resq.app import Resq
 from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Discarded, Outcome, Started
+from resq.clock import now_ms
 from resq.codec import pack
 from resq.log import get_logger
 from resq.worker.executor import Executor, error_record
@@ -26,6 +27,8 @@ log = get_logger("resq.worker")
 
 #: Longest pause between reconnection attempts while Redis is away, in seconds.
 RECONNECT_CAP_S = 5.0
+#: In burst mode, scheduled jobs due within this many seconds (retries, mostly) are waited for.
+BURST_HORIZON_S = 10.0
 #: Statuses a delivered job may be started from.
 _RUNNABLE = frozenset({"queued", "running", "retrying", "scheduled"})
 
@@ -98,9 +101,7 @@ class Consumer:
         """
         deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None if self.burst else block_s)
         if not deliveries:
-            if self.burst and not self._promote_due():
-                return None
-            return 0
+            return None if self.burst and not self._wait_for_due_jobs() else 0
         return self.perform_batch(deliveries)
 
     def perform_batch(self, deliveries: list[Delivery]) -> int:
@@ -171,8 +172,20 @@ class Consumer:
             except CONNECTION_ERRORS:
                 return  # the supervisor or the reaper gives them back once Redis answers
 
-    def _promote_due(self) -> int:
-        return sum(self.broker.promote(queue)[0] for queue in self.queues)
+    def _wait_for_due_jobs(self) -> bool:
+        """In burst mode, with the queues empty: promote due jobs, and wait for retries and delayed
+        jobs due within ``BURST_HORIZON_S``. Returns False when there is nothing left to wait for."""
+        moved, earliest = 0, None
+        for queue in self.queues:
+            count, nxt = self.broker.promote(queue)
+            moved += count
+            earliest = nxt if earliest is None or (nxt is not None and nxt < earliest) else earliest
+        if moved:
+            return True
+        if earliest is None or earliest - now_ms() > BURST_HORIZON_S * 1000:
+            return False
+        self.state.stopping.wait(max(0.0, (earliest - now_ms()) / 1000))
+        return True
 
     def _wait_for_redis(self, exc: BaseException) -> None:
         self._backoff_s = min(RECONNECT_CAP_S, max(0.1, self._backoff_s * 2))

@@ -105,7 +105,8 @@ class Maintenance:
     def release_consumers(self, worker_ids: Iterable[str], mode: str) -> int:
         """Give back every lease of these consumers (a stopping worker, a child that died)."""
         ids = list(worker_ids)
-        return sum(self._release_all(queue, worker_id, mode) for queue in self.broker.known_queues() for worker_id in ids)
+        queues = self.broker.known_queues()
+        return sum(self._release_all(queue, worker_id, mode) for queue in queues for worker_id in ids)
 
     def _release_all(self, queue: str, consumer: str, mode: str) -> int:
         released = 0

@@ -4,6 +4,7 @@ enforces hard time limits, and turns the operator's signals into a polite (or im
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -216,10 +217,8 @@ class Supervisor:
 
     def _kill_children(self) -> None:
         for pid in list(self.children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._grace_deadline = None
 
     def _enforce_time_limits(self) -> None:
@@ -288,10 +287,8 @@ class Supervisor:
 
     def _forward(self, signum: int) -> None:
         for pid in list(self.children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
