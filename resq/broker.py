@@ -246,11 +246,18 @@ class Broker:
 
     # -- producing --------------------------------------------------------------------------------
 
-    def enqueue(self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0) -> tuple[str, bool]:
+    def enqueue(
+        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0, *, if_absent: bool = False
+    ) -> tuple[str, bool]:
         """Store a job and queue it (or schedule it when ``due_ms`` is in the future).
 
+        Args:
+            if_absent: create the job only if no record of ``job_id`` exists at all, even a finished one
+                (how a cron tick with a deterministic id is fired at most once).
+
         Returns:
-            ``(status, created)``: ``created`` is False when a live job with this id already existed.
+            ``(status, created)``: ``created`` is False when a live job with this id already existed
+            (with ``if_absent``: when any record existed).
         """
         keys = self.keys
 
@@ -258,7 +265,7 @@ class Broker:
             pipe.sadd(keys.queues, queue)
             self._eval(
                 pipe, "enqueue", [keys.job(queue, job_id), keys.queue(queue), keys.scheduled(queue)],
-                [job_id, envelope, now_ms(), due_ms, task, queue],
+                [job_id, envelope, now_ms(), due_ms, task, queue, *(["nx"] if if_absent else [])],
             )
             if due_ms:
                 pipe.publish(keys.wakeup, due_ms)

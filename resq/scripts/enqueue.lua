@@ -1,9 +1,13 @@
 -- enqueue: store a new job and put it in its queue (or its scheduled set when due later).
 -- KEYS[1] job hash   KEYS[2] queue stream   KEYS[3] scheduled zset
 -- ARGV[1] job id   ARGV[2] envelope (msgpack)   ARGV[3] now (ms)   ARGV[4] due (ms, 0 = now)
--- ARGV[5] task name   ARGV[6] queue name
--- Returns: {status, created} - created is 0 when a live job with this id already exists (idempotent ids).
+-- ARGV[5] task name   ARGV[6] queue name   ARGV[7] optional 'nx': create only if no record exists at all
+-- Returns: {status, created} - created is 0 when a live job with this id already exists (idempotent ids),
+-- or with 'nx' when any record of this id exists, finished or not (e.g. a cron tick already fired).
 local status = redis.call('HGET', KEYS[1], 'status')
+if ARGV[7] == 'nx' and redis.call('EXISTS', KEYS[1]) == 1 then
+  return {status or 'exists', 0}
+end
 if status and status ~= 'succeeded' and status ~= 'dead' and status ~= 'cancelled' then
   return {status, 0}
 end
