@@ -20,6 +20,7 @@ from typing import Any
 
 from resq.app import Resq
 from resq.broker import CONNECTION_ERRORS, Delivery
+from resq.errors import SoftTimeout
 from resq.log import get_logger
 from resq.worker.consumer import Consumer, ConsumerState
 from resq.worker.executor import Executor, LoopThread
@@ -60,14 +61,15 @@ class Child:
         self.executor = Executor(app, self.loop.run)
         self._main = threading.main_thread().ident
         self._pending_interrupt: type[BaseException] = JobInterrupted
-        self._began: dict[int, tuple[float, Delivery]] = {}
+        #: thread ident -> (monotonic start, delivery, soft timeout sent)
+        self._began: dict[int, tuple[float, Delivery, bool]] = {}
         self.recycle = False
 
     def on_job(self, event: str, delivery: Delivery, task: Any) -> None:
         """Tell the supervisor which job this child runs (it enforces hard time limits)."""
         ident = threading.get_ident()
         if event == "begin":
-            self._began[ident] = (_now(), delivery)
+            self._began[ident] = (_now(), delivery, False)
         else:
             self._began.pop(ident, None)
         self.report((event, delivery.queue, delivery.entry, delivery.job_id, ident))
@@ -139,13 +141,24 @@ class Child:
                 self.interrupt(ids[job_id], CancelInterrupt)
 
     def _check_thread_limits(self, running: dict[int, Delivery]) -> None:
+        """Time limits of jobs on fetching threads other than the main one (which uses SIGALRM).
+
+        The exception lands at the thread's next bytecode; a thread stuck in a blocking call is
+        stopped by the supervisor, which kills the child past the hard limit.
+        """
         for ident, delivery in running.items():
             if ident == self._main or ident not in self._began:
                 continue
-            began, _ = self._began[ident]
+            began, _, soft_sent = self._began[ident]
             task = self._task_of(delivery)
-            if task is not None and task.options.timeout is not None and _now() - began > task.options.timeout:
-                self.interrupt(ident, _timeout_type(task.options.timeout))
+            if task is None:
+                continue
+            elapsed, options = _now() - began, task.options
+            if options.timeout is not None and elapsed > options.timeout:
+                self.interrupt(ident, _timeout_type(options.timeout))
+            elif options.soft_timeout is not None and elapsed > options.soft_timeout and not soft_sent:
+                self._began[ident] = (began, delivery, True)
+                self.interrupt(ident, SoftTimeout)
 
     def _task_of(self, delivery: Delivery) -> Any:
         fields = self.app.broker.job_fields(delivery.queue, str(delivery.job_id)) if delivery.job_id else {}

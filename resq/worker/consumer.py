@@ -105,11 +105,11 @@ class Consumer:
         return self.perform_batch(deliveries)
 
     def perform_batch(self, deliveries: list[Delivery]) -> int:
-        """Perform leased deliveries in order; hand back those not started when asked to stop."""
+        """Perform leased deliveries in order; hand back those not started once asked to stop or pause."""
         outcomes: list[Outcome] = []
         performed = 0
         for index, delivery in enumerate(deliveries):
-            if self.state.abort.is_set() or (self.state.stopping.is_set() and index > 0):
+            if self.state.stopping.is_set() or self.state.paused.is_set() or self.state.abort.is_set():
                 self._settle(outcomes)
                 self._hand_back(deliveries[index:])
                 return performed
