@@ -227,7 +227,7 @@ def _due_ms(delay: float | timedelta | None, at: datetime | None) -> int:
                 f"enqueue_at needs a timezone-aware datetime, got naive {at!r}: "
                 "use e.g. datetime(..., tzinfo=timezone.utc)"
             )
-        return int(at.timestamp() * 1000)
+        return to_ms(at.timestamp())  # rounded up: a job never becomes due before `at`
     if delay is not None:
         seconds = to_seconds(delay)
         if seconds < 0:
