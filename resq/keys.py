@@ -20,7 +20,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 def validate_name(value: str, what: str) -> str:
     """Return ``value`` if it is a valid queue name or namespace, else raise ``ConfigError``."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ConfigError(
             f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)"
         )

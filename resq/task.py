@@ -75,8 +75,8 @@ def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOption
         if not callable(hook):
             raise ConfigError(f"task hook {name} must be callable, got {hook!r}")
     return TaskOptions(
-        name=_name(options.get("name") or _qualname(fn)),
-        queue=validate_name(options.get("queue") or "default", "queue name"),
+        name=_name(_qualname(fn) if options.get("name") is None else options["name"]),
+        queue=validate_name("default" if options.get("queue") is None else options["queue"], "queue name"),
         retries=retries,
         backoff=make_backoff(options.get("backoff", "exponential")),
         retry_on=retry_on,
