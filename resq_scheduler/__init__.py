@@ -19,6 +19,7 @@ from resq_scheduler.cron import (
     previous_at_or_before,
 )
 from resq_scheduler.schedule import PeriodicEntry, load_schedule_file
+from resq_scheduler.scheduler import Scheduler, TickReport
 
 __all__ = [
     "DEFAULT_ALL_CAP",
@@ -26,7 +27,9 @@ __all__ = [
     "CronSpec",
     "EverySpec",
     "PeriodicEntry",
+    "Scheduler",
     "Spec",
+    "TickReport",
     "due_ticks",
     "load_schedule_file",
     "next_fires",
