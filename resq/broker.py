@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import msgpack
 import redis
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
@@ -32,6 +33,7 @@ from resq.scripts import load_source
 from resq.settings import Settings
 
 __all__ = [
+    "DURATION_BUCKETS_MS",
     "GROUP",
     "SCRIPT_NAMES",
     "Broker",
@@ -51,6 +53,8 @@ GROUP = "resq"
 SCRIPT_NAMES = (
     "enqueue", "start", "succeed", "retry", "bury", "promote", "release", "cancel", "cancelled", "revive",
 )
+#: Upper bounds of the job duration histogram, in milliseconds.
+DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
 #: Errors that mean "Redis is not there right now".
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 #: Upper bound of one blocking call, in seconds; longer waits are made of several (keeps the socket
@@ -264,8 +268,9 @@ class Broker:
         def build(pipe: Pipeline) -> None:
             pipe.sadd(keys.queues, queue)
             self._eval(
-                pipe, "enqueue", [keys.job(queue, job_id), keys.queue(queue), keys.scheduled(queue)],
-                [job_id, envelope, now_ms(), due_ms, task, queue, *(["nx"] if if_absent else [])],
+                pipe, "enqueue",
+                [keys.job(queue, job_id), keys.queue(queue), keys.scheduled(queue), keys.history(queue, job_id)],
+                [job_id, envelope, now_ms(), due_ms, task, queue, keys.events, *(["nx"] if if_absent else [])],
             )
             if due_ms:
                 pipe.publish(keys.wakeup, due_ms)
@@ -286,14 +291,26 @@ class Broker:
                     raise
 
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_s: float | None) -> list[Delivery]:
-        """Lease up to ``count`` new entries per queue, blocking up to ``block_s`` (None: not at all).
+        """Lease up to ``count`` new entries, blocking up to ``block_s`` (None: not at all).
 
-        Deliveries come back in the priority order of ``queues``.
+        Priority is strict: entries are leased from the first of ``queues`` that has any, so a lower
+        queue's job never runs while a higher queue still holds one (one XREADGROUP over several
+        streams would lease ``count`` entries from each). Only when every queue is empty does one
+        blocking XREADGROUP wait on all of them; deliveries come back in the priority order of ``queues``.
         """
         by_key = {self.keys.queue(q): q for q in queues}
         block = None if block_s is None else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
         try:
-            reply = self.client.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block)
+            reply = None
+            if len(by_key) > 1:
+                for key in by_key:  # one round trip per empty higher queue, none when the first has work
+                    reply = self.client.xreadgroup(GROUP, consumer, {key: ">"}, count=count)
+                    if reply:
+                        break
+            if not reply and (len(by_key) == 1 or block is not None):
+                reply = self.client.xreadgroup(
+                    GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block
+                )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -333,7 +350,9 @@ class Broker:
             current = str(start.job_id) if start is not None and start.job_id else ""
             pipe.hset(self.keys.worker(worker_id), "current", current)
             if start is not None and start.job_id is not None:
-                self._eval(pipe, "start", [self.keys.job(start.queue, start.job_id)], [worker_id, now, start.entry])
+                k, q = self.keys, start.queue
+                self._eval(pipe, "start", [k.job(q, start.job_id), k.history(q, start.job_id)],
+                           [worker_id, now, start.entry, start.job_id, k.events])
 
         replies = self._pipeline(build)
         if start is None:
@@ -351,9 +370,25 @@ class Broker:
     def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int) -> None:
         counts: dict[str, int] = {}
         for outcome in outcomes:
-            for stat in self._add_outcome(pipe, outcome, now):
+            stats = self._add_outcome(pipe, outcome, now)
+            for stat in stats:
                 counts[stat] = counts.get(stat, 0) + 1
+            if not isinstance(outcome, Discarded):
+                self._add_task_stats(pipe, outcome, stats)
         self._add_stats(pipe, counts)
+
+    def _add_task_stats(self, pipe: Pipeline, outcome: Succeeded | Retried | Buried | Cancelled,
+                        stats: list[str]) -> None:
+        """Counters and a duration histogram by task and queue (read by the metrics endpoint)."""
+        task = outcome.task or "?"
+        for stat in stats:
+            pipe.hincrby(self.keys.stat_by_task, f"{task}|{outcome.delivery.queue}|{stat}", 1)
+        duration = getattr(outcome, "duration_ms", None)
+        if duration is not None and "processed" in stats:
+            bucket = next((str(b) for b in DURATION_BUCKETS_MS if duration <= b), "+Inf")
+            pipe.hincrby(self.keys.stat_durations, f"{task}|{bucket}", 1)
+            pipe.hincrby(self.keys.stat_durations, f"{task}|sum_ms", duration)
+            pipe.hincrby(self.keys.stat_durations, f"{task}|count", 1)
 
     def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int) -> list[str]:
         k, d, s = self.keys, outcome.delivery, self.settings
@@ -363,21 +398,24 @@ class Broker:
             pipe.xdel(k.queue(q), d.entry)
             return []
         if isinstance(outcome, Succeeded):
-            self._eval(pipe, "succeed", [k.queue(q), k.job(q, job_id), k.done(q, job_id)],
-                       [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms])
+            self._eval(pipe, "succeed", [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.history(q, job_id)],
+                       [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, k.events])
             return ["processed"]
         if isinstance(outcome, Retried):
-            self._eval(pipe, "retry", [k.queue(q), k.job(q, job_id), k.scheduled(q)],
-                       [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms])
+            self._eval(pipe, "retry", [k.queue(q), k.job(q, job_id), k.scheduled(q), k.history(q, job_id)],
+                       [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, k.events])
             pipe.publish(k.wakeup, outcome.due_ms)
             return ["processed", "failed", "retried"]
         if isinstance(outcome, Buried):
-            self._eval(pipe, "bury", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)],
+            self._eval(pipe, "bury",
+                       [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
                        [GROUP, d.entry, outcome.error, now, job_id, to_ms(s.dead_ttl), s.dead_max_jobs,
-                        k.job_prefix(q), k.done_prefix(q), outcome.raw, outcome.duration_ms])
+                        k.job_prefix(q), k.done_prefix(q), outcome.raw, outcome.duration_ms, k.history_prefix(q),
+                        k.events, "1" if outcome.failed_attempt else "0"])
             return ["processed", "failed", "dead"] if outcome.failed_attempt else ["dead"]
-        self._eval(pipe, "cancelled", [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)],
-                   [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason])
+        self._eval(pipe, "cancelled",
+                   [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.history(q, job_id)],
+                   [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, k.events])
         return ["cancelled"]
 
     def _add_stats(self, pipe: Pipeline, counts: dict[str, int]) -> None:
@@ -413,9 +451,9 @@ class Broker:
             return "gone"
         job_id = delivery.job_id
         result = self._script(
-            "release", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)],
+            "release", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
             [GROUP, delivery.entry, job_id, now_ms(), mode, s.max_worker_losses, error,
-             to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)],
+             to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q), k.history_prefix(q), k.events],
         )
         return str(result.decode())
 
@@ -460,7 +498,7 @@ class Broker:
         k = self.keys
         moved, nxt = self._script(
             "promote", [k.scheduled(queue), k.queue(queue)],
-            [now_ms() if now is None else now, limit, k.job_prefix(queue)],
+            [now_ms() if now is None else now, limit, k.job_prefix(queue), k.history_prefix(queue), k.events],
         )
         return int(moved), (None if int(nxt) < 0 else int(nxt))
 
@@ -488,6 +526,11 @@ class Broker:
         """Every field of a job's record (empty when it is unknown or expired)."""
         raw = self.with_retry(lambda: self.client.hgetall(self.keys.job(queue, job_id)))
         return {_text(k): v for k, v in raw.items()}
+
+    def job_history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
+        """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details)."""
+        raw = self.with_retry(lambda: self.client.lrange(self.keys.history(queue, job_id), 0, -1))
+        return [_decode_event(item) for item in raw]
 
     def job_status(self, queue: str, job_id: str) -> str | None:
         """A job's status, or None when it is unknown or expired."""
@@ -522,8 +565,8 @@ class Broker:
         result = self.with_retry(lambda: self._script(
             "cancel",
             [k.queue(queue), k.job(queue, job_id), k.scheduled(queue), k.done(queue, job_id),
-             k.cancel_requests(queue)],
-            [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl)],
+             k.cancel_requests(queue), k.history(queue, job_id)],
+            [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), k.events],
         ))
         return None if result is None else _text(result)
 
@@ -531,8 +574,9 @@ class Broker:
         """Queue a dead job again for a fresh series of attempts."""
         k = self.keys
         return bool(self.with_retry(lambda: self._script(
-            "revive", [k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id)],
-            [job_id, now_ms()],
+            "revive",
+            [k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id), k.history(queue, job_id)],
+            [job_id, now_ms(), k.events],
         )))
 
     def dead_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[tuple[str, int]]:
@@ -590,6 +634,11 @@ class Broker:
         for worker_id in worker_ids:
             pipe.hgetall(self.keys.worker(worker_id))
         return [{_text(k): _text(v) for k, v in row.items()} for row in pipe.execute()]
+
+
+def _decode_event(raw: bytes) -> dict[str, Any]:
+    value = msgpack.unpackb(raw, raw=False)
+    return value if isinstance(value, dict) else {"event": "?", "raw": raw}
 
 
 def _text(value: bytes | str) -> str:

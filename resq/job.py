@@ -121,7 +121,9 @@ class Job(Generic[R]):
         raise JobFailed(self.id, error.get("type", "?"), error.get("message", ""), error.get("traceback", ""))
 
     def info(self) -> dict[str, Any]:
-        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, last error.
+        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, last error,
+        and its history (each event: ``event``, ``at``, ``attempt`` and details such as each attempt's
+        ``error`` and ``duration_ms``).
 
         Raises:
             UnknownJob: the job is unknown or its record expired.
@@ -129,7 +131,12 @@ class Job(Generic[R]):
         fields = self.app.broker.job_fields(self.queue, self.id)
         if not fields:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
-        return describe(self.id, self.queue, fields)
+        info = describe(self.id, self.queue, fields)
+        info["history"] = [
+            {**event, "at": from_ms(int(event.get("at_ms", 0)))}
+            for event in self.app.broker.job_history(self.queue, self.id)
+        ]
+        return info
 
     def cancel(self) -> JobStatus:
         """Cancel the job: a queued or scheduled job is removed; a running one is asked to stop.

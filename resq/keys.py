@@ -51,7 +51,7 @@ class Keys:
         self.wakeup = f"{self._ns}:wakeup"
         #: pub/sub channel: remote control of workers
         self.control = f"{self._ns}:control"
-        #: capped stream of lifecycle events
+        #: pub/sub channel of lifecycle events (msgpack), for ``resq events``
         self.events = f"{self._ns}:events"
 
     def _q(self, queue: str) -> str:
@@ -77,6 +77,14 @@ class Keys:
         """The prefix of ``done`` lists in ``queue`` (scripts append the id)."""
         return f"{self._q(queue)}:done:"
 
+    def history(self, queue: str, job_id: str) -> str:
+        """A capped list of the job's lifecycle events (msgpack), for ``job.info()`` and ``resq job``."""
+        return f"{self._q(queue)}:history:{job_id}"
+
+    def history_prefix(self, queue: str) -> str:
+        """The prefix of history lists in ``queue`` (scripts append the id)."""
+        return f"{self._q(queue)}:history:"
+
     def scheduled(self, queue: str) -> str:
         """The zset of delayed jobs and retries of ``queue``: id -> due time (ms)."""
         return f"{self._q(queue)}:scheduled"
@@ -98,6 +106,16 @@ class Keys:
         if day is None:
             return f"{self._ns}:stat:{name}"
         return f"{self._ns}:stat:{name}:{day.isoformat()}"
+
+    @property
+    def stat_by_task(self) -> str:
+        """Hash ``"<task>|<queue>|<counter>"`` -> count (processed, failed, retried, dead, cancelled)."""
+        return f"{self._ns}:stat:by_task"
+
+    @property
+    def stat_durations(self) -> str:
+        """Hash ``"<task>|<bucket upper bound ms or +Inf>"`` -> count, plus ``"<task>|sum_ms"``, ``"<task>|count"``."""
+        return f"{self._ns}:stat:durations"
 
     def unique_lock(self, entry: str) -> str:
         """The job id of the last run of a ``unique`` periodic entry."""
