@@ -127,10 +127,12 @@ def logging_options(fn: Any) -> Any:
 @click.option("--max-jobs-per-child", type=click.IntRange(1), default=None, help="Replace a child after N jobs.")
 @click.option("--max-memory-per-child", type=click.IntRange(1), default=None,
               help="Replace a child whose memory (RSS) reaches this many MB.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus metrics on this port (needs resq[metrics]).")
 @logging_options
 def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, prefetch: int, burst: bool,
            heartbeat_interval: float | None, grace_period: float, max_jobs_per_child: int | None,
-           max_memory_per_child: int | None, log_format: str, log_level: str) -> None:
+           max_memory_per_child: int | None, metrics_port: int | None, log_format: str, log_level: str) -> None:
     """Run jobs from QUEUES (TERM/INT: graceful stop; QUIT: graceful, no time limit; USR1: kill the
     running jobs; USR2: pause; CONT: resume)."""
     from resq.keys import validate_name
@@ -147,5 +149,6 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
         raise click.UsageError(str(exc), ctx) from exc
     config = WorkerConfig(queues=names or ["default"], concurrency=concurrency, threads=threads,
                           prefetch=prefetch, burst=burst, grace_period_s=grace_period,
-                          max_jobs_per_child=max_jobs_per_child, max_memory_per_child_mb=max_memory_per_child)
+                          max_jobs_per_child=max_jobs_per_child, max_memory_per_child_mb=max_memory_per_child,
+                          metrics_port=metrics_port)
     sys.exit(Supervisor(app, config).run())

@@ -51,6 +51,8 @@ class Keys:
         self.wakeup = f"{self._ns}:wakeup"
         #: pub/sub channel: remote control of workers
         self.control = f"{self._ns}:control"
+        #: hash target ("*" or a worker id) -> msgpack {"cmd", "at_ms"}: the last command for each target
+        self.control_state = f"{self._ns}:control:state"
         #: pub/sub channel of lifecycle events (msgpack), for ``resq events``
         self.events = f"{self._ns}:events"
 

@@ -21,6 +21,7 @@ from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Retried
 from resq.clock import now_ms, to_ms
 from resq.log import get_logger
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
+from resq.worker.control import RemoteControl
 from resq.worker.executor import Executor, error_record
 from resq.worker.maintenance import Maintenance
 from resq.worker.timeouts import TimeLimitExceeded
@@ -47,6 +48,8 @@ class WorkerConfig:
     grace_period_s: float = 30.0
     max_jobs_per_child: int | None = None
     max_memory_per_child_mb: int | None = None
+    #: serve Prometheus metrics on this port (None: no metrics endpoint)
+    metrics_port: int | None = None
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Supervisor:
         self.supervisor_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(3)}"
         self.children: dict[int, _ChildProc] = {}
         self.maintenance = Maintenance(app, config.queues)
+        self.control = RemoteControl(app, now_ms())
         self._stop_requests = 0
         self._grace_deadline: float | None = None
         self._pending_signals: list[int] = []
@@ -88,6 +92,10 @@ class Supervisor:
         self._install_signals()
         self.app.hooks.load_entry_points()
         self._wait_until_ready()
+        if self.config.metrics_port is not None:
+            from resq.metrics import serve
+
+            serve(self.app, self.config.metrics_port)
         self.app.hooks.run("worker_start", self)
         log.info("worker_started", worker=self.supervisor_id, queues=self.config.queues,
                  concurrency=self.config.concurrency, threads=self.config.threads, pid=os.getpid())
@@ -167,11 +175,23 @@ class Supervisor:
             self._kill_children()
         if not self._stop_requests:
             try:
-                self.maintenance.run_due(extra_live=[c.worker_id for c in self.children.values()])
-                if self._heartbeat_due():
-                    self.broker.heartbeat([c.worker_id for c in self.children.values()])
+                self._maintain()
             except CONNECTION_ERRORS as exc:
                 log.warning("redis_unavailable", error=str(exc))
+
+    def _maintain(self) -> None:
+        """Promotion, reaping, heartbeats and remote commands (every command here may hit Redis)."""
+        child_ids = [c.worker_id for c in self.children.values()]
+        self.maintenance.run_due(extra_live=child_ids)
+        beat = self._heartbeat_due()
+        if beat:
+            self.broker.heartbeat(child_ids)
+        for command in self.control.poll([self.supervisor_id, *child_ids], durable=beat):
+            log.info("remote_command", command=command)
+            if command == "stop":
+                self._stop(signal.SIGTERM)
+            else:
+                self._forward(signal.SIGUSR2 if command == "pause" else signal.SIGCONT)
 
     def _drain(self, reader: Connection) -> None:
         child = next((c for c in self.children.values() if c.reader is reader), None)
