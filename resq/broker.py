@@ -293,24 +293,23 @@ class Broker:
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_s: float | None) -> list[Delivery]:
         """Lease up to ``count`` new entries, blocking up to ``block_s`` (None: not at all).
 
-        Priority is strict: entries are leased from the first of ``queues`` that has any, so a lower
-        queue's job never runs while a higher queue still holds one (one XREADGROUP over several
-        streams would lease ``count`` entries from each). Only when every queue is empty does one
-        blocking XREADGROUP wait on all of them; deliveries come back in the priority order of ``queues``.
+        Strict priority: the queues are tried in order without blocking and the first that has
+        entries wins; only when all are empty does one blocking read wait on all of them at once.
         """
-        by_key = {self.keys.queue(q): q for q in queues}
+        if len(queues) > 1:
+            for queue in queues:
+                found = self._read(consumer, [queue], count, None)
+                if found:
+                    return found
+            if block_s is None:
+                return []
         block = None if block_s is None else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
+        return self._read(consumer, queues, count, block)
+
+    def _read(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None) -> list[Delivery]:
+        by_key = {self.keys.queue(q): q for q in queues}
         try:
-            reply = None
-            if len(by_key) > 1:
-                for key in by_key:  # one round trip per empty higher queue, none when the first has work
-                    reply = self.client.xreadgroup(GROUP, consumer, {key: ">"}, count=count)
-                    if reply:
-                        break
-            if not reply and (len(by_key) == 1 or block is not None):
-                reply = self.client.xreadgroup(
-                    GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block
-                )
+            reply = self.client.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise

@@ -202,3 +202,60 @@ def test_reaper_gives_back_leases_of_a_worker_that_vanished(redis_url: str) -> N
     wait_for(lambda: "ghost" not in app.broker.live_workers(), message="ghost silent")
     assert Maintenance(app, ["default"]).reap() == 1
     assert job.status() == "queued"
+
+
+def test_queues_are_served_in_strict_priority_order(app: Any, redis_client: redis.Redis, run_worker: Any) -> None:
+    for i in range(3):
+        app.work.apply_async((100 + i,), queue="low")
+    for i in range(3):
+        app.work.apply_async((i,), queue="high")
+    assert run_worker(APP, "-q", "high,low", "--burst").wait(timeout=30) == 0
+    assert _ints(redis_client, "runtime:started") == [0, 1, 2, 100, 101, 102]
+
+
+def test_a_second_term_stops_at_once_and_gives_the_job_back(app: Any, redis_client: redis.Redis,
+                                                           run_worker: Any) -> None:
+    job = app.work.delay(1, 30)
+    worker = run_worker(APP)
+    wait_for(lambda: job.status() == "running", message="job running")
+    worker.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping" in read_log(worker), message="first TERM seen")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=15) == 0
+    assert job.status() == "queued"
+    assert job.info()["attempts"] == 0  # handed back: the interrupted attempt does not count
+
+
+def test_quit_waits_for_running_jobs_without_a_time_limit(app: Any, redis_client: redis.Redis,
+                                                          run_worker: Any) -> None:
+    job = app.work.delay(1, 2.0)
+    worker = run_worker(APP, "--grace-period", "0.5")
+    wait_for(lambda: job.status() == "running", message="job running")
+    worker.send_signal(signal.SIGQUIT)
+    assert worker.wait(timeout=20) == 0
+    assert job.status() == "succeeded"
+
+
+def test_workers_obey_remote_commands_through_redis(app: Any, run_worker: Any) -> None:
+    import time
+
+    import msgpack
+
+    client = app.app.broker.client
+
+    def send(cmd: str) -> None:
+        message = msgpack.packb({"cmd": cmd, "target": "*", "at_ms": int(time.time() * 1000)})
+        client.hset(app.app.broker.keys.control_state, "*", message)
+        client.publish(app.app.broker.keys.control, message)
+
+    worker = run_worker(APP)
+    assert app.work.delay(0).result(timeout=10) == 0
+    send("pause")
+    wait_for(lambda: "remote_command" in read_log(worker), message="pause applied")
+    job = app.work.delay(1)
+    with pytest.raises(Exception, match="did not finish"):
+        job.result(timeout=2)
+    send("resume")
+    assert job.result(timeout=10) == 1
+    send("stop")
+    assert worker.wait(timeout=15) == 0
