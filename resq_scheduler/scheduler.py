@@ -318,6 +318,7 @@ class Scheduler:
                 return
             due = self._blocking(functools.partial(self.store.wait_wakeup, pubsub, left))
             if due is not None:
+                log.debug("woken", due_ms=due)
                 deadline = min(deadline, time.monotonic() + max((due - now_ms()) / 1000 + WAKE_SLACK_S, 0.0))
 
     def _drain(self, pubsub: Any) -> None:

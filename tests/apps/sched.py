@@ -2,7 +2,7 @@
 
 ``app`` has plain tasks; ``periodic_app`` has the same kind of recorder plus an ``every=1`` entry. Both
 are ``Resq()``, reading ``RESQ_REDIS_URL``; the test process points them at its database with :func:`bind`.
-Tasks record what happened in Redis lists (msgpack ``[started_at, due]``), read back by the tests.
+Tasks record what happened in Redis lists (msgpack ``[started_at, due, job_id]``), read back by the tests.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from resq import Resq
+from resq import Resq, current_job
 from resq.codec import pack
 
 app = Resq()
@@ -28,16 +28,18 @@ def bind(url: str) -> None:
 
 
 def _append(url: str, key: str, due: float | None) -> None:
+    started = time.time()
+    job = current_job()
     client = redis.Redis.from_url(url)
     try:
-        client.rpush(key, pack([time.time(), due]))
+        client.rpush(key, pack([started, due, job.id if job else None]))
     finally:
         client.close()
 
 
 @app.task(name="sched.record")
 def record(key: str, due: float | None = None) -> None:
-    """Append ``[now, due]`` to ``key``."""
+    """Append ``[now, due, job id]`` to ``key``."""
     _append(app.settings.url, key, due)
 
 

@@ -1,0 +1,152 @@
+"""``resq scheduler`` processes with real workers: periodic fires exactly once, delayed jobs never early."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+
+from resq.codec import unpack
+from resq.keys import Keys
+from tests.apps import sched as sched_module
+from tests.conftest import REPO_ROOT, RunWorker, _stop_processes
+from tests.helpers import read_log, wait_for
+
+K = Keys("resq")
+APP = "tests.apps.sched:app"
+PERIODIC_APP = "tests.apps.sched:periodic_app"
+
+RunScheduler = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def sched(redis_url: str) -> Iterator[ModuleType]:
+    sched_module.bind(redis_url)
+    yield sched_module
+
+
+@pytest.fixture
+def run_scheduler(redis_url: str, tmp_path: Path) -> Iterator[RunScheduler]:
+    """Factory: ``run_scheduler(app_ref, *args)`` runs ``python -m resq scheduler`` in its own group."""
+    procs: list[subprocess.Popen[bytes]] = []
+    counter = itertools.count()
+
+    def start(app_ref: str, *args: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", RESQ_REDIS_URL=redis_url)
+        log_path = tmp_path / f"scheduler-{next(counter)}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "resq", "scheduler", "-A", app_ref, "--log-level", "DEBUG", *args],
+                env=env, cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        _stop_processes(procs)
+        for proc in procs:
+            tail = "\n".join(read_log(proc).splitlines()[-40:])
+            print(f"--- scheduler pid {proc.pid} (exit {proc.returncode}) log tail ---\n{tail}")
+
+
+def records(client: redis.Redis, key: str) -> list[list[Any]]:
+    return [unpack(raw) for raw in client.lrange(key, 0, -1)]
+
+
+def start_worker(run_worker: RunWorker, client: redis.Redis, app_ref: str) -> subprocess.Popen[bytes]:
+    """A worker, waited for until it is registered (so no backlog builds up before it runs)."""
+    proc = run_worker(app_ref, "-q", "default")
+    wait_for(lambda: client.zcard(K.workers) > 0, timeout=20, message="worker registered")
+    return proc
+
+
+def test_every_second_entry_fires_once_per_tick_with_two_schedulers_and_survives_sigkill(
+    sched: ModuleType, redis_client: redis.Redis, run_worker: RunWorker, run_scheduler: RunScheduler
+) -> None:
+    start_worker(run_worker, redis_client, PERIODIC_APP)
+    first, second = run_scheduler(PERIODIC_APP), run_scheduler(PERIODIC_APP)
+    fires = sched.FIRES_KEY
+    wait_for(lambda: redis_client.llen(fires) >= 3, timeout=30, message="3 fires")
+
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    after_kill = redis_client.llen(fires)
+    wait_for(lambda: redis_client.llen(fires) >= after_kill + 3, timeout=30, message="fires after SIGKILL")
+    assert second.poll() is None, read_log(second)
+
+    rows = records(redis_client, fires)
+    starts = sorted(row[0] for row in rows)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.5, f"two fires within 0.5 s: {gaps}"
+    job_ids = [row[2] for row in rows]
+    assert len(set(job_ids)) == len(job_ids), job_ids
+    assert all(job_id.startswith("cron:sched.every_second:") for job_id in job_ids)
+
+
+def test_delayed_jobs_due_at_one_instant_all_run_and_none_early(
+    sched: ModuleType, redis_client: redis.Redis, run_worker: RunWorker, run_scheduler: RunScheduler
+) -> None:
+    start_worker(run_worker, redis_client, APP)
+    run_scheduler(APP)
+    due = time.time() + 2.0
+    key = "test:sched:delayed"
+    for i in range(40):
+        if i % 2:
+            sched.record.enqueue_at(datetime.fromtimestamp(due, UTC), key, due)
+        else:
+            sched.record.enqueue_in(due - time.time(), key, due)
+    assert redis_client.zcard(K.scheduled("default")) == 40
+
+    rows = wait_for(lambda: (r := records(redis_client, key)) and len(r) >= 40 and r, timeout=30,
+                    message="40 delayed jobs run")
+    assert len(rows) == 40
+    early = [(started, due_at) for started, due_at, _ in rows if started < due_at]
+    assert not early, f"jobs started before their due time: {early}"
+    assert len({row[2] for row in rows}) == 40
+
+
+def test_scheduler_stops_gracefully_on_sigterm(
+    sched: ModuleType, redis_client: redis.Redis, run_scheduler: RunScheduler
+) -> None:
+    proc = run_scheduler(APP)
+    wait_for(lambda: "scheduler_started" in read_log(proc), timeout=20, message="scheduler started")
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert "scheduler_stopped" in read_log(proc)
+
+
+def test_scheduler_wakes_up_for_a_newly_scheduled_earlier_job(
+    sched: ModuleType, redis_client: redis.Redis, run_scheduler: RunScheduler
+) -> None:
+    proc = run_scheduler(APP)
+    wait_for(lambda: "scheduler_started" in read_log(proc), timeout=20, message="scheduler started")
+    # Nothing was scheduled: the scheduler sleeps long. A job due in 0.3 s must still be promoted.
+    job = sched.noop.enqueue_in(0.3)
+    wait_for(lambda: job.status() == "queued", timeout=10, message="job promoted by the scheduler")
+    assert "woken" in read_log(proc)
+
+
+def test_bad_schedule_file_is_a_usage_error(sched: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[x]\ntask = "sched.record"\ncron = "99 * * * *"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "resq", "scheduler", "-A", APP, "--schedule", str(path)],
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), cwd=str(REPO_ROOT), capture_output=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert b"invalid cron expression" in result.stderr
