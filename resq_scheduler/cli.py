@@ -130,8 +130,8 @@ def scheduled_run_now(app_ref: str | None, job_id: str) -> None:
     ctx = click.get_current_context()
     store = Store(_guard(ctx, lambda: load_app(app_ref)))
     queue = _find(ctx, store, job_id)
-    status = _guard(ctx, lambda: store.run_now(queue, job_id))
-    if status != "queued":
+    moved, status = _guard(ctx, lambda: store.run_now(queue, job_id))
+    if not moved:
         raise click.ClickException(f"job {job_id} is {status}, not scheduled: nothing moved")
     click.echo(f"{job_id}: queued on {queue}")
 

@@ -199,10 +199,15 @@ class Store:
             for (due, job_id, queue), (task, status, attempt) in zip(rows, details, strict=True)
         ]
 
-    def run_now(self, queue: str, job_id: str) -> str:
-        """Move a scheduled job into its queue now; returns ``queued`` or the status that prevented it."""
+    def run_now(self, queue: str, job_id: str) -> tuple[bool, str]:
+        """Move a scheduled job into its queue now.
+
+        Returns:
+            ``(moved, status)``: the status after the call, or the one that prevented the move.
+        """
         k = self.keys
-        return _text(self._script("run_now", [k.scheduled(queue), k.queue(queue), k.job(queue, job_id)], [job_id]))
+        moved, status = self._script("run_now", [k.scheduled(queue), k.queue(queue), k.job(queue, job_id)], [job_id])
+        return bool(moved), _text(status)
 
     def find_queue(self, job_id: str) -> str | None:
         """The queue holding job ``job_id``, or None."""

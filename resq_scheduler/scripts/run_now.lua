@@ -1,13 +1,13 @@
 -- run_now: move one scheduled (or retrying) job into its queue now, whatever its due time.
 -- KEYS[1] scheduled zset   KEYS[2] queue stream   KEYS[3] job hash
 -- ARGV[1] job id
--- Returns: 'queued' when moved; else the job's status ('missing' when unknown), untouched.
+-- Returns: {1, 'queued'} when moved; else {0, the job's status ('missing' when unknown)}, untouched.
 local status = redis.call('HGET', KEYS[3], 'status')
-if not status then return 'missing' end
+if not status then return {0, 'missing'} end
 if (status ~= 'scheduled' and status ~= 'retrying') or redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
-  return status
+  return {0, status}
 end
 local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
 redis.call('HSET', KEYS[3], 'status', 'queued', 'entry', entry)
 redis.call('HDEL', KEYS[3], 'due_ms')
-return 'queued'
+return {1, 'queued'}
