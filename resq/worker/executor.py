@@ -25,7 +25,7 @@ from resq.retry import to_seconds
 from resq.task import Task
 from resq.worker.timeouts import CancelInterrupt, JobInterrupted, TimeLimitExceeded, time_limits
 
-__all__ = ["Executor", "error_record"]
+__all__ = ["Executor", "LoopThread", "error_record", "failure_record"]
 
 log = get_logger("resq.worker")
 
@@ -37,6 +37,14 @@ def error_record(exc: BaseException | None, type_name: str = "", message: str = 
         message = message or str(exc)
         tb = tb or "".join(traceback.format_exception(exc))
     return pack({"type": type_name, "message": message, "traceback": tb})
+
+
+def failure_record(exc: BaseException) -> tuple[str, bytes]:
+    """The reason (for logs) and the stored error of a failed attempt."""
+    if isinstance(exc, JobInterrupted):
+        type_name = "TimeoutError" if isinstance(exc, TimeLimitExceeded) else "JobInterrupted"
+        return exc.reason, error_record(exc, type_name, exc.reason)
+    return f"{type(exc).__name__}: {exc}", error_record(exc)
 
 
 class Executor:
@@ -113,9 +121,7 @@ class Executor:
                 duration: int) -> Outcome:
         """Classify a failed attempt: retry by the task's policy, or bury it."""
         hooks, task_hooks = self.app.hooks, task.options.hooks
-        reason = exc.reason if isinstance(exc, JobInterrupted) else f"{type(exc).__name__}: {exc}"
-        error = error_record(exc, "TimeoutError" if isinstance(exc, TimeLimitExceeded) else "", reason
-                             if isinstance(exc, JobInterrupted) else "")
+        reason, error = failure_record(exc)
         log.warning("failed", duration_ms=duration, error=reason, exc_info=not isinstance(exc, JobInterrupted))
         hooks.run("on_failure", job, exc, job=job, extra=_one(task_hooks.get("on_failure")))
         delay = self.retry_delay(task, job.attempt, exc)

@@ -22,7 +22,7 @@ from resq.clock import now_ms, to_ms
 from resq.log import get_logger
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
-from resq.worker.executor import Executor, error_record
+from resq.worker.executor import Executor, failure_record
 from resq.worker.maintenance import Maintenance
 from resq.worker.timeouts import TimeLimitExceeded
 
@@ -266,7 +266,7 @@ class Supervisor:
         fields = self.broker.job_fields(delivery.queue, str(delivery.job_id))
         attempt = int(fields.get("attempt", b"1"))
         exc = TimeLimitExceeded(limit)
-        error = error_record(exc, "TimeoutError", exc.reason)
+        error = failure_record(exc)[1]
         delay = Executor.retry_delay(task, attempt, exc) if task is not None else None
         job_id = str(delivery.job_id)
         duration = to_ms(limit)
