@@ -16,6 +16,7 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
 	$(VENV)/bin/mypy resq resq_scheduler
+	$(VENV)/bin/mypy --strict tests/typing
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.installed
@@ -23,6 +24,7 @@ lint: $(VENV)/.installed
 
 type: $(VENV)/.installed
 	$(VENV)/bin/mypy resq resq_scheduler
+	$(VENV)/bin/mypy --strict tests/typing
 
 demo: $(VENV)/.installed
 	$(PY) -m examples.demo
