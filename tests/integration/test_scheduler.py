@@ -22,6 +22,7 @@ from resq.keys import Keys
 from tests.apps import sched as sched_module
 from tests.conftest import REPO_ROOT, RunWorker, _stop_processes
 from tests.helpers import read_log, wait_for
+from tests.redis_server import RedisServer
 
 K = Keys("resq")
 APP = "tests.apps.sched:app"
@@ -38,12 +39,12 @@ def sched(redis_url: str) -> Iterator[ModuleType]:
 
 @pytest.fixture
 def run_scheduler(redis_url: str, tmp_path: Path) -> Iterator[RunScheduler]:
-    """Factory: ``run_scheduler(app_ref, *args)`` runs ``python -m resq scheduler`` in its own group."""
+    """Factory: ``run_scheduler(app_ref, *args, url=None)`` runs ``python -m resq scheduler`` in its own group."""
     procs: list[subprocess.Popen[bytes]] = []
     counter = itertools.count()
 
-    def start(app_ref: str, *args: str) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", RESQ_REDIS_URL=redis_url)
+    def start(app_ref: str, *args: str, url: str | None = None) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", RESQ_REDIS_URL=url or redis_url)
         log_path = tmp_path / f"scheduler-{next(counter)}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -150,3 +151,16 @@ def test_bad_schedule_file_is_a_usage_error(sched: ModuleType, tmp_path: Path) -
     )
     assert result.returncode == 2
     assert b"invalid cron expression" in result.stderr
+
+
+def test_scheduler_rides_out_a_redis_restart(private_redis: RedisServer, run_scheduler: RunScheduler) -> None:
+    url = private_redis.url(0)
+    sched_module.bind(url)
+    proc = run_scheduler(APP, url=url)
+    wait_for(lambda: "scheduler_started" in read_log(proc), timeout=20, message="scheduler started")
+    private_redis.kill()
+    wait_for(lambda: "redis_unavailable" in read_log(proc), timeout=30, message="outage noticed")
+    private_redis.restart()
+    job = sched_module.noop.enqueue_in(0.2)
+    wait_for(lambda: job.status() == "queued", timeout=30, message="job promoted after the restart")
+    assert proc.poll() is None

@@ -38,10 +38,6 @@ def queued_ids(client: redis.Redis, queue: str = "default") -> list[str]:
     return [fields[b"id"].decode() for _, fields in client.xrange(K.queue(queue))]
 
 
-def fired(report: TickReport) -> list[tuple[str, datetime]]:
-    return report.fired
-
-
 def test_tick_fires_once_per_tick(app: Resq, redis_client: redis.Redis) -> None:
     app.add_periodic("t.work", every=60, name="minutely", args=(1,), kwargs={"k": "v"})
     scheduler = Scheduler(app)
