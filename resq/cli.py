@@ -152,3 +152,4 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
                           max_jobs_per_child=max_jobs_per_child, max_memory_per_child_mb=max_memory_per_child,
                           metrics_port=metrics_port)
     sys.exit(Supervisor(app, config).run())
+from resq import cli_ops as _cli_ops  # noqa: E402,F401  (registers the operator commands)

@@ -1,0 +1,140 @@
+"""What the operator's commands share: options, app loading, error handling, table and time formatting.
+
+No new dependency: tables are plain ``click.echo`` text with aligned columns; ``--json`` prints the same
+data for scripts. Exit statuses: 0 ok, 1 not found (or Redis unavailable), 2 usage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from resq.broker import CONNECTION_ERRORS
+from resq.cli import load_app
+from resq.clock import from_ms
+from resq.errors import ConfigError, ResqError, UnknownJob
+from resq.inspect import Inspector
+
+__all__ = [
+    "NotFound", "ago", "guard", "inspector_from", "json_option", "ops_options", "parse_duration", "table", "when",
+]
+
+T = TypeVar("T")
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class NotFound(click.ClickException):
+    """Exit status 1: the job, worker or queue named on the command line does not exist."""
+
+    exit_code = 1
+
+
+def ops_options(fn: Any) -> Any:
+    """``-A/--app``, ``--url`` and ``--namespace`` (from ``RESQ_APP``, ``RESQ_REDIS_URL``, ``RESQ_NAMESPACE``)."""
+    fn = click.option("--namespace", envvar="RESQ_NAMESPACE", default=None,
+                      help="Key namespace (default resq); env RESQ_NAMESPACE.")(fn)
+    fn = click.option("--url", envvar="RESQ_REDIS_URL", default=None,
+                      help="Redis url (default redis://127.0.0.1:6379/0); env RESQ_REDIS_URL.")(fn)
+    return click.option("-A", "--app", "app_ref", envvar="RESQ_APP",
+                        help="The app as module:attr (optional here); env RESQ_APP.")(fn)
+
+
+def json_option(fn: Any) -> Any:
+    """``--json``: print JSON for scripts instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
+
+
+def inspector_from(app_ref: str | None, url: str | None, namespace: str | None) -> Inspector:
+    """An :class:`Inspector` on the app named by ``-A`` (or on ``--url``/``--namespace`` alone).
+
+    With ``-A``, ``--url`` and ``--namespace`` override the app's own settings only when given on the
+    command line (their environment variables are already the app's defaults).
+
+    Raises:
+        click.UsageError: the app cannot be loaded or a setting is invalid.
+    """
+    ctx = click.get_current_context()
+
+    def load() -> Inspector:
+        app = load_app(app_ref)
+        changes = {name: value for name, value in (("url", url), ("namespace", namespace))
+                   if value and (not app_ref or ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE)}
+        if changes:
+            app.reconfigure(**changes)
+        return Inspector(app)
+
+    return guard(load)
+
+
+def guard(action: Callable[[], T]) -> T:
+    """Run ``action``, turning resq's errors into click's exits (2 usage, 1 not found or unavailable)."""
+    try:
+        return action()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc), click.get_current_context(silent=True)) from exc
+    except UnknownJob as exc:
+        raise NotFound(str(exc)) from exc
+    except ResqError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except CONNECTION_ERRORS as exc:
+        raise click.ClickException(f"Redis is unavailable: {exc}") from exc
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as left-aligned columns under ``headers`` (two spaces between columns)."""
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def ago(seconds: float | None) -> str:
+    """A short human duration: ``850ms``, ``12s``, ``3m04s``, ``2h05m``, ``3d04h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    whole = int(seconds)
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
+        if whole >= size:
+            return f"{whole // size}{unit}{(whole % size) // sub_size:02d}{sub}"
+    return f"{whole}s"
+
+
+def when(ms: int | None) -> str:
+    """A time in ms as ``YYYY-MM-DD HH:MM:SS`` (UTC); ``-`` for none."""
+    if not ms:
+        return "-"
+    return from_ms(ms).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def since(ms: int | None) -> str:
+    """How long ago a time in ms was (``ago``); ``-`` for none."""
+    if not ms:
+        return "-"
+    return ago(max(0.0, datetime.now(UTC).timestamp() - ms / 1000))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``30m``, ``12h``, ``7d`` or ``2w``.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise ConfigError(f"invalid duration {text!r}: use a number with an optional unit s, m, h, d or w "
+                          "(e.g. 90s, 30m, 12h, 7d)")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def truncate(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

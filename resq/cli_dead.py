@@ -1,0 +1,146 @@
+"""``resq dead list|show|retry|purge`` and ``resq queue clear``: the operator's repairs.
+
+Bulk actions work in batched pipelines (1000 ids per round trip) and show a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from resq.cli import main
+from resq.cli_common import (
+    NotFound,
+    guard,
+    inspector_from,
+    json_option,
+    ops_options,
+    parse_duration,
+    table,
+    truncate,
+    when,
+)
+from resq.cli_ops import format_job
+from resq.inspect import to_json
+
+__all__ = ["dead", "queue"]
+
+DEAD_EPILOG = """\b
+Examples:
+  resq dead list --limit 20
+  resq dead show 018f3a5c2b7e4a1b2c3d
+  resq dead retry 018f3a5c2b7e4a1b2c3d
+  resq dead retry --all --queue mail
+  resq dead purge --older-than 7d
+"""
+
+
+@main.group(epilog=DEAD_EPILOG)
+def dead() -> None:
+    """Jobs that will not run again: list, show, retry, purge."""
+
+
+@dead.command("list")
+@ops_options
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="Show at most N jobs.")
+@click.option("-q", "--queue", default=None, help="Only this queue.")
+@json_option
+def dead_list(app_ref: str | None, url: str | None, namespace: str | None, limit: int, queue: str | None,
+              as_json: bool) -> None:
+    """The most recent dead jobs, newest first: id, queue, task, time of death, last error."""
+    inspector = inspector_from(app_ref, url, namespace)
+    found = guard(lambda: inspector.dead(limit, queue))
+    if as_json:
+        click.echo(to_json([d.as_dict() for d in found]))
+        return
+    if not found:
+        click.echo("no dead jobs")
+        return
+    total = guard(lambda: inspector.dead_count(queue))
+    click.echo(table(["ID", "QUEUE", "TASK", "DIED (UTC)", "ERROR"],
+                     [[d.id, d.queue, d.task, when(d.died_ms), truncate(d.error, 80)] for d in found]))
+    if total > len(found):
+        click.echo(f"({len(found)} of {total} shown; --limit N for more)")
+
+
+@dead.command("show")
+@ops_options
+@click.argument("job_id", metavar="ID")
+@json_option
+def dead_show(app_ref: str | None, url: str | None, namespace: str | None, job_id: str, as_json: bool) -> None:
+    """A dead job's record, last error with its traceback, and history."""
+    inspector = inspector_from(app_ref, url, namespace)
+    info = guard(lambda: inspector.job_info(job_id))
+    if as_json:
+        click.echo(to_json(info))
+        return
+    click.echo(format_job(info, show_traceback=True))
+    if info["status"] != "dead":
+        click.echo(f"\nnote: job {job_id} is {info['status']}, not dead", err=True)
+
+
+@dead.command("retry")
+@ops_options
+@click.argument("job_id", metavar="[ID]", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Every dead job (of --queue, or of all queues).")
+@click.option("-q", "--queue", default=None, help="With --all: only this queue.")
+@json_option
+@click.pass_context
+def dead_retry(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None,
+               job_id: str | None, everyone: bool, queue: str | None, as_json: bool) -> None:
+    """Queue dead jobs again for a fresh series of attempts: one by ID, or --all."""
+    if everyone == bool(job_id):
+        raise click.UsageError("give either one job ID or --all", ctx)
+    inspector = inspector_from(app_ref, url, namespace)
+    if job_id:
+        target = guard(lambda: inspector.retry_dead(job_id))
+        click.echo(json.dumps({"id": job_id, "queue": target, "status": "queued"}) if as_json
+                   else f"requeued {job_id} on {target}")
+        return
+    total = guard(lambda: inspector.dead_count(queue))
+    with click.progressbar(length=total, label="requeueing dead jobs", file=sys.stderr) as bar:
+        revived = guard(lambda: inspector.retry_all_dead(queue, progress=bar.update))
+    click.echo(json.dumps({"requeued": revived}) if as_json else f"requeued {revived} dead jobs")
+
+
+@dead.command("purge")
+@ops_options
+@click.option("--older-than", default=None, help="Only jobs dead for longer than this: 90s, 30m, 12h, 7d.")
+@click.option("-q", "--queue", default=None, help="Only this queue.")
+@json_option
+def dead_purge(app_ref: str | None, url: str | None, namespace: str | None, older_than: str | None,
+               queue: str | None, as_json: bool) -> None:
+    """Delete dead jobs (all, or those dead for longer than --older-than) and their records."""
+    seconds = guard(lambda: parse_duration(older_than)) if older_than else None
+    inspector = inspector_from(app_ref, url, namespace)
+    total = guard(lambda: inspector.dead_count(queue))
+    with click.progressbar(length=total, label="purging dead jobs", file=sys.stderr) as bar:
+        deleted = guard(lambda: inspector.purge_dead(seconds, queue, progress=bar.update))
+    click.echo(json.dumps({"purged": deleted}) if as_json else f"purged {deleted} dead jobs")
+
+
+@main.group()
+def queue() -> None:
+    """Act on one queue (see `resq queues` to list them)."""
+
+
+@queue.command("clear")
+@ops_options
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def queue_clear(app_ref: str | None, url: str | None, namespace: str | None, name: str, yes: bool,
+                as_json: bool) -> None:
+    """Delete every waiting, running and scheduled job of queue NAME (dead jobs are kept)."""
+    inspector = inspector_from(app_ref, url, namespace)
+    found = {q.name: q for q in guard(inspector.queues)}
+    if name not in found:
+        raise NotFound(f"no queue named {name!r} (see `resq queues`)")
+    q = found[name]
+    if not yes:
+        click.confirm(f"Delete the {q.waiting + q.running + q.scheduled} jobs of queue {name!r} "
+                      f"({q.waiting} waiting, {q.running} running, {q.scheduled} scheduled)?", abort=True)
+    removed = guard(lambda: inspector.clear_queue(name))
+    click.echo(json.dumps({"queue": name, "removed": removed}) if as_json else f"cleared {name}: {removed} jobs")
