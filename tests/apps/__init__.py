@@ -1,0 +1,1 @@
+"""Test apps imported by worker subprocesses (``resq worker -A tests.apps.core:app``)."""
