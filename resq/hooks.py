@@ -1,9 +1,10 @@
 """Lifecycle hooks and plugins, dispatched with isolation.
 
-``before_*`` hooks run in registration order; ``after_*`` and ``on_*`` hooks in reverse, so a plugin
-registered first wraps the others; ``around_perform`` context managers nest. A hook that raises is
-logged with the job id and the hook's name and never loses or fails the job; only ``Veto`` (from
-``before_enqueue``) and ``SkipJob`` (from ``before_perform``) change the flow.
+``before_*`` and ``*_start`` hooks (set-up) run in registration order; ``after_*``, ``on_*``,
+``worker_stop`` and ``scheduler_tick`` in reverse, so a plugin registered first wraps the others;
+``around_perform`` context managers nest. A hook that raises is logged with the job id and the hook's
+name and never loses or fails the job; only ``Veto`` (from ``before_enqueue``) and ``SkipJob`` (from
+``before_perform``) change the flow.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ HOOK_NAMES = (
 PLUGIN_GROUP = "resq.plugins"
 #: Hooks whose exceptions are allowed to change the flow, and which exception each may raise.
 _FLOW: dict[str, type[Exception]] = {"before_enqueue": Veto, "before_perform": SkipJob}
+#: Hooks run in registration order (set-up); every other hook runs in reverse (tear-down, outcome).
+IN_ORDER = frozenset({"before_enqueue", "before_perform", "worker_start", "child_start"})
 
 log = get_logger(__name__)
 
@@ -111,13 +114,14 @@ class Hooks:
             name: the hook.
             args: what the hooks receive.
             job: the job concerned (for the log line of a failing hook).
-            extra: per-task hooks, run innermost (after app hooks for ``before_*``, before them otherwise).
+            extra: per-task hooks, run innermost (after app hooks for those in :data:`IN_ORDER`, before
+                them otherwise).
 
         Raises:
             Veto, SkipJob: only from the hook allowed to raise it.
         """
         hooks = [*self._hooks[name], *extra]
-        if not name.startswith("before_"):
+        if name not in IN_ORDER:
             hooks.reverse()
         for fn in hooks:
             self._call(name, fn, args, job)
