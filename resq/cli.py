@@ -117,8 +117,8 @@ def logging_options(fn: Any) -> Any:
               help="Worker processes under this supervisor.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="Fetching threads per process (for I/O-bound tasks).")
-@click.option("--prefetch", default=1, show_default=True, type=click.IntRange(1, 1000),
-              help="Jobs leased per fetch by each thread.")
+@click.option("--prefetch", default=None, type=click.IntRange(1, 1000),
+              help="Jobs leased per fetch by each thread (default: the app's prefetch setting, 1).")
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit 0.")
 @click.option("--heartbeat-interval", type=click.FloatRange(0.1), default=None,
               help="Seconds between heartbeats (default 5); silent for 3 intervals = dead.")
@@ -130,7 +130,7 @@ def logging_options(fn: Any) -> Any:
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="Serve Prometheus metrics on this port (needs resq[metrics]).")
 @logging_options
-def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, prefetch: int, burst: bool,
+def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, prefetch: int | None, burst: bool,
            heartbeat_interval: float | None, grace_period: float, max_jobs_per_child: int | None,
            max_memory_per_child: int | None, metrics_port: int | None, log_format: str, log_level: str) -> None:
     """Run jobs from QUEUES (TERM/INT: graceful stop; QUIT: graceful, no time limit; USR1: kill the
@@ -148,7 +148,7 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
     except ConfigError as exc:
         raise click.UsageError(str(exc), ctx) from exc
     config = WorkerConfig(queues=names or ["default"], concurrency=concurrency, threads=threads,
-                          prefetch=prefetch, burst=burst, grace_period_s=grace_period,
+                          prefetch=prefetch or app.settings.prefetch, burst=burst, grace_period_s=grace_period,
                           max_jobs_per_child=max_jobs_per_child, max_memory_per_child_mb=max_memory_per_child,
                           metrics_port=metrics_port)
     sys.exit(Supervisor(app, config).run())

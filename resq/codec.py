@@ -47,6 +47,8 @@ def _default(value: Any) -> Any:
         return msgpack.ExtType(_EXT_DECIMAL, str(value).encode())
     if isinstance(value, uuid.UUID):
         return msgpack.ExtType(_EXT_UUID, value.bytes)
+    if isinstance(value, int):
+        raise EncodeError(f"cannot encode integer {value}: integers must fit in 64 bits (use str or Decimal)")
     raise EncodeError(
         f"cannot encode value of type {type(value).__qualname__}: resq payloads carry None, bool, int, "
         "float, str, bytes, list, dict, aware datetime, date, Decimal and UUID"

@@ -39,7 +39,7 @@ class Keys:
         self._ns = "{" + namespace + "}"
         #: set of known queue names
         self.queues = f"{self._ns}:queues"
-        #: zset worker id -> last heartbeat (ms)
+        #: zset worker id -> heartbeat deadline (ms): last heartbeat + 3 of that worker's intervals
         self.workers = f"{self._ns}:workers"
         #: hash entry name -> msgpack entry (periodic entries added at run time)
         self.cron = f"{self._ns}:cron"

@@ -41,8 +41,9 @@ class Settings:
     socket_timeout: float = 5.0
     #: seconds a producer keeps retrying an unreachable Redis before raising BrokerUnavailable
     broker_retry_s: float = 5.0
-    #: jobs a worker thread fetches per round trip
-    prefetch: int = 10
+    #: jobs a worker thread leases per fetch (``resq worker --prefetch``); more saves round trips on
+    #: short jobs, but leased jobs wait behind the running one
+    prefetch: int = 1
     #: how many per-day statistics are kept, in days
     stats_days: int = 90
 
@@ -51,14 +52,18 @@ class Settings:
         for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "prefetch", "stats_days"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("result_ttl", "dead_ttl", "heartbeat_interval", "connect_timeout", "socket_timeout"):
+        if not isinstance(self.url, str) or self.url.partition("://")[0] not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"invalid Redis url {self.url!r}: use redis://host:port/db, rediss://… or unix://…")
+        for name in ("result_ttl", "dead_ttl", "heartbeat_interval", "connect_timeout", "socket_timeout",
+                     "broker_retry_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")
 
     @classmethod
     def build(cls, url: str | None = None, namespace: str | None = None, **settings: Any) -> Settings:
-        """Settings from keywords, falling back to ``RESQ_REDIS_URL`` and ``RESQ_NAMESPACE``.
+        """Settings from keywords; the url falls back to ``RESQ_REDIS_URL`` (then ``DEFAULT_URL``) and a
+        missing namespace to ``RESQ_NAMESPACE`` (then ``resq``).
 
         Raises:
             ConfigError: an unknown setting (with a "did you mean" hint) or an invalid value.

@@ -9,8 +9,11 @@ Signals, as Resque operators know them (the supervisor forwards them to every ch
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +33,8 @@ __all__ = ["EXIT_RECYCLE", "ChildConfig", "run_child"]
 
 log = get_logger("resq.worker")
 
+#: prctl option: the signal a process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 #: Exit status of a child that stopped to be replaced (max jobs or memory reached).
 EXIT_RECYCLE = 100
 #: Seconds between two looks of the watchdog at cancellations and time limits.
@@ -64,6 +69,8 @@ class Child:
         #: thread ident -> (monotonic start, delivery, soft timeout sent)
         self._began: dict[int, tuple[float, Delivery, bool]] = {}
         self.recycle = False
+        #: job id -> its task, for the watchdog's time limits
+        self._tasks: dict[str, Any] = {}
 
     def on_job(self, event: str, delivery: Delivery, task: Any) -> None:
         """Tell the supervisor which job this child runs (it enforces hard time limits)."""
@@ -72,6 +79,7 @@ class Child:
             self._began[ident] = (_now(), delivery, False)
         else:
             self._began.pop(ident, None)
+            self._tasks.pop(str(delivery.job_id), None)
         self.report((event, delivery.queue, delivery.entry, delivery.job_id, ident))
         if event == "end":
             self._check_recycle()
@@ -79,7 +87,8 @@ class Child:
     def _check_recycle(self) -> None:
         cfg = self.config
         too_many = cfg.max_jobs is not None and self.state.processed >= cfg.max_jobs
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB elsewhere
         too_big = cfg.max_memory_mb is not None and rss_mb >= cfg.max_memory_mb
         if (too_many or too_big) and not self.state.stopping.is_set():
             log.info("child_recycle", processed=self.state.processed, rss_mb=round(rss_mb, 1))
@@ -161,8 +170,12 @@ class Child:
                 self.interrupt(ident, SoftTimeout)
 
     def _task_of(self, delivery: Delivery) -> Any:
-        fields = self.app.broker.job_fields(delivery.queue, str(delivery.job_id)) if delivery.job_id else {}
-        return self.app.tasks.get(fields.get("task", b"").decode())
+        """The task of a running job, read from Redis once per job."""
+        job_id = str(delivery.job_id)
+        if job_id not in self._tasks:
+            fields = self.app.broker.job_fields(delivery.queue, job_id) if delivery.job_id else {}
+            self._tasks[job_id] = self.app.tasks.get(fields.get("task", b"").decode())
+        return self._tasks[job_id]
 
     def run(self) -> int:
         """Run the fetching threads until stopped; returns the exit status."""
@@ -203,8 +216,16 @@ def _now() -> float:
     return time.monotonic()
 
 
+def _stop_with_parent() -> None:
+    """Ask Linux to send TERM to this child when its supervisor dies (so no child outlives it)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def run_child(app: Resq, config: ChildConfig, report: Callable[[tuple[Any, ...]], None]) -> int:
     """The whole life of a child after fork: register, announce, run, exit status."""
+    _stop_with_parent()
     app.broker.reset_after_fork()
     child = Child(app, config, report)
     child.install_signals()

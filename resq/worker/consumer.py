@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,6 +190,7 @@ class Consumer:
         self._backoff_s = min(RECONNECT_CAP_S, max(0.1, self._backoff_s * 2))
         delay = random.uniform(self._backoff_s / 2, self._backoff_s)
         log.warning("redis_unavailable", error=str(exc), retry_in_s=round(delay, 2))
-        if self.state.abort.wait(delay):
+        if self.state.stopping.is_set() or self.state.abort.wait(delay):
+            # Asked to stop while Redis is away: what was not recorded stays leased and is given back
+            # by a reaper once Redis answers (at worst the job runs again: at-least-once).
             raise SystemExit(0)
-        time.sleep(0)

@@ -99,7 +99,7 @@ class Executor:
         except CancelInterrupt:
             log.info("cancelled", reason="cancelled while running", duration_ms=_elapsed_ms(began))
             return Cancelled(d, job.id, "cancelled while running", task=task.name)
-        except JobInterrupted as exc:
+        except (JobInterrupted, SystemExit) as exc:  # a task calling sys.exit() fails; it does not end the child
             return self._failed(task, job, d, exc, _elapsed_ms(began))
         except Exception as exc:
             return self._failed(task, job, d, exc, _elapsed_ms(began))

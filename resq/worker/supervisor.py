@@ -53,12 +53,22 @@ class WorkerConfig:
 
 
 @dataclass
+class _Running:
+    """A job a child reported running: when it began, and its hard limit once looked up."""
+
+    delivery: Delivery
+    began: float
+    limit: float | None = None
+    looked_up: bool = False
+
+
+@dataclass
 class _ChildProc:
     pid: int
     worker_id: str
     reader: Connection
-    #: thread ident -> (delivery, monotonic start)
-    running: dict[int, tuple[Delivery, float]] = field(default_factory=dict)
+    #: thread ident -> the job running on it
+    running: dict[int, _Running] = field(default_factory=dict)
 
 
 class Supervisor:
@@ -169,7 +179,10 @@ class Supervisor:
             self._drain(reader)  # type: ignore[arg-type]
         self._handle_signals()
         self._reap_children()
-        self._enforce_time_limits()
+        try:
+            self._enforce_time_limits()
+        except CONNECTION_ERRORS as exc:
+            log.warning("redis_unavailable", error=str(exc), during="time limits")
         if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
             log.warning("grace_period_over", children=len(self.children))
             self._kill_children()
@@ -201,7 +214,7 @@ class Supervisor:
                 if child is None:
                     continue
                 if event == "begin":
-                    child.running[ident] = (Delivery(queue, entry, job_id, {}), time.monotonic())
+                    child.running[ident] = _Running(Delivery(queue, entry, job_id, {}), time.monotonic())
                 else:
                     child.running.pop(ident, None)
         except (EOFError, OSError):
@@ -242,17 +255,17 @@ class Supervisor:
         self._grace_deadline = None
 
     def _enforce_time_limits(self) -> None:
+        """Kill a child whose job outlived its hard limit (the task's limit is looked up once per job)."""
         now = time.monotonic()
         for child in list(self.children.values()):
-            for delivery, began in list(child.running.values()):
-                limit = self._timeout_of(delivery)
-                if limit is not None and now - began > limit + KILL_MARGIN_S:
-                    self._kill_for_timeout(child, delivery, limit)
+            for running in list(child.running.values()):
+                if not running.looked_up:
+                    task = self.maintenance.task_of(running.delivery)
+                    running.limit = None if task is None else task.options.timeout
+                    running.looked_up = True
+                if running.limit is not None and now - running.began > running.limit + KILL_MARGIN_S:
+                    self._kill_for_timeout(child, running.delivery, running.limit)
                     break
-
-    def _timeout_of(self, delivery: Delivery) -> float | None:
-        task = self.maintenance.task_of(delivery)
-        return None if task is None else task.options.timeout
 
     def _kill_for_timeout(self, child: _ChildProc, delivery: Delivery, limit: float) -> None:
         """A task ignored its hard limit: kill its child, record a failed attempt, let a new child start."""

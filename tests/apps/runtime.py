@@ -70,3 +70,8 @@ def attempt() -> int:
     job = current_job()
     assert job is not None
     return job.attempt
+
+
+@app.task
+def exits() -> None:
+    raise SystemExit(0)

@@ -259,3 +259,14 @@ def test_workers_obey_remote_commands_through_redis(app: Any, run_worker: Any) -
     assert job.result(timeout=10) == 1
     send("stop")
     assert worker.wait(timeout=15) == 0
+
+
+def test_a_task_calling_sys_exit_fails_instead_of_ending_the_child(redis_url: str, run_worker: Any) -> None:
+    from tests.apps import runtime
+
+    runtime.app.reconfigure(url=redis_url)
+    job = runtime.exits.delay()
+    run_worker(APP)
+    with pytest.raises(JobFailed, match="SystemExit"):
+        job.result(timeout=15)
+    assert job.info()["attempts"] == 1
