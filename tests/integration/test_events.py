@@ -1,0 +1,95 @@
+"""``resq events``: a subprocess follows the lifecycle events that workers publish."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+
+from tests.apps import obs as obs_module
+from tests.conftest import REPO_ROOT, RunWorker
+from tests.helpers import read_log, wait_for
+
+APP = "tests.apps.obs:app"
+
+
+@pytest.fixture
+def obs(redis_url: str) -> Iterator[ModuleType]:
+    obs_module.bind(redis_url)
+    yield obs_module
+
+
+@pytest.fixture
+def follow(redis_url: str, redis_client: redis.Redis) -> Iterator[Any]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT)}
+        env.pop("RESQ_APP", None)
+        before = _subscribers(redis_client)
+        proc = subprocess.Popen([sys.executable, "-m", "resq", "events", *args], env=env, cwd=str(REPO_ROOT),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        wait_for(lambda: _subscribers(redis_client) > before, message="resq events subscribed")
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def _subscribers(client: redis.Redis) -> int:
+    return int(dict(client.pubsub_numsub("{resq}:events"))[b"{resq}:events"])
+
+
+def finish(proc: subprocess.Popen[str]) -> list[str]:
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return out.splitlines()
+
+
+def burst(run_worker: RunWorker) -> None:
+    proc = run_worker(APP, "--burst")
+    assert proc.wait(timeout=60) == 0, read_log(proc)
+
+
+def test_events_json_sees_a_job_processed_by_a_worker(
+    obs: ModuleType, run_worker: RunWorker, follow: Any
+) -> None:
+    proc = follow("--json", "--count", "3")
+    job = obs.add.delay(1, 2)
+    burst(run_worker)
+    events = [json.loads(line) for line in finish(proc)]
+    assert [e["event"] for e in events] == ["enqueued", "started", "succeeded"]
+    assert {e["job_id"] for e in events} == {job.id}
+    assert {e["task"] for e in events} == {"obs.add"} and {e["queue"] for e in events} == {"default"}
+    assert events[1]["attempt"] == 1 and events[1]["worker"]
+    assert isinstance(events[2]["duration_ms"], int)
+
+
+def test_events_filters(obs: ModuleType, run_worker: RunWorker, follow: Any) -> None:
+    proc = follow("--json", "--count", "2", "--status", "failed,dead", "--task", "obs.fail")
+    obs.add.delay(1, 2)
+    job = obs.fail.delay("bad")
+    burst(run_worker)
+    events = [json.loads(line) for line in finish(proc)]
+    assert [(e["event"], e["job_id"]) for e in events] == [("failed", job.id), ("dead", job.id)]
+    assert events[0]["error"] == "ValueError: bad"
+
+
+def test_events_human_lines_and_queue_filter(obs: ModuleType, follow: Any) -> None:
+    proc = follow("--count", "1", "--queue", "mail")
+    obs.add.delay(1, 2)
+    job = obs.add.apply_async((1, 2), queue="mail")
+    lines = finish(proc)
+    assert len(lines) == 1
+    assert lines[0].split()[1:5] == ["enqueued", job.id, "obs.add", "mail"]
