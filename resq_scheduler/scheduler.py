@@ -37,7 +37,7 @@ from resq.job import Job
 from resq.log import get_logger
 from resq.task import Task
 from resq.worker.maintenance import Maintenance
-from resq_scheduler.cron import due_ticks
+from resq_scheduler.cron import DEFAULT_FIRST_GRACE_S, Spec, due_ticks
 from resq_scheduler.schedule import PeriodicEntry, load_schedule_file
 from resq_scheduler.store import CronState, Store
 
@@ -66,6 +66,13 @@ def tick_job_id(entry: str, tick_ms: int) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _grace(spec: Spec, now: datetime) -> float:
+    """How late a tick may fire and still be on time: 1 s, or a quarter of the period if shorter (so that
+    a late tick never fires just before the next one)."""
+    period = (spec.next_after(now) - spec.previous_at_or_before(now)).total_seconds()
+    return min(DEFAULT_FIRST_GRACE_S, period / 4)
 
 
 def _ms(moment: datetime) -> int:
@@ -185,9 +192,19 @@ class Scheduler:
             log.info("promoted", jobs=moved)
         return moved, earliest
 
+    def _due(self, entry: PeriodicEntry, last: int | None, now: datetime) -> list[datetime]:
+        """The ticks to fire now. An entry never seen before fires a tick only if ``now`` is exactly on it;
+        otherwise its latest tick becomes its baseline and it fires from the next one (a late start-up
+        must not fire a tick just before the next)."""
+        if last is not None:
+            return due_ticks(entry.spec, from_ms(last), now, entry.misfire, first_grace_s=_grace(entry.spec, now))
+        ticks = due_ticks(entry.spec, None, now, entry.misfire, first_grace_s=0.0)
+        if not ticks:
+            self.store.advance(entry.name, _ms(entry.spec.previous_at_or_before(now)))
+        return ticks
+
     def _run_entry(self, entry: PeriodicEntry, state: CronState, now: datetime, report: TickReport) -> None:
-        last = state.last.get(entry.name)
-        ticks = due_ticks(entry.spec, None if last is None else from_ms(last), now, entry.misfire)
+        ticks = self._due(entry, state.last.get(entry.name), now)
         if not ticks:
             return
         if entry.name in state.paused:

@@ -99,7 +99,8 @@ def test_cron_list_as_a_subprocess_shows_code_entries_and_last_fire(
 ) -> None:
     from resq_scheduler import Scheduler
 
-    Scheduler(sched.periodic_app).tick()  # fires the every=1 entry once: it now has a last fire
+    on_a_tick = datetime.now(UTC).replace(microsecond=0)
+    assert Scheduler(sched.periodic_app).tick(on_a_tick).fired  # the every=1 entry now has a last fire
     result = subprocess.run(
         [sys.executable, "-m", "resq", "cron", "list", "-A", PERIODIC_APP, "--json"],
         env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), RESQ_REDIS_URL=redis_url),

@@ -54,6 +54,24 @@ def test_tick_fires_once_per_tick(app: Resq, redis_client: redis.Redis) -> None:
     assert (envelope["task"], envelope["args"], envelope["kwargs"]) == ("t.work", [1], {"k": "v"})
 
 
+def test_a_new_entry_seen_between_ticks_starts_at_its_next_tick(app: Resq) -> None:
+    app.add_periodic("t.work", every=1, name="fast")
+    scheduler = Scheduler(app)
+    assert scheduler.tick(T0 + timedelta(milliseconds=300)).fired == []  # late start-up: baseline only
+    assert Store(app).state().last["fast"] == int(T0.timestamp() * 1000)
+    late_wake = T0 + timedelta(seconds=1, milliseconds=40)
+    assert scheduler.tick(late_wake).fired == [("fast", T0 + timedelta(seconds=1))]
+
+
+def test_skip_treats_a_tick_late_by_over_a_quarter_period_as_missed(app: Resq) -> None:
+    app.add_periodic("t.work", every=1, name="fast", misfire="skip")
+    scheduler = Scheduler(app)
+    scheduler.tick(T0)
+    assert scheduler.tick(T0 + timedelta(seconds=1, milliseconds=200)).fired == [("fast", T0 + timedelta(seconds=1))]
+    assert scheduler.tick(T0 + timedelta(seconds=2, milliseconds=600)).fired == []
+    assert scheduler.tick(T0 + timedelta(seconds=3)).fired == [("fast", T0 + timedelta(seconds=3))]
+
+
 def test_two_schedulers_at_the_same_instant_fire_once(app: Resq, redis_client: redis.Redis) -> None:
     app.add_periodic("t.work", every=10, name="e10")
     one, two = Scheduler(app), Scheduler(Resq(app.settings.url))
