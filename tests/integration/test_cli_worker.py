@@ -158,3 +158,17 @@ def test_worker_help_lists_the_options() -> None:
     text = done.stdout.decode()
     for option in ("-A", "-q", "-c", "--burst", "--heartbeat-interval", "--log-format", "--log-level"):
         assert option in text, option
+
+
+def test_log_level_and_heartbeat_interval_options(core: ModuleType, run_worker: RunWorker) -> None:
+    job = core.add.delay(2, 2)
+    log = finish(run_worker(APP, "--burst", "--heartbeat-interval", "0.5", "--log-level", "WARNING"))
+    assert job.result() == 4
+    assert "succeeded" not in log  # info events are below WARNING
+
+
+@pytest.mark.parametrize("args", [["--log-format", "xml"], ["--log-level", "LOUD"], ["-c", "0"],
+                                  ["--heartbeat-interval", "0"]], ids=lambda a: " ".join(a))
+def test_bad_worker_options_are_usage_errors(run_worker: RunWorker, args: list[str]) -> None:
+    proc = run_worker(APP, "--burst", *args)
+    assert proc.wait(timeout=30) == 2, read_log(proc)

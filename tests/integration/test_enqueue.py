@@ -203,3 +203,18 @@ def test_result_timeout_of_a_scheduled_job(core: ModuleType) -> None:
     job = core.add.enqueue_in(60, 1, 2)
     with pytest.raises(ResultTimeout, match="scheduled"):
         job.result(timeout=0.2)
+
+
+def test_enqueue_in_zero_is_queued_now(core: ModuleType, redis_client: redis.Redis) -> None:
+    job = core.add.enqueue_in(0, 1, 2)
+    assert job.status() == "queued"
+    assert redis_client.zcard(K.scheduled("default")) == 0
+
+
+def test_the_library_does_not_configure_logging(core: ModuleType) -> None:
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    core.add.delay(1, 2).status()
+    assert (list(root.handlers), root.level) == before
