@@ -99,8 +99,13 @@ class Consumer:
             How many jobs were performed, or None in burst mode when the queues are empty.
         """
         deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None if self.burst else block_s)
+        if not deliveries and self.burst and not self._wait_for_due_jobs():
+            # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
+            deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None)
+            if not deliveries:
+                return None
         if not deliveries:
-            return None if self.burst and not self._wait_for_due_jobs() else 0
+            return 0
         return self.perform_batch(deliveries)
 
     def perform_batch(self, deliveries: list[Delivery]) -> int:

@@ -130,13 +130,6 @@ def test_retries_exhausted_goes_dead_with_error_and_traceback(
         job.result()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in resq/worker/consumer.py: in burst mode, when another process (the supervisor's "
-    "maintenance, a scheduler) promotes a due job between the consumer's empty fetch and its own promote "
-    "in _wait_for_due_jobs, promote reports moved=0 and nothing scheduled, and the consumer exits leaving "
-    "the job queued. Seen in practice: `resq worker --burst` exits 0 with a retry still queued.",
-)
 def test_burst_consumer_does_not_exit_while_a_promoted_job_waits(
     core: ModuleType, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
