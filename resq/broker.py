@@ -51,7 +51,8 @@ __all__ = [
 GROUP = "resq"
 #: Every transition script under ``resq/scripts``.
 SCRIPT_NAMES = (
-    "enqueue", "start", "succeed", "retry", "bury", "promote", "release", "cancel", "cancelled", "revive",
+    "enqueue", "start", "succeed", "retry", "bury", "promote", "run_now", "release", "cancel", "cancelled",
+    "revive",
 )
 #: Upper bounds of the job duration histogram, in milliseconds.
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
@@ -500,6 +501,19 @@ class Broker:
             [now_ms() if now is None else now, limit, k.job_prefix(queue), k.history_prefix(queue), k.events],
         )
         return int(moved), (None if int(nxt) < 0 else int(nxt))
+
+    def run_now(self, queue: str, job_id: str) -> tuple[bool, str]:
+        """Move one scheduled (or retrying) job into its queue now, whatever its due time.
+
+        Returns:
+            ``(moved, status)``: the status after the call, or the one that prevented the move.
+        """
+        k = self.keys
+        moved, status = self.with_retry(lambda: self._script(
+            "run_now", [k.scheduled(queue), k.queue(queue), k.job(queue, job_id), k.history(queue, job_id)],
+            [job_id, now_ms(), k.events],
+        ))
+        return bool(moved), _text(status)
 
     def known_queues(self) -> list[str]:
         """Every queue name ever used in this namespace, sorted."""

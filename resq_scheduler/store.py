@@ -33,7 +33,7 @@ __all__ = ["ACTIVE_STATUSES", "SCRIPT_NAMES", "CronState", "ScheduledJob", "Stor
 log = get_logger("resq_scheduler.store")
 
 #: The scheduler's own scripts under ``resq_scheduler/scripts``.
-SCRIPT_NAMES = ("advance", "run_now")
+SCRIPT_NAMES = ("advance",)
 #: Statuses of a job that has not finished yet (a ``unique`` entry waits for it).
 ACTIVE_STATUSES = frozenset({"queued", "running", "scheduled", "retrying"})
 
@@ -205,9 +205,7 @@ class Store:
         Returns:
             ``(moved, status)``: the status after the call, or the one that prevented the move.
         """
-        k = self.keys
-        moved, status = self._script("run_now", [k.scheduled(queue), k.queue(queue), k.job(queue, job_id)], [job_id])
-        return bool(moved), _text(status)
+        return self.broker.run_now(queue, job_id)
 
     def find_queue(self, job_id: str) -> str | None:
         """The queue holding job ``job_id``, or None."""
