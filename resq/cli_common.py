@@ -15,7 +15,6 @@ import click
 from click.core import ParameterSource
 
 from resq.broker import CONNECTION_ERRORS
-from resq.cli import load_app
 from resq.clock import from_ms
 from resq.errors import ConfigError, ResqError, UnknownJob
 from resq.inspect import Inspector
@@ -60,6 +59,8 @@ def inspector_from(app_ref: str | None, url: str | None, namespace: str | None) 
     Raises:
         click.UsageError: the app cannot be loaded or a setting is invalid.
     """
+    from resq.cli import load_app  # here: resq.cli imports the commands that import this module
+
     ctx = click.get_current_context()
 
     def load() -> Inspector:

@@ -116,7 +116,11 @@ def test_queues_shows_waiting_and_oldest(obs: ModuleType, cli: Any) -> None:
     assert by_name["default"]["oldest_age_s"] is not None
     text = cli("queues").output
     assert row(text, "other")[1] == "1"
-    assert cli("queues", "--url", "redis://127.0.0.1:1/0").exit_code == 1  # Redis unavailable
+    with_app = json.loads(cli("queues", "-A", APP, "--json").output)
+    assert {q["name"] for q in with_app} == {"default", "other"}
+    # given on the command line, --url overrides the app's own url (nothing listens there: exit 1)
+    assert cli("queues", "-A", APP, "--url", "redis://127.0.0.1:1/0").exit_code == 1
+    assert cli("queues", "-A", "no.such.module").exit_code == 2
 
 
 def test_empty_namespace(cli: Any) -> None:
