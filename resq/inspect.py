@@ -17,11 +17,9 @@ Example::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgpack
@@ -29,19 +27,21 @@ from redis.exceptions import ResponseError
 
 from resq.app import Resq
 from resq.broker import CONNECTION_ERRORS, GROUP, Broker
-from resq.clock import from_ms, now_ms, to_ms
+from resq.clock import now_ms, to_ms
 from resq.codec import Envelope, encode_envelope, unpack
 from resq.errors import ConfigError, DecodeError, UnknownJob
+from resq.inspect_records import CONTROL_COMMANDS, DeadJob, QueueInfo, WorkerInfo, control_message, to_json
 from resq.job import Job, new_job_id
 from resq.keys import validate_name
 from resq.scripts import load_source
 
-__all__ = ["BATCH", "COUNTERS", "DeadJob", "Inspector", "QueueInfo", "WorkerInfo", "control_message"]
+__all__ = [
+    "BATCH", "CONTROL_COMMANDS", "COUNTERS", "DeadJob", "Inspector", "QueueInfo", "WorkerInfo", "control_message",
+    "to_json",
+]
 
 #: Counters kept per day and in total (``Keys.stat``).
 COUNTERS = ("processed", "failed", "retried", "dead", "cancelled")
-#: Commands the workers obey (``resq workers pause|resume|stop``).
-CONTROL_COMMANDS = ("pause", "resume", "stop")
 #: Ids handled per pipelined round trip by the bulk actions.
 BATCH = 1000
 
@@ -57,81 +57,6 @@ for i = 4, #ARGV do
 end
 return n
 """
-
-
-@dataclass(frozen=True)
-class QueueInfo:
-    """One queue at a glance."""
-
-    name: str
-    #: jobs ready to run and not yet fetched
-    waiting: int
-    #: jobs leased by a worker (the group's pending entries)
-    running: int
-    #: seconds the oldest waiting job has waited, None when none waits
-    oldest_age_s: float | None
-    scheduled: int
-    dead: int
-    #: live workers that serve this queue
-    workers: int
-
-    @property
-    def served(self) -> bool:
-        """Whether at least one live worker reads this queue."""
-        return self.workers > 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (with ``served``)."""
-        return {**asdict(self), "served": self.served}
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One live worker process, as it registered itself."""
-
-    id: str
-    host: str
-    pid: int
-    supervisor: str
-    queues: list[str]
-    started_ms: int
-    heartbeat_ms: int
-    #: the job ids it is running (empty when idle)
-    current: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (times as ISO 8601 UTC)."""
-        data = asdict(self)
-        data["started"] = _iso(self.started_ms)
-        data["heartbeat"] = _iso(self.heartbeat_ms)
-        return data
-
-
-@dataclass(frozen=True)
-class DeadJob:
-    """One entry of a dead set."""
-
-    id: str
-    queue: str
-    task: str
-    died_ms: int
-    #: ``"Type: message"`` of the last error
-    error: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``died`` as ISO 8601 UTC)."""
-        return {**asdict(self), "died": _iso(self.died_ms)}
-
-
-def control_message(cmd: str, target: str = "*", at_ms: int | None = None) -> dict[str, Any]:
-    """The remote-control command published on ``Keys.control`` (msgpack-encoded).
-
-    Raises:
-        ConfigError: an unknown command.
-    """
-    if cmd not in CONTROL_COMMANDS:
-        raise ConfigError(f"unknown worker command {cmd!r}; use one of {', '.join(CONTROL_COMMANDS)}")
-    return {"cmd": cmd, "target": target, "at_ms": now_ms() if at_ms is None else at_ms}
 
 
 class Inspector:
@@ -515,10 +440,6 @@ def _entry_ms(entry: bytes | str) -> int:
     return int(_text(entry).split("-", 1)[0])
 
 
-def _iso(ms: int) -> str | None:
-    return from_ms(ms).isoformat() if ms else None
-
-
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -532,15 +453,3 @@ def _split(value: str) -> list[str]:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def to_json(value: Any) -> str:
-    """JSON for ``--json`` output: datetimes and dates as ISO 8601, bytes as text."""
-    def default(obj: Any) -> Any:
-        if isinstance(obj, datetime | date):
-            return obj.isoformat()
-        if isinstance(obj, bytes):
-            return obj.decode("utf-8", "replace")
-        return str(obj)
-
-    return json.dumps(value, default=default, indent=2)

@@ -1,0 +1,110 @@
+"""What :class:`resq.inspect.Inspector` returns: plain records, free of Redis, ready for JSON.
+
+The remote-control message format lives here too (:func:`control_message`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from resq.clock import from_ms, now_ms
+from resq.errors import ConfigError
+
+__all__ = ["CONTROL_COMMANDS", "DeadJob", "QueueInfo", "WorkerInfo", "control_message", "to_json"]
+
+#: Commands the workers obey (``resq workers pause|resume|stop``).
+CONTROL_COMMANDS = ("pause", "resume", "stop")
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """One queue at a glance."""
+
+    name: str
+    #: jobs ready to run and not yet fetched
+    waiting: int
+    #: jobs leased by a worker (the group's pending entries)
+    running: int
+    #: seconds the oldest waiting job has waited, None when none waits
+    oldest_age_s: float | None
+    scheduled: int
+    dead: int
+    #: live workers that serve this queue
+    workers: int
+
+    @property
+    def served(self) -> bool:
+        """Whether at least one live worker reads this queue."""
+        return self.workers > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``served``)."""
+        return {**asdict(self), "served": self.served}
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One live worker process, as it registered itself."""
+
+    id: str
+    host: str
+    pid: int
+    supervisor: str
+    queues: list[str]
+    started_ms: int
+    heartbeat_ms: int
+    #: the job ids it is running (empty when idle)
+    current: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times as ISO 8601 UTC)."""
+        data = asdict(self)
+        data["started"] = _iso(self.started_ms)
+        data["heartbeat"] = _iso(self.heartbeat_ms)
+        return data
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    """One entry of a dead set."""
+
+    id: str
+    queue: str
+    task: str
+    died_ms: int
+    #: ``"Type: message"`` of the last error
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``died`` as ISO 8601 UTC)."""
+        return {**asdict(self), "died": _iso(self.died_ms)}
+
+
+def control_message(cmd: str, target: str = "*", at_ms: int | None = None) -> dict[str, Any]:
+    """The remote-control command published on ``Keys.control`` (msgpack-encoded).
+
+    Raises:
+        ConfigError: an unknown command.
+    """
+    if cmd not in CONTROL_COMMANDS:
+        raise ConfigError(f"unknown worker command {cmd!r}; use one of {', '.join(CONTROL_COMMANDS)}")
+    return {"cmd": cmd, "target": target, "at_ms": now_ms() if at_ms is None else at_ms}
+
+
+def _iso(ms: int) -> str | None:
+    return from_ms(ms).isoformat() if ms else None
+
+
+def to_json(value: Any) -> str:
+    """JSON for ``--json`` output: datetimes and dates as ISO 8601, bytes as text."""
+    def default(obj: Any) -> Any:
+        if isinstance(obj, datetime | date):
+            return obj.isoformat()
+        if isinstance(obj, bytes):
+            return obj.decode("utf-8", "replace")
+        return str(obj)
+
+    return json.dumps(value, default=default, indent=2)
