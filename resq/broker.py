@@ -597,6 +597,18 @@ class Broker:
         rows = self.client.zrevrange(self.keys.dead(queue), start, stop, withscores=True)
         return [(_text(job_id), int(score)) for job_id, score in rows]
 
+    # -- pub/sub ----------------------------------------------------------------------------------
+
+    def subscribe(self, channel: str) -> Any:
+        """A pub/sub subscription to ``channel`` (wake-ups, remote commands); read with ``get_message``."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(channel)
+        return pubsub
+
+    def control_state(self, targets: Sequence[str]) -> list[bytes | None]:
+        """The last remote command recorded for each target (msgpack, or None)."""
+        return list(self.client.hmget(self.keys.control_state, list(targets)))
+
     # -- workers ----------------------------------------------------------------------------------
 
     def register_worker(self, worker_id: str, info: dict[str, str]) -> None:

@@ -60,8 +60,7 @@ class RemoteControl:
     def _from_messages(self, targets: set[str]) -> list[tuple[int, str]]:
         broker = self.app.broker
         if self._pubsub is None:
-            self._pubsub = broker.client.pubsub(ignore_subscribe_messages=True)
-            self._pubsub.subscribe(broker.keys.control)
+            self._pubsub = broker.subscribe(broker.keys.control)
         found = []
         while (message := self._pubsub.get_message(timeout=0)) is not None:
             command = _decode(message["data"])
@@ -70,10 +69,8 @@ class RemoteControl:
         return found
 
     def _from_state(self, targets: set[str]) -> list[tuple[int, str]]:
-        broker = self.app.broker
-        rows = broker.client.hmget(broker.keys.control_state, sorted(targets))
         found = []
-        for raw in rows:
+        for raw in self.app.broker.control_state(sorted(targets)):
             if raw is not None:
                 command = _decode(raw)
                 found.append((int(command.get("at_ms", 0)), str(command.get("cmd"))))

@@ -77,8 +77,7 @@ class Maintenance:
         """A producer scheduled a job: look again no later than its due time."""
         try:
             if self._pubsub is None:
-                self._pubsub = self.broker.client.pubsub(ignore_subscribe_messages=True)
-                self._pubsub.subscribe(self.broker.keys.wakeup)
+                self._pubsub = self.broker.subscribe(self.broker.keys.wakeup)
             while (message := self._pubsub.get_message(timeout=0)) is not None:
                 due = (int(message["data"]) - now_ms()) / 1000
                 self._promote_at = min(self._promote_at, time.monotonic() + max(due, 0.0))
