@@ -15,7 +15,6 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from redis.retry import Retry as RedisRetry
 from resq.clock import now_ms, to_ms
 from resq.errors import BrokerUnavailable
 from resq.keys import Keys
+from resq.outcomes import Buried, Cancelled, Delivery, Discarded, Outcome, Retried, Started, Succeeded
 from resq.scripts import load_source
 from resq.settings import Settings
 
@@ -63,88 +63,6 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.T
 MAX_BLOCK_S = 2.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One stream entry handed to a worker: a lease on a job until it is settled."""
-
-    queue: str
-    entry: str
-    #: the job id, or None when the entry is not a resq entry (then ``fields`` holds what it carried)
-    job_id: str | None
-    fields: dict[bytes, bytes]
-
-
-@dataclass(frozen=True)
-class Started:
-    """The result of starting an attempt: the envelope to run, or why it must not run."""
-
-    delivery: Delivery
-    envelope: bytes | None
-    attempt: int
-    #: the status before the start: ``queued`` normally; ``cancelled``, ``succeeded``, ``dead`` or
-    #: ``missing`` when the job must not run
-    prior_status: str
-
-
-@dataclass(frozen=True)
-class Succeeded:
-    """Outcome: the attempt returned ``result`` (encoded)."""
-
-    delivery: Delivery
-    job_id: str
-    result: bytes
-    ttl_ms: int
-    duration_ms: int
-    task: str = ""
-
-
-@dataclass(frozen=True)
-class Retried:
-    """Outcome: the attempt failed and the job is due again at ``due_ms``."""
-
-    delivery: Delivery
-    job_id: str
-    error: bytes
-    due_ms: int
-    duration_ms: int
-    task: str = ""
-
-
-@dataclass(frozen=True)
-class Buried:
-    """Outcome: the job is dead (``raw`` keeps an undecodable payload that had no job record)."""
-
-    delivery: Delivery
-    job_id: str
-    error: bytes
-    duration_ms: int
-    task: str = ""
-    raw: bytes = b""
-    #: True when the attempt ran and failed (counts as a failure), False for a job that never ran
-    failed_attempt: bool = True
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    """Outcome: the job was cancelled (or skipped by a hook) instead of finishing."""
-
-    delivery: Delivery
-    job_id: str
-    reason: str
-    task: str = ""
-
-
-@dataclass(frozen=True)
-class Discarded:
-    """Outcome: the entry is dropped without touching the job (finished by an earlier delivery)."""
-
-    delivery: Delivery
-    job_id: str = ""
-
-
-Outcome = Succeeded | Retried | Buried | Cancelled | Discarded
 
 
 class Broker:
