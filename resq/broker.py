@@ -293,6 +293,9 @@ class Broker:
                 counts[stat] = counts.get(stat, 0) + 1
             if not isinstance(outcome, Discarded):
                 self._add_task_stats(pipe, outcome, stats)
+            if isinstance(outcome, Succeeded | Retried | Buried):
+                # a cancellation asked for while the job was finishing on its own must not linger
+                pipe.srem(self.keys.cancel_requests(outcome.delivery.queue), outcome.job_id)
         self._add_stats(pipe, counts)
 
     def _add_task_stats(self, pipe: Pipeline, outcome: Succeeded | Retried | Buried | Cancelled,
