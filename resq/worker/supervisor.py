@@ -32,6 +32,10 @@ log = get_logger("resq.worker")
 
 #: Longest sleep of the supervisor's loop, in seconds (bounds how late a due job is promoted).
 TICK_S = 0.25
+#: A child that dies within this many seconds of its start counts as crashing on start.
+QUICK_CRASH_S = 2.0
+#: Longest pause before replacing children that keep crashing on start, in seconds.
+MAX_RESPAWN_DELAY_S = 10.0
 #: Seconds past a task's hard timeout before the supervisor kills a child that did not stop it itself.
 KILL_MARGIN_S = 2.0
 
@@ -67,6 +71,7 @@ class _ChildProc:
     pid: int
     worker_id: str
     reader: Connection
+    started: float = 0.0
     #: thread ident -> the job running on it
     running: dict[int, _Running] = field(default_factory=dict)
 
@@ -92,8 +97,11 @@ class Supervisor:
         self._grace_deadline: float | None = None
         self._pending_signals: list[int] = []
         self._last_heartbeat = 0.0
-        #: every child id this supervisor started (their leases are given back when it stops)
-        self._spawned: list[str] = []
+        #: ids of children whose leases were not yet given back (given back when the supervisor stops)
+        self._unreleased: set[str] = set()
+        #: when children that crashed as they started are to be replaced (monotonic)
+        self._respawn_at: list[float] = []
+        self._crash_backoff_s = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -111,7 +119,7 @@ class Supervisor:
                  concurrency=self.config.concurrency, threads=self.config.threads, pid=os.getpid())
         for _ in range(self.config.concurrency):
             self._spawn()
-        while self.children:
+        while self.children or self._respawn_at:
             self._tick()
         self._finish()
         return 0
@@ -132,8 +140,8 @@ class Supervisor:
 
     def _finish(self) -> None:
         try:
-            self.maintenance.release_consumers(self._spawned, "returned")
-            self.broker.unregister_workers(self._spawned)
+            self.maintenance.release_consumers(sorted(self._unreleased), "returned")
+            self.broker.unregister_workers(sorted(self._unreleased))
         except CONNECTION_ERRORS as exc:
             log.warning("redis_unavailable", error=str(exc), during="shutdown")
         self.app.hooks.run("worker_stop", self)
@@ -151,8 +159,8 @@ class Supervisor:
             reader.close()
             os._exit(self._child_main(worker_id, writer, info))
         writer.close()
-        self.children[pid] = _ChildProc(pid, worker_id, reader)
-        self._spawned.append(worker_id)
+        self.children[pid] = _ChildProc(pid, worker_id, reader, started=time.monotonic())
+        self._unreleased.add(worker_id)
         log.info("child_started", child_pid=pid, worker=worker_id)
 
     def _child_main(self, worker_id: str, writer: Connection, info: dict[str, str]) -> int:
@@ -179,6 +187,10 @@ class Supervisor:
             self._drain(reader)  # type: ignore[arg-type]
         self._handle_signals()
         self._reap_children()
+        if self._stop_requests:
+            self._respawn_at.clear()
+        else:
+            self._respawn_due()
         try:
             self._enforce_time_limits()
         except CONNECTION_ERRORS as exc:
@@ -242,11 +254,30 @@ class Supervisor:
         try:
             self.maintenance.release_consumers([child.worker_id], mode)
             self.broker.unregister_workers([child.worker_id])
+            self._unreleased.discard(child.worker_id)
         except CONNECTION_ERRORS as exc:
             log.warning("redis_unavailable", error=str(exc), during="child exit")
         if self._stop_requests or (self.config.burst and code == 0):
             return
-        self._spawn()
+        self._schedule_respawn(crashed_early=not clean and time.monotonic() - child.started < QUICK_CRASH_S)
+
+    def _schedule_respawn(self, crashed_early: bool) -> None:
+        """Replace a child at once, or after a growing pause when children keep dying as they start
+        (a crash loop must not burn the CPU or flood the logs)."""
+        if not crashed_early:
+            self._crash_backoff_s = 0.0
+            self._spawn()
+            return
+        self._crash_backoff_s = min(MAX_RESPAWN_DELAY_S, max(0.5, self._crash_backoff_s * 2))
+        log.warning("child_respawn_delayed", delay_s=self._crash_backoff_s)
+        self._respawn_at.append(time.monotonic() + self._crash_backoff_s)
+
+    def _respawn_due(self) -> None:
+        now = time.monotonic()
+        due = [t for t in self._respawn_at if t <= now]
+        self._respawn_at = [t for t in self._respawn_at if t > now]
+        for _ in due:
+            self._spawn()
 
     def _kill_children(self) -> None:
         for pid in list(self.children):

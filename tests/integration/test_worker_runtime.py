@@ -270,3 +270,14 @@ def test_a_task_calling_sys_exit_fails_instead_of_ending_the_child(redis_url: st
     with pytest.raises(JobFailed, match="SystemExit"):
         job.result(timeout=15)
     assert job.info()["attempts"] == 1
+
+
+def test_children_that_crash_as_they_start_are_replaced_after_a_growing_pause(app: Any, redis_client: redis.Redis,
+                                                                             run_worker: Any) -> None:
+    # Each crash job kills its child right after the child starts: the supervisor backs off between spawns
+    for _ in range(3):
+        app.crash.delay()
+    worker = run_worker(APP)
+    wait_for(lambda: read_log(worker).count("child_respawn_delayed") >= 2, timeout=30, message="respawn delayed")
+    assert worker.poll() is None
+    assert app.work.delay(5).result(timeout=30) == 5
