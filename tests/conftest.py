@@ -1,4 +1,4 @@
-"""Fixtures backed by a real ``redis-server`` (never fakeredis, never mocks).
+"""Fixtures backed by a real ``redis-server`` (never a fake or mocked Redis).
 
 Fixtures:
 - ``redis_server`` (session): the shared :class:`RedisServer` (16 databases).
@@ -6,6 +6,8 @@ Fixtures:
 - ``redis_client`` (function): ``redis.Redis.from_url(redis_url)``, closed afterwards.
 - ``private_redis`` (function): a brand-new :class:`RedisServer` of the test's own (kill/pause/restart it).
 - ``free_port`` (function): an unused TCP port on 127.0.0.1.
+- ``run_resq`` (function): factory ``run_resq(command, *args, app_ref=None, env=None, url=None) -> Popen``
+  running any ``python -m resq`` command in its own process group; all stopped at teardown.
 - ``run_worker`` (function): factory ``run_worker(app_ref, *args, env=None, url=None) -> Popen`` that runs
   ``python -m resq worker *args`` in its own process group; every process is stopped at teardown.
 
@@ -91,6 +93,13 @@ class RunWorker(Protocol):
     ) -> subprocess.Popen[bytes]: ...
 
 
+class RunResq(Protocol):
+    def __call__(
+        self, command: str, *args: str, app_ref: str | None = None, env: dict[str, str] | None = None,
+        url: str | None = None,
+    ) -> subprocess.Popen[bytes]: ...
+
+
 STOP_GRACE = 10.0
 
 
@@ -122,31 +131,29 @@ def _stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 @pytest.fixture
-def run_worker(redis_url: str, tmp_path: Path) -> Iterator[RunWorker]:
+def run_resq(redis_url: str, tmp_path: Path) -> Iterator[RunResq]:
+    """Factory: ``run_resq(command, *args, app_ref=None, env=None, url=None)`` runs ``python -m resq
+    command *args`` in its own process group, output to ``proc.log_path``; all stopped at teardown."""
     procs: list[subprocess.Popen[bytes]] = []
     counter = itertools.count()
 
     def start(
-        app_ref: str, *args: str, env: dict[str, str] | None = None, url: str | None = None
+        command: str, *args: str, app_ref: str | None = None, env: dict[str, str] | None = None,
+        url: str | None = None,
     ) -> subprocess.Popen[bytes]:
         full_env = dict(os.environ)
         pythonpath = [str(REPO_ROOT)]
         if full_env.get("PYTHONPATH"):
             pythonpath.append(full_env["PYTHONPATH"])
-        full_env.update(
-            {
-                "PYTHONPATH": os.pathsep.join(pythonpath),
-                "PYTHONUNBUFFERED": "1",
-                "RESQ_APP": app_ref,
-                "RESQ_REDIS_URL": url or redis_url,
-            }
-        )
-        if env:
-            full_env.update(env)
-        log_path = tmp_path / f"worker-{next(counter)}.log"
+        full_env.update({"PYTHONPATH": os.pathsep.join(pythonpath), "PYTHONUNBUFFERED": "1",
+                         "RESQ_REDIS_URL": url or redis_url})
+        if app_ref is not None:
+            full_env["RESQ_APP"] = app_ref
+        full_env.update(env or {})
+        log_path = tmp_path / f"{command}-{next(counter)}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "resq", "worker", *args],
+                [sys.executable, "-m", "resq", command, *args],
                 env=full_env,
                 cwd=str(REPO_ROOT),
                 stdin=subprocess.DEVNULL,
@@ -165,7 +172,20 @@ def run_worker(redis_url: str, tmp_path: Path) -> Iterator[RunWorker]:
         # Printed output of teardown is shown by pytest only when the test fails.
         for proc in procs:
             tail = "\n".join(read_log(proc).splitlines()[-60:])
-            print(f"--- worker pid {proc.pid} (exit {proc.returncode}) log tail ---\n{tail}")
+            print(f"--- {proc.args[3]} pid {proc.pid} (exit {proc.returncode}) log tail ---\n{tail}")
+
+
+@pytest.fixture
+def run_worker(run_resq: RunResq) -> RunWorker:
+    """Factory: ``run_worker(app_ref, *args, env=None, url=None)`` runs ``python -m resq worker *args``
+    with ``RESQ_APP=app_ref``."""
+
+    def start(
+        app_ref: str, *args: str, env: dict[str, str] | None = None, url: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        return run_resq("worker", *args, app_ref=app_ref, env=env, url=url)
+
+    return start
 
 
 def pytest_report_header(config: Any) -> str:

@@ -20,7 +20,7 @@ import redis
 from resq.codec import unpack
 from resq.keys import Keys
 from tests.apps import sched as sched_module
-from tests.conftest import REPO_ROOT, RunWorker, _stop_processes
+from tests.conftest import REPO_ROOT, RunResq, RunWorker
 from tests.helpers import read_log, wait_for
 from tests.redis_server import RedisServer
 
@@ -38,31 +38,13 @@ def sched(redis_url: str) -> Iterator[ModuleType]:
 
 
 @pytest.fixture
-def run_scheduler(redis_url: str, tmp_path: Path) -> Iterator[RunScheduler]:
+def run_scheduler(run_resq: RunResq) -> RunScheduler:
     """Factory: ``run_scheduler(app_ref, *args, url=None)`` runs ``python -m resq scheduler`` in its own group."""
-    procs: list[subprocess.Popen[bytes]] = []
-    counter = itertools.count()
 
     def start(app_ref: str, *args: str, url: str | None = None) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", RESQ_REDIS_URL=url or redis_url)
-        log_path = tmp_path / f"scheduler-{next(counter)}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "resq", "scheduler", "-A", app_ref, "--log-level", "DEBUG", *args],
-                env=env, cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        proc.log_path = log_path  # type: ignore[attr-defined]
-        procs.append(proc)
-        return proc
+        return run_resq("scheduler", "-A", app_ref, "--log-level", "DEBUG", *args, url=url)
 
-    try:
-        yield start
-    finally:
-        _stop_processes(procs)
-        for proc in procs:
-            tail = "\n".join(read_log(proc).splitlines()[-40:])
-            print(f"--- scheduler pid {proc.pid} (exit {proc.returncode}) log tail ---\n{tail}")
+    return start
 
 
 def records(client: redis.Redis, key: str) -> list[list[Any]]:
