@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -50,3 +51,16 @@ def read_log(proc: subprocess.Popen[Any]) -> str:
         return Path(path).read_text(errors="replace")
     except OSError:
         return ""
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among the lines of ``text`` (a worker's ``--log-format json`` output)."""
+    found = []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found

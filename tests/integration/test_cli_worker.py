@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from tests.apps import core as core_module
 from tests.conftest import REPO_ROOT, RunWorker
-from tests.helpers import read_log
+from tests.helpers import json_lines, read_log
 
 APP = "tests.apps.core:app"
 
@@ -31,18 +30,6 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
     log = read_log(proc)
     assert code == 0, log
     return log
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    events = []
-    for line in text.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            events.append(value)
-    return events
 
 
 def test_burst_on_an_empty_queue_exits_0(run_worker: RunWorker) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 
 from tests.apps import obs as obs_module
 from tests.conftest import RunWorker
-from tests.helpers import read_log
+from tests.helpers import json_lines, read_log
 
 APP = "tests.apps.obs:app"
 
@@ -20,18 +18,6 @@ APP = "tests.apps.obs:app"
 def obs(redis_url: str) -> Iterator[ModuleType]:
     obs_module.bind(redis_url)
     yield obs_module
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    found = []
-    for line in text.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-    return found
 
 
 def test_stdlib_logging_in_a_task_carries_the_job_context(obs: ModuleType, run_worker: RunWorker) -> None:
