@@ -137,7 +137,11 @@ class Broker:
     # -- scripts ----------------------------------------------------------------------------------
 
     def _load_scripts(self) -> None:
-        self._shas = {name: self.client.script_load(load_source(name)) for name in SCRIPT_NAMES}
+        """Load every script in one round trip (again after Redis restarted and forgot them)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in SCRIPT_NAMES:
+            pipe.script_load(load_source(name))
+        self._shas = dict(zip(SCRIPT_NAMES, (_text(sha) for sha in pipe.execute()), strict=True))
 
     def _eval(self, target: redis.Redis | Pipeline, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if not self._shas:
