@@ -25,7 +25,7 @@ from resq.app import Resq
 from resq.broker import CONNECTION_ERRORS, Delivery
 from resq.errors import SoftTimeout
 from resq.log import get_logger
-from resq.worker.consumer import Consumer, ConsumerState
+from resq.worker.consumer import Consumer, ConsumerState, FetchInterrupted
 from resq.worker.executor import Executor, LoopThread
 from resq.worker.timeouts import CancelInterrupt, JobInterrupted, TimeLimitExceeded, interrupt_thread
 
@@ -99,6 +99,9 @@ class Child:
         """Route the operator's signals to the shared state."""
         def stop(signum: int, frame: FrameType | None) -> None:
             self.state.stopping.set()
+            if self.state.waiting_on_main:
+                self.state.waiting_on_main = False
+                raise FetchInterrupted
 
         def kill_jobs(signum: int, frame: FrameType | None) -> None:
             reason, self._pending_interrupt = self._pending_interrupt, JobInterrupted

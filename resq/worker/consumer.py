@@ -20,7 +20,7 @@ from resq.codec import pack
 from resq.log import get_logger
 from resq.worker.executor import Executor, error_record
 
-__all__ = ["Consumer", "ConsumerState"]
+__all__ = ["Consumer", "ConsumerState", "FetchInterrupted"]
 
 log = get_logger("resq.worker")
 
@@ -30,6 +30,12 @@ RECONNECT_CAP_S = 5.0
 BURST_HORIZON_S = 10.0
 #: Statuses a delivered job may be started from.
 _RUNNABLE = frozenset({"queued", "running", "retrying", "scheduled"})
+
+
+class FetchInterrupted(BaseException):
+    """Raised by the stop signal handler into a blocking fetch on the main thread, so a stopping child
+    does not wait out the fetch. Entries the interrupted fetch leased stay pending for this consumer and
+    are given back by the supervisor when the child exits."""
 
 
 @dataclass
@@ -43,6 +49,8 @@ class ConsumerState:
     #: set: fetch nothing until cleared (USR2 / CONT)
     paused: threading.Event = field(default_factory=threading.Event)
     processed: int = 0
+    #: True while the main thread waits in a blocking fetch (a stop signal may then interrupt it)
+    waiting_on_main: bool = False
     #: thread ident -> the delivery it is performing
     running: dict[int, Delivery] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,6 +93,8 @@ class Consumer:
                 continue
             try:
                 done = self.run_once()
+            except FetchInterrupted:
+                return  # asked to stop while waiting for jobs: what the fetch leased is given back
             except CONNECTION_ERRORS as exc:
                 self._wait_for_redis(exc)
                 continue
@@ -98,7 +108,7 @@ class Consumer:
         Returns:
             How many jobs were performed, or None in burst mode when the queues are empty.
         """
-        deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None if self.burst else block_s)
+        deliveries = self._fetch(None if self.burst else block_s)
         if not deliveries and self.burst and not self._wait_for_due_jobs():
             # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
             deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None)
@@ -107,6 +117,20 @@ class Consumer:
         if not deliveries:
             return 0
         return self.perform_batch(deliveries)
+
+    def _fetch(self, block_s: float | None) -> list[Delivery]:
+        """Fetch a batch; on the main thread a stop signal may cut the blocking wait short."""
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            self.state.waiting_on_main = True
+            if self.state.stopping.is_set():  # a signal that came just before the flag was set
+                self.state.waiting_on_main = False
+                raise FetchInterrupted
+        try:
+            return self.broker.fetch(self.worker_id, self.queues, self.prefetch, block_s)
+        finally:
+            if main:
+                self.state.waiting_on_main = False
 
     def perform_batch(self, deliveries: list[Delivery]) -> int:
         """Perform leased deliveries in order; hand back those not started once asked to stop or pause."""
