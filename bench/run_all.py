@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["queue_primitive.py", "scheduler_lateness.py"]
+BENCHMARKS = ["queue_primitive.py", "scheduler_lateness.py", "throughput.py"]
 
 
 def main() -> int:
