@@ -93,6 +93,8 @@ class Supervisor:
         self.children: dict[int, _ChildProc] = {}
         self.maintenance = Maintenance(app, config.queues)
         self.control = RemoteControl(app, now_ms())
+        #: the shortest hard limit of any registered task (None: no task has one)
+        self._shortest_timeout = min((t.options.timeout for t in app.tasks.values() if t.options.timeout), default=None)
         self._stop_requests = 0
         self._grace_deadline: float | None = None
         self._pending_signals: list[int] = []
@@ -286,10 +288,19 @@ class Supervisor:
         self._grace_deadline = None
 
     def _enforce_time_limits(self) -> None:
-        """Kill a child whose job outlived its hard limit (the task's limit is looked up once per job)."""
+        """Kill a child whose job outlived its hard limit.
+
+        A job's task (hence its limit) is looked up in Redis only once the job has run longer than the
+        shortest limit of any registered task, so short jobs cost the supervisor nothing.
+        """
+        shortest = self._shortest_timeout
+        if shortest is None:
+            return
         now = time.monotonic()
         for child in list(self.children.values()):
             for running in list(child.running.values()):
+                if now - running.began <= shortest + KILL_MARGIN_S:
+                    continue
                 if not running.looked_up:
                     task = self.maintenance.task_of(running.delivery)
                     running.limit = None if task is None else task.options.timeout
