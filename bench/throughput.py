@@ -408,11 +408,8 @@ def reading(rows: list[Row]) -> str:
             f"- Round trips: with `--prefetch 1` resq pays {p1.trips:.2f} per job (fetch, start, ack); with "
             f"`--prefetch 100` {p100.trips:.2f}. The consumer's own share is P + 2 per batch (the fetch, one round "
             "trip per job that acks the previous job and starts the next, one final ack): 3 per job at P = 1, "
-            f"1.02 at P = 100. The rest ({p1.trips - 3:.2f} and {p100.trips - 1.02:.2f} per job) is mostly the "
-            "supervisor: `_enforce_time_limits` reads the whole record (`task_of` → `job_fields`, an HGETALL) of "
-            "each job it sees running, once per job, to learn its time limit; how many no-op jobs it catches "
-            "depends on whether it sees the job before the child ends it (traced by counting redis-py sends per "
-            "process). "
+            f"1.02 at P = 100. The rest ({p1.trips - 3:.2f} and {p100.trips - 1.02:.2f} per job) is the "
+            "supervisor's heartbeats, promotion and reaping. "
             f"Prefetch 100 is {p100.rate / p1.rate:.2f}× prefetch 1 end to end.")
     out.append(
         f"- Server work: resq runs about {best.cmds:.0f} Redis commands per job (scripts' inner commands included: "
