@@ -31,6 +31,7 @@ from resq.keys import Keys
 from resq.outcomes import Buried, Cancelled, Delivery, Discarded, Outcome, Retried, Started, Succeeded
 from resq.scripts import load_source
 from resq.settings import Settings
+from resq.workers_registry import WorkerRegistry, _text
 
 __all__ = [
     "DURATION_BUCKETS_MS",
@@ -65,7 +66,7 @@ MAX_BLOCK_S = 2.0
 T = TypeVar("T")
 
 
-class Broker:
+class Broker(WorkerRegistry):
     """Redis-side operations on queues, jobs and workers for one app.
 
     Args:
@@ -522,74 +523,7 @@ class Broker:
         rows = self.client.zrevrange(self.keys.dead(queue), start, stop, withscores=True)
         return [(_text(job_id), int(score)) for job_id, score in rows]
 
-    # -- pub/sub ----------------------------------------------------------------------------------
-
-    def subscribe(self, channel: str) -> Any:
-        """A pub/sub subscription to ``channel`` (wake-ups, remote commands); read with ``get_message``."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(channel)
-        return pubsub
-
-    def control_state(self, targets: Sequence[str]) -> list[bytes | None]:
-        """The last remote command recorded for each target (msgpack, or None)."""
-        return list(self.client.hmget(self.keys.control_state, list(targets)))
-
-    # -- workers ----------------------------------------------------------------------------------
-
-    def register_worker(self, worker_id: str, info: dict[str, str]) -> None:
-        """Record a worker (host, pid, queues, started…) and its first heartbeat."""
-        self.client.hset(self.keys.worker(worker_id), mapping=info)
-        self.heartbeat([worker_id])
-
-    def heartbeat(self, worker_ids: Sequence[str]) -> None:
-        """Record that these workers are alive now.
-
-        The registry stores each worker's deadline (now + 3 heartbeat intervals of *that* worker), so
-        workers with different intervals judge each other correctly.
-        """
-        if not worker_ids:
-            return
-        silent_ms = to_ms(self.settings.heartbeat_interval * 3)
-        now = now_ms()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.keys.workers, dict.fromkeys(worker_ids, now + silent_ms))
-        for worker_id in worker_ids:
-            pipe.hset(self.keys.worker(worker_id), "heartbeat_ms", now)
-            pipe.pexpire(self.keys.worker(worker_id), silent_ms + 1000)
-        pipe.execute()
-
-    def unregister_workers(self, worker_ids: Sequence[str]) -> None:
-        """Forget workers that stopped."""
-        if not worker_ids:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrem(self.keys.workers, *worker_ids)
-        pipe.delete(*(self.keys.worker(w) for w in worker_ids))
-        pipe.execute()
-
-    def live_workers(self) -> set[str]:
-        """Ids of the workers whose last heartbeat is within three of their intervals."""
-        return {_text(w) for w in self.client.zrangebyscore(self.keys.workers, now_ms(), "+inf")}
-
-    def prune_workers(self) -> list[str]:
-        """Drop workers silent for three intervals from the registry; returns their ids."""
-        gone = [_text(w) for w in self.client.zrangebyscore(self.keys.workers, "-inf", f"({now_ms()}")]
-        if gone:
-            self.unregister_workers(gone)
-        return gone
-
-    def worker_info(self, worker_ids: Sequence[str]) -> list[dict[str, str]]:
-        """The recorded description of each worker."""
-        pipe = self.client.pipeline(transaction=False)
-        for worker_id in worker_ids:
-            pipe.hgetall(self.keys.worker(worker_id))
-        return [{_text(k): _text(v) for k, v in row.items()} for row in pipe.execute()]
-
 
 def _decode_event(raw: bytes) -> dict[str, Any]:
     value = msgpack.unpackb(raw, raw=False)
     return value if isinstance(value, dict) else {"event": "?", "raw": raw}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
