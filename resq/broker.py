@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import msgpack
 import redis
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
@@ -26,6 +25,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry as RedisRetry
 
 from resq.clock import now_ms, to_ms
+from resq.codec import decode_event
 from resq.errors import BrokerUnavailable
 from resq.keys import Keys
 from resq.outcomes import Buried, Cancelled, Delivery, Discarded, Outcome, Retried, Started, Succeeded
@@ -53,7 +53,7 @@ GROUP = "resq"
 #: Every transition script under ``resq/scripts``.
 SCRIPT_NAMES = (
     "enqueue", "start", "succeed", "retry", "bury", "promote", "run_now", "release", "cancel", "cancelled",
-    "revive",
+    "revive", "purge",
 )
 #: Upper bounds of the job duration histogram, in milliseconds.
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
@@ -469,7 +469,7 @@ class Broker(WorkerRegistry):
     def job_history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
         """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details)."""
         raw = self.with_retry(lambda: self.client.lrange(self.keys.history(queue, job_id), 0, -1))
-        return [_decode_event(item) for item in raw]
+        return [decode_event(item) for item in raw]
 
     def job_status(self, queue: str, job_id: str) -> str | None:
         """A job's status, or None when it is unknown or expired."""
@@ -518,12 +518,28 @@ class Broker(WorkerRegistry):
             [job_id, now_ms(), k.events],
         )))
 
+    def revive_many(self, queue: str, job_ids: Sequence[str]) -> int:
+        """Queue many dead jobs again in one round trip; returns how many were dead and are queued."""
+        k, now = self.keys, now_ms()
+
+        def build(pipe: Pipeline) -> None:
+            for job_id in job_ids:
+                self._eval(pipe, "revive", [k.dead(queue), k.queue(queue), k.job(queue, job_id),
+                                            k.done(queue, job_id), k.history(queue, job_id)],
+                           [job_id, now, k.events])
+
+        return sum(int(r) for r in self.with_retry(lambda: self._pipeline(build))) if job_ids else 0
+
+    def purge_dead(self, queue: str, job_ids: Sequence[str]) -> int:
+        """Delete dead jobs and their records (those still dead); returns how many were deleted."""
+        if not job_ids:
+            return 0
+        k = self.keys
+        return int(self.with_retry(lambda: self._script(
+            "purge", [k.dead(queue)], [k.job_prefix(queue), k.done_prefix(queue), k.history_prefix(queue), *job_ids],
+        )))
+
     def dead_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[tuple[str, int]]:
         """Dead job ids of ``queue`` with their time of death (ms), newest first."""
         rows = self.client.zrevrange(self.keys.dead(queue), start, stop, withscores=True)
         return [(_text(job_id), int(score)) for job_id, score in rows]
-
-
-def _decode_event(raw: bytes) -> dict[str, Any]:
-    value = msgpack.unpackb(raw, raw=False)
-    return value if isinstance(value, dict) else {"event": "?", "raw": raw}

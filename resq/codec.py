@@ -22,6 +22,7 @@ __all__ = [
     "ENVELOPE_VERSION",
     "Envelope",
     "decode_envelope",
+    "decode_event",
     "encode_envelope",
     "pack",
     "unpack",
@@ -170,3 +171,12 @@ def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise TypeError(f"field {key!r} should be {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def decode_event(raw: bytes) -> dict[str, Any]:
+    """A lifecycle event written by the transition scripts (a msgpack map); never raises."""
+    try:
+        value = unpack(raw)
+    except DecodeError:
+        return {"event": "?", "raw": repr(raw)}
+    return value if isinstance(value, dict) else {"event": "?", "raw": repr(value)}

@@ -27,13 +27,12 @@ from redis.exceptions import ResponseError
 
 from resq.app import Resq
 from resq.broker import CONNECTION_ERRORS, GROUP, Broker
-from resq.clock import now_ms, to_ms
-from resq.codec import Envelope, encode_envelope, unpack
-from resq.errors import ConfigError, DecodeError, UnknownJob
+from resq.clock import due_time_ms, now_ms, to_ms
+from resq.codec import Envelope, decode_event, encode_envelope, unpack
+from resq.errors import DecodeError, UnknownJob
 from resq.inspect_records import CONTROL_COMMANDS, DeadJob, QueueInfo, WorkerInfo, control_message, to_json
 from resq.job import Job, new_job_id
 from resq.keys import validate_name
-from resq.scripts import load_source
 
 __all__ = [
     "BATCH", "CONTROL_COMMANDS", "COUNTERS", "DeadJob", "Inspector", "QueueInfo", "WorkerInfo", "control_message",
@@ -47,18 +46,6 @@ BATCH = 1000
 
 # Remove dead ids (ARGV[4..]) from the dead set and, for those that were still there, their job hash,
 # done list and history list (keys built from prefixes share the queue's hash tag: one slot).
-_PURGE_LUA = """
-local n = 0
-for i = 4, #ARGV do
-  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
-    redis.call('DEL', ARGV[1] .. ARGV[i], ARGV[2] .. ARGV[i], ARGV[3] .. ARGV[i])
-    n = n + 1
-  end
-end
-return n
-"""
-
-
 class Inspector:
     """Reads and repairs what one app keeps in Redis.
 
@@ -276,7 +263,7 @@ class Inspector:
             job = known.apply_async(list(args), kwargs, queue=queue, delay=delay, at=at, job_id=job_id)
             return job.id, job.queue, str(job.status())
         target = validate_name(queue or "default", "queue name")
-        due_ms = _due_ms(delay, at)
+        due_ms = due_time_ms(delay, at)
         envelope = Envelope(id=job_id or new_job_id(), task=task, queue=target, args=list(args),
                             kwargs=dict(kwargs or {}), created_ms=now_ms())
         raw = encode_envelope(envelope, self.app.settings.max_payload_bytes)
@@ -341,24 +328,15 @@ class Inspector:
         Returns:
             How many jobs were queued again.
         """
-        revive = self._redis.register_script(load_source("revive"))
         before = now_ms()
         revived = 0
         for name in [queue] if queue else self.queue_names():
             while ids := [_text(i) for i in self._redis.zrangebyscore(
                     self.keys.dead(name), "-inf", before, start=0, num=BATCH)]:
-                revived += self._revive_batch(revive, name, ids)
+                revived += self.broker.revive_many(name, ids)
                 if progress is not None:
                     progress(len(ids))
         return revived
-
-    def _revive_batch(self, revive: Any, queue: str, ids: Sequence[str]) -> int:
-        k, now = self.keys, now_ms()
-        pipe = self._redis.pipeline(transaction=False)
-        for job_id in ids:
-            revive(keys=[k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id),
-                         k.history(queue, job_id)], args=[job_id, now, k.events], client=pipe)
-        return sum(int(r) for r in pipe.execute())
 
     def purge_dead(self, older_than_s: float | None = None, queue: str | None = None,
                    progress: Callable[[int], None] | None = None) -> int:
@@ -367,14 +345,12 @@ class Inspector:
         Returns:
             How many dead jobs were deleted.
         """
-        purge = self._redis.register_script(_PURGE_LUA)
         until = now_ms() - (to_ms(older_than_s) if older_than_s else 0)
         deleted = 0
         for name in [queue] if queue else self.queue_names():
-            k = self.keys
-            prefixes = [k.job_prefix(name), k.done_prefix(name), k.history_prefix(name)]
-            while ids := self._redis.zrangebyscore(k.dead(name), "-inf", until, start=0, num=BATCH):
-                deleted += int(purge(keys=[k.dead(name)], args=[*prefixes, *ids]))
+            while ids := [_text(i) for i in self._redis.zrangebyscore(
+                    self.keys.dead(name), "-inf", until, start=0, num=BATCH)]:
+                deleted += self.broker.purge_dead(name, ids)
                 if progress is not None:
                     progress(len(ids))
         return deleted
@@ -399,29 +375,7 @@ class Inspector:
                 time.sleep(min(poll_s, 0.5))
                 yield None
                 continue
-            yield None if message is None else _event(message["data"])
-
-
-def _event(raw: bytes) -> dict[str, Any]:
-    try:
-        value = msgpack.unpackb(raw, raw=False)
-    except Exception:
-        return {"event": "?", "raw": repr(raw)}
-    return value if isinstance(value, dict) else {"event": "?", "raw": repr(value)}
-
-
-def _due_ms(delay: float | None, at: datetime | None) -> int:
-    if delay is not None and at is not None:
-        raise ConfigError("give either a delay or a time, not both")
-    if at is not None:
-        if at.tzinfo is None:
-            raise ConfigError(f"the time must carry a time zone, got {at.isoformat()}")
-        return to_ms(at.timestamp())
-    if delay:
-        if delay < 0:
-            raise ConfigError(f"the delay must not be negative, got {delay}")
-        return now_ms() + to_ms(delay)
-    return 0
+            yield None if message is None else decode_event(message["data"])
 
 
 def _error_text(raw: bytes | None) -> str:

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
+from resq.clock import to_seconds
 from resq.errors import ConfigError
 
 __all__ = ["BACKOFF_NAMES", "BackoffPolicy", "exponential", "fixed", "linear", "make_backoff", "to_seconds"]
@@ -21,15 +22,6 @@ DEFAULT_BASE_S = 1.0
 #: Upper bound of the exponential policy, in seconds (one hour).
 DEFAULT_CAP_S = 3600.0
 BACKOFF_NAMES = ("fixed", "linear", "exponential")
-
-
-def to_seconds(value: float | int | timedelta) -> float:
-    """Seconds from a number or a ``timedelta``."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"expected seconds (a number) or a timedelta, got {value!r}")
-    return float(value)
 
 
 def fixed(base_s: float = DEFAULT_BASE_S) -> BackoffPolicy:

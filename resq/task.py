@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from resq.clock import now_ms, to_ms
+from resq.clock import due_time_ms, now_ms
 from resq.codec import Envelope, encode_envelope
 from resq.errors import ConfigError
 from resq.job import Job, new_job_id
@@ -186,7 +186,7 @@ class Task(Generic[P, R]):
             EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
         target = validate_name(queue, "queue name") if queue is not None else self.queue
-        due_ms = _due_ms(delay, at)
+        due_ms = due_time_ms(delay, at)
         envelope = Envelope(
             id=job_id or new_job_id(), task=self.name, queue=target, args=list(args),
             kwargs=dict(kwargs or {}), created_ms=now_ms(),
@@ -214,23 +214,3 @@ class Task(Generic[P, R]):
             envelope, queue=validate_name(job.options["queue"], "queue name"), args=list(job.options["args"]),
             kwargs=dict(job.options["kwargs"]), meta=dict(job.options["meta"]),
         )
-
-
-def _due_ms(delay: float | timedelta | None, at: datetime | None) -> int:
-    if delay is not None and at is not None:
-        raise ConfigError("give either delay or at, not both")
-    if at is not None:
-        if not isinstance(at, datetime):
-            raise ConfigError(f"at must be a datetime, got {at!r}")
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ConfigError(
-                f"enqueue_at needs a timezone-aware datetime, got naive {at!r}: "
-                "use e.g. datetime(..., tzinfo=timezone.utc)"
-            )
-        return to_ms(at.timestamp())  # rounded up: a job never becomes due before `at`
-    if delay is not None:
-        seconds = to_seconds(delay)
-        if seconds < 0:
-            raise ConfigError(f"delay must not be negative, got {delay!r}")
-        return now_ms() + to_ms(seconds) if seconds > 0 else 0
-    return 0
