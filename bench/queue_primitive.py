@@ -26,16 +26,13 @@ import argparse
 import datetime as _dt
 import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import msgpack
 import redis
+from private_redis import PrivateRedis
 
 BATCH = 100
 RESULT_TTL_MS = 3_600_000
@@ -49,46 +46,6 @@ STREAMS3 = ["queue:high", "queue:default", "queue:low"]
 # --------------------------------------------------------------------------- private redis-server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="resq-bench-")
-        self.port = _free_port()
-        assert self.port != 6379
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.client = redis.Redis(host="127.0.0.1", port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                break
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("private redis-server did not start")
-                time.sleep(0.05)
-
-    def version(self) -> str:
-        return self.client.info("server")["redis_version"]
-
-    def close(self) -> None:
-        try:
-            self.client.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- jobs

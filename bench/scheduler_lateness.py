@@ -21,12 +21,9 @@ import argparse
 import datetime as dt
 import os
 import platform
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,46 +34,9 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import lateness_app  # noqa: E402  (needs the path above)
+from private_redis import PrivateRedis  # noqa: E402
 
 from resq.codec import unpack  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    assert port != 6379
-    return port
-
-
-class PrivateRedis:
-    """A redis-server of our own, stopped and removed at the end."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="resq-bench-")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.05)
-
-    def close(self) -> None:
-        self.client.close()
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def spawn(url: str, *args: str) -> subprocess.Popen[bytes]:

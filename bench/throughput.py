@@ -27,12 +27,9 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -40,6 +37,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import redis
+from private_redis import PrivateRedis
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -48,52 +46,13 @@ RESQ_CONFIGS = [(1, 1), (1, 100), (2, 100)]
 LOOP_QUEUE, LOOP_PROCESSING = "bench:loop:queue", "bench:loop:processing"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    assert port != 6379
-    return port
+class BenchRedis(PrivateRedis):
+    """The private redis-server, with per-job command and round-trip counts."""
 
-
-class PrivateRedis:
-    """A redis-server of our own, stopped and removed at the end."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="resq-bench-")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.05)
-
-    def counters(self) -> tuple[int, int]:
-        """(commands processed, client read events processed: about one per round trip)."""
-        stats = self.client.info("stats")
-        return int(stats["total_commands_processed"]), int(stats["total_reads_processed"])
-
-    def per_job(self, before: tuple[int, int], n: int) -> tuple[float, float, float]:
+    def per_job(self, before: tuple[int, int], n: int) -> tuple[float, float]:
         """(commands, round trips) per job since ``before``, less the two INFO calls themselves."""
         after = self.counters()
         return (after[0] - before[0] - 1) / n, (after[1] - before[1] - 1) / n
-
-    def close(self) -> None:
-        self.client.close()
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def child_env(url: str) -> dict[str, str]:
@@ -291,7 +250,7 @@ def main() -> int:
     n, groups = args.n, set(args.only.split(","))
     rq_n = args.rq_n or min(n, 500)
 
-    server = PrivateRedis()
+    server = BenchRedis()
     os.environ["RESQ_REDIS_URL"] = server.url
     sys.path.insert(0, str(ROOT))
     notes: list[str] = []
