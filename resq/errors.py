@@ -89,8 +89,8 @@ class JobFailed(ResqError):
 
     Attributes:
         job_id: the failed job's id.
-        exc_type: the remote exception's qualified type name.
-        exc_message: the remote exception's message.
+        exc_type: the remote exception's qualified type name (also ``type``).
+        exc_message: the remote exception's message (also ``message``).
         traceback: the remote traceback, as text.
     """
 
@@ -100,6 +100,16 @@ class JobFailed(ResqError):
         self.exc_type = exc_type
         self.exc_message = exc_message
         self.traceback = traceback
+
+    @property
+    def type(self) -> str:
+        """The remote exception's qualified type name (``exc_type``)."""
+        return self.exc_type
+
+    @property
+    def message(self) -> str:
+        """The remote exception's message (``exc_message``)."""
+        return self.exc_message
 
 
 class JobCancelled(JobFailed):

@@ -132,4 +132,5 @@ def test_job_failed_is_a_resq_error() -> None:
     assert isinstance(err, ResqError)
     assert (err.job_id, err.exc_type, err.exc_message, err.traceback) == ("id1", "ValueError", "bad",
                                                                           "Traceback ...")
+    assert (err.type, err.message) == ("ValueError", "bad")
     assert "ValueError: bad" in str(err)
