@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -252,16 +253,20 @@ class Broker(WorkerRegistry):
         job_id = raw_id.decode("utf-8", "replace") if raw_id and len(fields) == 1 else None
         return Delivery(queue, entry.decode(), job_id, fields)
 
-    def advance(self, worker_id: str, outcomes: Sequence[Outcome], start: Delivery | None = None) -> Started | None:
+    def advance(self, worker_id: str, outcomes: Sequence[Outcome], start: Delivery | None = None, *,
+                counted: Sequence[Outcome] | None = None) -> Started | None:
         """Record finished outcomes and start the next attempt, in one round trip.
 
-        Folding the previous job's bookkeeping (result or error, ack, stats) into the start of the next
-        costs one round trip per job, while the job that runs is the only one marked ``running``.
+        Folding the previous job's bookkeeping (result or error, ack) into the start of the next costs
+        one round trip per job, while the job that runs is the only one marked ``running``.
 
         Args:
             worker_id: the consumer the lease belongs to.
             outcomes: outcomes to record (results, retries, deaths, cancellations, discards).
             start: the delivery whose attempt begins now, if any.
+            counted: outcomes whose counters to add now (default: ``outcomes``). A worker passes none
+                while it works through a batch and all of them at its end, so a batch adds each counter
+                once instead of once per job (counters are advisory: a crash may lose some, never a job).
 
         Returns:
             What to run for ``start`` (None when no start was asked).
@@ -270,6 +275,7 @@ class Broker(WorkerRegistry):
 
         def build(pipe: Pipeline) -> None:
             self._add_outcomes(pipe, outcomes, now)
+            self._add_counters(pipe, outcomes if counted is None else counted)
             current = str(start.job_id) if start is not None and start.job_id else ""
             pipe.hset(self.keys.worker(worker_id), "current", current)
             if start is not None and start.job_id is not None:
@@ -286,71 +292,77 @@ class Broker(WorkerRegistry):
         return Started(start, envelope or None, int(attempt), status.decode())
 
     def settle(self, outcomes: Sequence[Outcome]) -> None:
-        """Record outcomes (results, retries, deaths, stats) in one round trip."""
-        if outcomes:
-            self._pipeline(lambda pipe: self._add_outcomes(pipe, outcomes, now_ms()))
+        """Record outcomes (results, retries, deaths, counters) in one round trip."""
+        if not outcomes:
+            return
+
+        def build(pipe: Pipeline) -> None:
+            self._add_outcomes(pipe, outcomes, now_ms())
+            self._add_counters(pipe, outcomes)
+
+        self._pipeline(build)
 
     def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int) -> None:
-        counts: dict[str, int] = {}
         for outcome in outcomes:
-            stats = self._add_outcome(pipe, outcome, now)
-            for stat in stats:
-                counts[stat] = counts.get(stat, 0) + 1
-            if not isinstance(outcome, Discarded):
-                self._add_task_stats(pipe, outcome, stats)
+            self._add_outcome(pipe, outcome, now)
             if isinstance(outcome, Succeeded | Retried | Buried):
                 # a cancellation asked for while the job was finishing on its own must not linger
                 pipe.srem(self.keys.cancel_requests(outcome.delivery.queue), outcome.job_id)
-        self._add_stats(pipe, counts)
 
-    def _add_task_stats(self, pipe: Pipeline, outcome: Succeeded | Retried | Buried | Cancelled,
-                        stats: list[str]) -> None:
-        """Counters and a duration histogram by task and queue (read by the metrics endpoint)."""
-        task = outcome.task or "?"
-        for stat in stats:
-            pipe.hincrby(self.keys.stat_by_task, f"{task}|{outcome.delivery.queue}|{stat}", 1)
-        duration = getattr(outcome, "duration_ms", None)
-        if duration is not None and "processed" in stats:
-            bucket = next((str(b) for b in DURATION_BUCKETS_MS if duration <= b), "+Inf")
-            pipe.hincrby(self.keys.stat_durations, f"{task}|{bucket}", 1)
-            pipe.hincrby(self.keys.stat_durations, f"{task}|sum_ms", duration)
-            pipe.hincrby(self.keys.stat_durations, f"{task}|count", 1)
+    def _add_counters(self, pipe: Pipeline, outcomes: Sequence[Outcome]) -> None:
+        """Totals and per-day counters, counters by task and queue, and the duration histogram by task
+        (read by ``resq stats`` and the metrics endpoint), each summed over ``outcomes`` first."""
+        totals: Counter[str] = Counter()
+        by_task: Counter[str] = Counter()
+        durations: Counter[str] = Counter()
+        for outcome in outcomes:
+            names = _counter_names(outcome)
+            if isinstance(outcome, Discarded) or not names:
+                continue
+            task = outcome.task or "?"
+            totals.update(names)
+            by_task.update(f"{task}|{outcome.delivery.queue}|{name}" for name in names)
+            duration = getattr(outcome, "duration_ms", None)
+            if duration is not None and "processed" in names:
+                bucket = next((str(b) for b in DURATION_BUCKETS_MS if duration <= b), "+Inf")
+                durations.update({f"{task}|{bucket}": 1, f"{task}|sum_ms": duration, f"{task}|count": 1})
+        today = datetime.now(UTC).date()
+        keep_s = int(timedelta(days=self.settings.stats_days).total_seconds())
+        for name, n in totals.items():
+            pipe.incrby(self.keys.stat(name), n)
+            pipe.incrby(self.keys.stat(name, today), n)
+            pipe.expire(self.keys.stat(name, today), keep_s)
+        for field, n in by_task.items():
+            pipe.hincrby(self.keys.stat_by_task, field, n)
+        for field, n in durations.items():
+            pipe.hincrby(self.keys.stat_durations, field, n)
 
-    def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int) -> list[str]:
+    def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int) -> None:
         k, d, s = self.keys, outcome.delivery, self.settings
         q, job_id = d.queue, outcome.job_id
         if isinstance(outcome, Discarded):
             pipe.xack(k.queue(q), GROUP, d.entry)
             pipe.xdel(k.queue(q), d.entry)
-            return []
+            return
         if isinstance(outcome, Succeeded):
             self._eval(pipe, "succeed", [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.history(q, job_id)],
                        [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, k.events])
-            return ["processed"]
+            return
         if isinstance(outcome, Retried):
             self._eval(pipe, "retry", [k.queue(q), k.job(q, job_id), k.scheduled(q), k.history(q, job_id)],
                        [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, k.events])
             pipe.publish(k.wakeup, outcome.due_ms)
-            return ["processed", "failed", "retried"]
+            return
         if isinstance(outcome, Buried):
             self._eval(pipe, "bury",
                        [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
                        [GROUP, d.entry, outcome.error, now, job_id, to_ms(s.dead_ttl), s.dead_max_jobs,
                         k.job_prefix(q), k.done_prefix(q), outcome.raw, outcome.duration_ms, k.history_prefix(q),
                         k.events, "1" if outcome.failed_attempt else "0"])
-            return ["processed", "failed", "dead"] if outcome.failed_attempt else ["dead"]
+            return
         self._eval(pipe, "cancelled",
                    [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.history(q, job_id)],
                    [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, k.events])
-        return ["cancelled"]
-
-    def _add_stats(self, pipe: Pipeline, counts: dict[str, int]) -> None:
-        today = datetime.now(UTC).date()
-        keep_s = int(timedelta(days=self.settings.stats_days).total_seconds())
-        for name, n in counts.items():
-            pipe.incrby(self.keys.stat(name), n)
-            pipe.incrby(self.keys.stat(name, today), n)
-            pipe.expire(self.keys.stat(name, today), keep_s)
 
     def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
@@ -543,3 +555,16 @@ class Broker(WorkerRegistry):
         """Dead job ids of ``queue`` with their time of death (ms), newest first."""
         rows = self.client.zrevrange(self.keys.dead(queue), start, stop, withscores=True)
         return [(_text(job_id), int(score)) for job_id, score in rows]
+
+
+def _counter_names(outcome: Outcome) -> tuple[str, ...]:
+    """The counters an outcome adds to (``processed`` counts attempts that ran)."""
+    if isinstance(outcome, Succeeded):
+        return ("processed",)
+    if isinstance(outcome, Retried):
+        return ("processed", "failed", "retried")
+    if isinstance(outcome, Buried):
+        return ("processed", "failed", "dead") if outcome.failed_attempt else ("dead",)
+    if isinstance(outcome, Cancelled):
+        return ("cancelled",)
+    return ()

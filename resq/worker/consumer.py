@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ log = get_logger("resq.worker")
 
 #: Longest pause between reconnection attempts while Redis is away, in seconds.
 RECONNECT_CAP_S = 5.0
+#: Longest time counters of finished jobs wait before they are added to Redis, in seconds.
+COUNTERS_EVERY_S = 0.5
 #: In burst mode, scheduled jobs due within this many seconds (retries, mostly) are waited for.
 BURST_HORIZON_S = 10.0
 #: Statuses a delivered job may be started from.
@@ -133,35 +136,44 @@ class Consumer:
                 self.state.waiting_on_main = False
 
     def perform_batch(self, deliveries: list[Delivery]) -> int:
-        """Perform leased deliveries in order; hand back those not started once asked to stop or pause."""
+        """Perform leased deliveries in order; hand back those not started once asked to stop or pause.
+
+        Each job's outcome is recorded with the start of the next; counters are added once for the
+        batch (or every ``COUNTERS_EVERY_S`` in a long batch), summed.
+        """
         outcomes: list[Outcome] = []
-        performed = 0
+        uncounted: list[Outcome] = []
+        counted_at = time.monotonic()
         for index, delivery in enumerate(deliveries):
             if self.state.stopping.is_set() or self.state.paused.is_set() or self.state.abort.is_set():
-                self._settle(outcomes)
+                self._settle(outcomes, uncounted + outcomes)
                 self._hand_back(deliveries[index:])
-                return performed
-            started = self._advance(outcomes, delivery)
+                return index
+            if time.monotonic() - counted_at >= COUNTERS_EVERY_S:
+                started = self._advance(outcomes, delivery, uncounted + outcomes)
+                uncounted, counted_at = [], time.monotonic()
+            else:
+                started = self._advance(outcomes, delivery, [])
+                uncounted += outcomes
             outcomes = [self._perform(started)]
-            performed += 1
-        self._settle(outcomes)
-        return performed
+        self._settle(outcomes, uncounted + outcomes)
+        return len(deliveries)
 
-    def _advance(self, outcomes: list[Outcome], delivery: Delivery) -> Started:
+    def _advance(self, outcomes: list[Outcome], delivery: Delivery, counted: list[Outcome]) -> Started:
         """Record outcomes and start ``delivery`` in one round trip, riding out a Redis outage."""
         while True:
             try:
-                started = self.broker.advance(self.worker_id, outcomes, delivery)
+                started = self.broker.advance(self.worker_id, outcomes, delivery, counted=counted)
                 assert started is not None
                 return started
             except CONNECTION_ERRORS as exc:
                 self._wait_for_redis(exc)
 
-    def _settle(self, outcomes: list[Outcome]) -> None:
+    def _settle(self, outcomes: list[Outcome], counted: list[Outcome]) -> None:
         """Record outcomes; while Redis is away keep them and retry (a job is never silently lost)."""
-        while outcomes:
+        while outcomes or counted:
             try:
-                self.broker.advance(self.worker_id, outcomes)
+                self.broker.advance(self.worker_id, outcomes, counted=counted)
                 return
             except CONNECTION_ERRORS as exc:
                 self._wait_for_redis(exc)
