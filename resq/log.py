@@ -39,7 +39,9 @@ def get_logger(name: str) -> Any:
     """
     return structlog.wrap_logger(
         logging.getLogger(name),
-        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter first: an event below the level costs a level check, not a pass through the processors
+        processors=[structlog.stdlib.filter_by_level, *_shared_processors(),
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.stdlib.BoundLogger,
     )
 
