@@ -159,3 +159,16 @@ def test_log_level_and_heartbeat_interval_options(core: ModuleType, run_worker: 
 def test_bad_worker_options_are_usage_errors(run_worker: RunWorker, args: list[str]) -> None:
     proc = run_worker(APP, "--burst", *args)
     assert proc.wait(timeout=30) == 2, read_log(proc)
+
+
+def test_worker_refuses_to_start_without_an_app_or_with_no_tasks(redis_url: str, tmp_path: Path) -> None:
+    # A worker with no tasks would bury every job as an unknown task: it refuses instead
+    (tmp_path / "emptyapp.py").write_text("from resq import Resq\napp = Resq()\n")
+    env = {**os.environ, "RESQ_REDIS_URL": redis_url}
+    env.pop("RESQ_APP", None)
+    no_app = subprocess.run([sys.executable, "-m", "resq", "worker", "--burst"], env=env, cwd=tmp_path,
+                            capture_output=True, timeout=60)
+    assert no_app.returncode == 2 and b"RESQ_APP" in no_app.stderr
+    no_tasks = subprocess.run([sys.executable, "-m", "resq", "worker", "-A", "emptyapp", "--burst"], env=env,
+                              cwd=tmp_path, capture_output=True, timeout=60)
+    assert no_tasks.returncode == 2 and b"no tasks registered" in no_tasks.stderr
