@@ -144,9 +144,8 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
         raise click.UsageError("which app? give -A module:attr or set RESQ_APP", ctx)
     app = _app_from(ctx, app_ref)
     if not app.tasks:
-        # every job would go dead as an unknown task: refuse rather than drain the queues
-        raise click.UsageError(
-            f"the app {app_ref!r} has no tasks registered (is -A the module that defines them?)", ctx)
+        log.warning("no_tasks", app=app_ref, hint="every job will go dead as an unknown task: is -A the module "
+                    "that defines the tasks?")
     try:
         names = [validate_name(q.strip(), "queue name") for q in queues.split(",") if q.strip()]
         if heartbeat_interval is not None:
