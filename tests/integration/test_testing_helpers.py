@@ -1,0 +1,38 @@
+"""resq.testing.drain performs queued jobs in the test's own process."""
+
+from __future__ import annotations
+
+import pytest
+
+from resq import JobFailed, Resq, current_job
+from resq.testing import drain
+
+
+def test_drain_runs_queued_jobs_here_with_retries_and_results(redis_url: str) -> None:
+    # Given an app with a task that fails once, and two jobs on two queues
+    app = Resq(redis_url)
+    seen: list[tuple[int, int]] = []
+
+    @app.task(name="flaky", retries=1, backoff=0.05, queue="mail")
+    def flaky(n: int) -> int:
+        job = current_job()
+        assert job is not None
+        seen.append((n, job.attempt))
+        if job.attempt == 1:
+            raise ValueError("first attempt fails")
+        return n * 2
+
+    @app.task(name="boom")
+    def boom() -> None:
+        raise RuntimeError("always")
+
+    ok, bad = flaky.delay(21), boom.delay()
+    # When the test drains the queues
+    performed = drain(app)
+    # Then every attempt ran in this process, and the outcomes are recorded as a worker would
+    assert performed == 3
+    assert seen == [(21, 1), (21, 2)]
+    assert ok.result(timeout=1) == 42
+    with pytest.raises(JobFailed, match="always"):
+        bad.result(timeout=1)
+    assert app.broker.live_workers() == set()
