@@ -117,8 +117,10 @@ def test_scheduler_wakes_up_for_a_newly_scheduled_earlier_job(
     sched: ModuleType, redis_client: redis.Redis, run_scheduler: RunScheduler
 ) -> None:
     proc = run_scheduler(APP)
-    wait_for(lambda: "scheduler_started" in read_log(proc), timeout=20, message="scheduler started")
-    # Nothing was scheduled: the scheduler sleeps long. A job due in 0.3 s must still be promoted.
+    # Nothing is scheduled: once it listens for wake-ups, the scheduler sleeps long
+    wait_for(lambda: dict(redis_client.pubsub_numsub(K.wakeup)).get(K.wakeup.encode(), 0) >= 1, timeout=20,
+             message="scheduler listening for wake-ups")
+    # A job due in 0.3 s must still be promoted: the producer's wake-up message cuts the sleep short
     job = sched.noop.enqueue_in(0.3)
     wait_for(lambda: job.status() == "queued", timeout=10, message="job promoted by the scheduler")
     assert "woken" in read_log(proc)
