@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 from resq import Resq, SoftTimeout, current_job
@@ -75,3 +76,17 @@ def attempt() -> int:
 @app.task
 def exits() -> None:
     raise SystemExit(0)
+
+
+@app.task(timeout=1)
+def uninterruptible() -> None:
+    """Blocks SIGALRM, as C code stuck in a call would ignore it: only killing the child stops it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(30)
+
+
+@app.task(timeout=1)
+def spins() -> None:
+    """Pure Python busy work: interruptible on any thread (signal on the main one, async exception else)."""
+    while True:
+        sum(range(100))

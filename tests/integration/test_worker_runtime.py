@@ -73,15 +73,24 @@ def test_hard_timeout_fails_the_attempt_and_retries_by_policy(app: Any, redis_cl
     assert int(redis_client.get("runtime:too_slow_runs") or 0) == 2
 
 
-def test_hard_timeout_on_a_thread_kills_and_replaces_the_child(app: Any, run_worker: Any) -> None:
-    # A sleeping thread cannot be interrupted: the supervisor kills its child and records the timeout
-    job = app.too_slow.apply_async(queue="threads")
-    good = app.work.apply_async((1,), queue="threads")
-    worker = run_worker(APP, "-q", "threads", "--threads", "2")
+def test_a_task_that_cannot_be_interrupted_is_killed_with_its_child(app: Any, run_worker: Any) -> None:
+    # The task blocks SIGALRM: past its hard limit the supervisor kills its child and records the timeout
+    job = app.uninterruptible.delay()
+    good = app.work.delay(1)
+    worker = run_worker(APP)
     with pytest.raises(JobFailed, match="timeout after 1 s"):
         job.result(timeout=40)
-    assert good.result(timeout=20) == 1
+    assert good.result(timeout=20) == 1  # on the child that replaced the killed one
     assert "child_killed" in read_log(worker)
+
+
+def test_hard_timeout_interrupts_busy_tasks_on_every_thread_without_a_kill(app: Any, run_worker: Any) -> None:
+    jobs = [app.spins.delay() for _ in range(2)]
+    worker = run_worker(APP, "--threads", "2")
+    for job in jobs:
+        with pytest.raises(JobFailed, match="timeout after 1 s"):
+            job.result(timeout=30)
+    assert "child_killed" not in read_log(worker)
 
 
 def test_soft_timeout_is_raised_inside_the_task(app: Any, redis_client: redis.Redis, run_worker: Any) -> None:
