@@ -104,7 +104,8 @@ def test_usr1_kills_the_running_job_and_the_worker_goes_on(app: Any, redis_clien
                                                           run_worker: Any) -> None:
     long_job = app.work.delay(1, 30)
     worker = run_worker(APP)
-    wait_for(lambda: long_job.status() == "running", message="long job running")
+    # the task itself says it runs (the status turns `running` a moment before the task is entered)
+    wait_for(lambda: _ints(redis_client, "runtime:started") == [1], message="long job running")
     worker.send_signal(signal.SIGUSR1)
     with pytest.raises(JobFailed, match="killed by USR1"):
         long_job.result(timeout=10)
