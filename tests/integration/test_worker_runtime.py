@@ -138,7 +138,7 @@ def test_a_poison_job_that_kills_its_child_goes_dead_as_worker_lost(app: Any, re
 
 
 def test_threads_run_jobs_side_by_side(app: Any, run_worker: Any) -> None:
-    jobs = [app.overlap.delay(i, 1.0) for i in range(4)]
+    jobs = [app.overlap.delay(i, 2.0) for i in range(4)]
     run_worker(APP, "--threads", "4")
     spans = [job.result(timeout=20) for job in jobs]
     starts, ends = [s for s, _ in spans], [e for _, e in spans]
