@@ -371,14 +371,13 @@ class Broker(WorkerRegistry):
         flags = self.client.smismember(self.keys.cancel_requests(queue), list(job_ids))
         return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag}
 
-    def release(self, delivery: Delivery, mode: str, reason: str = "worker lost", error: bytes = b"") -> str:
+    def release(self, delivery: Delivery, mode: str, error: bytes = b"") -> str:
         """Give a leased entry back to its queue.
 
         Args:
             delivery: the lease.
             mode: ``"returned"`` (handed back: the attempt does not count) or ``"lost"`` (its worker
                 died: counts towards ``max_worker_losses``, after which the job is dead).
-            reason: unused by Redis; kept for logs.
             error: the encoded error stored if the job goes dead.
 
         Returns:

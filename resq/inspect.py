@@ -328,15 +328,7 @@ class Inspector:
         Returns:
             How many jobs were queued again.
         """
-        before = now_ms()
-        revived = 0
-        for name in [queue] if queue else self.queue_names():
-            while ids := [_text(i) for i in self._redis.zrangebyscore(
-                    self.keys.dead(name), "-inf", before, start=0, num=BATCH)]:
-                revived += self.broker.revive_many(name, ids)
-                if progress is not None:
-                    progress(len(ids))
-        return revived
+        return self._each_dead_batch(now_ms(), queue, self.broker.revive_many, progress)
 
     def purge_dead(self, older_than_s: float | None = None, queue: str | None = None,
                    progress: Callable[[int], None] | None = None) -> int:
@@ -346,14 +338,22 @@ class Inspector:
             How many dead jobs were deleted.
         """
         until = now_ms() - (to_ms(older_than_s) if older_than_s else 0)
-        deleted = 0
+        return self._each_dead_batch(until, queue, self.broker.purge_dead, progress)
+
+    def _each_dead_batch(self, until_ms: int, queue: str | None, act: Callable[[str, list[str]], int],
+                         progress: Callable[[int], None] | None) -> int:
+        """Apply ``act(queue, ids)`` to the jobs dead since before ``until_ms``, :data:`BATCH` at a time.
+
+        ``act`` must take the ids out of the dead set (revive and purge both do), so the loop ends.
+        """
+        done = 0
         for name in [queue] if queue else self.queue_names():
             while ids := [_text(i) for i in self._redis.zrangebyscore(
-                    self.keys.dead(name), "-inf", until, start=0, num=BATCH)]:
-                deleted += self.broker.purge_dead(name, ids)
+                    self.keys.dead(name), "-inf", until_ms, start=0, num=BATCH)]:
+                done += act(name, ids)
                 if progress is not None:
                     progress(len(ids))
-        return deleted
+        return done
 
     # -- live events ------------------------------------------------------------------------------
 

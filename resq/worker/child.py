@@ -27,6 +27,7 @@ from resq.errors import SoftTimeout
 from resq.log import get_logger
 from resq.worker.consumer import Consumer, ConsumerState, FetchInterrupted
 from resq.worker.executor import Executor, LoopThread
+from resq.worker.maintenance import task_of
 from resq.worker.timeouts import CancelInterrupt, JobInterrupted, TimeLimitExceeded, interrupt_thread
 
 __all__ = ["EXIT_RECYCLE", "ChildConfig", "run_child"]
@@ -176,8 +177,7 @@ class Child:
         """The task of a running job, read from Redis once per job."""
         job_id = str(delivery.job_id)
         if job_id not in self._tasks:
-            fields = self.app.broker.job_fields(delivery.queue, job_id) if delivery.job_id else {}
-            self._tasks[job_id] = self.app.tasks.get(fields.get("task", b"").decode())
+            self._tasks[job_id] = task_of(self.app, delivery)
         return self._tasks[job_id]
 
     def run(self) -> int:
@@ -229,7 +229,6 @@ def _stop_with_parent() -> None:
 def run_child(app: Resq, config: ChildConfig, report: Callable[[tuple[Any, ...]], None]) -> int:
     """The whole life of a child after fork: register, announce, run, exit status."""
     _stop_with_parent()
-    app.broker.reset_after_fork()
     child = Child(app, config, report)
     child.install_signals()
     app.hooks.run("child_start", child)

@@ -15,7 +15,7 @@ from resq.log import get_logger
 from resq.task import Task
 from resq.worker.executor import error_record
 
-__all__ = ["Maintenance"]
+__all__ = ["Maintenance", "task_of"]
 
 log = get_logger("resq.worker")
 
@@ -120,7 +120,12 @@ class Maintenance:
 
     def task_of(self, delivery: Delivery) -> Task[Any, Any] | None:
         """The registered task of a leased job, if known."""
-        if delivery.job_id is None:
-            return None
-        fields = self.broker.job_fields(delivery.queue, delivery.job_id)
-        return self.app.tasks.get(fields.get("task", b"").decode())
+        return task_of(self.app, delivery)
+
+
+def task_of(app: Resq, delivery: Delivery) -> Task[Any, Any] | None:
+    """The registered task of a leased job, read from its record (None if unknown)."""
+    if delivery.job_id is None:
+        return None
+    fields = app.broker.job_fields(delivery.queue, delivery.job_id)
+    return app.tasks.get(fields.get("task", b"").decode())

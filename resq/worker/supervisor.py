@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from multiprocessing import connection
 from multiprocessing.connection import Connection
 from types import FrameType
-from typing import Any
 
 from resq.app import Resq
 from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Retried
@@ -373,7 +372,3 @@ class Supervisor:
             self._last_heartbeat = now
             return True
         return False
-
-    def describe(self) -> dict[str, Any]:
-        """What hooks and logs may want to know about this worker."""
-        return {"id": self.supervisor_id, "queues": self.config.queues, "pids": list(self.children)}
