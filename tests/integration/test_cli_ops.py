@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -18,17 +17,10 @@ from click.testing import CliRunner, Result
 
 from resq.cli import main
 from resq.inspect import Inspector
-from tests.apps import obs as obs_module
 from tests.conftest import REPO_ROOT, RunWorker
 from tests.helpers import read_log, wait_for
 
 APP = "tests.apps.obs:app"
-
-
-@pytest.fixture
-def obs(redis_url: str) -> Iterator[ModuleType]:
-    obs_module.bind(redis_url)
-    yield obs_module
 
 
 @pytest.fixture

@@ -5,24 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.apps import core as core_module
 from tests.conftest import REPO_ROOT, RunWorker
 from tests.helpers import json_lines, read_log
 
 APP = "tests.apps.core:app"
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[ModuleType]:
-    core_module.bind(redis_url)
-    yield core_module
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
@@ -13,15 +12,8 @@ import redis
 from resq import ConfigError, EncodeError, JobStatus, PayloadTooLarge, Resq, ResqError, ResultTimeout, UnknownJob
 from resq.codec import decode_envelope
 from resq.keys import Keys
-from tests.apps import core as core_module
 
 K = Keys("resq")
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[ModuleType]:
-    core_module.bind(redis_url)
-    yield core_module
 
 
 def job_keys(client: redis.Redis) -> list[bytes]:

@@ -13,17 +13,10 @@ from typing import Any
 import pytest
 import redis
 
-from tests.apps import obs as obs_module
 from tests.conftest import REPO_ROOT, RunWorker
 from tests.helpers import read_log, wait_for
 
 APP = "tests.apps.obs:app"
-
-
-@pytest.fixture
-def obs(redis_url: str) -> Iterator[ModuleType]:
-    obs_module.bind(redis_url)
-    yield obs_module
 
 
 @pytest.fixture

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import ModuleType
 
-import pytest
-
-from tests.apps import obs as obs_module
 from tests.conftest import RunWorker
 from tests.helpers import json_lines, read_log
 
 APP = "tests.apps.obs:app"
-
-
-@pytest.fixture
-def obs(redis_url: str) -> Iterator[ModuleType]:
-    obs_module.bind(redis_url)
-    yield obs_module
 
 
 def test_stdlib_logging_in_a_task_carries_the_job_context(obs: ModuleType, run_worker: RunWorker) -> None:

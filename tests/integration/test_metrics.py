@@ -5,25 +5,17 @@ from __future__ import annotations
 import re
 import sys
 import urllib.request
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
 
 import resq
 from resq.metrics import serve
-from tests.apps import obs as obs_module
 from tests.conftest import RunWorker
 from tests.helpers import read_log, wait_for
 
 APP = "tests.apps.obs:app"
 LINE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
-
-
-@pytest.fixture
-def obs(redis_url: str) -> Iterator[ModuleType]:
-    obs_module.bind(redis_url)
-    yield obs_module
 
 
 def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

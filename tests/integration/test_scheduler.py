@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -29,12 +29,6 @@ APP = "tests.apps.sched:app"
 PERIODIC_APP = "tests.apps.sched:periodic_app"
 
 RunScheduler = Callable[..., "subprocess.Popen[bytes]"]
-
-
-@pytest.fixture
-def sched(redis_url: str) -> Iterator[ModuleType]:
-    sched_module.bind(redis_url)
-    yield sched_module
 
 
 @pytest.fixture

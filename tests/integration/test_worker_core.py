@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,18 +19,11 @@ import redis
 from resq import JobFailed, JobStatus, Resq, UnknownJob
 from resq.codec import unpack
 from resq.keys import Keys
-from tests.apps import core as core_module
 from tests.conftest import RunWorker
 from tests.helpers import read_log, wait_for
 
 K = Keys("resq")
 APP = "tests.apps.core:app"
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[ModuleType]:
-    core_module.bind(redis_url)
-    yield core_module
 
 
 def burst(run_worker: RunWorker, *args: str, app: str = APP, timeout: float = 30,
