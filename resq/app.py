@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.broker import Broker
@@ -13,7 +14,10 @@ from resq.job import Job
 from resq.settings import Settings
 from resq.task import Task, build_options
 
-__all__ = ["Resq", "default_app"]
+__all__ = ["PERIODIC_GROUP", "Resq", "default_app"]
+
+#: The entry-point group naming the package behind ``app.periodic`` and ``app.add_periodic``.
+PERIODIC_GROUP = "resq.periodic"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,15 +151,11 @@ class Resq:
             @app.periodic(every=30)
             def ping() -> None: ...
         """
-        from resq_scheduler.registry import periodic
-
-        return periodic(self, fn, **options)
+        return _periodic_extension().periodic(self, fn, **options)
 
     def add_periodic(self, task: Task[Any, Any] | str, **options: Any) -> Any:
         """Add a periodic entry for an existing task; entries added at run time persist in Redis."""
-        from resq_scheduler.registry import add_periodic
-
-        return add_periodic(self, task, **options)
+        return _periodic_extension().add_periodic(self, task, **options)
 
     def add_plugin(self, plugin: object) -> None:
         """Register every hook method of a plugin object (see :class:`resq.Plugin`)."""
@@ -164,6 +164,15 @@ class Resq:
 
 def _probe() -> None:
     """Stands in for the decorated function while options are validated."""
+
+
+def _periodic_extension() -> Any:
+    """The package that validates and runs periodic entries, found through the ``resq.periodic`` entry
+    point (``resq_scheduler``): resq declares the extension point and never imports the scheduler."""
+    found = entry_points(group=PERIODIC_GROUP)
+    for ep in found:
+        return ep.load()
+    raise ConfigError("periodic jobs need the scheduler package (resq_scheduler), which is not installed")
 
 
 _default: Resq | None = None

@@ -7,7 +7,8 @@
     ├── EncodeError (TypeError)  an argument or result msgpack cannot carry
     ├── DecodeError              a payload that cannot be decoded (keeps the raw bytes)
     ├── PayloadTooLarge          an encoded job over ``max_payload_bytes``
-    ├── BrokerUnavailable        Redis could not be reached after bounded retries
+    ├── BrokerError              Redis refused a command (a wrong type, out of memory, …)
+    │   └── BrokerUnavailable    Redis could not be reached (after bounded retries, for producers)
     ├── UnknownJob               ``app.job(id)`` for an id Redis does not know
     ├── ResultTimeout            ``Job.result(timeout=…)`` ran out of time
     └── JobFailed                the job ended dead: carries the remote type, message, traceback
@@ -26,6 +27,7 @@ Control flow, raised inside tasks and hooks (not errors of resq itself):
 from __future__ import annotations
 
 __all__ = [
+    "BrokerError",
     "BrokerUnavailable",
     "ConfigError",
     "DecodeError",
@@ -72,8 +74,12 @@ class PayloadTooLarge(ResqError):
         self.limit = limit
 
 
-class BrokerUnavailable(ResqError):
-    """Redis could not be reached, even after a bounded number of retries."""
+class BrokerError(ResqError):
+    """Redis answered a command with an error (a key of the wrong type, out of memory, …)."""
+
+
+class BrokerUnavailable(BrokerError):
+    """Redis could not be reached (producers and the CLI retry for ``broker_retry_s`` first)."""
 
 
 class UnknownJob(ResqError):

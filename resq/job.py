@@ -77,7 +77,7 @@ class Job(Generic[R]):
             UnknownJob: Redis knows no job with this id.
         """
         if self._queue is None:
-            self._queue = self.app.broker.find_queue(self.id)
+            self._queue = self.app.broker.jobs.find_queue(self.id)
             if self._queue is None:
                 raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         return self._queue
@@ -88,10 +88,10 @@ class Job(Generic[R]):
         Raises:
             UnknownJob: the job is unknown, or its record expired (after ``result_ttl``).
         """
-        raw = self.app.broker.job_status(self.queue, self.id)
-        if raw is None:
+        status = self.app.broker.jobs.status(self.queue, self.id)
+        if status is None:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
-        return JobStatus(raw)
+        return status
 
     def result(self, timeout: float | None = None) -> R:
         """Wait for the job to finish and return its result.
@@ -108,9 +108,9 @@ class Job(Generic[R]):
             UnknownJob: the job is unknown or its record expired.
         """
         status = self.status()
-        if status not in TERMINAL_STATUSES and not self.app.broker.wait_done(self.queue, self.id, timeout):
+        if status not in TERMINAL_STATUSES and not self.app.broker.jobs.wait_done(self.queue, self.id, timeout):
             raise ResultTimeout(f"job {self.id} did not finish within {timeout} s (status: {self.status()})")
-        fields = self.app.broker.job_fields(self.queue, self.id)
+        fields = self.app.broker.jobs.fields(self.queue, self.id)
         status = JobStatus(fields["status"].decode())
         if status == JobStatus.SUCCEEDED:
             return unpack(fields["result"])  # type: ignore[no-any-return]
@@ -128,13 +128,13 @@ class Job(Generic[R]):
         Raises:
             UnknownJob: the job is unknown or its record expired.
         """
-        fields = self.app.broker.job_fields(self.queue, self.id)
+        fields = self.app.broker.jobs.fields(self.queue, self.id)
         if not fields:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         info = describe(self.id, self.queue, fields)
         info["history"] = [
             {**event, "at": from_ms(int(event.get("at_ms", 0)))}
-            for event in self.app.broker.job_history(self.queue, self.id)
+            for event in self.app.broker.jobs.history(self.queue, self.id)
         ]
         return info
 
@@ -148,10 +148,10 @@ class Job(Generic[R]):
         Raises:
             UnknownJob: the job is unknown or its record expired.
         """
-        result = self.app.broker.cancel(self.queue, self.id)
-        if result is None:
+        status = self.app.broker.jobs.cancel(self.queue, self.id)
+        if status is None:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
-        return JobStatus(result)
+        return status
 
 
 def _error(fields: dict[str, bytes]) -> dict[str, str]:

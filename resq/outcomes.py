@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Buried", "Cancelled", "Delivery", "Discarded", "Outcome", "Retried", "Started", "Succeeded"]
+from resq.job import ACTIVE_STATUSES, JobStatus
+
+__all__ = ["Cancelled", "Dead", "Delivery", "Discarded", "Lost", "Outcome", "Retried", "Started", "Succeeded"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,11 @@ class Delivery:
     job_id: str | None
     fields: dict[bytes, bytes]
 
+    @property
+    def foreign(self) -> bool:
+        """Whether the entry is not a resq job (something else wrote to the stream)."""
+        return self.job_id is None
+
 
 @dataclass(frozen=True)
 class Started:
@@ -25,9 +32,14 @@ class Started:
     delivery: Delivery
     envelope: bytes | None
     attempt: int
-    #: the status before the start: ``queued`` normally; ``cancelled``, ``succeeded``, ``dead`` or
-    #: ``missing`` when the job must not run
-    prior_status: str
+    #: the status before the start: ``queued`` normally; ``cancelled``, ``succeeded`` or ``dead`` when
+    #: the job must not run; None when its record is gone (or the entry is foreign)
+    prior: JobStatus | None
+
+    @property
+    def runnable(self) -> bool:
+        """Whether the attempt may run (the job was still waiting or running, not final or gone)."""
+        return self.prior in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class Retried:
 
 
 @dataclass(frozen=True)
-class Buried:
+class Dead:
     """Outcome: the job is dead (``raw`` keeps an undecodable payload that had no job record)."""
 
     delivery: Delivery
@@ -66,6 +78,22 @@ class Buried:
     raw: bytes = b""
     #: True when the attempt ran and failed (counts as a failure), False for a job that never ran
     failed_attempt: bool = True
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Outcome: the process running the attempt died (killed, crashed, or silent for three heartbeats).
+
+    The job goes back to its queue at once, or is dead once it lost its worker ``max_worker_losses``
+    times (``final``); the ``release`` script decides, this record says what was expected.
+    """
+
+    delivery: Delivery
+    job_id: str
+    error: bytes
+    duration_ms: int
+    task: str = ""
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,7 @@ class Discarded:
 
     delivery: Delivery
     job_id: str = ""
+    task: str = ""
 
 
-Outcome = Succeeded | Retried | Buried | Cancelled | Discarded
+Outcome = Succeeded | Retried | Dead | Lost | Cancelled | Discarded

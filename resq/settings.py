@@ -5,13 +5,25 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from resq.errors import ConfigError
-from resq.keys import validate_name
 
-__all__ = ["DEFAULT_URL", "Settings"]
+__all__ = ["DEFAULT_URL", "NAME_RE", "Settings", "validate_name"]
+
+#: Queue names and namespaces: letters, digits, ``_ . -``; no braces or colons (they shape keys).
+NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+def validate_name(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid queue name or namespace, else raise ``ConfigError``."""
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        raise ConfigError(
+            f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)"
+        )
+    return value
 
 #: Where resq looks for Redis when neither an url nor ``RESQ_REDIS_URL`` is given.
 DEFAULT_URL = "redis://127.0.0.1:6379/0"

@@ -5,17 +5,16 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from resq.clock import due_time_ms, now_ms
-from resq.codec import Envelope, encode_envelope
+from resq.clock import due_time_ms
 from resq.errors import ConfigError
-from resq.job import Job, new_job_id
-from resq.keys import validate_name
-from resq.log import get_logger
+from resq.job import Job
+from resq.producer import enqueue
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
+from resq.settings import validate_name
 
 if TYPE_CHECKING:
     from resq.app import Resq
@@ -30,8 +29,6 @@ TASK_HOOKS = ("before_perform", "after_perform", "on_success", "on_failure", "on
 #: Every option ``@app.task`` accepts.
 TASK_OPTIONS = ("name", "queue", "retries", "backoff", "retry_on", "timeout", "soft_timeout", "result_ttl",
                 *TASK_HOOKS)
-
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -186,31 +183,5 @@ class Task(Generic[P, R]):
             EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
         target = validate_name(queue, "queue name") if queue is not None else self.queue
-        due_ms = due_time_ms(delay, at)
-        envelope = Envelope(
-            id=job_id or new_job_id(), task=self.name, queue=target, args=list(args),
-            kwargs=dict(kwargs or {}), created_ms=now_ms(),
-        )
-        envelope = self._run_before_enqueue(envelope)
-        raw = encode_envelope(envelope, self.app.settings.max_payload_bytes)
-        status, created = self.app.broker.enqueue(envelope.queue, envelope.id, self.name, raw, due_ms)
-        job: Job[R] = Job(self.app, envelope.id, envelope.queue, task=self.name)
-        log.info("enqueued", job_id=job.id, task=self.name, queue=envelope.queue, status=status,
-                 due_ms=due_ms or None, duplicate=not created)
-        if created:
-            self.app.hooks.run("after_enqueue", job, job=job)
-        return job
-
-    def _run_before_enqueue(self, envelope: Envelope) -> Envelope:
-        """Let ``before_enqueue`` hooks change the job's options (``job.options``) or veto it."""
-        hooks = self.app.hooks
-        hooks.load_entry_points()
-        if not hooks.registered("before_enqueue"):
-            return envelope
-        job: Job[R] = Job(self.app, envelope.id, envelope.queue, task=self.name)
-        job.options.update(queue=envelope.queue, args=envelope.args, kwargs=envelope.kwargs, meta=envelope.meta)
-        hooks.run("before_enqueue", job, job=job)
-        return replace(
-            envelope, queue=validate_name(job.options["queue"], "queue name"), args=list(job.options["args"]),
-            kwargs=dict(job.options["kwargs"]), meta=dict(job.options["meta"]),
-        )
+        done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id)
+        return done.job

@@ -37,13 +37,13 @@ def drain(app: Resq, queues: Sequence[str] | None = None, *, prefetch: int = 100
     names = list(queues) if queues else sorted({task.queue for task in app.tasks.values()} or {"default"})
     worker_id = f"testing:{os.getpid()}:{secrets.token_hex(3)}"
     broker = app.broker
-    broker.ensure_groups(names)
-    broker.register_worker(worker_id, {"host": "testing", "pid": str(os.getpid()), "queues": ",".join(names)})
+    broker.queues.ensure_groups(names)
+    broker.workers.register(worker_id, {"host": "testing", "pid": str(os.getpid()), "queues": ",".join(names)})
     consumer = Consumer(app, worker_id, names, prefetch=prefetch, burst=True)
     try:
         consumer.run()
     finally:
-        broker.unregister_workers([worker_id])
+        broker.workers.unregister([worker_id])
         for name in names:
-            broker.forget_consumer(name, worker_id)
+            broker.queues.forget_consumer(name, worker_id)
     return consumer.state.processed

@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo
 import click
 
 from resq.cli import app_option, load_app, logging_options
+from resq import producer
 from resq.clock import from_ms
 from resq.errors import ConfigError, ResqError
+from resq.job import JobStatus
 from resq.log import configure
 from resq_scheduler.cron import CronSpec, next_fires
 from resq_scheduler.schedule import PeriodicEntry
@@ -102,7 +104,7 @@ def _scheduled_dict(job: ScheduledJob) -> dict[str, Any]:
 
 
 def _find(ctx: click.Context, store: Store, job_id: str) -> str:
-    queue = _guard(ctx, lambda: store.find_queue(job_id))
+    queue = _guard(ctx, lambda: store.broker.jobs.find_queue(job_id))
     if queue is None:
         raise click.ClickException(f"no job {job_id!r}")
     return queue
@@ -116,10 +118,10 @@ def scheduled_remove(app_ref: str | None, job_id: str) -> None:
     ctx = click.get_current_context()
     store = Store(_guard(ctx, lambda: load_app(app_ref)))
     queue = _find(ctx, store, job_id)
-    status = _guard(ctx, lambda: store.job_status(queue, job_id))
-    if status not in ("scheduled", "retrying"):
-        raise click.ClickException(f"job {job_id} is {status}, not scheduled: nothing removed")
-    click.echo(f"{job_id}: {_guard(ctx, lambda: store.cancel(queue, job_id))}")
+    status = _guard(ctx, lambda: store.broker.jobs.status(queue, job_id))
+    if status not in (JobStatus.SCHEDULED, JobStatus.RETRYING):
+        raise click.ClickException(f"job {job_id} is {status or 'gone'}, not scheduled: nothing removed")
+    click.echo(f"{job_id}: {_guard(ctx, lambda: store.broker.jobs.cancel(queue, job_id))}")
 
 
 @scheduled.command("run-now")
@@ -130,9 +132,9 @@ def scheduled_run_now(app_ref: str | None, job_id: str) -> None:
     ctx = click.get_current_context()
     store = Store(_guard(ctx, lambda: load_app(app_ref)))
     queue = _find(ctx, store, job_id)
-    moved, status = _guard(ctx, lambda: store.run_now(queue, job_id))
+    moved, status = _guard(ctx, lambda: producer.run_now(store.app, queue, job_id))
     if not moved:
-        raise click.ClickException(f"job {job_id} is {status}, not scheduled: nothing moved")
+        raise click.ClickException(f"job {job_id} is {status or 'gone'}, not scheduled: nothing moved")
     click.echo(f"{job_id}: queued on {queue}")
 
 

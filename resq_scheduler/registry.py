@@ -13,7 +13,7 @@ from typing import Any
 from resq.app import Resq
 from resq.codec import pack
 from resq.errors import ConfigError, EncodeError
-from resq.keys import validate_name
+from resq.settings import validate_name
 from resq.task import Task
 from resq_scheduler.cron import parse_spec
 from resq_scheduler.schedule import PeriodicEntry

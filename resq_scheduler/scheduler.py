@@ -28,15 +28,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from resq import producer
 from resq.app import Resq
-from resq.broker import CONNECTION_ERRORS
+from resq.broker import Subscription
 from resq.clock import from_ms, now_ms
-from resq.codec import Envelope, encode_envelope
-from resq.errors import BrokerUnavailable, ConfigError, EncodeError, PayloadTooLarge
-from resq.job import Job
+from resq.errors import BrokerUnavailable, ConfigError, EncodeError, PayloadTooLarge, Veto
 from resq.log import get_logger
+from resq.maintenance import Maintenance
 from resq.task import Task
-from resq.worker.maintenance import Maintenance
 from resq_scheduler.cron import DEFAULT_FIRST_GRACE_S, Spec, due_ticks
 from resq_scheduler.schedule import PeriodicEntry, load_schedule_file
 from resq_scheduler.store import CronState, Store
@@ -179,10 +178,11 @@ class Scheduler:
     def _promote(self, now: int) -> tuple[int, int | None]:
         """Move every job due at ``now`` (ms), a batch per script; returns (moved, earliest next due)."""
         moved, earliest = 0, None
-        for queue in self.store.known_queues():
+        queues = self.app.broker.queues
+        for queue in queues.known():
             nxt: int | None = None
             for _ in range(MAX_BATCHES):
-                count, nxt = self.store.promote(queue, now, PROMOTE_BATCH)
+                count, nxt = queues.promote(queue, now, PROMOTE_BATCH)
                 moved += count
                 if count < PROMOTE_BATCH:
                     break
@@ -200,7 +200,7 @@ class Scheduler:
             return due_ticks(entry.spec, from_ms(last), now, entry.misfire, first_grace_s=_grace(entry.spec, now))
         ticks = due_ticks(entry.spec, None, now, entry.misfire, first_grace_s=0.0)
         if not ticks:
-            self.store.advance(entry.name, _ms(entry.spec.previous_at_or_before(now)))
+            self.store.move_last_tick(entry.name, _ms(entry.spec.previous_at_or_before(now)))
         return ticks
 
     def _run_entry(self, entry: PeriodicEntry, state: CronState, now: datetime, report: TickReport) -> None:
@@ -208,7 +208,7 @@ class Scheduler:
         if not ticks:
             return
         if entry.name in state.paused:
-            self.store.advance(entry.name, _ms(ticks[-1]))  # a paused entry does not catch up on resume
+            self.store.move_last_tick(entry.name, _ms(ticks[-1]))  # a paused entry does not catch up on resume
             report.skipped.append((entry.name, ticks[-1], "paused"))
             return
         task = self.app.tasks.get(entry.task)
@@ -219,6 +219,10 @@ class Scheduler:
         for tick in ticks:
             try:
                 self._fire(entry, task, tick, report)
+            except Veto as exc:
+                self.store.move_last_tick(entry.name, _ms(tick))  # a vetoed tick is done: it is not retried
+                log.info("cron_skipped", entry=entry.name, tick=tick.isoformat(), reason="vetoed", detail=str(exc))
+                report.skipped.append((entry.name, tick, "vetoed"))
             except (EncodeError, PayloadTooLarge) as exc:
                 log.error("cron_fire_failed", entry=entry.name, error=str(exc))
                 report.skipped.append((entry.name, tick, "error"))
@@ -227,23 +231,19 @@ class Scheduler:
         """Enqueue one tick under its deterministic id, then compare-and-set the entry's last tick."""
         queue, tick_ms = entry.queue or task.queue, _ms(tick)
         if entry.unique and (busy := self.store.unique_busy(entry.name, queue)):
-            self.store.advance(entry.name, tick_ms)
+            self.store.move_last_tick(entry.name, tick_ms)
             report.skipped.append((entry.name, tick, "unique"))
             log.info("cron_skipped", entry=entry.name, tick=tick.isoformat(), reason="unique", running=busy)
             return
         job_id = tick_job_id(entry.name, tick_ms)
-        envelope = Envelope(id=job_id, task=entry.task, queue=queue, args=list(entry.args),
-                            kwargs=dict(entry.kwargs), created_ms=now_ms(), meta={"periodic": entry.name})
-        raw = encode_envelope(envelope, self.app.settings.max_payload_bytes)
-        created = self.store.enqueue(queue, job_id, entry.task, raw, if_absent=True)
-        self.store.advance(entry.name, tick_ms, job_id if entry.unique else None)
-        if not created:
+        done = producer.enqueue(self.app, entry.task, entry.args, entry.kwargs, queue=queue, job_id=job_id,
+                                meta={"periodic": entry.name}, if_absent=True)
+        self.store.move_last_tick(entry.name, tick_ms, job_id if entry.unique else None)
+        if not done.created:
             report.skipped.append((entry.name, tick, "fired elsewhere"))
             return
         report.fired.append((entry.name, tick))
-        log.info("cron_fired", entry=entry.name, tick=tick.isoformat(), job_id=job_id, queue=queue)
-        job: Job[Any] = Job(self.app, job_id, queue, task=entry.task)
-        self.app.hooks.run("after_enqueue", job, job=job)
+        log.info("cron_fired", entry=entry.name, tick=tick.isoformat(), job_id=job_id, queue=done.job.queue)
 
     def fire_now(self, entry: PeriodicEntry) -> str:
         """Enqueue one run of ``entry`` now, outside its schedule (``resq cron run``); returns the job id.
@@ -254,8 +254,9 @@ class Scheduler:
         task = self.app.tasks.get(entry.task)
         if task is None:
             raise ConfigError(f"entry {entry.name!r}: unknown task {entry.task!r} (pass the app with -A)")
-        job = task.apply_async(entry.args, entry.kwargs, queue=entry.queue)
-        return job.id
+        done = producer.enqueue(self.app, task.name, entry.args, entry.kwargs, queue=entry.queue or task.queue,
+                                meta={"periodic": entry.name})
+        return done.job.id
 
     def _warn_once(self, entry: PeriodicEntry) -> None:
         if entry.name not in self._warned:
@@ -281,28 +282,26 @@ class Scheduler:
         """Tick, sleep until the next thing is due, repeat; until TERM/INT. Returns the exit status (0)."""
         restore = self._install_signals()
         log.info("scheduler_started", pid=os.getpid(), entries=sorted(self.entries))
-        pubsub: Any = None
+        wakeups = self.app.broker.queues.subscribe_wakeups()
         backoff = BACKOFF_MIN_S
         try:
             while not self._stop:
                 try:
-                    if pubsub is None:
-                        pubsub = self.store.subscribe()  # before the tick: no wake-up is missed
+                    wakeups.message()  # subscribe before the tick: no wake-up is missed
                     report = self.tick()
-                    self._sleep(pubsub, report.next_wakeup)
+                    self._sleep(wakeups, report.next_wakeup)
                     backoff = BACKOFF_MIN_S
                 except _Interrupted:
                     break
                 except Exception as exc:  # Redis away, or a bug: log, back off, keep the schedule alive
-                    _close(pubsub)
-                    pubsub = None
+                    wakeups.close()
                     self._log_failure(exc, backoff)
                     self._pause(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
         except _Interrupted:
             pass
         finally:
-            _close(pubsub)
+            wakeups.close()
             restore()
         log.info("scheduler_stopped", pid=os.getpid())
         return 0
@@ -310,11 +309,11 @@ class Scheduler:
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current pass (from another thread)."""
         self._stop = True
-        self.store.client.publish(self.store.keys.wakeup, now_ms())
+        self.app.broker.queues.wake()
 
     @staticmethod
     def _log_failure(exc: BaseException, backoff: float) -> None:
-        if isinstance(exc, (*CONNECTION_ERRORS, BrokerUnavailable)):
+        if isinstance(exc, BrokerUnavailable):
             log.warning("redis_unavailable", error=str(exc), retry_in_s=round(backoff, 2))
         else:
             log.error("scheduler_tick_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
@@ -325,23 +324,23 @@ class Scheduler:
             return limit
         return min(max((wake_at - self.clock()).total_seconds() + WAKE_SLACK_S, 0.0), limit)
 
-    def _sleep(self, pubsub: Any, wake_at: datetime | None) -> None:
+    def _sleep(self, wakeups: Subscription, wake_at: datetime | None) -> None:
         """Wait until ``wake_at``, or until a wake-up message announces an earlier due time."""
         deadline = time.monotonic() + self._sleep_seconds(wake_at)
         while not self._stop:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._drain(pubsub)
+                self._drain(wakeups)
                 return
-            due = self._blocking(functools.partial(self.store.wait_wakeup, pubsub, left))
+            due = self._blocking(functools.partial(_wakeup, wakeups, left))
             if due is not None:
                 log.debug("woken", due_ms=due)
                 deadline = min(deadline, time.monotonic() + max((due - now_ms()) / 1000 + WAKE_SLACK_S, 0.0))
 
-    def _drain(self, pubsub: Any) -> None:
+    def _drain(self, wakeups: Subscription) -> None:
         """Read the wake-ups already received: the tick about to run covers them."""
         for _ in range(MAX_DRAIN):
-            if self.store.wait_wakeup(pubsub, 0) is None:
+            if wakeups.message() is None:
                 return
 
     def _pause(self, seconds: float) -> None:
@@ -376,9 +375,12 @@ class Scheduler:
         return restore
 
 
-def _close(pubsub: Any) -> None:
-    if pubsub is not None:
-        try:
-            pubsub.close()
-        except Exception as exc:  # closing a broken connection must not mask why it broke
-            log.debug("pubsub_close_failed", error=str(exc))
+def _wakeup(wakeups: Subscription, timeout_s: float) -> int | None:
+    """Block up to ``timeout_s`` for a wake-up; returns its due time (ms), or None on timeout."""
+    raw = wakeups.message(timeout_s)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return now_ms()

@@ -1,9 +1,9 @@
-"""The scheduler's Redis operations: the only module of ``resq_scheduler`` that sends Redis commands.
+"""The scheduler's own Redis state: periodic entries, their last ticks, pauses and unique locks.
 
-Every key comes from :class:`resq.keys.Keys`; the atomic steps are the Lua scripts in
-``resq_scheduler/scripts`` (each documents its ``KEYS``/``ARGV``), run with EVALSHA and loaded once per
-client. Queue-side work (enqueue, promote, cancel) goes through :class:`resq.broker.Broker`, so one
-transition is written in one place.
+A :class:`Store` is a part of the app's broker (:class:`resq.broker.connection.Part`): it sends its
+commands through the broker's connection, loads its script (``resq_scheduler/lua/last_tick.lua``) with the
+broker's loader, and its errors leave it as resq's own. Everything about queues and jobs (promotion,
+finding a job, cancelling, the scheduled sets) is asked of the broker's other parts.
 
 Periodic entries live in three hashes/sets of the namespace's slot (``{ns}``): ``cron`` (entries added at
 run time, msgpack of :meth:`PeriodicEntry.to_dict`), ``cron:last`` (last tick fired per entry, ms) and
@@ -12,35 +12,24 @@ run time, msgpack of :meth:`PeriodicEntry.to_dict`), ``cron:last`` (last tick fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any
-
-from redis.exceptions import NoScriptError
 
 from resq.app import Resq
-from resq.broker import Broker
+from resq.broker import ScriptSource
+from resq.broker.connection import Part, Pipeline, text
 from resq.clock import now_ms
 from resq.codec import pack, unpack
 from resq.errors import ConfigError, DecodeError
-from resq.keys import Keys
+from resq.job import ACTIVE_STATUSES
 from resq.log import get_logger
 from resq_scheduler.schedule import PeriodicEntry
 
-__all__ = ["ACTIVE_STATUSES", "SCRIPT_NAMES", "CronState", "ScheduledJob", "Store", "load_source"]
+__all__ = ["SCRIPT_NAMES", "CronState", "ScheduledJob", "Store"]
 
 log = get_logger("resq_scheduler.store")
 
-#: The scheduler's own scripts under ``resq_scheduler/scripts``.
-SCRIPT_NAMES = ("advance",)
-#: Statuses of a job that has not finished yet (a ``unique`` entry waits for it).
-ACTIVE_STATUSES = frozenset({"queued", "running", "scheduled", "retrying"})
-
-
-def load_source(name: str) -> str:
-    """The source of script ``name`` (``resq_scheduler/scripts/<name>.lua``)."""
-    return resources.files("resq_scheduler").joinpath("scripts", f"{name}.lua").read_text(encoding="utf-8")
+#: The scheduler's own scripts under ``resq_scheduler/lua``.
+SCRIPT_NAMES = ("last_tick",)
 
 
 @dataclass(frozen=True)
@@ -67,84 +56,64 @@ class ScheduledJob:
     attempt: int
 
 
-class Store:
-    """Redis operations of the scheduler and of the ``resq scheduled`` / ``resq cron`` commands.
+class Store(Part):
+    """Redis state of the scheduler and of the ``resq cron`` commands.
 
     Args:
-        app: the app whose Redis and namespace to use.
+        app: the app whose broker (connection, keys) to use.
     """
 
     def __init__(self, app: Resq) -> None:
         self.app = app
-        self._shas: dict[str, str] = {}
-
-    @property
-    def broker(self) -> Broker:
-        """The app's broker (queue-side operations)."""
-        return self.app.broker
-
-    @property
-    def keys(self) -> Keys:
-        """The app's key names."""
-        return self.app.broker.keys
-
-    @property
-    def client(self) -> Any:
-        """The app's Redis client (bytes replies)."""
-        return self.app.broker.client
-
-    def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        for attempt in range(2):
-            if not self._shas or attempt:
-                self._shas = {n: self.client.script_load(load_source(n)) for n in SCRIPT_NAMES}
-            try:
-                return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
-            except NoScriptError:
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    # -- periodic entries -------------------------------------------------------------------------
+        self.broker = app.broker
+        super().__init__(self.broker.connection, self.broker.keys)
+        self.broker.connection.add_scripts(ScriptSource("resq_scheduler", SCRIPT_NAMES))
 
     def save_entry(self, entry: PeriodicEntry) -> None:
         """Persist an entry added at run time and wake the schedulers so they pick it up now."""
         raw = pack(entry.to_dict())
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.keys.cron, entry.name, raw)
-        pipe.publish(self.keys.wakeup, now_ms())
-        self.broker.with_retry(pipe.execute)
+
+        def build(pipe: Pipeline) -> None:
+            pipe.hset(self.keys.cron, entry.name, raw)
+            pipe.publish(self.keys.wakeup, now_ms())
+
+        self.connection.with_retry(lambda: self.connection.pipeline(build))
 
     def remove_entry(self, name: str) -> bool:
         """Forget a persisted entry (and its bookkeeping); True if it was persisted."""
         k = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hdel(k.cron, name)
-        pipe.hdel(k.cron_last, name)
-        pipe.srem(k.cron_paused, name)
-        pipe.delete(k.unique_lock(name))
-        return bool(self.broker.with_retry(pipe.execute)[0])
+
+        def build(pipe: Pipeline) -> None:
+            pipe.hdel(k.cron, name)
+            pipe.hdel(k.cron_last, name)
+            pipe.srem(k.cron_paused, name)
+            pipe.delete(k.unique_lock(name))
+
+        return bool(self.connection.with_retry(lambda: self.connection.pipeline(build))[0])
 
     def state(self) -> CronState:
         """Persisted entries, last ticks and paused names, in one round trip."""
         k = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(k.cron)
-        pipe.hgetall(k.cron_last)
-        pipe.smembers(k.cron_paused)
-        raw_entries, raw_last, raw_paused = pipe.execute()
+
+        def build(pipe: Pipeline) -> None:
+            pipe.hgetall(k.cron)
+            pipe.hgetall(k.cron_last)
+            pipe.smembers(k.cron_paused)
+
+        raw_entries, raw_last, raw_paused = self.connection.pipeline(build)
         return CronState(
             entries=_decode_entries(raw_entries),
-            last={_text(name): int(tick) for name, tick in raw_last.items()},
-            paused=frozenset(_text(name) for name in raw_paused),
+            last={text(name): int(tick) for name, tick in raw_last.items()},
+            paused=frozenset(text(name) for name in raw_paused),
         )
 
     def set_paused(self, name: str, paused: bool) -> bool:
         """Pause or resume an entry; True if that changed anything."""
         key = self.keys.cron_paused
-        call = self.client.sadd if paused else self.client.srem
-        return bool(self.broker.with_retry(lambda: call(key, name)))
+        call = self._redis.sadd if paused else self._redis.srem
+        return bool(self.connection.with_retry(lambda: call(key, name)))
 
-    def advance(self, name: str, tick_ms: int, unique_job_id: str | None = None) -> bool:
+    def move_last_tick(self, name: str, tick_ms: int, unique_job_id: str | None = None) -> bool:
         """Record ``tick_ms`` as the entry's last tick if it is newer than the stored one (compare-and-set).
 
         Args:
@@ -156,87 +125,25 @@ class Store:
             True when this call moved the last tick forward.
         """
         keys = [self.keys.cron_last] + ([self.keys.unique_lock(name)] if unique_job_id else [])
-        return bool(self._script("advance", keys, [name, tick_ms, unique_job_id or ""]))
-
-    def enqueue(self, queue: str, job_id: str, task: str, envelope: bytes, *, if_absent: bool) -> bool:
-        """Enqueue a job now; with ``if_absent`` only when no record of ``job_id`` exists. True if created."""
-        return self.broker.enqueue(queue, job_id, task, envelope, if_absent=if_absent)[1]
+        return bool(self.connection.script("last_tick", keys, [name, tick_ms, unique_job_id or ""]))
 
     def unique_busy(self, name: str, queue: str) -> str | None:
         """The id of the entry's last job if it is still queued, scheduled, retrying or running."""
-        raw = self.client.get(self.keys.unique_lock(name))
+        raw = self._redis.get(self.keys.unique_lock(name))
         if raw is None:
             return None
-        job_id = _text(raw)
-        status = self.client.hget(self.keys.job(queue, job_id), "status")
-        return job_id if status is not None and _text(status) in ACTIVE_STATUSES else None
-
-    # -- scheduled jobs ---------------------------------------------------------------------------
-
-    def known_queues(self) -> list[str]:
-        """Every queue name of the namespace."""
-        return self.broker.known_queues()
-
-    def promote(self, queue: str, now: int, limit: int) -> tuple[int, int | None]:
-        """Move up to ``limit`` jobs of ``queue`` due at ``now`` (ms) into it; ``(moved, next due ms)``."""
-        return self.broker.promote(queue, now, limit)
+        job_id = text(raw)
+        return job_id if self.broker.jobs.status(queue, job_id) in ACTIVE_STATUSES else None
 
     def scheduled_jobs(self, limit: int) -> list[ScheduledJob]:
         """The ``limit`` scheduled jobs (over every queue) due soonest, soonest first."""
-        queues = self.known_queues()
-        pipe = self.client.pipeline(transaction=False)
-        for queue in queues:
-            pipe.zrange(self.keys.scheduled(queue), 0, limit - 1, withscores=True)
-        rows = [(int(score), _text(job_id), queue)
-                for queue, found in zip(queues, pipe.execute(), strict=True) for job_id, score in found]
-        rows = sorted(rows)[:limit]
-        pipe = self.client.pipeline(transaction=False)
-        for _, job_id, queue in rows:
-            pipe.hmget(self.keys.job(queue, job_id), "task", "status", "attempt")
-        details = pipe.execute() if rows else []
+        rows = self.broker.admin.scheduled(self.broker.queues.known(), limit)
+        details = self.broker.jobs.summaries([(queue, job_id) for _, job_id, queue in rows],
+                                             ("task", "status", "attempt"))
         return [
-            ScheduledJob(job_id, queue, due, _text(task or b"?"), _text(status or b"?"), int(attempt or 0))
+            ScheduledJob(job_id, queue, due, text(task or b"?"), text(status or b"?"), int(attempt or 0))
             for (due, job_id, queue), (task, status, attempt) in zip(rows, details, strict=True)
         ]
-
-    def run_now(self, queue: str, job_id: str) -> tuple[bool, str]:
-        """Move a scheduled job into its queue now.
-
-        Returns:
-            ``(moved, status)``: the status after the call, or the one that prevented the move.
-        """
-        return self.broker.run_now(queue, job_id)
-
-    def find_queue(self, job_id: str) -> str | None:
-        """The queue holding job ``job_id``, or None."""
-        return self.broker.find_queue(job_id)
-
-    def job_status(self, queue: str, job_id: str) -> str | None:
-        """A job's status, or None if unknown."""
-        return self.broker.job_status(queue, job_id)
-
-    def cancel(self, queue: str, job_id: str) -> str | None:
-        """Cancel a job (removes a scheduled one from its set); the status after the call."""
-        return self.broker.cancel(queue, job_id)
-
-    # -- wake-ups ---------------------------------------------------------------------------------
-
-    def subscribe(self) -> Any:
-        """A pub/sub connection listening to the wake-up channel producers publish on."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.keys.wakeup)
-        return pubsub
-
-    @staticmethod
-    def wait_wakeup(pubsub: Any, timeout_s: float) -> int | None:
-        """Block up to ``timeout_s`` for a wake-up; returns its due time (ms), or None on timeout."""
-        message = pubsub.get_message(timeout=max(timeout_s, 0.0))
-        if message is None or message.get("type") != "message":
-            return None
-        try:
-            return int(message["data"])
-        except (TypeError, ValueError):
-            return now_ms()
 
 
 def _decode_entries(raw: dict[bytes, bytes]) -> dict[str, PeriodicEntry]:
@@ -245,11 +152,10 @@ def _decode_entries(raw: dict[bytes, bytes]) -> dict[str, PeriodicEntry]:
         try:
             entry = PeriodicEntry.from_dict(unpack(value))
         except (ConfigError, DecodeError, TypeError, AttributeError) as exc:
-            log.warning("cron_entry_unreadable", entry=_text(name), error=str(exc))
+            log.warning("cron_entry_unreadable", entry=text(name), error=str(exc))
             continue
         entries[entry.name] = entry
     return entries
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+

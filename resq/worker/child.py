@@ -22,13 +22,14 @@ from types import FrameType
 from typing import Any
 
 from resq.app import Resq
-from resq.broker import CONNECTION_ERRORS, Delivery
-from resq.errors import SoftTimeout
+from resq.errors import BrokerUnavailable, SoftTimeout
+from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded
 from resq.log import get_logger
+from resq.maintenance import task_of
+from resq.outcomes import Delivery
 from resq.worker.consumer import Consumer, ConsumerState, FetchInterrupted
 from resq.worker.executor import Executor, LoopThread
-from resq.worker.maintenance import task_of
-from resq.worker.timeouts import CancelInterrupt, JobInterrupted, TimeLimitExceeded, interrupt_thread
+from resq.worker.timeouts import interrupt_thread
 
 __all__ = ["EXIT_RECYCLE", "ChildConfig", "run_child"]
 
@@ -140,7 +141,7 @@ class Child:
                 continue
             try:
                 self._check_cancellations(running)
-            except CONNECTION_ERRORS:
+            except BrokerUnavailable:
                 continue
             self._check_thread_limits(running)
 
@@ -149,7 +150,7 @@ class Child:
         for ident, delivery in running.items():
             by_queue.setdefault(delivery.queue, {})[str(delivery.job_id)] = ident
         for queue, ids in by_queue.items():
-            for job_id in self.app.broker.cancel_requested(queue, list(ids)):
+            for job_id in self.app.broker.queues.cancel_requested(queue, list(ids)):
                 log.info("cancel_running", job_id=job_id, queue=queue)
                 self.interrupt(ids[job_id], CancelInterrupt)
 

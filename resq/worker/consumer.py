@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resq.app import Resq
-from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Discarded, Outcome, Started
 from resq.clock import now_ms
 from resq.codec import pack
+from resq.errors import BrokerUnavailable
 from resq.log import get_logger
+from resq.outcomes import Dead, Delivery, Discarded, Outcome, Started
 from resq.worker.executor import Executor, error_record
 
 __all__ = ["Consumer", "ConsumerState", "FetchInterrupted"]
@@ -31,8 +32,6 @@ RECONNECT_CAP_S = 5.0
 COUNTERS_EVERY_S = 0.5
 #: In burst mode, scheduled jobs due within this many seconds (retries, mostly) are waited for.
 BURST_HORIZON_S = 10.0
-#: Statuses a delivered job may be started from.
-_RUNNABLE = frozenset({"queued", "running", "retrying", "scheduled"})
 
 
 class FetchInterrupted(BaseException):
@@ -98,7 +97,7 @@ class Consumer:
                 done = self.run_once()
             except FetchInterrupted:
                 return  # asked to stop while waiting for jobs: what the fetch leased is given back
-            except CONNECTION_ERRORS as exc:
+            except BrokerUnavailable as exc:
                 self._wait_for_redis(exc)
                 continue
             self._backoff_s = 0.0
@@ -114,7 +113,7 @@ class Consumer:
         deliveries = self._fetch(None if self.burst else block_s)
         if not deliveries and self.burst and not self._wait_for_due_jobs():
             # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
-            deliveries = self.broker.fetch(self.worker_id, self.queues, self.prefetch, None)
+            deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.prefetch, None)
             if not deliveries:
                 return None
         if not deliveries:
@@ -130,7 +129,7 @@ class Consumer:
                 self.state.waiting_on_main = False
                 raise FetchInterrupted
         try:
-            return self.broker.fetch(self.worker_id, self.queues, self.prefetch, block_s)
+            return self.broker.queues.fetch(self.worker_id, self.queues, self.prefetch, block_s)
         finally:
             if main:
                 self.state.waiting_on_main = False
@@ -146,43 +145,41 @@ class Consumer:
         counted_at = time.monotonic()
         for index, delivery in enumerate(deliveries):
             if self.state.stopping.is_set() or self.state.paused.is_set() or self.state.abort.is_set():
-                self._settle(outcomes, uncounted + outcomes)
+                self._record(outcomes, uncounted + outcomes)
                 self._hand_back(deliveries[index:])
                 return index
             if time.monotonic() - counted_at >= COUNTERS_EVERY_S:
-                started = self._advance(outcomes, delivery, uncounted + outcomes)
+                started = self._start(delivery, outcomes, uncounted + outcomes)
                 uncounted, counted_at = [], time.monotonic()
             else:
-                started = self._advance(outcomes, delivery, [])
+                started = self._start(delivery, outcomes, [])
                 uncounted += outcomes
             outcomes = [self._perform(started)]
-        self._settle(outcomes, uncounted + outcomes)
+        self._record(outcomes, uncounted + outcomes)
         return len(deliveries)
 
-    def _advance(self, outcomes: list[Outcome], delivery: Delivery, counted: list[Outcome]) -> Started:
+    def _start(self, delivery: Delivery, outcomes: list[Outcome], counted: list[Outcome]) -> Started:
         """Record outcomes and start ``delivery`` in one round trip, riding out a Redis outage."""
         while True:
             try:
-                started = self.broker.advance(self.worker_id, outcomes, delivery, counted=counted)
-                assert started is not None
-                return started
-            except CONNECTION_ERRORS as exc:
+                return self.broker.queues.start(self.worker_id, delivery, outcomes, counted)
+            except BrokerUnavailable as exc:
                 self._wait_for_redis(exc)
 
-    def _settle(self, outcomes: list[Outcome], counted: list[Outcome]) -> None:
+    def _record(self, outcomes: list[Outcome], counted: list[Outcome]) -> None:
         """Record outcomes; while Redis is away keep them and retry (a job is never silently lost)."""
         while outcomes or counted:
             try:
-                self.broker.advance(self.worker_id, outcomes, counted=counted)
+                self.broker.queues.record(outcomes, counted, worker_id=self.worker_id)
                 return
-            except CONNECTION_ERRORS as exc:
+            except BrokerUnavailable as exc:
                 self._wait_for_redis(exc)
 
     def _perform(self, started: Started) -> Outcome:
         delivery = started.delivery
-        if started.prior_status == "garbage":
-            return self._bury_garbage(delivery)
-        if started.prior_status not in _RUNNABLE:
+        if delivery.foreign:
+            return self._foreign_entry_dead(delivery)
+        if not started.runnable:
             return Discarded(delivery, str(delivery.job_id))  # cancelled, finished or expired meanwhile
         ident = threading.get_ident()
         with self.state.lock:
@@ -196,20 +193,19 @@ class Consumer:
                 self.state.processed += 1
             self._on_job("end", delivery, None)
 
-    def _bury_garbage(self, delivery: Delivery) -> Outcome:
+    def _foreign_entry_dead(self, delivery: Delivery) -> Outcome:
         """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""
         job_id = "garbage-" + delivery.entry
         raw = pack({k.decode("utf-8", "replace"): v for k, v in delivery.fields.items()})
         reason = "undecodable queue entry: expected a single 'id' field"
         log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
-        return Buried(delivery, job_id, error_record(None, "DecodeError", reason), 0, raw=raw,
-                      failed_attempt=False)
+        return Dead(delivery, job_id, error_record(None, "DecodeError", reason), 0, raw=raw, failed_attempt=False)
 
     def _hand_back(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
             try:
-                self.broker.release(delivery, "returned")
-            except CONNECTION_ERRORS:
+                self.broker.queues.release(delivery, "returned")
+            except BrokerUnavailable:
                 return  # the supervisor or the reaper gives them back once Redis answers
 
     def _wait_for_due_jobs(self) -> bool:
@@ -217,7 +213,7 @@ class Consumer:
         jobs due within ``BURST_HORIZON_S``. Returns False when there is nothing left to wait for."""
         moved, earliest = 0, None
         for queue in self.queues:
-            count, nxt = self.broker.promote(queue)
+            count, nxt = self.broker.queues.promote(queue)
             moved += count
             earliest = nxt if earliest is None or (nxt is not None and nxt < earliest) else earliest
         if moved:

@@ -1,6 +1,6 @@
 """Performing one attempt of a job: decode, look up the task, run hooks and the task, classify the outcome.
 
-Returns an :class:`~resq.broker.Outcome` and never raises for anything the job did: a failing task,
+Returns an :class:`~resq.outcomes.Outcome` and never raises for anything the job did: a failing task,
 an unknown task, an undecodable payload or a failing hook all become data.
 """
 
@@ -9,42 +9,24 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from resq.app import Resq
-from resq.broker import Buried, Cancelled, Delivery, Outcome, Retried, Started, Succeeded
 from resq.clock import now_ms, to_ms
 from resq.codec import Envelope, decode_envelope, pack
 from resq.context import _current
-from resq.errors import DecodeError, EncodeError, Retry, SkipJob
+from resq.errors import DecodeError, SkipJob
 from resq.job import Job
 from resq.log import get_logger, job_context
-from resq.retry import to_seconds
+from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Started, Succeeded
 from resq.task import Task
-from resq.worker.timeouts import CancelInterrupt, JobInterrupted, TimeLimitExceeded, time_limits
+from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
+from resq.worker.timeouts import time_limits
 
-__all__ = ["Executor", "LoopThread", "error_record", "failure_record"]
+__all__ = ["Executor", "LoopThread"]
 
 log = get_logger("resq.worker")
-
-
-def error_record(exc: BaseException | None, type_name: str = "", message: str = "", tb: str = "") -> bytes:
-    """The stored form of an error: type, message and traceback as text, never an exception object."""
-    if exc is not None:
-        type_name = type_name or f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
-        message = message or str(exc)
-        tb = tb or "".join(traceback.format_exception(exc))
-    return pack({"type": type_name, "message": message, "traceback": tb})
-
-
-def failure_record(exc: BaseException) -> tuple[str, bytes]:
-    """The reason (for logs) and the stored error of a failed attempt."""
-    if isinstance(exc, JobInterrupted):
-        type_name = "TimeoutError" if isinstance(exc, TimeLimitExceeded) else "JobInterrupted"
-        return exc.reason, error_record(exc, type_name, exc.reason)
-    return f"{type(exc).__name__}: {exc}", error_record(exc)
 
 
 class Executor:
@@ -67,14 +49,14 @@ class Executor:
             envelope = decode_envelope(started.envelope or b"")
         except DecodeError as exc:
             log.error("dead", job_id=job_id, queue=d.queue, attempt=started.attempt, reason=str(exc))
-            return Buried(d, job_id, error_record(exc, "DecodeError"), 0, failed_attempt=False)
+            return Dead(d, job_id, error_record(exc, "DecodeError"), 0, failed_attempt=False)
         task = self.app.tasks.get(envelope.task)
         if task is None:
             reason = f"unknown task '{envelope.task}'"
             log.error("dead", job_id=job_id, task=envelope.task, queue=d.queue, attempt=started.attempt,
                       reason=reason)
-            return Buried(d, job_id, error_record(None, "UnknownTask", reason), 0, task=envelope.task,
-                          failed_attempt=False)
+            return Dead(d, job_id, error_record(None, "UnknownTask", reason), 0, task=envelope.task,
+                        failed_attempt=False)
         job: Job[Any] = Job(self.app, job_id, d.queue, task=task.name, attempt=started.attempt)
         token = _current.set(job)
         try:
@@ -84,10 +66,10 @@ class Executor:
             _current.reset(token)
 
     def _attempt(self, task: Task[Any, Any], job: Job[Any], envelope: Envelope, d: Delivery) -> Outcome:
-        hooks, task_hooks = self.app.hooks, task.options.hooks
+        hooks = self.app.hooks
         log.info("started")
         try:
-            hooks.run("before_perform", job, job=job, extra=_one(task_hooks.get("before_perform")))
+            hooks.run("before_perform", job, job=job, extra=task_hook(task, "before_perform"))
         except SkipJob as exc:
             log.info("cancelled", reason=f"skipped by before_perform: {exc}")
             return Cancelled(d, job.id, f"skipped: {exc}", task=task.name)
@@ -104,8 +86,8 @@ class Executor:
         except Exception as exc:
             return self._failed(task, job, d, exc, _elapsed_ms(began))
         duration = _elapsed_ms(began)
-        hooks.run("after_perform", job, result, job=job, extra=_one(task_hooks.get("after_perform")))
-        hooks.run("on_success", job, result, job=job, extra=_one(task_hooks.get("on_success")))
+        hooks.run("after_perform", job, result, job=job, extra=task_hook(task, "after_perform"))
+        hooks.run("on_success", job, result, job=job, extra=task_hook(task, "on_success"))
         log.info("succeeded", duration_ms=duration)
         ttl = task.options.result_ttl or self.app.settings.result_ttl
         return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name)
@@ -119,36 +101,7 @@ class Executor:
 
     def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException,
                 duration: int) -> Outcome:
-        """Classify a failed attempt: retry by the task's policy, or bury it."""
-        hooks, task_hooks = self.app.hooks, task.options.hooks
-        reason, error = failure_record(exc)
-        log.warning("failed", duration_ms=duration, error=reason, exc_info=not isinstance(exc, JobInterrupted))
-        hooks.run("on_failure", job, exc, job=job, extra=_one(task_hooks.get("on_failure")))
-        delay = self.retry_delay(task, job.attempt, exc)
-        if delay is not None:
-            due = now_ms() + to_ms(delay)
-            hooks.run("on_retry", job, exc, job=job, extra=_one(task_hooks.get("on_retry")))
-            log.info("retrying", duration_ms=duration, delay_s=round(delay, 3), next_attempt=job.attempt + 1)
-            return Retried(d, job.id, error, due, duration, task=task.name)
-        hooks.run("on_dead", job, exc, job=job, extra=_one(task_hooks.get("on_dead")))
-        log.error("dead", duration_ms=duration, reason=reason)
-        return Buried(d, job.id, error, duration, task=task.name)
-
-    @staticmethod
-    def retry_delay(task: Task[Any, Any], attempt: int, exc: BaseException) -> float | None:
-        """Seconds before the next attempt, or None when this failure is final."""
-        options = task.options
-        if attempt > options.retries or isinstance(exc, EncodeError):
-            return None  # no attempts left; an unencodable result fails the same way every time
-        if isinstance(exc, Retry):
-            return max(0.0, to_seconds(exc.delay)) if exc.delay is not None else options.backoff(attempt)  # type: ignore[arg-type]
-        if isinstance(exc, (JobInterrupted, *options.retry_on)):
-            return max(0.0, options.backoff(attempt))
-        return None
-
-
-def _one(hook: Callable[..., Any] | None) -> tuple[Callable[..., Any], ...]:
-    return () if hook is None else (hook,)
+        return failed_attempt(self.app, task, job, d, exc, duration)
 
 
 def _elapsed_ms(began: float) -> int:

@@ -16,14 +16,14 @@ from multiprocessing.connection import Connection
 from types import FrameType
 
 from resq.app import Resq
-from resq.broker import CONNECTION_ERRORS, Buried, Delivery, Retried
 from resq.clock import now_ms, to_ms
+from resq.errors import BrokerUnavailable
+from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
+from resq.maintenance import Maintenance
+from resq.outcomes import Delivery
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
-from resq.worker.executor import Executor, failure_record
-from resq.worker.maintenance import Maintenance
-from resq.worker.timeouts import TimeLimitExceeded
 
 __all__ = ["Supervisor", "WorkerConfig"]
 
@@ -112,7 +112,7 @@ class Supervisor:
         self.app.hooks.load_entry_points()
         self._wait_until_ready()
         if self.config.metrics_port is not None:
-            from resq.metrics import serve
+            from resq.ops.metrics import serve
 
             serve(self.app, self.config.metrics_port)
         self.app.hooks.run("worker_start", self)
@@ -129,10 +129,10 @@ class Supervisor:
         delay = 0.1
         while True:
             try:
-                self.broker.ensure_groups(self.config.queues)
+                self.broker.queues.ensure_groups(self.config.queues)
                 self.maintenance.run_due(force=True)
                 return
-            except CONNECTION_ERRORS as exc:
+            except BrokerUnavailable as exc:
                 log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
                 if self._stop_requests:
                     raise SystemExit(0) from exc
@@ -142,8 +142,8 @@ class Supervisor:
     def _finish(self) -> None:
         try:
             self.maintenance.release_consumers(sorted(self._unreleased), "returned")
-            self.broker.unregister_workers(sorted(self._unreleased))
-        except CONNECTION_ERRORS as exc:
+            self.broker.workers.unregister(sorted(self._unreleased))
+        except BrokerUnavailable as exc:
             log.warning("redis_unavailable", error=str(exc), during="shutdown")
         self.app.hooks.run("worker_stop", self)
         log.info("worker_stopped", worker=self.supervisor_id)
@@ -169,7 +169,7 @@ class Supervisor:
             signal.signal(sig, signal.SIG_DFL)
         try:
             self.app.broker.reset_after_fork()
-            self.app.broker.register_worker(worker_id, {**info, "pid": str(os.getpid())})
+            self.app.broker.workers.register(worker_id, {**info, "pid": str(os.getpid())})
             cfg = self.config
             child_cfg = ChildConfig(worker_id, cfg.queues, cfg.threads, cfg.prefetch, cfg.burst,
                                     cfg.max_jobs_per_child, cfg.max_memory_per_child_mb)
@@ -194,7 +194,7 @@ class Supervisor:
             self._respawn_due()
         try:
             self._enforce_time_limits()
-        except CONNECTION_ERRORS as exc:
+        except BrokerUnavailable as exc:
             log.warning("redis_unavailable", error=str(exc), during="time limits")
         if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
             log.warning("grace_period_over", children=len(self.children))
@@ -202,7 +202,7 @@ class Supervisor:
         if not self._stop_requests:
             try:
                 self._maintain()
-            except CONNECTION_ERRORS as exc:
+            except BrokerUnavailable as exc:
                 log.warning("redis_unavailable", error=str(exc))
 
     def _maintain(self) -> None:
@@ -211,7 +211,7 @@ class Supervisor:
         self.maintenance.run_due(extra_live=child_ids)
         beat = self._heartbeat_due()
         if beat:
-            self.broker.heartbeat(child_ids)
+            self.broker.workers.heartbeat(child_ids)
         for command in self.control.poll([self.supervisor_id, *child_ids], durable=beat):
             log.info("remote_command", command=command)
             if command == "stop":
@@ -254,9 +254,9 @@ class Supervisor:
         mode = "returned" if clean or self._stop_requests else "lost"
         try:
             self.maintenance.release_consumers([child.worker_id], mode)
-            self.broker.unregister_workers([child.worker_id])
+            self.broker.workers.unregister([child.worker_id])
             self._unreleased.discard(child.worker_id)
-        except CONNECTION_ERRORS as exc:
+        except BrokerUnavailable as exc:
             log.warning("redis_unavailable", error=str(exc), during="child exit")
         if self._stop_requests or (self.config.burst and code == 0):
             return
@@ -316,17 +316,7 @@ class Supervisor:
         except ProcessLookupError:
             return
         child.running.clear()
-        task = self.maintenance.task_of(delivery)
-        fields = self.broker.job_fields(delivery.queue, str(delivery.job_id))
-        attempt = int(fields.get("attempt", b"1"))
-        exc = TimeLimitExceeded(limit)
-        error = failure_record(exc)[1]
-        delay = Executor.retry_delay(task, attempt, exc) if task is not None else None
-        job_id = str(delivery.job_id)
-        duration = to_ms(limit)
-        outcome = (Retried(delivery, job_id, error, now_ms() + to_ms(delay), duration) if delay is not None
-                   else Buried(delivery, job_id, error, duration))
-        self.broker.settle([outcome])
+        self.maintenance.record_failure(delivery, TimeLimitExceeded(limit), to_ms(limit))
 
     # -- signals ----------------------------------------------------------------------------------
 

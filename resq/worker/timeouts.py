@@ -15,32 +15,9 @@ from contextlib import contextmanager
 from types import FrameType
 
 from resq.errors import SoftTimeout
+from resq.failures import TimeLimitExceeded
 
-__all__ = ["CancelInterrupt", "JobInterrupted", "TimeLimitExceeded", "interrupt_thread", "time_limits"]
-
-
-class JobInterrupted(BaseException):
-    """Stops a running task from outside (USR1, cancellation). A BaseException, so that a task's
-    ``except Exception`` does not swallow it."""
-
-    def __init__(self, reason: str = "interrupted") -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class CancelInterrupt(JobInterrupted):
-    """Stops a running task whose cancellation was asked for (``job.cancel()``)."""
-
-    def __init__(self) -> None:
-        super().__init__("cancelled")
-
-
-class TimeLimitExceeded(JobInterrupted):
-    """The hard ``timeout`` of a task elapsed."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"timeout after {seconds:g} s")
-        self.seconds = seconds
+__all__ = ["interrupt_thread", "time_limits"]
 
 
 def interrupt_thread(thread_id: int, exc_type: type[BaseException]) -> bool:

@@ -206,7 +206,7 @@ def test_reaper_gives_back_leases_of_a_worker_that_vanished(redis_url: str) -> N
     app.broker.ensure_groups(["default"])
     app.broker.register_worker("ghost", {"host": "gone"})
     assert app.broker.fetch("ghost", ["default"], 1, None)
-    from resq.worker.maintenance import Maintenance
+    from resq.maintenance import Maintenance
 
     # When the heartbeat deadline has passed, a reaper gives the lease back
     wait_for(lambda: "ghost" not in app.broker.live_workers(), message="ghost silent")

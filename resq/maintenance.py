@@ -1,4 +1,4 @@
-"""What a worker does besides running jobs: promote due delayed jobs and retries, and give the leases of
+"""What keeps jobs moving besides running them: promote due delayed jobs and retries, and give the leases of
 dead workers back to their queues. ``resq_scheduler`` reuses it, so either alone keeps jobs moving.
 """
 
@@ -9,11 +9,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from resq.app import Resq
-from resq.broker import CONNECTION_ERRORS, Delivery
+from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
-from resq.log import get_logger
+from resq.job import Job, JobStatus
+from resq.log import get_logger, job_context
+from resq.outcomes import Delivery
 from resq.task import Task
-from resq.worker.executor import error_record
+from resq.failures import WorkerLost, error_record, failed_attempt
 
 __all__ = ["Maintenance", "task_of"]
 
@@ -38,7 +40,7 @@ class Maintenance:
         self.queues = queues
         self._promote_at = 0.0
         self._reap_at = 0.0
-        self._pubsub: Any = None
+        self._wakeups: Subscription | None = None
 
     def seconds_until_due(self) -> float:
         """Seconds until the next promotion or reaping is due."""
@@ -60,7 +62,7 @@ class Maintenance:
         """Move every due job of the queues into them; schedule the next look at the earliest due time."""
         moved, earliest = 0, None
         for queue in self._queues():
-            count, nxt = self.broker.promote(queue, now)
+            count, nxt = self.broker.queues.promote(queue, now)
             moved += count
             if nxt is not None and (earliest is None or nxt < earliest):
                 earliest = nxt
@@ -71,52 +73,77 @@ class Maintenance:
         return moved
 
     def _queues(self) -> list[str]:
-        return self.queues if self.queues is not None else self.broker.known_queues()
+        return self.queues if self.queues is not None else self.broker.queues.known()
 
     def _read_wakeups(self) -> None:
         """A producer scheduled a job: look again no later than its due time."""
-        try:
-            if self._pubsub is None:
-                self._pubsub = self.broker.subscribe(self.broker.keys.wakeup)
-            while (message := self._pubsub.get_message(timeout=0)) is not None:
-                due = (int(message["data"]) - now_ms()) / 1000
-                self._promote_at = min(self._promote_at, time.monotonic() + max(due, 0.0))
-        except CONNECTION_ERRORS:
-            self._pubsub = None
-            raise
+        if self._wakeups is None:
+            self._wakeups = self.broker.queues.subscribe_wakeups()
+        while (message := self._wakeups.message()) is not None:
+            due = (_int(message, now_ms()) - now_ms()) / 1000
+            self._promote_at = min(self._promote_at, time.monotonic() + max(due, 0.0))
 
     def reap(self, extra_live: Iterable[str] = ()) -> int:
         """Give back the leases of consumers whose worker stopped heartbeating; returns how many."""
-        live = self.broker.live_workers() | set(extra_live)
+        live = self.broker.workers.live() | set(extra_live)
         stale_ms = to_ms(self.app.settings.heartbeat_interval * 3)
         released = 0
-        for queue in self.broker.known_queues():
-            for consumer in self.broker.consumers(queue):
+        queues = self.broker.queues
+        for queue in queues.known():
+            for consumer in queues.consumers(queue):
                 if consumer["name"] in live:
                     continue
                 if consumer["pending"]:
                     released += self._release_all(queue, consumer["name"], "lost")
                 elif consumer["idle"] > stale_ms:
-                    self.broker.forget_consumer(queue, consumer["name"])
-        self.broker.prune_workers()
+                    queues.forget_consumer(queue, consumer["name"])
+        self.broker.workers.prune()
         return released
 
     def release_consumers(self, worker_ids: Iterable[str], mode: str) -> int:
         """Give back every lease of these consumers (a stopping worker, a child that died)."""
         ids = list(worker_ids)
-        queues = self.broker.known_queues()
+        queues = self.broker.queues.known()
         return sum(self._release_all(queue, worker_id, mode) for queue in queues for worker_id in ids)
 
     def _release_all(self, queue: str, consumer: str, mode: str) -> int:
-        released = 0
-        for delivery in self.broker.pending_of(queue, consumer):
-            outcome = self.broker.release(delivery, mode, error=error_record(None, "WorkerLost", "worker lost"))
+        """Give back the leases of ``consumer`` in ``queue``. In ``lost`` mode a job that was running is a
+        failed attempt (hooks, counters) before it goes back to its queue, or dead after too many losses."""
+        queues, released = self.broker.queues, 0
+        for delivery in queues.pending_of(queue, consumer):
+            if mode == "lost" and self.record_failure(delivery, WorkerLost(), None):
+                outcome = "lost"
+            else:
+                outcome = queues.release(delivery, mode, error=error_record(None, "WorkerLost", "worker lost"))
             if outcome != "gone":
                 released += 1
                 log.warning("lease_released", job_id=delivery.job_id, queue=queue, worker=consumer,
                             mode=mode, outcome=outcome)
-        self.broker.forget_consumer(queue, consumer)
+        queues.forget_consumer(queue, consumer)
         return released
+
+    def record_failure(self, delivery: Delivery, exc: BaseException, duration_ms: int | None) -> bool:
+        """Record a failed attempt of a *running* job that its own process could not record (killed past its
+        hard limit, or dead): the one failure path runs here, hooks included.
+
+        Returns:
+            False when the job was not running (nothing recorded).
+        """
+        if delivery.job_id is None:
+            return False
+        status, task_name, attempt, lost, started_ms = self.broker.jobs.summaries(
+            [(delivery.queue, delivery.job_id)], ("status", "task", "attempt", "lost", "started_ms"))[0]
+        if status is None or status.decode() != JobStatus.RUNNING:
+            return False
+        name, number = (task_name or b"").decode(), int(attempt or 1)
+        if duration_ms is None:
+            duration_ms = max(0, now_ms() - int(started_ms or now_ms()))
+        job: Job[Any] = Job(self.app, delivery.job_id, delivery.queue, task=name, attempt=number)
+        with job_context(job.id, name, delivery.queue, number):
+            outcome = failed_attempt(self.app, self.app.tasks.get(name), job, delivery, exc, duration_ms,
+                                     losses=int(lost or 0))
+        self.broker.queues.record([outcome])
+        return True
 
     def task_of(self, delivery: Delivery) -> Task[Any, Any] | None:
         """The registered task of a leased job, if known."""
@@ -127,5 +154,11 @@ def task_of(app: Resq, delivery: Delivery) -> Task[Any, Any] | None:
     """The registered task of a leased job, read from its record (None if unknown)."""
     if delivery.job_id is None:
         return None
-    fields = app.broker.job_fields(delivery.queue, delivery.job_id)
-    return app.tasks.get(fields.get("task", b"").decode())
+    return app.tasks.get(app.broker.jobs.task_name(delivery.queue, delivery.job_id))
+
+
+def _int(raw: bytes, default: int) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        return default

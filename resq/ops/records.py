@@ -1,4 +1,4 @@
-"""What :class:`resq.inspect.Inspector` returns: plain records, free of Redis, ready for JSON.
+"""What :class:`resq.ops.Inspector` returns: plain records, free of Redis, ready for JSON.
 
 The remote-control message format lives here too (:func:`control_message`).
 """
@@ -11,9 +11,10 @@ from datetime import date, datetime
 from typing import Any
 
 from resq.clock import from_ms, now_ms
-from resq.errors import ConfigError
+from resq.codec import unpack
+from resq.errors import ConfigError, DecodeError
 
-__all__ = ["CONTROL_COMMANDS", "DeadJob", "QueueInfo", "WorkerInfo", "control_message", "to_json"]
+__all__ = ["CONTROL_COMMANDS", "DeadJob", "QueueInfo", "WorkerInfo", "control_message", "read_command", "to_json"]
 
 #: Commands the workers obey (``resq workers pause|resume|stop``).
 CONTROL_COMMANDS = ("pause", "resume", "stop")
@@ -92,6 +93,20 @@ def control_message(cmd: str, target: str = "*", at_ms: int | None = None) -> di
     if cmd not in CONTROL_COMMANDS:
         raise ConfigError(f"unknown worker command {cmd!r}; use one of {', '.join(CONTROL_COMMANDS)}")
     return {"cmd": cmd, "target": target, "at_ms": now_ms() if at_ms is None else at_ms}
+
+
+def read_command(raw: bytes | None) -> tuple[int, str, str] | None:
+    """``(at_ms, cmd, target)`` of an encoded command (a message, or a recorded state whose target is
+    ``*``); None when unreadable."""
+    if raw is None:
+        return None
+    try:
+        value = unpack(raw)
+    except DecodeError:
+        return None
+    if not isinstance(value, dict) or value.get("cmd") not in CONTROL_COMMANDS:
+        return None
+    return int(value.get("at_ms", 0)), str(value["cmd"]), str(value.get("target", "*"))
 
 
 def _iso(ms: int) -> str | None:

@@ -25,9 +25,9 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from resq.app import Resq
-from resq.broker import CONNECTION_ERRORS, DURATION_BUCKETS_MS, Broker
+from resq.broker import DURATION_BUCKETS_MS, Broker
 from resq.errors import ConfigError, ResqError
-from resq.inspect import Inspector
+from resq.ops.inspect import Inspector
 from resq.log import get_logger
 
 __all__ = ["MetricsServer", "ResqCollector", "serve"]
@@ -37,7 +37,7 @@ log = get_logger("resq.metrics")
 #: Counters exported as ``resq_jobs_<name>_total``.
 EXPORTED_COUNTERS = ("processed", "failed", "retried", "dead")
 #: What a scrape reports as ``resq_redis_up 0`` instead of failing.
-_SCRAPE_ERRORS: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, ResqError)
+_SCRAPE_ERRORS: tuple[type[Exception], ...] = (ResqError,)
 
 
 def _prometheus() -> Any:

@@ -3,7 +3,7 @@
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] due (ms)   ARGV[6] job id   ARGV[7] duration (ms)   ARGV[8] events channel
 -- Returns: 1, or 0 when the job hash is gone.
-resq_settle(KEYS[1], ARGV[1], ARGV[2])
+resq_ack(KEYS[1], ARGV[1], ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], 'status', 'retrying', 'error', ARGV[3], 'due_ms', ARGV[5],
   'failed_ms', ARGV[4], 'duration_ms', ARGV[7])

@@ -5,17 +5,17 @@
 -- ARGV[6] max losses before the job is dead   ARGV[7] error (msgpack) used when it goes dead
 -- ARGV[8] dead ttl (ms)   ARGV[9] dead max size   ARGV[10] job key prefix   ARGV[11] done key prefix
 -- ARGV[12] history key prefix   ARGV[13] events channel
--- Returns: 'queued', 'dead', or 'gone' (the entry was no longer pending: someone else settled it).
-if resq_settle(KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
+-- Returns: 'queued', 'dead', or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
+if resq_ack(KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
 local status = redis.call('HGET', KEYS[2], 'status')
-if not status or status == 'succeeded' or status == 'dead' or status == 'cancelled' then return 'gone' end
+if not status or RESQ_TERMINAL[status] then return 'gone' end
 if ARGV[5] == 'lost' and status == 'running' then
   local lost = redis.call('HINCRBY', KEYS[2], 'lost', 1)
   if lost >= tonumber(ARGV[6]) then
     redis.call('HSET', KEYS[2], 'status', 'dead', 'error', ARGV[7], 'finished_ms', ARGV[4])
     redis.call('HDEL', KEYS[2], 'entry')
     resq_note(KEYS[2], KEYS[5], ARGV[13], 'dead', ARGV[3], ARGV[4], {error = resq_error_text(ARGV[7])})
-    resq_bury(KEYS[3], KEYS[2], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[8]),
+    resq_add_dead(KEYS[3], KEYS[2], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[8]),
       tonumber(ARGV[9]), ARGV[10], ARGV[11], ARGV[12])
     return 'dead'
   end

@@ -7,7 +7,7 @@
 -- status the job already had), or false when the job is unknown.
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status then return false end
-if status == 'succeeded' or status == 'dead' or status == 'cancelled' then return status end
+if RESQ_TERMINAL[status] then return status end
 if status == 'running' then
   redis.call('SADD', KEYS[5], ARGV[2])
   redis.call('HSET', KEYS[2], 'cancel_requested', 1)

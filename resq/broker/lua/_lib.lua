@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every script by resq/scripts/__init__.py.
+-- Shared helpers, prepended to every script by resq/broker/connection.py (after the line that defines
+-- RESQ_TERMINAL, the set of terminal statuses, from resq.job.TERMINAL_STATUSES).
 -- Keys built here from a prefix share the queue's hash tag, so a script still touches one slot.
 
 -- Record a final state: expire the job's keys and wake result() waiters through the done list.
@@ -10,7 +11,7 @@ local function resq_finish(job_key, done_key, history_key, ttl_ms)
 end
 
 -- Put a job in the dead set, then trim the set by age and size (dropping the trimmed jobs' keys).
-local function resq_bury(dead_key, job_key, done_key, history_key, job_id, now_ms, dead_ttl_ms, dead_max,
+local function resq_add_dead(dead_key, job_key, done_key, history_key, job_id, now_ms, dead_ttl_ms, dead_max,
                          job_prefix, done_prefix, history_prefix)
   redis.call('ZADD', dead_key, now_ms, job_id)
   resq_finish(job_key, done_key, history_key, dead_ttl_ms)
@@ -28,7 +29,7 @@ local function resq_bury(dead_key, job_key, done_key, history_key, job_id, now_m
 end
 
 -- Take an entry out of the stream and its consumer group's pending list. Returns 1 if it was pending.
-local function resq_settle(stream_key, group, entry)
+local function resq_ack(stream_key, group, entry)
   if entry == nil or entry == '' then return 0 end
   local acked = redis.call('XACK', stream_key, group, entry)
   redis.call('XDEL', stream_key, entry)

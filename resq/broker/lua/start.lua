@@ -2,10 +2,10 @@
 -- KEYS[1] job hash   KEYS[2] history list
 -- ARGV[1] worker id   ARGV[2] now (ms)   ARGV[3] stream entry id   ARGV[4] job id   ARGV[5] events channel
 -- Returns: {envelope, attempt, status} on start; {false, 0, status} when the job must not run
--- (cancelled, or finished by an earlier delivery); {false, 0, 'missing'} when the hash is gone.
+-- (cancelled, or finished by an earlier delivery); {false, 0, false} when the hash is gone.
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {false, 0, 'missing'} end
-if status == 'cancelled' or status == 'succeeded' or status == 'dead' then
+if not status then return {false, 0, false} end
+if RESQ_TERMINAL[status] then
   return {false, 0, status}
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)

@@ -7,24 +7,11 @@ Cluster open to us without changing the layout.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
-from resq.errors import ConfigError
+from resq.settings import validate_name
 
-__all__ = ["NAME_RE", "Keys", "validate_name"]
-
-#: Queue names and namespaces: letters, digits, ``_ . -``; no braces or colons (they shape keys).
-NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
-
-
-def validate_name(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid queue name or namespace, else raise ``ConfigError``."""
-    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise ConfigError(
-            f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)"
-        )
-    return value
+__all__ = ["Keys"]
 
 
 class Keys:

@@ -9,7 +9,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if ARGV[8] == 'nx' and redis.call('EXISTS', KEYS[1]) == 1 then
   return {status or 'exists', 0}
 end
-if status and status ~= 'succeeded' and status ~= 'dead' and status ~= 'cancelled' then
+if status and not RESQ_TERMINAL[status] then
   return {status, 0}
 end
 redis.call('DEL', KEYS[1], KEYS[4])

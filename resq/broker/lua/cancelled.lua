@@ -3,7 +3,7 @@
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] job id   ARGV[4] now (ms)   ARGV[5] ttl (ms)
 -- ARGV[6] reason   ARGV[7] events channel
 -- Returns: 1, or 0 when the job hash is gone.
-resq_settle(KEYS[1], ARGV[1], ARGV[2])
+resq_ack(KEYS[1], ARGV[1], ARGV[2])
 redis.call('SREM', KEYS[4], ARGV[3])
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[4], 'cancel_reason', ARGV[6])

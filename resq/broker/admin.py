@@ -1,0 +1,99 @@
+"""What operators read and repair: queue sizes and ages, clearing a queue, scheduled jobs, live events.
+
+The operator's logic (what to show, in which order, as which records) lives in :mod:`resq.ops`; this
+part only reads and writes what the scripts keep, in batched pipelines so that it stays fast on 100k jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from resq.broker.connection import Part, Pipeline, Subscription, text
+from resq.broker.queues import GROUP
+
+__all__ = ["BATCH", "Admin"]
+
+#: Ids handled per pipelined round trip by the bulk actions.
+BATCH = 1000
+
+
+class Admin(Part):
+    """Reads and repairs for ``resq stats``, ``resq queue clear``, ``resq scheduled`` and the metrics."""
+
+    def queue_sizes(self, queues: Sequence[str]) -> list[tuple[int, int, int]]:
+        """``(stream length, scheduled, dead)`` of each queue, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in queues:
+            pipe.xlen(self.keys.queue(name))
+            pipe.zcard(self.keys.scheduled(name))
+            pipe.zcard(self.keys.dead(name))
+        sizes = [int(n) for n in pipe.execute()]
+        return [(sizes[3 * i], sizes[3 * i + 1], sizes[3 * i + 2]) for i in range(len(queues))]
+
+    def lease_state(self, queue: str) -> tuple[int, int | None]:
+        """``(leased entries, time the oldest undelivered entry was added in ms or None)`` of a queue."""
+        stream = self.keys.queue(queue)
+        try:
+            groups = self._redis.xinfo_groups(stream)
+        except ResponseError:  # no stream yet
+            return 0, None
+        group = next((g for g in groups if text(g["name"]) == GROUP), None)
+        if group is None:
+            start, pending = "-", 0
+        else:
+            start, pending = "(" + text(group["last-delivered-id"]), int(group["pending"])
+        first = self._redis.xrange(stream, start, "+", count=1)
+        return pending, (int(text(first[0][0]).split("-", 1)[0]) if first else None)
+
+    def dead_counts(self, queues: Sequence[str]) -> list[int]:
+        """The size of each queue's dead set."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in queues:
+            pipe.zcard(self.keys.dead(name))
+        return [int(n) for n in pipe.execute()]
+
+    def clear_queue(self, queue: str) -> int:
+        """Delete a queue's stream and scheduled set and the records of the jobs they held.
+
+        Running jobs lose their records too (their workers' outcomes then change nothing). The consumer
+        group goes with the stream; workers recreate it. Dead jobs are kept.
+
+        Returns:
+            How many jobs were removed.
+        """
+        k = self.keys
+        removed = 0
+        while entries := self._redis.xrange(k.queue(queue), "-", "+", count=BATCH):
+            ids = [text(f[b"id"]) for _, f in entries if b"id" in f]
+            self._drop(queue, ids, lambda pipe: pipe.xdel(k.queue(queue), *[e for e, _ in entries]))
+            removed += len(ids)
+        while members := self._redis.zrange(k.scheduled(queue), 0, BATCH - 1):
+            ids = [text(m) for m in members]
+            self._drop(queue, ids, lambda pipe: pipe.zrem(k.scheduled(queue), *members))
+            removed += len(ids)
+        self._redis.delete(k.queue(queue), k.scheduled(queue))
+        return removed
+
+    def _drop(self, queue: str, ids: Sequence[str], also: Callable[[Pipeline], Any]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        also(pipe)
+        k = self.keys
+        for job_id in ids:
+            pipe.delete(k.job(queue, job_id), k.done(queue, job_id), k.history(queue, job_id))
+        pipe.execute()
+
+    def scheduled(self, queues: Sequence[str], limit: int) -> list[tuple[int, str, str]]:
+        """``(due ms, job id, queue)`` of the ``limit`` scheduled jobs due soonest over ``queues``."""
+        pipe = self._redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zrange(self.keys.scheduled(queue), 0, limit - 1, withscores=True)
+        rows = [(int(score), text(job_id), queue)
+                for queue, found in zip(queues, pipe.execute(), strict=True) for job_id, score in found]
+        return sorted(rows)[:limit]
+
+    def events(self) -> Subscription:
+        """A subscription to the lifecycle events every transition publishes."""
+        return self.connection.subscribe(self.keys.events)

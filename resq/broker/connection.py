@@ -1,0 +1,303 @@
+"""The connection to Redis, the Lua script loader, and the translation of Redis errors into resq's own.
+
+This is where resq meets redis-py. Every other part of :mod:`resq.broker` sends its commands through a
+:class:`Connection`; ``resq_scheduler``'s store uses the same connection and loader for its own scripts.
+
+Errors: a lost or refused connection becomes :class:`~resq.errors.BrokerUnavailable`, any other error
+Redis answers with becomes :class:`~resq.errors.BrokerError`; no redis-py exception leaves the package.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError
+from redis.retry import Retry as RedisRetry
+
+from resq.broker.keys import Keys
+from resq.errors import BrokerError, BrokerUnavailable
+from resq.job import TERMINAL_STATUSES, JobStatus
+from resq.settings import Settings
+
+__all__ = [
+    "CONNECTION_ERRORS", "MAX_BLOCK_S", "Connection", "Part", "Pipeline", "ScriptSource", "Subscription", "status_of",
+    "text",
+]
+
+#: Errors that mean "Redis is not there right now".
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+#: Upper bound of one blocking call, in seconds; longer waits are made of several (keeps the socket
+#: timeout meaningful, so a Redis that stops answering is noticed).
+MAX_BLOCK_S = 2.0
+
+T = TypeVar("T")
+
+
+class ScriptSource:
+    """Where the Lua files of one package live: ``<package>/lua/<name>.lua``.
+
+    ``resq`` prepends ``_lib.lua`` (shared helpers) and a line naming the terminal statuses, so that no
+    script spells them again.
+    """
+
+    def __init__(self, package: str, names: Sequence[str], prelude: Sequence[str] = ()) -> None:
+        self.package = package
+        self.names = tuple(names)
+        self.prelude = tuple(prelude)
+
+    def source(self, name: str) -> str:
+        """The text sent to ``SCRIPT LOAD`` for script ``name``."""
+        parts = [_terminal_line(), *(self._read(p) for p in self.prelude), self._read(f"{name}.lua")]
+        return "\n".join(parts)
+
+    def _read(self, file: str) -> str:
+        return resources.files(self.package).joinpath("lua", file).read_text(encoding="utf-8")
+
+
+def _terminal_line() -> str:
+    names = ", ".join(f"{status.value} = true" for status in sorted(TERMINAL_STATUSES))
+    return f"local RESQ_TERMINAL = {{{names}}}"
+
+
+class Connection:
+    """One app's Redis client (made on first use), its scripts, and the error boundary.
+
+    Args:
+        settings: url, timeouts and the retry budget.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: redis.Redis | None = None
+        self._sources: dict[str, ScriptSource] = {}
+        self._shas: dict[str, str] = {}
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client, for the broker's parts and ``resq_scheduler``'s store only.
+
+        Typed ``Any``: redis-py types replies as unions over its decoding modes; replies are always bytes
+        here and the parts decode them.
+        """
+        if self._client is None:
+            s = self.settings
+            self._client = redis.Redis.from_url(
+                s.url, socket_connect_timeout=s.connect_timeout, socket_timeout=s.socket_timeout,
+                socket_keepalive=True, health_check_interval=30, retry=RedisRetry(NoBackoff(), 0),
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Close the connections of this process (a new pool is made on next use)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def reset_after_fork(self) -> None:
+        """Forget connections inherited from a parent process without closing the parent's sockets."""
+        self._client = None
+
+    def safe_url(self) -> str:
+        """The url without its password, for messages."""
+        url = self.settings.url
+        if "@" in url:
+            scheme, _, rest = url.partition("://")
+            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url
+
+    # -- errors -----------------------------------------------------------------------------------
+
+    def translate(self, exc: Exception) -> Exception:
+        """The resq error for a redis-py error (others are returned unchanged)."""
+        if isinstance(exc, CONNECTION_ERRORS):
+            return BrokerUnavailable(f"Redis at {self.safe_url()} is unavailable: {exc}")
+        if isinstance(exc, redis.RedisError):
+            return BrokerError(f"Redis refused a command: {exc}")
+        return exc
+
+    def with_retry(self, operation: Callable[[], T], deadline_s: float | None = None) -> T:
+        """Run ``operation``, retrying a lost connection with capped, jittered backoff.
+
+        Raises:
+            BrokerUnavailable: Redis did not answer within ``deadline_s`` (default ``broker_retry_s``).
+        """
+        limit = time.monotonic() + (self.settings.broker_retry_s if deadline_s is None else deadline_s)
+        delay = 0.05
+        while True:
+            try:
+                return operation()
+            except (*CONNECTION_ERRORS, BrokerUnavailable) as exc:
+                if time.monotonic() + delay > limit:
+                    raise BrokerUnavailable(
+                        f"Redis at {self.safe_url()} is unavailable: {exc} (gave up after retrying)"
+                    ) from exc
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
+
+    # -- scripts ----------------------------------------------------------------------------------
+
+    def add_scripts(self, source: ScriptSource) -> None:
+        """Make the scripts of ``source`` callable by name (loaded with the others, in one round trip)."""
+        if all(name in self._sources for name in source.names):
+            return  # already known (loaded with the others)
+        for name in source.names:
+            self._sources[name] = source
+        self._shas = {}
+
+    def load_scripts(self) -> None:
+        """Load every script in one round trip (again after Redis restarted and forgot them)."""
+        pipe = self.client.pipeline(transaction=False)
+        names = list(self._sources)
+        for name in names:
+            pipe.script_load(self._sources[name].source(name))
+        self._shas = dict(zip(names, (text(sha) for sha in pipe.execute()), strict=True))
+
+    def eval(self, target: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Queue (on a pipeline) or run (on the client) script ``name``."""
+        if not self._shas:
+            self.load_scripts()
+        return target.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` now; reload the scripts once if Redis lost them."""
+        try:
+            return self.eval(self.client, name, keys, args)
+        except NoScriptError:
+            self.load_scripts()  # Redis restarted or was flushed: load once more
+            return self.eval(self.client, name, keys, args)
+
+    def pipeline(self, build: Callable[[Pipeline], None]) -> list[Any]:
+        """Run the commands ``build`` adds in one round trip; reload scripts once if Redis lost them."""
+        if not self._shas:
+            self.load_scripts()
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            build(pipe)
+            results = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in results):
+                break
+            self.load_scripts()
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return list(results)
+
+    def subscribe(self, channel: str) -> Subscription:
+        """A pub/sub subscription to ``channel``."""
+        return Subscription(self, channel)
+
+
+class Subscription:
+    """A pub/sub subscription to one channel; read with :meth:`message`.
+
+    Connection errors surface as ``BrokerUnavailable``; the subscription then reconnects on the next read.
+    """
+
+    def __init__(self, connection: Connection, channel: str) -> None:
+        self._connection = connection
+        self.channel = channel
+        self._pubsub: Any = None
+
+    def message(self, timeout_s: float = 0.0) -> bytes | None:
+        """The next message's payload, waiting up to ``timeout_s`` (0: only what already arrived)."""
+        try:
+            if self._pubsub is None:
+                self._pubsub = self._connection.client.pubsub(ignore_subscribe_messages=True)
+                self._pubsub.subscribe(self.channel)
+            found = self._pubsub.get_message(timeout=max(timeout_s, 0.0))
+        except redis.RedisError as exc:
+            self._drop()
+            raise self._connection.translate(exc) from exc
+        if found is None or found.get("type") != "message":
+            return None
+        data = found["data"]
+        return data if isinstance(data, bytes) else str(data).encode()
+
+    def listening(self) -> bool:
+        """Whether the subscription is established (call :meth:`message` once to establish it)."""
+        return self._pubsub is not None
+
+    def close(self) -> None:
+        """Unsubscribe and close the subscription's connection."""
+        self._drop()
+
+    def _drop(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except redis.RedisError:
+                pass  # closing a broken connection must not mask why it broke
+
+
+class Part:
+    """A part of the broker (queues, jobs, workers, stats, admin).
+
+    Every public method of a subclass runs at the error boundary: a redis-py error raised inside it
+    leaves as :class:`~resq.errors.BrokerUnavailable` or :class:`~resq.errors.BrokerError`.
+
+    Args:
+        connection: the app's connection.
+        keys: the app's key names.
+    """
+
+    def __init__(self, connection: Connection, keys: Keys) -> None:
+        self.connection = connection
+        self.keys = keys
+        self.settings = connection.settings
+
+    @property
+    def _redis(self) -> Any:
+        return self.connection.client
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(value):
+                setattr(cls, name, _at_boundary(value))
+
+
+def _at_boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a part's method so that redis-py errors leave it as resq errors."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generate(self: Part, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except redis.RedisError as exc:
+                raise self.connection.translate(exc) from exc
+
+        return generate
+
+    @functools.wraps(fn)
+    def call(self: Part, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            raise self.connection.translate(exc) from exc
+
+    return call
+
+
+def status_of(raw: bytes | str | None) -> JobStatus | None:
+    """A status read from Redis (None when absent or not a status)."""
+    if not raw:
+        return None
+    try:
+        return JobStatus(text(raw))
+    except ValueError:
+        return None
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text (invalid UTF-8 replaced)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

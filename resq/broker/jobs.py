@@ -1,0 +1,141 @@
+"""Jobs: find a job's queue, read its record and history, wait for its end, cancel it, and the dead sets.
+
+Reads made for producers (``Job.status()``, ``Job.result()``) retry a lost connection for
+``broker_retry_s`` before raising ``BrokerUnavailable``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from resq.broker.connection import MAX_BLOCK_S, Part, Pipeline, status_of, text
+from resq.broker.queues import GROUP
+from resq.clock import now_ms, to_ms
+from resq.codec import decode_event
+from resq.job import JobStatus
+
+__all__ = ["Jobs"]
+
+
+class Jobs(Part):
+    """The job-side operations of one namespace."""
+
+    def find_queue(self, job_id: str) -> str | None:
+        """The queue whose keys hold job ``job_id``, or None if no queue knows it."""
+        c, k = self.connection, self.keys
+        queues = sorted(text(q) for q in c.with_retry(lambda: self._redis.smembers(k.queues)))
+        if not queues:
+            return None
+
+        def exists(pipe: Pipeline) -> None:
+            for queue in queues:
+                pipe.exists(k.job(queue, job_id))
+
+        found = c.with_retry(lambda: c.pipeline(exists))
+        return next((q for q, hit in zip(queues, found, strict=True) if hit), None)
+
+    def fields(self, queue: str, job_id: str) -> dict[str, bytes]:
+        """Every field of a job's record (empty when it is unknown or expired)."""
+        raw = self.connection.with_retry(lambda: self._redis.hgetall(self.keys.job(queue, job_id)))
+        return {text(k): v for k, v in raw.items()}
+
+    def history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
+        """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details)."""
+        raw = self.connection.with_retry(lambda: self._redis.lrange(self.keys.history(queue, job_id), 0, -1))
+        return [decode_event(item) for item in raw]
+
+    def status(self, queue: str, job_id: str) -> JobStatus | None:
+        """A job's status, or None when it is unknown or expired."""
+        return status_of(self.connection.with_retry(lambda: self._redis.hget(self.keys.job(queue, job_id), "status")))
+
+    def task_name(self, queue: str, job_id: str) -> str:
+        """The task named in a job's record ('' when unknown); one command, no retry (for workers)."""
+        raw = self._redis.hget(self.keys.job(queue, job_id), "task")
+        return "" if raw is None else text(raw)
+
+    def wait_done(self, queue: str, job_id: str, timeout_s: float | None) -> bool:
+        """Block until the job reaches a final state (True) or ``timeout_s`` passes (False).
+
+        Waits on the job's ``done`` list with BLMOVE onto itself, so any number of waiters wake
+        without polling and without consuming the signal.
+        """
+        key = self.keys.done(queue, job_id)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = MAX_BLOCK_S if deadline is None else min(MAX_BLOCK_S, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            wait = max(left, 0.01)
+            if self.connection.with_retry(lambda: self._redis.blmove(key, key, wait, "RIGHT", "LEFT")) is not None:
+                return True
+
+    def cancel(self, queue: str, job_id: str) -> JobStatus | None:
+        """Cancel a queued or scheduled job, or ask the worker running it to stop.
+
+        Returns:
+            The status after the call, or None when the job is unknown.
+        """
+        k, c = self.keys, self.connection
+        return status_of(c.with_retry(lambda: c.script(
+            "cancel",
+            [k.queue(queue), k.job(queue, job_id), k.scheduled(queue), k.done(queue, job_id),
+             k.cancel_requests(queue), k.history(queue, job_id)],
+            [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), k.events],
+        )))
+
+    # -- dead jobs --------------------------------------------------------------------------------
+
+    def revive(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """Queue dead jobs again for a fresh series of attempts, in one round trip.
+
+        Returns:
+            The ids that were dead and are queued again.
+        """
+        if not job_ids:
+            return []
+        k, c, now = self.keys, self.connection, now_ms()
+
+        def build(pipe: Pipeline) -> None:
+            for job_id in job_ids:
+                c.eval(pipe, "revive", [k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id),
+                                        k.history(queue, job_id)], [job_id, now, k.events])
+
+        replies = c.with_retry(lambda: c.pipeline(build))
+        return [job_id for job_id, revived in zip(job_ids, replies, strict=True) if int(revived)]
+
+    def purge_dead(self, queue: str, job_ids: Sequence[str]) -> int:
+        """Delete dead jobs and their records (those still dead); returns how many were deleted."""
+        if not job_ids:
+            return 0
+        k, c = self.keys, self.connection
+        return int(c.with_retry(lambda: c.script(
+            "purge", [k.dead(queue)], [k.job_prefix(queue), k.done_prefix(queue), k.history_prefix(queue), *job_ids],
+        )))
+
+    def dead_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[tuple[str, int]]:
+        """Dead job ids of ``queue`` with their time of death (ms), newest first."""
+        rows = self._redis.zrevrange(self.keys.dead(queue), start, stop, withscores=True)
+        return [(text(job_id), int(score)) for job_id, score in rows]
+
+    def dead_before(self, queue: str, until_ms: int, limit: int) -> list[str]:
+        """Up to ``limit`` ids of jobs of ``queue`` that died at or before ``until_ms``, oldest first."""
+        rows = self._redis.zrangebyscore(self.keys.dead(queue), "-inf", until_ms, start=0, num=limit)
+        return [text(job_id) for job_id in rows]
+
+    def dead_queue_of(self, queues: Sequence[str], job_id: str) -> str | None:
+        """Which of ``queues`` holds ``job_id`` in its dead set, or None."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in queues:
+            pipe.zscore(self.keys.dead(name), job_id)
+        return next((n for n, score in zip(queues, pipe.execute(), strict=True) if score is not None), None)
+
+    def summaries(self, jobs: Sequence[tuple[str, str]], fields: Sequence[str]) -> list[list[bytes | None]]:
+        """``fields`` of each ``(queue, job id)`` record, in one round trip."""
+        if not jobs:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for queue, job_id in jobs:
+            pipe.hmget(self.keys.job(queue, job_id), *fields)
+        return [list(row) for row in pipe.execute()]

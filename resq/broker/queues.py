@@ -1,0 +1,301 @@
+"""Queues: enqueue, fetch (the lease), start an attempt, record outcomes, give leases back, promote.
+
+Queues are Redis streams read through one consumer group (:data:`GROUP`): the group's pending-entries
+list is the lease a worker holds while it runs a job, so a job never leaves Redis before its outcome is
+recorded, and the jobs of a worker that died are found and given back (see ``docs/design.md``).
+
+Per-job writes of a batch are folded into one pipelined round trip: the outcome of one job travels with
+the start of the next, because round trips, not Python, are the budget of a job queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from resq.broker.connection import MAX_BLOCK_S, Part, Pipeline, Subscription, status_of, text
+from resq.broker.stats import Stats
+from resq.clock import now_ms, to_ms
+from resq.job import JobStatus
+from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
+
+__all__ = ["GROUP", "Queues"]
+
+#: The consumer group every worker reads queues through.
+GROUP = "resq"
+
+
+class Queues(Part):
+    """The queue-side operations of one namespace."""
+
+    def __init__(self, connection: Any, keys: Any, stats: Stats) -> None:
+        super().__init__(connection, keys)
+        self._stats = stats
+
+    # -- producing --------------------------------------------------------------------------------
+
+    def enqueue(
+        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0, *, if_absent: bool = False
+    ) -> tuple[JobStatus | None, bool]:
+        """Store a job and queue it (or schedule it when ``due_ms`` is in the future), retrying a lost
+        connection for ``broker_retry_s``.
+
+        Args:
+            if_absent: create the job only if no record of ``job_id`` exists at all, even a finished one
+                (how a cron tick with a deterministic id is fired at most once).
+
+        Returns:
+            ``(status, created)``: ``created`` is False when a live job with this id already existed
+            (with ``if_absent``: when any record existed; its status is None when it has none).
+        """
+        k, c = self.keys, self.connection
+
+        def build(pipe: Pipeline) -> None:
+            pipe.sadd(k.queues, queue)
+            c.eval(pipe, "enqueue", [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.history(queue, job_id)],
+                   [job_id, envelope, now_ms(), due_ms, task, queue, k.events, *(["nx"] if if_absent else [])])
+            if due_ms:
+                pipe.publish(k.wakeup, due_ms)
+
+        status, created = c.with_retry(lambda: c.pipeline(build))[1]
+        return status_of(status), bool(created)
+
+    def wake(self, due_ms: int | None = None) -> None:
+        """Tell schedulers and supervisors that something is due at ``due_ms`` (default: now)."""
+        self._redis.publish(self.keys.wakeup, now_ms() if due_ms is None else due_ms)
+
+    def subscribe_wakeups(self) -> Subscription:
+        """A subscription to the wake-ups producers publish when they schedule a job."""
+        return self.connection.subscribe(self.keys.wakeup)
+
+    # -- consuming --------------------------------------------------------------------------------
+
+    def ensure_groups(self, queues: Iterable[str]) -> None:
+        """Create the consumer group of each queue (and its stream) if missing."""
+        for queue in queues:
+            self._redis.sadd(self.keys.queues, queue)
+            try:
+                self._redis.xgroup_create(self.keys.queue(queue), GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def fetch(self, consumer: str, queues: Sequence[str], count: int, block_s: float | None) -> list[Delivery]:
+        """Lease up to ``count`` new entries, blocking up to ``block_s`` (None: not at all).
+
+        Strict priority: the queues are tried in order without blocking and the first that has
+        entries wins; only when all are empty does one blocking read wait on all of them at once.
+        """
+        if len(queues) > 1:
+            for queue in queues:
+                found = self._read(consumer, [queue], count, None)
+                if found:
+                    return found
+            if block_s is None:
+                return []
+        block = None if block_s is None else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
+        return self._read(consumer, queues, count, block)
+
+    def _read(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None) -> list[Delivery]:
+        by_key = {self.keys.queue(q): q for q in queues}
+        try:
+            reply = self._redis.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_groups(queues)  # a queue was cleared (its stream deleted): recreate and go on
+            return []
+        found: dict[str, list[Delivery]] = {}
+        for stream, entries in reply or []:
+            queue = by_key[text(stream)]
+            found[queue] = [_delivery(queue, entry, fields) for entry, fields in entries]
+        return [d for q in queues for d in found.get(q, [])]
+
+    def start(self, worker_id: str, delivery: Delivery, outcomes: Sequence[Outcome] = (),
+              counted: Sequence[Outcome] = ()) -> Started:
+        """Begin an attempt of ``delivery``, recording earlier ``outcomes`` in the same round trip.
+
+        Folding the previous job's outcome (result or error, ack) into the start of the next costs one
+        round trip per job, while the job that runs is the only one marked ``running``.
+
+        Args:
+            worker_id: the consumer the lease belongs to.
+            delivery: the lease whose attempt begins now.
+            outcomes: outcomes to record first.
+            counted: outcomes whose counters to add now. A worker passes none while it works through a
+                batch and all of them at its end, so a batch adds each counter once.
+
+        Returns:
+            What to run (or, through ``Started.runnable``, that the job must not run).
+        """
+        k, q, now = self.keys, delivery.queue, now_ms()
+
+        def build(pipe: Pipeline) -> None:
+            self._add_outcomes(pipe, outcomes, now)
+            self._stats.add(pipe, counted)
+            pipe.hset(k.worker(worker_id), "current", delivery.job_id or "")
+            if delivery.job_id is not None:
+                self.connection.eval(pipe, "start", [k.job(q, delivery.job_id), k.history(q, delivery.job_id)],
+                                     [worker_id, now, delivery.entry, delivery.job_id, k.events])
+
+        replies = self.connection.pipeline(build)
+        if delivery.job_id is None:
+            return Started(delivery, None, 0, None)
+        envelope, attempt, status = replies[-1]
+        return Started(delivery, envelope or None, int(attempt), status_of(status))
+
+    def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None,
+               worker_id: str | None = None) -> None:
+        """Record outcomes (results, retries, deaths, cancellations, discards) in one round trip.
+
+        Args:
+            counted: outcomes whose counters to add (default: ``outcomes``).
+            worker_id: the worker that now runs nothing (its ``current`` job is cleared).
+        """
+        counted = outcomes if counted is None else counted
+        if not outcomes and not counted:
+            return
+
+        def build(pipe: Pipeline) -> None:
+            self._add_outcomes(pipe, outcomes, now_ms())
+            self._stats.add(pipe, counted)
+            if worker_id is not None:
+                pipe.hset(self.keys.worker(worker_id), "current", "")
+
+        self.connection.pipeline(build)
+
+    def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int) -> None:
+        for outcome in outcomes:
+            self._add_outcome(pipe, outcome, now)
+            if isinstance(outcome, Succeeded | Retried | Dead | Lost):
+                # a cancellation asked for while the job was finishing on its own must not linger
+                pipe.srem(self.keys.cancel_requests(outcome.delivery.queue), outcome.job_id)
+
+    def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int) -> None:
+        k, d, s, run = self.keys, outcome.delivery, self.settings, self.connection.eval
+        q, job_id = d.queue, outcome.job_id
+        if isinstance(outcome, Discarded):
+            pipe.xack(k.queue(q), GROUP, d.entry)
+            pipe.xdel(k.queue(q), d.entry)
+        elif isinstance(outcome, Succeeded):
+            run(pipe, "succeed", [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.history(q, job_id)],
+                [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, k.events])
+        elif isinstance(outcome, Retried):
+            run(pipe, "retry", [k.queue(q), k.job(q, job_id), k.scheduled(q), k.history(q, job_id)],
+                [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, k.events])
+            pipe.publish(k.wakeup, outcome.due_ms)
+        elif isinstance(outcome, Lost):
+            self._add_release(pipe, d, "lost", outcome.error, now)
+        elif isinstance(outcome, Dead):
+            run(pipe, "dead", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
+                [GROUP, d.entry, outcome.error, now, job_id, to_ms(s.dead_ttl), s.dead_max_jobs,
+                 k.job_prefix(q), k.done_prefix(q), outcome.raw, outcome.duration_ms, k.history_prefix(q),
+                 k.events, "1" if outcome.failed_attempt else "0"])
+        else:
+            run(pipe, "cancelled",
+                [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.history(q, job_id)],
+                [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, k.events])
+
+    def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
+        if not job_ids:
+            return set()
+        flags = self._redis.smismember(self.keys.cancel_requests(queue), list(job_ids))
+        return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag}
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    def release(self, delivery: Delivery, mode: str, error: bytes = b"") -> str:
+        """Give a leased entry back to its queue.
+
+        Args:
+            delivery: the lease.
+            mode: ``"returned"`` (handed back: the attempt does not count) or ``"lost"`` (its worker
+                died: counts towards ``max_worker_losses``, after which the job is dead).
+            error: the encoded error stored if the job goes dead.
+
+        Returns:
+            ``queued``, ``dead``, or ``gone`` when it was no longer leased.
+        """
+        if delivery.job_id is None:
+            return "gone"
+        return text(self.connection.pipeline(lambda pipe: self._add_release(pipe, delivery, mode, error, now_ms()))[0])
+
+    def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int) -> None:
+        k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
+        self.connection.eval(
+            pipe, "release", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
+            [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error,
+             to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q), k.history_prefix(q), k.events],
+        )
+
+    def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
+        """The entries of ``queue`` leased by ``consumer``."""
+        stream = self.keys.queue(queue)
+        try:
+            pending = self._redis.xpending_range(stream, GROUP, "-", "+", limit, consumername=consumer)
+        except ResponseError:
+            return []
+        deliveries = []
+        for item in pending:
+            entry = item["message_id"]
+            found = self._redis.xrange(stream, entry, entry)
+            deliveries.append(_delivery(queue, entry, found[0][1] if found else {}))
+        return deliveries
+
+    def consumers(self, queue: str) -> list[dict[str, Any]]:
+        """The consumers of a queue's group with their pending count and idle time (ms)."""
+        try:
+            rows = self._redis.xinfo_consumers(self.keys.queue(queue), GROUP)
+        except ResponseError:
+            return []
+        return [{"name": text(r["name"]), "pending": int(r["pending"]), "idle": int(r["idle"])} for r in rows]
+
+    def forget_consumer(self, queue: str, consumer: str) -> None:
+        """Remove a consumer (that holds no lease) from a queue's group."""
+        try:
+            self._redis.xgroup_delconsumer(self.keys.queue(queue), GROUP, consumer)
+        except ResponseError:
+            pass  # no group (the queue was cleared): nothing to forget
+
+    # -- scheduled jobs ---------------------------------------------------------------------------
+
+    def promote(self, queue: str, now: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
+        """Move due jobs of ``queue`` from its scheduled set into the queue.
+
+        Returns:
+            ``(moved, next_due_ms)``; ``next_due_ms`` is None when nothing else is scheduled.
+        """
+        k = self.keys
+        moved, nxt = self.connection.script(
+            "promote", [k.scheduled(queue), k.queue(queue)],
+            [now_ms() if now is None else now, limit, k.job_prefix(queue), k.history_prefix(queue), k.events],
+        )
+        return int(moved), (None if int(nxt) < 0 else int(nxt))
+
+    def run_now(self, queue: str, job_id: str) -> tuple[bool, JobStatus | None]:
+        """Move one scheduled (or retrying) job into its queue now, whatever its due time.
+
+        Returns:
+            ``(moved, status)``: the status after the call, or the one that prevented the move (None: no
+            such job).
+        """
+        k, c = self.keys, self.connection
+        moved, status = c.with_retry(lambda: c.script(
+            "run_now", [k.scheduled(queue), k.queue(queue), k.job(queue, job_id), k.history(queue, job_id)],
+            [job_id, now_ms(), k.events],
+        ))
+        return bool(moved), status_of(status)
+
+    def known(self) -> list[str]:
+        """Every queue name ever used in this namespace, sorted."""
+        return sorted(text(q) for q in self._redis.smembers(self.keys.queues))
+
+
+def _delivery(queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None) -> Delivery:
+    fields = fields or {}
+    raw_id = fields.get(b"id")
+    job_id = raw_id.decode("utf-8", "replace") if raw_id and len(fields) == 1 else None
+    return Delivery(queue, text(entry), job_id, fields)

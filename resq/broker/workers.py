@@ -1,0 +1,88 @@
+"""Workers: the registry, heartbeats, and the remote commands sent to workers through Redis.
+
+The registry stores each worker's deadline (now + 3 heartbeat intervals of *that* worker), so workers
+started with different intervals judge each other correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resq.broker.connection import Part, Subscription, text
+from resq.clock import now_ms, to_ms
+
+__all__ = ["Workers"]
+
+
+class Workers(Part):
+    """The worker registry and remote control of one namespace."""
+
+    def register(self, worker_id: str, info: dict[str, str]) -> None:
+        """Record a worker (host, pid, queues, started…) and its first heartbeat."""
+        self._redis.hset(self.keys.worker(worker_id), mapping=info)
+        self.heartbeat([worker_id])
+
+    def heartbeat(self, worker_ids: Sequence[str]) -> None:
+        """Record that these workers are alive now."""
+        if not worker_ids:
+            return
+        silent_ms = to_ms(self.settings.heartbeat_interval * 3)
+        now = now_ms()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(self.keys.workers, dict.fromkeys(worker_ids, now + silent_ms))
+        for worker_id in worker_ids:
+            pipe.hset(self.keys.worker(worker_id), "heartbeat_ms", now)
+            pipe.pexpire(self.keys.worker(worker_id), silent_ms + 1000)
+        pipe.execute()
+
+    def unregister(self, worker_ids: Sequence[str]) -> None:
+        """Forget workers that stopped."""
+        if not worker_ids:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrem(self.keys.workers, *worker_ids)
+        pipe.delete(*(self.keys.worker(w) for w in worker_ids))
+        pipe.execute()
+
+    def live(self) -> set[str]:
+        """Ids of the workers whose last heartbeat is within three of their intervals."""
+        return {text(w) for w in self._redis.zrangebyscore(self.keys.workers, now_ms(), "+inf")}
+
+    def live_count(self) -> int:
+        """How many workers have a fresh heartbeat."""
+        return int(self._redis.zcount(self.keys.workers, now_ms(), "+inf"))
+
+    def prune(self) -> list[str]:
+        """Drop workers silent for three intervals from the registry; returns their ids."""
+        gone = [text(w) for w in self._redis.zrangebyscore(self.keys.workers, "-inf", f"({now_ms()}")]
+        if gone:
+            self.unregister(gone)
+        return gone
+
+    def info(self, worker_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The recorded description of each worker (empty when it expired)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.hgetall(self.keys.worker(worker_id))
+        return [{text(k): text(v) for k, v in row.items()} for row in pipe.execute()]
+
+    # -- remote control ---------------------------------------------------------------------------
+
+    def send_command(self, target: str, state: bytes, message: bytes) -> int:
+        """Record ``state`` as the last command for ``target`` and publish ``message``, atomically.
+
+        Returns:
+            How many subscribers received the message.
+        """
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self.keys.control_state, target, state)
+        pipe.publish(self.keys.control, message)
+        return int(pipe.execute()[1])
+
+    def command_state(self, targets: Sequence[str]) -> list[bytes | None]:
+        """The last remote command recorded for each target (encoded, or None)."""
+        return list(self._redis.hmget(self.keys.control_state, list(targets)))
+
+    def subscribe_commands(self) -> Subscription:
+        """A subscription to the remote commands channel."""
+        return self.connection.subscribe(self.keys.control)

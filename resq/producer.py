@@ -1,0 +1,133 @@
+"""The one enqueue path: every producer of a job goes through :func:`enqueue` or :func:`requeue`.
+
+New jobs: ``Task.delay``/``apply_async``/``enqueue_in``/``enqueue_at``, ``resq enqueue`` (the
+Inspector, by task name), the scheduler's cron ticks and ``resq cron run``. For each, in this order:
+the ``before_enqueue`` hooks (which may change the job's queue, args, kwargs and meta, or raise ``Veto``),
+the encoding (``EncodeError``/``PayloadTooLarge`` enqueue nothing), the ``enqueue`` script, one log line,
+and the ``after_enqueue`` hooks when a job was created (not for a duplicate id).
+
+Jobs already in Redis that go back into their queue (a dead job retried, a scheduled job run now) are
+not new: their arguments were fixed when they were created, so ``before_enqueue`` does not run again;
+``after_enqueue`` runs, as for every job that enters a queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from resq.clock import now_ms
+from resq.codec import Envelope, encode_envelope
+from resq.job import Job, JobStatus, new_job_id
+from resq.log import get_logger
+from resq.settings import validate_name
+
+if TYPE_CHECKING:
+    from resq.app import Resq
+
+__all__ = ["Enqueued", "enqueue", "requeue", "revive", "run_now"]
+
+log = get_logger("resq.producer")
+
+
+class Enqueued:
+    """What :func:`enqueue` did: the job's handle, its status, and whether this call created it."""
+
+    __slots__ = ("created", "job", "status")
+
+    def __init__(self, job: Job[Any], status: JobStatus | None, created: bool) -> None:
+        self.job = job
+        self.status = status
+        self.created = created
+
+
+def enqueue(
+    app: Resq,
+    task: str,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    queue: str,
+    due_ms: int = 0,
+    job_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+    if_absent: bool = False,
+) -> Enqueued:
+    """Create a job of ``task`` and put it in ``queue`` (or its scheduled set when ``due_ms`` is later).
+
+    Args:
+        app: the app (its hooks, settings and broker).
+        task: the task's registered name (an unknown name is sent as is: the worker decides).
+        args, kwargs: the task's arguments.
+        queue: a valid queue name.
+        due_ms: when to run it (ms since the epoch; 0: now).
+        job_id: the job's id (an idempotency key); a new id by default.
+        meta: what travels with the job besides its arguments (``{"periodic": entry}`` for cron ticks).
+        if_absent: create the job only if no record of ``job_id`` exists, even a finished one.
+
+    Raises:
+        Veto: a ``before_enqueue`` hook refused the job (nothing is enqueued).
+        ConfigError: a hook set an invalid queue name.
+        EncodeError, PayloadTooLarge: the job cannot be encoded (nothing is enqueued).
+        BrokerUnavailable: Redis could not be reached after a bounded retry.
+    """
+    envelope = Envelope(id=job_id or new_job_id(), task=task, queue=queue, args=list(args),
+                        kwargs=dict(kwargs or {}), created_ms=now_ms(), meta=dict(meta or {}))
+    envelope = _before_enqueue(app, envelope)
+    raw = encode_envelope(envelope, app.settings.max_payload_bytes)
+    status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
+    job: Job[Any] = Job(app, envelope.id, envelope.queue, task=task)
+    log.info("enqueued", job_id=job.id, task=task, queue=envelope.queue, status=status, due_ms=due_ms or None,
+             duplicate=not created)
+    if created:
+        app.hooks.run("after_enqueue", job, job=job)
+    return Enqueued(job, status, created)
+
+
+def _before_enqueue(app: Resq, envelope: Envelope) -> Envelope:
+    """Let ``before_enqueue`` hooks change the job's options (``job.options``) or veto it."""
+    hooks = app.hooks
+    hooks.load_entry_points()
+    if not hooks.registered("before_enqueue"):
+        return envelope
+    job: Job[Any] = Job(app, envelope.id, envelope.queue, task=envelope.task)
+    job.options.update(queue=envelope.queue, args=envelope.args, kwargs=envelope.kwargs, meta=envelope.meta)
+    hooks.run("before_enqueue", job, job=job)
+    return replace(
+        envelope, queue=validate_name(job.options["queue"], "queue name"), args=list(job.options["args"]),
+        kwargs=dict(job.options["kwargs"]), meta=dict(job.options["meta"]),
+    )
+
+
+def revive(app: Resq, queue: str, job_ids: Sequence[str]) -> int:
+    """Queue dead jobs of ``queue`` again for a fresh series of attempts; returns how many were dead.
+
+    ``after_enqueue`` runs for each job queued again (when any hook is registered).
+    """
+    revived = app.broker.jobs.revive(queue, job_ids)
+    app.hooks.load_entry_points()
+    if app.hooks.registered("after_enqueue"):
+        for job_id in revived:
+            requeue(app, queue, job_id)
+    return len(revived)
+
+
+def run_now(app: Resq, queue: str, job_id: str) -> tuple[bool, JobStatus | None]:
+    """Move a scheduled (or retrying) job into its queue now, whatever its due time.
+
+    Returns:
+        ``(moved, status)``: the status after the call, or the one that prevented the move (None: unknown).
+    """
+    moved, status = app.broker.queues.run_now(queue, job_id)
+    if moved:
+        requeue(app, queue, job_id)
+    return moved, status
+
+
+def requeue(app: Resq, queue: str, job_id: str) -> None:
+    """Run ``after_enqueue`` for an existing job that went back into ``queue``."""
+    app.hooks.load_entry_points()
+    job: Job[Any] = Job(app, job_id, queue)
+    log.info("requeued", job_id=job_id, queue=queue)
+    app.hooks.run("after_enqueue", job, job=job)
