@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resq.cli_common import ago, parse_duration, table, truncate
+from resq.cli.common import ago, parse_duration, table, truncate
 from resq.errors import ConfigError
 from resq.inspect import control_message
 from resq.metrics import cumulative_buckets
