@@ -176,7 +176,7 @@ def start_worker(cleanup: contextlib.ExitStack, log_path: Path) -> subprocess.Po
 def wait_for_worker(tasks: ModuleType, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 15.0) -> None:
     """Wait until every child of the worker has registered its first heartbeat."""
     deadline = time.monotonic() + timeout
-    while len(tasks.app.broker.live_workers()) < CONCURRENCY:
+    while len(tasks.app.broker.workers.live()) < CONCURRENCY:
         if proc.poll() is not None or time.monotonic() > deadline:
             state = f"exited with status {proc.returncode}" if proc.poll() is not None else "is not ready"
             raise DemoError(f"the worker {state}; its log ({log_path}) ends with:\n{tail(log_path)}")

@@ -22,6 +22,7 @@ from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Lost, Outcome, Retried
 from resq.retry import to_seconds
 from resq.task import Task
+
 __all__ = [
     "CancelInterrupt", "JobInterrupted", "TimeLimitExceeded", "WorkerLost", "error_record", "failed_attempt",
     "failure_record", "retry_delay", "task_hook",

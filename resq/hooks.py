@@ -49,18 +49,41 @@ class Plugin:
         app.add_plugin(Timing())
     """
 
-    def before_enqueue(self, job: Job[Any]) -> None: ...
-    def after_enqueue(self, job: Job[Any]) -> None: ...
-    def before_perform(self, job: Job[Any]) -> None: ...
-    def after_perform(self, job: Job[Any], result: Any) -> None: ...
-    def on_success(self, job: Job[Any], result: Any) -> None: ...
-    def on_failure(self, job: Job[Any], exc: BaseException) -> None: ...
-    def on_retry(self, job: Job[Any], exc: BaseException) -> None: ...
-    def on_dead(self, job: Job[Any], exc: BaseException) -> None: ...
-    def worker_start(self, worker: Any) -> None: ...
-    def worker_stop(self, worker: Any) -> None: ...
-    def child_start(self, worker: Any) -> None: ...
-    def scheduler_tick(self, scheduler: Any, report: Any) -> None: ...
+    def before_enqueue(self, job: Job[Any]) -> None:
+        """Called by the producer with the job before it is stored; may edit ``job.options`` or raise ``Veto``."""
+
+    def after_enqueue(self, job: Job[Any]) -> None:
+        """Called by the producer (or scheduler) with the job once it is stored (not for a duplicate id)."""
+
+    def before_perform(self, job: Job[Any]) -> None:
+        """Called in the worker child with the job before each attempt; may raise ``SkipJob``."""
+
+    def after_perform(self, job: Job[Any], result: Any) -> None:
+        """Called in the worker child with the job and its result after an attempt that returned."""
+
+    def on_success(self, job: Job[Any], result: Any) -> None:
+        """Called in the worker child with the job and its result after ``after_perform``."""
+
+    def on_failure(self, job: Job[Any], exc: BaseException) -> None:
+        """Called in the worker child with the job and the exception after every failed attempt."""
+
+    def on_retry(self, job: Job[Any], exc: BaseException) -> None:
+        """Called in the worker child with the job and the exception after ``on_failure`` when it will retry."""
+
+    def on_dead(self, job: Job[Any], exc: BaseException) -> None:
+        """Called in the worker child with the job and the exception after ``on_failure`` when no attempt is left."""
+
+    def worker_start(self, worker: Any) -> None:
+        """Called with the worker's supervisor once, before it starts its children."""
+
+    def worker_stop(self, worker: Any) -> None:
+        """Called with the worker's supervisor once, after its last child exited."""
+
+    def child_start(self, worker: Any) -> None:
+        """Called in each worker child with the child right after the fork, before it fetches."""
+
+    def scheduler_tick(self, scheduler: Any, report: Any) -> None:
+        """Called with the scheduler and its tick report (a ``TickReport``) after each tick."""
 
 
 class Hooks:

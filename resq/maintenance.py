@@ -11,11 +11,11 @@ from typing import Any
 from resq.app import Resq
 from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
+from resq.failures import WorkerLost, error_record, failed_attempt
 from resq.job import Job, JobStatus
 from resq.log import get_logger, job_context
 from resq.outcomes import Delivery
 from resq.task import Task
-from resq.failures import WorkerLost, error_record, failed_attempt
 
 __all__ = ["Maintenance", "task_of"]
 

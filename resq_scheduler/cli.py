@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from resq.cli import app_option, load_app, logging_options
 from resq import producer
+from resq.cli.common import app_option, load_app, logging_options
 from resq.clock import from_ms
 from resq.errors import ConfigError, ResqError
 from resq.job import JobStatus

@@ -9,6 +9,7 @@ Redis answers with becomes :class:`~resq.errors.BrokerError`; no redis-py except
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import random
@@ -135,7 +136,7 @@ class Connection:
         while True:
             try:
                 return operation()
-            except (*CONNECTION_ERRORS, BrokerUnavailable) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable) as exc:
                 if time.monotonic() + delay > limit:
                     raise BrokerUnavailable(
                         f"Redis at {self.safe_url()} is unavailable: {exc} (gave up after retrying)"
@@ -233,10 +234,8 @@ class Subscription:
     def _drop(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            try:
+            with contextlib.suppress(redis.RedisError):  # closing a broken connection must not mask why it broke
                 pubsub.close()
-            except redis.RedisError:
-                pass  # closing a broken connection must not mask why it broke
 
 
 class Part:

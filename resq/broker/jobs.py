@@ -67,9 +67,11 @@ class Jobs(Part):
             left = MAX_BLOCK_S if deadline is None else min(MAX_BLOCK_S, deadline - time.monotonic())
             if left <= 0:
                 return False
-            wait = max(left, 0.01)
-            if self.connection.with_retry(lambda: self._redis.blmove(key, key, wait, "RIGHT", "LEFT")) is not None:
+            if self._blmove(key, max(left, 0.01)) is not None:
                 return True
+
+    def _blmove(self, key: str, wait_s: float) -> Any:
+        return self.connection.with_retry(lambda: self._redis.blmove(key, key, wait_s, "RIGHT", "LEFT"))
 
     def cancel(self, queue: str, job_id: str) -> JobStatus | None:
         """Cancel a queued or scheduled job, or ask the worker running it to stop.

@@ -10,6 +10,7 @@ the start of the next, because round trips, not Python, are the budget of a job 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from resq.broker.connection import MAX_BLOCK_S, Part, Pipeline, Subscription, st
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.job import JobStatus
-from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
+from resq.outcomes import Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
 
 __all__ = ["GROUP", "Queues"]
 
@@ -54,7 +55,8 @@ class Queues(Part):
 
         def build(pipe: Pipeline) -> None:
             pipe.sadd(k.queues, queue)
-            c.eval(pipe, "enqueue", [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.history(queue, job_id)],
+            c.eval(pipe, "enqueue",
+                   [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.history(queue, job_id)],
                    [job_id, envelope, now_ms(), due_ms, task, queue, k.events, *(["nx"] if if_absent else [])])
             if due_ms:
                 pipe.publish(k.wakeup, due_ms)
@@ -255,10 +257,8 @@ class Queues(Part):
 
     def forget_consumer(self, queue: str, consumer: str) -> None:
         """Remove a consumer (that holds no lease) from a queue's group."""
-        try:
+        with contextlib.suppress(ResponseError):  # no group (the queue was cleared): nothing to forget
             self._redis.xgroup_delconsumer(self.keys.queue(queue), GROUP, consumer)
-        except ResponseError:
-            pass  # no group (the queue was cleared): nothing to forget
 
     # -- scheduled jobs ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from resq.broker.connection import Part, Pipeline, text
 from resq.outcomes import Cancelled, Dead, Lost, Outcome, Retried, Succeeded
@@ -96,8 +97,8 @@ class Stats(Part):
         return found
 
 
-def _int(value: object) -> int:
+def _int(value: Any) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return 0

@@ -27,8 +27,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from resq.app import Resq
 from resq.broker import DURATION_BUCKETS_MS, Broker
 from resq.errors import ConfigError, ResqError
-from resq.ops.inspect import Inspector
 from resq.log import get_logger
+from resq.ops.inspect import Inspector
 
 __all__ = ["MetricsServer", "ResqCollector", "serve"]
 

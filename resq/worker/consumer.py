@@ -18,9 +18,10 @@ from resq.app import Resq
 from resq.clock import now_ms
 from resq.codec import pack
 from resq.errors import BrokerUnavailable
+from resq.failures import error_record
 from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Discarded, Outcome, Started
-from resq.worker.executor import Executor, error_record
+from resq.worker.executor import Executor
 
 __all__ = ["Consumer", "ConsumerState", "FetchInterrupted"]
 

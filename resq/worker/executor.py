@@ -13,15 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from resq.app import Resq
-from resq.clock import now_ms, to_ms
+from resq.clock import to_ms
 from resq.codec import Envelope, decode_envelope, pack
 from resq.context import _current
 from resq.errors import DecodeError, SkipJob
+from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.job import Job
 from resq.log import get_logger, job_context
 from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Started, Succeeded
 from resq.task import Task
-from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.worker.timeouts import time_limits
 
 __all__ = ["Executor", "LoopThread"]

@@ -13,7 +13,7 @@ app = Resq()
 
 
 def _redis():  # type: ignore[no-untyped-def]
-    return app.broker.client
+    return app.broker.connection.client
 
 
 @app.task(retries=0)

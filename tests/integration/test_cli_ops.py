@@ -16,7 +16,7 @@ import redis
 from click.testing import CliRunner, Result
 
 from resq.cli import main
-from resq.inspect import Inspector
+from resq.ops import Inspector
 from tests.conftest import REPO_ROOT, RunWorker
 from tests.helpers import read_log, wait_for
 

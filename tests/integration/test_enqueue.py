@@ -11,7 +11,7 @@ import redis
 
 from resq import ConfigError, EncodeError, JobStatus, PayloadTooLarge, Resq, ResqError, ResultTimeout, UnknownJob
 from resq.codec import decode_envelope
-from resq.keys import Keys
+from resq.broker.keys import Keys
 
 K = Keys("resq")
 

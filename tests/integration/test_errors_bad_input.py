@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from resq import BrokerUnavailable, ConfigError, EncodeError, JobFailed, PayloadTooLarge, Resq, ResqError
-from resq.keys import Keys
+from resq.broker.keys import Keys
 from tests.redis_server import RedisServer, find_free_port
 
 K = Keys("resq")

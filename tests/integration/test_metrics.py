@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 import resq
-from resq.metrics import serve
+from resq.ops.metrics import serve
 from tests.conftest import RunWorker
 from tests.helpers import read_log, wait_for
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from resq.codec import unpack
-from resq.keys import Keys
+from resq.broker.keys import Keys
 from tests.apps import sched as sched_module
 from tests.conftest import REPO_ROOT, RunResq, RunWorker
 from tests.helpers import read_log, wait_for

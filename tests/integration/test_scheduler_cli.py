@@ -15,7 +15,7 @@ import redis
 from click.testing import CliRunner, Result
 
 from resq.cli import main
-from resq.keys import Keys
+from resq.broker.keys import Keys
 from tests.apps import sched as sched_module
 from tests.conftest import REPO_ROOT
 

@@ -35,4 +35,4 @@ def test_drain_runs_queued_jobs_here_with_retries_and_results(redis_url: str) ->
     assert ok.result(timeout=1) == 42
     with pytest.raises(JobFailed, match="always"):
         bad.result(timeout=1)
-    assert app.broker.live_workers() == set()
+    assert app.broker.workers.live() == set()

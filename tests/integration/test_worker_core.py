@@ -18,7 +18,7 @@ import redis
 
 from resq import JobFailed, JobStatus, Resq, UnknownJob
 from resq.codec import unpack
-from resq.keys import Keys
+from resq.broker.keys import Keys
 from tests.conftest import RunWorker
 from tests.helpers import read_log, wait_for
 
@@ -132,16 +132,16 @@ def test_burst_consumer_does_not_exit_while_a_promoted_job_waits(
     wait_for(lambda: time.time() * 1000 > due_ms + 1, timeout=5, message="job due")
     other = Resq(redis_url)  # stands for the supervisor's maintenance, in another process
     broker = core.app.broker
-    broker.ensure_groups(["default"])
-    real_fetch = broker.fetch
+    broker.queues.ensure_groups(["default"])
+    real_fetch = broker.queues.fetch
 
     def fetch_then_someone_promotes(*args: Any, **kwargs: Any) -> Any:
         found = real_fetch(*args, **kwargs)
         if not found:
-            other.broker.promote("default")
+            other.broker.queues.promote("default")
         return found
 
-    monkeypatch.setattr(broker, "fetch", fetch_then_someone_promotes)
+    monkeypatch.setattr(broker.queues, "fetch", fetch_then_someone_promotes)
     Consumer(core.app, "test-consumer", ["default"], burst=True).run()
     assert job.status() == "succeeded"
 

@@ -203,13 +203,13 @@ def test_reaper_gives_back_leases_of_a_worker_that_vanished(redis_url: str) -> N
         return 1
 
     job = noop.delay()
-    app.broker.ensure_groups(["default"])
-    app.broker.register_worker("ghost", {"host": "gone"})
-    assert app.broker.fetch("ghost", ["default"], 1, None)
+    app.broker.queues.ensure_groups(["default"])
+    app.broker.workers.register("ghost", {"host": "gone"})
+    assert app.broker.queues.fetch("ghost", ["default"], 1, None)
     from resq.maintenance import Maintenance
 
     # When the heartbeat deadline has passed, a reaper gives the lease back
-    wait_for(lambda: "ghost" not in app.broker.live_workers(), message="ghost silent")
+    wait_for(lambda: "ghost" not in app.broker.workers.live(), message="ghost silent")
     assert Maintenance(app, ["default"]).reap() == 1
     assert job.status() == "queued"
 
@@ -251,7 +251,7 @@ def test_workers_obey_remote_commands_through_redis(app: Any, run_worker: Any) -
 
     import msgpack
 
-    client = app.app.broker.client
+    client = app.app.broker.connection.client
 
     def send(cmd: str) -> None:
         message = msgpack.packb({"cmd": cmd, "target": "*", "at_ms": int(time.time() * 1000)})

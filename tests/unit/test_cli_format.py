@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from resq.cli_common import ago, parse_duration, table, truncate
+from resq.cli.common import ago, parse_duration, table, truncate
 from resq.errors import ConfigError
-from resq.inspect import control_message
-from resq.metrics import cumulative_buckets
+from resq.ops import control_message
+from resq.ops.metrics import cumulative_buckets
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

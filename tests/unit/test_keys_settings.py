@@ -8,7 +8,8 @@ import pytest
 from redis.crc import key_slot
 
 from resq import ConfigError, Resq
-from resq.keys import Keys, validate_name
+from resq.broker.keys import Keys
+from resq.settings import validate_name
 from resq.settings import DEFAULT_URL, Settings
 
 # -- keys ------------------------------------------------------------------------------------------

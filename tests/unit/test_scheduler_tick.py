@@ -14,7 +14,7 @@ import redis
 from resq import Resq
 from resq.codec import unpack
 from resq.errors import ConfigError
-from resq.keys import Keys
+from resq.broker.keys import Keys
 from resq_scheduler import PeriodicEntry, Scheduler, TickReport, parse_spec
 from resq_scheduler.scheduler import tick_job_id
 from resq_scheduler.store import Store
@@ -89,7 +89,7 @@ def test_a_scheduler_killed_between_enqueue_and_cas_loses_nothing_and_duplicates
     scheduler.tick(T0)
     # Simulate the dead scheduler's half-done tick T0+10: the job went in, the last tick did not move.
     tick_ms = int((T0 + timedelta(seconds=10)).timestamp() * 1000)
-    assert Store(app).enqueue("default", tick_job_id("e10", tick_ms), "t.work", b"\x80", if_absent=True)
+    assert app.broker.queues.enqueue("default", tick_job_id("e10", tick_ms), "t.work", b"\x80", if_absent=True)[1]
     report = scheduler.tick(T0 + timedelta(seconds=10))
     assert report.fired == []
     assert report.skipped == [("e10", T0 + timedelta(seconds=10), "fired elsewhere")]

@@ -1,28 +1,17 @@
-"""The ``resq`` command line: a click group. Only this module configures logging.
-
-Extra sub-commands (``resq scheduler`` from ``resq_scheduler``) are discovered from the ``resq.commands``
-entry-point group.
-"""
+"""``resq worker``: run jobs in a supervisor and its worker processes."""
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
-from importlib.metadata import entry_points
-from typing import Any
 
 import click
 
-from resq.app import Resq, default_app
+from resq.app import Resq
+from resq.cli.common import app_option, load_app, logging_options
 from resq.errors import ConfigError
-from resq.log import LOG_FORMATS, configure, get_logger
+from resq.log import configure, get_logger
 
-__all__ = ["load_app", "main"]
-
-#: Exit statuses.
-RET_OK = 0
-RET_CONFIG = 2
+__all__ = ["HELP_EPILOG", "worker"]
 
 HELP_EPILOG = """\b
 Examples:
@@ -34,33 +23,6 @@ Examples:
 log = get_logger("resq.cli")
 
 
-def load_app(ref: str | None) -> Resq:
-    """Import the app named ``module:attr`` (``attr`` defaults to ``app``); the current directory is
-    importable. Without a reference, the app from ``RESQ_REDIS_URL``/``RESQ_NAMESPACE``.
-
-    Raises:
-        ConfigError: the module or attribute cannot be found, or is not a ``Resq``.
-    """
-    if not ref:
-        return Resq(namespace=os.environ.get("RESQ_NAMESPACE") or "resq")
-    module_name, _, attr = ref.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import app module {module_name!r}: {exc}") from exc
-    if attr:
-        found = getattr(module, attr, None)
-    else:
-        found = getattr(module, "app", None)
-        if found is None:
-            found = next((v for v in vars(module).values() if isinstance(v, Resq)), None) or default_app()
-    if not isinstance(found, Resq):
-        raise ConfigError(f"{ref!r} is not a resq app (found {type(found).__name__}): use module:attr")
-    return found
-
-
 def _app_from(ctx: click.Context, ref: str | None) -> Resq:
     try:
         return load_app(ref)
@@ -68,48 +30,7 @@ def _app_from(ctx: click.Context, ref: str | None) -> Resq:
         raise click.UsageError(str(exc), ctx) from exc
 
 
-class _Group(click.Group):
-    """The ``resq`` group, with the commands of installed extensions added on first use."""
-
-    def _load_extensions(self) -> None:
-        for ep in entry_points(group="resq.commands"):
-            if ep.name not in self.commands:
-                try:
-                    self.add_command(ep.load(), ep.name)
-                except Exception as exc:  # a broken extension must not take the CLI down
-                    click.echo(f"resq: cannot load command {ep.name!r}: {exc}", err=True)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_extensions()
-        return super().list_commands(ctx)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in self.commands:
-            self._load_extensions()
-        return super().get_command(ctx, name)
-
-
-@click.group(cls=_Group, epilog=HELP_EPILOG)
-@click.version_option(package_name="resq")
-def main() -> None:
-    """resq: background jobs on Redis."""
-
-
-def app_option(fn: Any) -> Any:
-    """``-A/--app``, read from ``RESQ_APP`` when absent."""
-    return click.option("-A", "--app", "app_ref", envvar="RESQ_APP",
-                        help="The app as module:attr (attr defaults to app); env RESQ_APP.")(fn)
-
-
-def logging_options(fn: Any) -> Any:
-    """``--log-format`` and ``--log-level``."""
-    fn = click.option("--log-level", default="INFO", show_default=True, envvar="RESQ_LOG_LEVEL",
-                      type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(fn)
-    return click.option("--log-format", default="console", show_default=True, envvar="RESQ_LOG_FORMAT",
-                        type=click.Choice(LOG_FORMATS))(fn)
-
-
-@main.command(epilog=HELP_EPILOG)
+@click.command(epilog=HELP_EPILOG)
 @app_option
 @click.option("-q", "--queues", default="default", show_default=True,
               help="Queues to serve, comma-separated, highest priority first.")
@@ -135,7 +56,7 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
            max_memory_per_child: int | None, metrics_port: int | None, log_format: str, log_level: str) -> None:
     """Run jobs from QUEUES (TERM/INT: graceful stop; QUIT: graceful, no time limit; USR1: kill the
     running jobs; USR2: pause; CONT: resume)."""
-    from resq.keys import validate_name
+    from resq.settings import validate_name
     from resq.worker import Supervisor, WorkerConfig
 
     configure(log_format, log_level)
@@ -157,4 +78,3 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
                           max_jobs_per_child=max_jobs_per_child, max_memory_per_child_mb=max_memory_per_child,
                           metrics_port=metrics_port)
     sys.exit(Supervisor(app, config).run())
-from resq import cli_ops as _cli_ops  # noqa: E402,F401  (registers the operator commands)

@@ -1,6 +1,6 @@
-"""The operator's commands, added to the ``resq`` group: ``stats``, ``queues``, ``workers`` (and
-``workers pause|resume|stop``), ``job``, ``enqueue`` and ``events``; ``dead …`` and ``queue clear`` live in
-:mod:`resq.cli_dead`.
+"""The operator's commands, added to the ``resq`` group by :mod:`resq.cli.group`: ``stats``, ``queues``,
+``workers`` (and ``workers pause|resume|stop``), ``job``, ``enqueue`` and ``events``; ``dead …`` and
+``queue clear`` live in :mod:`resq.cli.dead`.
 
 Each reads ``-A APP``/``RESQ_APP``, or just ``RESQ_REDIS_URL``/``RESQ_NAMESPACE`` (``--url``,
 ``--namespace``), prints aligned tables in a terminal and JSON with ``--json``.
@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from resq.cli import main
-from resq.cli_common import (
+from resq.broker import COUNTERS
+from resq.cli.common import (
     NotFound,
     ago,
     guard,
@@ -29,9 +29,9 @@ from resq.cli_common import (
     truncate,
     when,
 )
-from resq.inspect import CONTROL_COMMANDS, COUNTERS, Inspector, QueueInfo, to_json
+from resq.ops import CONTROL_COMMANDS, Inspector, QueueInfo, to_json
 
-__all__ = ["enqueue", "events", "job", "queues", "stats", "workers"]
+__all__ = ["enqueue", "events", "format_event", "format_job", "job", "queues", "stats", "workers"]
 
 STATS_EPILOG = """\b
 Examples:
@@ -50,7 +50,7 @@ def _queue_rows(found: list[QueueInfo]) -> str:
     return table(["QUEUE", "WAITING", "RUNNING", "OLDEST", "SCHEDULED", "DEAD", "WORKERS", ""], rows)
 
 
-@main.command(epilog=STATS_EPILOG)
+@click.command(epilog=STATS_EPILOG)
 @ops_options
 @click.option("--days", default=0, show_default=True, type=click.IntRange(0, 366),
               help="Also show the counters of each of the last N days.")
@@ -79,7 +79,7 @@ def stats(app_ref: str | None, url: str | None, namespace: str | None, days: int
                          [[d["day"], *[d[n] for n in COUNTERS]] for d in counts["days"]]))
 
 
-@main.command()
+@click.command()
 @ops_options
 @json_option
 def queues(app_ref: str | None, url: str | None, namespace: str | None, as_json: bool) -> None:
@@ -102,7 +102,7 @@ Examples:
 """
 
 
-@main.group(invoke_without_command=True, epilog=WORKERS_EPILOG)
+@click.group(invoke_without_command=True, epilog=WORKERS_EPILOG)
 @ops_options
 @json_option
 @click.pass_context
@@ -155,7 +155,7 @@ for _cmd in CONTROL_COMMANDS:
 # -- jobs ---------------------------------------------------------------------------------------------
 
 
-@main.command()
+@click.command()
 @ops_options
 @click.argument("job_id", metavar="ID")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Print the last error's traceback.")
@@ -224,7 +224,7 @@ Examples:
 """
 
 
-@main.command(epilog=ENQUEUE_EPILOG)
+@click.command(epilog=ENQUEUE_EPILOG)
 @ops_options
 @click.argument("task")
 @click.option("--args", "args_json", default="[]", show_default=True, help="Positional arguments, a JSON list.")
@@ -279,7 +279,7 @@ Examples:
 """
 
 
-@main.command(epilog=EVENTS_EPILOG)
+@click.command(epilog=EVENTS_EPILOG)
 @ops_options
 @click.option("--task", "tasks", default=None, help="Only these tasks (comma-separated names).")
 @click.option("--queue", "queue_names", default=None, help="Only these queues (comma-separated).")
@@ -321,6 +321,3 @@ def format_event(event: dict[str, Any]) -> str:
     return "  ".join([at, f"{event.get('event', '?'):<16}", str(event.get("job_id", "")),
                       str(event.get("task", "")), str(event.get("queue", "")),
                       f"attempt {event.get('attempt', 0)}", _details(event)]).rstrip()
-
-
-from resq import cli_dead as _cli_dead  # noqa: E402,F401  (registers `resq dead …` and `resq queue …`)

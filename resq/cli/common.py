@@ -1,4 +1,4 @@
-"""What the operator's commands share: options, app loading, error handling, table and time formatting.
+"""What the commands share: options, app loading, error handling, table and time formatting.
 
 No new dependency: tables are plain ``click.echo`` text with aligned columns; ``--json`` prints the same
 data for scripts. Exit statuses: 0 ok, 1 not found (or Redis unavailable), 2 usage.
@@ -6,7 +6,10 @@ data for scripts. Exit statuses: 0 ok, 1 not found (or Redis unavailable), 2 usa
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,13 +17,15 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from resq.broker import CONNECTION_ERRORS
+from resq.app import Resq, default_app
 from resq.clock import from_ms
 from resq.errors import ConfigError, ResqError, UnknownJob
-from resq.inspect import Inspector
+from resq.log import LOG_FORMATS
+from resq.ops import Inspector
 
 __all__ = [
-    "NotFound", "ago", "guard", "inspector_from", "json_option", "ops_options", "parse_duration", "table", "when",
+    "NotFound", "ago", "app_option", "guard", "inspector_from", "json_option", "load_app", "logging_options",
+    "ops_options", "parse_duration", "since", "table", "truncate", "when",
 ]
 
 T = TypeVar("T")
@@ -29,10 +34,51 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def load_app(ref: str | None) -> Resq:
+    """Import the app named ``module:attr`` (``attr`` defaults to ``app``); the current directory is
+    importable. Without a reference, the app from ``RESQ_REDIS_URL``/``RESQ_NAMESPACE``.
+
+    Raises:
+        ConfigError: the module or attribute cannot be found, or is not a ``Resq``.
+    """
+    if not ref:
+        return Resq(namespace=os.environ.get("RESQ_NAMESPACE") or "resq")
+    module_name, _, attr = ref.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import app module {module_name!r}: {exc}") from exc
+    if attr:
+        found = getattr(module, attr, None)
+    else:
+        found = getattr(module, "app", None)
+        if found is None:
+            found = next((v for v in vars(module).values() if isinstance(v, Resq)), None) or default_app()
+    if not isinstance(found, Resq):
+        raise ConfigError(f"{ref!r} is not a resq app (found {type(found).__name__}): use module:attr")
+    return found
+
+
 class NotFound(click.ClickException):
     """Exit status 1: the job, worker or queue named on the command line does not exist."""
 
     exit_code = 1
+
+
+def app_option(fn: Any) -> Any:
+    """``-A/--app``, read from ``RESQ_APP`` when absent."""
+    return click.option("-A", "--app", "app_ref", envvar="RESQ_APP",
+                        help="The app as module:attr (attr defaults to app); env RESQ_APP.")(fn)
+
+
+def logging_options(fn: Any) -> Any:
+    """``--log-format`` and ``--log-level``."""
+    fn = click.option("--log-level", default="INFO", show_default=True, envvar="RESQ_LOG_LEVEL",
+                      type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(fn)
+    return click.option("--log-format", default="console", show_default=True, envvar="RESQ_LOG_FORMAT",
+                        type=click.Choice(LOG_FORMATS))(fn)
 
 
 def ops_options(fn: Any) -> Any:
@@ -59,8 +105,6 @@ def inspector_from(app_ref: str | None, url: str | None, namespace: str | None) 
     Raises:
         click.UsageError: the app cannot be loaded or a setting is invalid.
     """
-    from resq.cli import load_app  # here: resq.cli imports the commands that import this module
-
     ctx = click.get_current_context()
 
     def load() -> Inspector:
@@ -82,10 +126,8 @@ def guard(action: Callable[[], T]) -> T:
         raise click.UsageError(str(exc), click.get_current_context(silent=True)) from exc
     except UnknownJob as exc:
         raise NotFound(str(exc)) from exc
-    except ResqError as exc:
+    except ResqError as exc:  # BrokerUnavailable included: "Redis at … is unavailable: …"
         raise click.ClickException(str(exc)) from exc
-    except CONNECTION_ERRORS as exc:
-        raise click.ClickException(f"Redis is unavailable: {exc}") from exc
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

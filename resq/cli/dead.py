@@ -1,4 +1,5 @@
-"""``resq dead list|show|retry|purge`` and ``resq queue clear``: the operator's repairs.
+"""``resq dead list|show|retry|purge`` and ``resq queue clear``: the operator's repairs, added to the
+``resq`` group by :mod:`resq.cli.group`.
 
 Bulk actions work in batched pipelines (1000 ids per round trip) and show a progress bar on stderr.
 """
@@ -10,8 +11,7 @@ import sys
 
 import click
 
-from resq.cli import main
-from resq.cli_common import (
+from resq.cli.common import (
     NotFound,
     guard,
     inspector_from,
@@ -22,8 +22,8 @@ from resq.cli_common import (
     truncate,
     when,
 )
-from resq.cli_ops import format_job
-from resq.inspect import to_json
+from resq.cli.ops import format_job
+from resq.ops import to_json
 
 __all__ = ["dead", "queue"]
 
@@ -37,7 +37,7 @@ Examples:
 """
 
 
-@main.group(epilog=DEAD_EPILOG)
+@click.group(epilog=DEAD_EPILOG)
 def dead() -> None:
     """Jobs that will not run again: list, show, retry, purge."""
 
@@ -121,7 +121,7 @@ def dead_purge(app_ref: str | None, url: str | None, namespace: str | None, olde
     click.echo(json.dumps({"purged": deleted}) if as_json else f"purged {deleted} dead jobs")
 
 
-@main.group()
+@click.group()
 def queue() -> None:
     """Act on one queue (see `resq queues` to list them)."""
 
