@@ -15,12 +15,14 @@ install: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy resq resq_scheduler
 	$(VENV)/bin/mypy --strict tests/typing
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
+	$(VENV)/bin/lint-imports
 
 type: $(VENV)/.installed
 	$(VENV)/bin/mypy resq resq_scheduler
