@@ -11,7 +11,7 @@ __all__ = ["Cancelled", "Dead", "Delivery", "Discarded", "Lost", "Outcome", "Ret
 
 @dataclass(frozen=True)
 class Delivery:
-    """One stream entry handed to a worker: a lease on a job until it is settled."""
+    """One stream entry handed to a worker: a lease on a job until its outcome is recorded."""
 
     queue: str
     entry: str

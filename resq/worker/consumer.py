@@ -196,7 +196,7 @@ class Consumer:
 
     def _foreign_entry_dead(self, delivery: Delivery) -> Outcome:
         """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""
-        job_id = "garbage-" + delivery.entry
+        job_id = "garbage-" + delivery.entry  # the id prefix is part of the data model (docs/design.md)
         raw = pack({k.decode("utf-8", "replace"): v for k, v in delivery.fields.items()})
         reason = "undecodable queue entry: expected a single 'id' field"
         log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)

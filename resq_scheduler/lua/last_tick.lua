@@ -1,4 +1,4 @@
--- advance: compare-and-set of a periodic entry's last fired tick; the step that makes a tick "done".
+-- last_tick: compare-and-set of a periodic entry's last fired tick; the step that makes a tick "done".
 -- Any number of schedulers may run it for the same tick: the stored tick only ever moves forward.
 -- KEYS[1] cron:last hash (entry -> last tick ms)   KEYS[2] the entry's unique lock (string), or absent
 -- ARGV[1] entry name   ARGV[2] tick (ms)   ARGV[3] job id to record in the unique lock ('' = none)
