@@ -23,6 +23,7 @@ from resq.cli.common import (
     when,
 )
 from resq.cli.ops import format_job
+from resq.job import JobStatus
 from resq.ops import to_json
 
 __all__ = ["dead", "queue"]
@@ -77,7 +78,7 @@ def dead_show(app_ref: str | None, url: str | None, namespace: str | None, job_i
         click.echo(to_json(info))
         return
     click.echo(format_job(info, show_traceback=True))
-    if info["status"] != "dead":
+    if info["status"] != JobStatus.DEAD:
         click.echo(f"\nnote: job {job_id} is {info['status']}, not dead", err=True)
 
 
@@ -96,7 +97,7 @@ def dead_retry(ctx: click.Context, app_ref: str | None, url: str | None, namespa
     inspector = inspector_from(app_ref, url, namespace)
     if job_id:
         target = guard(lambda: inspector.retry_dead(job_id))
-        click.echo(json.dumps({"id": job_id, "queue": target, "status": "queued"}) if as_json
+        click.echo(json.dumps({"id": job_id, "queue": target, "status": JobStatus.QUEUED.value}) if as_json
                    else f"requeued {job_id} on {target}")
         return
     total = guard(lambda: inspector.dead_count(queue))
