@@ -81,7 +81,7 @@ def resq_cmd(c: int, p: int) -> list[str]:
 def resq_check(server: PrivateRedis, n: int) -> None:
     """All N jobs succeeded: ``processed`` == N and nothing failed or dead; spot-check job statuses."""
     from bench import throughput_app
-    from resq.ops import COUNTERS
+    from resq.broker import COUNTERS
 
     names = [throughput_app.app.broker.keys.stat(c) for c in COUNTERS]
     counts = dict(zip(COUNTERS, (int(v or 0) for v in server.client.mget(names)), strict=True))
