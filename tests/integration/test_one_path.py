@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -21,10 +22,13 @@ from click.testing import CliRunner
 from resq import producer, testing
 from resq.cli import main
 from resq.errors import UnknownJob
+from resq.maintenance import Maintenance
 from resq.ops import Inspector
 from resq_scheduler import Scheduler
 from resq_scheduler.scheduler import tick_job_id
 from tests.apps import paths as paths_module
+from tests.conftest import RunWorker
+from tests.helpers import read_log, wait_for
 
 APP_REF = "tests.apps.paths:app"
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # on a whole minute: an every=60 entry fires a tick here
@@ -187,3 +191,94 @@ def test_run_now_runs_after_enqueue_but_not_before_enqueue(paths: ModuleType, re
     assert calls(redis_client, job.id) == [
         ("before_enqueue", "paths.plain"), ("after_enqueue", "paths.plain"), ("after_enqueue", "paths.plain"),
     ]
+
+
+# -- B. the one failure path ------------------------------------------------------------------------
+
+
+def running(client: redis.Redis, count: int = 1) -> list[tuple[str, int, int]]:
+    """Wait until ``count`` attempts announced themselves; their ``(job id, attempt, pid)``."""
+    found = wait_for(lambda: [tuple(json.loads(raw)) for raw in client.lrange(paths_module.RUNNING, 0, -1)]
+                     if client.llen(paths_module.RUNNING) >= count else [], timeout=15, message="a running attempt")
+    return [(str(job_id), int(attempt), int(pid)) for job_id, attempt, pid in found]
+
+
+def failure_hooks(client: redis.Redis, job_id: str) -> list[tuple[str, str, int, str | None, int]]:
+    """``(hook, task, attempt, error type, pid)`` of the failure hooks that ran for ``job_id``."""
+    return [(r["hook"], r["task"], r["attempt"], r["error"], r["pid"]) for r in records(client, job_id)
+            if r["hook"] in ("on_failure", "on_retry", "on_dead")]
+
+
+def counters_of(app: Any, task: str) -> dict[str, int]:
+    """The counters filed under ``task`` (queue ``default``); asserts none was filed under ``"?"``."""
+    found = Inspector(app).task_counters()
+    assert not [key for key in found if key[0] == "?"], found
+    return {counter: n for (name, queue, counter), n in found.items() if (name, queue) == (task, "default")}
+
+
+def test_a_child_killed_past_its_hard_limit_fails_through_the_one_path(
+    paths: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    """A task that ignores SIGALRM outlives ``timeout=1``: the supervisor kills its child past the limit and
+    its 2 s margin and records the attempt there: ``on_failure`` then ``on_dead`` (retries=0) ran in the
+    supervisor, with the job and its task, and the counters are filed under the task's own name."""
+    job = paths.stubborn.delay()
+    proc = run_worker(APP_REF)
+    [(job_id, attempt, child_pid)] = running(redis_client)
+    assert (job_id, attempt) == (job.id, 1) and child_pid != proc.pid
+    wait_for(lambda: job.status() == "dead", timeout=15, message="the job killed past its hard limit")
+    assert failure_hooks(redis_client, job.id) == [
+        ("on_failure", "paths.stubborn", 1, "TimeLimitExceeded", proc.pid),
+        ("on_dead", "paths.stubborn", 1, "TimeLimitExceeded", proc.pid),
+    ], read_log(proc)
+    assert job.info()["error"]["type"] == "TimeoutError"
+    assert counters_of(paths.app, "paths.stubborn") == {"processed": 1, "failed": 1, "dead": 1}
+    assert paths.app.job(job.id).status() == "dead" and redis_client.llen(paths.RUNNING) == 1  # never run again
+
+
+def test_a_child_killed_mid_run_is_a_lost_attempt_then_the_job_runs_again(
+    paths: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    """SIGKILL of the child running a job: the supervisor records a lost attempt through the one failure path
+    (``on_failure`` then ``on_retry``, in the supervisor, with the job and its task), the job goes back to its
+    queue (``max_worker_losses`` is 3), a new child runs it and it succeeds; counters under the task's name."""
+    job = paths.killable.delay()
+    proc = run_worker(APP_REF)
+    [(job_id, attempt, child_pid)] = running(redis_client)
+    assert (job_id, attempt) == (job.id, 1) and child_pid != proc.pid
+    os.kill(child_pid, signal.SIGKILL)
+    assert job.result(timeout=15) == "ok", read_log(proc)
+    assert failure_hooks(redis_client, job.id) == [
+        ("on_failure", "paths.killable", 1, "WorkerLost", proc.pid),
+        ("on_retry", "paths.killable", 1, "WorkerLost", proc.pid),
+    ], read_log(proc)
+    assert counters_of(paths.app, "paths.killable") == {"processed": 2, "failed": 1, "retried": 1}
+    assert (job.info()["attempts"], job.info()["lost"]) == (2, 1)
+
+
+def test_a_job_whose_worker_died_is_failed_by_the_process_that_reaps_it(
+    paths: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    """SIGKILL of the whole worker (supervisor and child) while a job runs: once its heartbeat expires, whoever
+    reaps (here this process) records the lost attempt through the one failure path: ``on_failure`` then
+    ``on_retry`` run here, with the job and its task; the job is queued again and then succeeds."""
+    job = paths.killable.delay()
+    proc = run_worker(APP_REF, "--heartbeat-interval", "0.5")
+    [(job_id, _, _)] = running(redis_client)
+    assert job_id == job.id
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert job.status() == "running"  # nobody recorded anything yet
+    assert failure_hooks(redis_client, job.id) == []
+
+    reaper = Maintenance(paths.app, None)
+    assert wait_for(reaper.reap, timeout=10, interval=0.1, message="the dead worker's lease reaped") == 1
+    assert failure_hooks(redis_client, job.id) == [
+        ("on_failure", "paths.killable", 1, "WorkerLost", os.getpid()),
+        ("on_retry", "paths.killable", 1, "WorkerLost", os.getpid()),
+    ]
+    assert job.status() == "queued"
+    assert counters_of(paths.app, "paths.killable") == {"processed": 1, "failed": 1, "retried": 1}
+    assert testing.drain(paths.app, ["default"]) == 1
+    assert job.result(timeout=5) == "ok"
+    assert counters_of(paths.app, "paths.killable") == {"processed": 2, "failed": 1, "retried": 1}
