@@ -128,6 +128,7 @@ def run_now(app: Resq, queue: str, job_id: str) -> tuple[bool, JobStatus | None]
 def requeue(app: Resq, queue: str, job_id: str) -> None:
     """Run ``after_enqueue`` for an existing job that went back into ``queue``."""
     app.hooks.load_entry_points()
-    job: Job[Any] = Job(app, job_id, queue)
-    log.info("requeued", job_id=job_id, queue=queue)
+    task = app.broker.jobs.task_name(queue, job_id)  # hooks see the job's task, as for a new job
+    job: Job[Any] = Job(app, job_id, queue, task=task)
+    log.info("requeued", job_id=job_id, task=task, queue=queue)
     app.hooks.run("after_enqueue", job, job=job)
