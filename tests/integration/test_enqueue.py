@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from resq import ConfigError, EncodeError, JobStatus, PayloadTooLarge, Resq, ResqError, ResultTimeout, UnknownJob
-from resq.codec import decode_envelope
 from resq.broker.keys import Keys
+from resq.codec import decode_envelope
 
 K = Keys("resq")
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import redis
 
-from resq.codec import unpack
 from resq.broker.keys import Keys
+from resq.codec import unpack
 from tests.apps import sched as sched_module
 from tests.conftest import REPO_ROOT, RunResq, RunWorker
 from tests.helpers import read_log, wait_for

@@ -14,8 +14,8 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from resq.cli import main
 from resq.broker.keys import Keys
+from resq.cli import main
 from tests.apps import sched as sched_module
 from tests.conftest import REPO_ROOT
 

@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from resq import JobFailed, JobStatus, Resq, UnknownJob
-from resq.codec import unpack
 from resq.broker.keys import Keys
+from resq.codec import unpack
 from tests.conftest import RunWorker
 from tests.helpers import read_log, wait_for
 

@@ -9,8 +9,7 @@ from redis.crc import key_slot
 
 from resq import ConfigError, Resq
 from resq.broker.keys import Keys
-from resq.settings import validate_name
-from resq.settings import DEFAULT_URL, Settings
+from resq.settings import DEFAULT_URL, Settings, validate_name
 
 # -- keys ------------------------------------------------------------------------------------------
 

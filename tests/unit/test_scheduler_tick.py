@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from resq import Resq
+from resq.broker.keys import Keys
 from resq.codec import unpack
 from resq.errors import ConfigError
-from resq.broker.keys import Keys
 from resq_scheduler import PeriodicEntry, Scheduler, TickReport, parse_spec
 from resq_scheduler.scheduler import tick_job_id
 from resq_scheduler.store import Store
