@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from resq.app import Resq
 from resq.clock import now_ms
@@ -22,6 +21,7 @@ from resq.failures import error_record
 from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Discarded, Outcome, Started
 from resq.worker.executor import Executor
+from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
 __all__ = ["Consumer", "ConsumerState", "FetchInterrupted"]
 
@@ -70,13 +70,14 @@ class Consumer:
         burst: stop once the queues are empty.
         state: shared flags and counters.
         executor: performs one attempt.
-        on_job: called with ``("begin", delivery, task)`` and ``("end", delivery, None)`` (the
-            supervisor uses it to enforce hard timeouts).
+        on_job: called with a :class:`~resq.worker.messages.JobBegan` before and a
+            :class:`~resq.worker.messages.JobEnded` after each attempt (the child reports them to its
+            supervisor, which enforces hard timeouts).
     """
 
     def __init__(self, app: Resq, worker_id: str, queues: list[str], *, prefetch: int = 1, burst: bool = False,
                  state: ConsumerState | None = None, executor: Executor | None = None,
-                 on_job: Callable[[str, Delivery, Any], None] | None = None) -> None:
+                 on_job: Callable[[ChildMessage], None] | None = None) -> None:
         self.app = app
         self.broker = app.broker
         self.worker_id = worker_id
@@ -85,7 +86,7 @@ class Consumer:
         self.burst = burst
         self.state = state or ConsumerState()
         self.executor = executor or Executor(app)
-        self._on_job = on_job or (lambda event, delivery, task: None)
+        self._on_job = on_job or (lambda message: None)
         self._backoff_s = 0.0
 
     def run(self) -> None:
@@ -185,14 +186,14 @@ class Consumer:
         ident = threading.get_ident()
         with self.state.lock:
             self.state.running[ident] = delivery
-        self._on_job("begin", delivery, None)
+        self._on_job(JobBegan.of(delivery, ident))
         try:
             return self.executor.perform(started)
         finally:
             with self.state.lock:
                 self.state.running.pop(ident, None)
                 self.state.processed += 1
-            self._on_job("end", delivery, None)
+            self._on_job(JobEnded.of(delivery, ident))
 
     def _foreign_entry_dead(self, delivery: Delivery) -> Outcome:
         """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""
