@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: wait on conditions (never fixed sleeps), read worker logs."""
+"""Small helpers shared by tests: wait on conditions (never fixed sleeps), run burst workers, read worker logs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from tests.conftest import RunWorker
 
 T = TypeVar("T")
+#: How long a burst worker may take, in seconds, before the test fails.
+BURST_TIMEOUT_S = 60.0
 
 
 def wait_for(
@@ -40,6 +45,18 @@ def wait_for(
                 f"timed out after {timeout:.1f} s waiting for {message or predicate!r} ({detail})"
             )
         time.sleep(interval)
+
+
+def burst(run_worker: RunWorker, app_ref: str, *args: str, env: dict[str, str] | None = None,
+          timeout: float = BURST_TIMEOUT_S) -> subprocess.Popen[bytes]:
+    """Run ``resq worker --burst *args`` for ``app_ref`` until the queues are empty; it must exit 0.
+
+    Returns the finished process (``read_log(proc)`` reads its output); the assertion shows the log.
+    """
+    proc = run_worker(app_ref, "--burst", *args, env=env)
+    code = proc.wait(timeout=timeout)
+    assert code == 0, read_log(proc)
+    return proc
 
 
 def read_log(proc: subprocess.Popen[Any]) -> str:

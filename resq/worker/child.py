@@ -29,6 +29,7 @@ from resq.maintenance import task_of
 from resq.outcomes import Delivery
 from resq.worker.consumer import Consumer, ConsumerState, FetchInterrupted
 from resq.worker.executor import Executor, LoopThread
+from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 from resq.worker.timeouts import interrupt_thread
 
 __all__ = ["EXIT_RECYCLE", "ChildConfig", "run_child"]
@@ -59,7 +60,7 @@ class ChildConfig:
 class Child:
     """The running state of one child process."""
 
-    def __init__(self, app: Resq, config: ChildConfig, report: Callable[[tuple[Any, ...]], None]) -> None:
+    def __init__(self, app: Resq, config: ChildConfig, report: Callable[[ChildMessage], None]) -> None:
         self.app = app
         self.config = config
         self.report = report
@@ -68,22 +69,21 @@ class Child:
         self.executor = Executor(app, self.loop.run)
         self._main = threading.main_thread().ident
         self._pending_interrupt: type[BaseException] = JobInterrupted
-        #: thread ident -> (monotonic start, delivery, soft timeout sent)
-        self._began: dict[int, tuple[float, Delivery, bool]] = {}
+        #: thread ident -> (monotonic start, soft timeout sent)
+        self._began: dict[int, tuple[float, bool]] = {}
         self.recycle = False
         #: job id -> its task, for the watchdog's time limits
         self._tasks: dict[str, Any] = {}
 
-    def on_job(self, event: str, delivery: Delivery, task: Any) -> None:
+    def on_job(self, message: ChildMessage) -> None:
         """Tell the supervisor which job this child runs (it enforces hard time limits)."""
-        ident = threading.get_ident()
-        if event == "begin":
-            self._began[ident] = (_now(), delivery, False)
+        if isinstance(message, JobBegan):
+            self._began[message.thread] = (_now(), False)
         else:
-            self._began.pop(ident, None)
-            self._tasks.pop(str(delivery.job_id), None)
-        self.report((event, delivery.queue, delivery.entry, delivery.job_id, ident))
-        if event == "end":
+            self._began.pop(message.thread, None)
+            self._tasks.pop(str(message.job_id), None)
+        self.report(message)
+        if isinstance(message, JobEnded):
             self._check_recycle()
 
     def _check_recycle(self) -> None:
@@ -163,7 +163,7 @@ class Child:
         for ident, delivery in running.items():
             if ident == self._main or ident not in self._began:
                 continue
-            began, _, soft_sent = self._began[ident]
+            began, soft_sent = self._began[ident]
             task = self._task_of(delivery)
             if task is None:
                 continue
@@ -171,7 +171,7 @@ class Child:
             if options.timeout is not None and elapsed > options.timeout:
                 self.interrupt(ident, _timeout_type(options.timeout))
             elif options.soft_timeout is not None and elapsed > options.soft_timeout and not soft_sent:
-                self._began[ident] = (began, delivery, True)
+                self._began[ident] = (began, True)
                 self.interrupt(ident, SoftTimeout)
 
     def _task_of(self, delivery: Delivery) -> Any:
@@ -227,7 +227,7 @@ def _stop_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def run_child(app: Resq, config: ChildConfig, report: Callable[[tuple[Any, ...]], None]) -> int:
+def run_child(app: Resq, config: ChildConfig, report: Callable[[ChildMessage], None]) -> int:
     """The whole life of a child after fork: register, announce, run, exit status."""
     _stop_with_parent()
     child = Child(app, config, report)

@@ -1,8 +1,11 @@
 """The body of one worker child: fetch leases in batches, perform them, record outcomes.
 
-Each fetching thread runs :meth:`Consumer.run_once` in a loop. One pass fetches a batch of leases
+Each fetching thread runs :meth:`Consumer.step` in a loop. One step fetches a batch of leases
 (blocking in Redis, no poll interval), then for each job records the previous outcome and starts the
 next attempt in a single round trip, so a batch costs one round trip per job plus one.
+
+A step needs no thread, subprocess or signal: a test (or an embedding program) can drive a consumer
+one step at a time in-process and read what each step did from its :class:`StepReport`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from resq.app import Resq
 from resq.clock import now_ms
@@ -20,10 +23,11 @@ from resq.codec import pack
 from resq.errors import BrokerUnavailable
 from resq.failures import error_record
 from resq.log import get_logger
-from resq.outcomes import Dead, Delivery, Discarded, Outcome, Started
+from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
 from resq.worker.executor import Executor
+from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
-__all__ = ["Consumer", "ConsumerState", "FetchInterrupted"]
+__all__ = ["OUTCOME_KINDS", "Consumer", "ConsumerState", "FetchInterrupted", "StepReport"]
 
 log = get_logger("resq.worker")
 
@@ -33,12 +37,42 @@ RECONNECT_CAP_S = 5.0
 COUNTERS_EVERY_S = 0.5
 #: In burst mode, scheduled jobs due within this many seconds (retries, mostly) are waited for.
 BURST_HORIZON_S = 10.0
+#: Longest wait of a fetch in :meth:`Consumer.run`, in seconds (then it looks at its flags again).
+RUN_BLOCK_S = 2.0
+#: The name of each kind of outcome in a :class:`StepReport` (what the outcome makes of the job).
+OUTCOME_KINDS: dict[type, str] = {Succeeded: "succeeded", Retried: "retrying", Dead: "dead", Lost: "lost",
+                                  Cancelled: "cancelled", Discarded: "discarded"}
 
 
 class FetchInterrupted(BaseException):
     """Raised by the stop signal handler into a blocking fetch on the main thread, so a stopping child
     does not wait out the fetch. Entries the interrupted fetch leased stay pending for this consumer and
     are given back by the supervisor when the child exits."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one :meth:`Consumer.step` did."""
+
+    #: leases the fetch took
+    fetched: int = 0
+    #: one outcome per delivery taken in hand (run, discarded, or dead as foreign), in the order taken
+    outcomes: tuple[Outcome, ...] = ()
+    #: leases not started because the consumer was asked to stop or pause mid-batch: given back to their
+    #: queue (or, while Redis is away, left for the supervisor to give back)
+    handed_back: int = 0
+    #: burst mode only: the queues are empty and nothing is due soon (the consumer is done)
+    drained: bool = False
+
+    @property
+    def performed(self) -> int:
+        """How many deliveries were taken in hand (each has an outcome)."""
+        return len(self.outcomes)
+
+    @property
+    def kinds(self) -> dict[str, int]:
+        """How many outcomes of each kind (named by ``OUTCOME_KINDS``), e.g. ``{"succeeded": 2}``."""
+        return dict(Counter(OUTCOME_KINDS[type(outcome)] for outcome in self.outcomes))
 
 
 @dataclass
@@ -70,13 +104,14 @@ class Consumer:
         burst: stop once the queues are empty.
         state: shared flags and counters.
         executor: performs one attempt.
-        on_job: called with ``("begin", delivery, task)`` and ``("end", delivery, None)`` (the
-            supervisor uses it to enforce hard timeouts).
+        on_job: called with a :class:`~resq.worker.messages.JobBegan` before and a
+            :class:`~resq.worker.messages.JobEnded` after each attempt (the child reports them to its
+            supervisor, which enforces hard timeouts).
     """
 
     def __init__(self, app: Resq, worker_id: str, queues: list[str], *, prefetch: int = 1, burst: bool = False,
                  state: ConsumerState | None = None, executor: Executor | None = None,
-                 on_job: Callable[[str, Delivery, Any], None] | None = None) -> None:
+                 on_job: Callable[[ChildMessage], None] | None = None) -> None:
         self.app = app
         self.broker = app.broker
         self.worker_id = worker_id
@@ -85,40 +120,50 @@ class Consumer:
         self.burst = burst
         self.state = state or ConsumerState()
         self.executor = executor or Executor(app)
-        self._on_job = on_job or (lambda event, delivery, task: None)
+        self._on_job = on_job or (lambda message: None)
         self._backoff_s = 0.0
 
     def run(self) -> None:
-        """Loop over :meth:`run_once` until stopped (or, in burst mode, until the queues are empty)."""
+        """Loop over :meth:`step` until stopped (or, in burst mode, until the queues are empty)."""
         while not self.state.stopping.is_set():
             if self.state.paused.is_set():
                 self.state.stopping.wait(0.2)
                 continue
             try:
-                done = self.run_once()
+                report = self.step(RUN_BLOCK_S)
             except FetchInterrupted:
                 return  # asked to stop while waiting for jobs: what the fetch leased is given back
             except BrokerUnavailable as exc:
                 self._wait_for_redis(exc)
                 continue
             self._backoff_s = 0.0
-            if done is None:
+            if report.drained:
                 return
 
-    def run_once(self, block_s: float | None = 2.0) -> int | None:
-        """Fetch one batch and perform it.
+    def step(self, block_s: float | None = None) -> StepReport:
+        """Fetch one batch (up to ``prefetch`` leases), perform it, record its outcomes.
+
+        Needs no thread, subprocess or signal. Redis errors propagate as ``BrokerUnavailable`` from the
+        fetch; once jobs are in hand, their outcomes are recorded whatever happens to Redis meanwhile.
+
+        Args:
+            block_s: how long the fetch may wait for a job (None: not at all). In burst mode the fetch
+                never waits; an empty step promotes due jobs and waits for retries due soon instead.
 
         Returns:
-            How many jobs were performed, or None in burst mode when the queues are empty.
+            What the step did; ``drained`` (burst mode) when nothing is left to do.
+
+        Raises:
+            FetchInterrupted: on the main thread, when ``state.stopping`` is already set.
         """
         deliveries = self._fetch(None if self.burst else block_s)
         if not deliveries and self.burst and not self._wait_for_due_jobs():
             # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
             deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.prefetch, None)
             if not deliveries:
-                return None
+                return StepReport(drained=True)
         if not deliveries:
-            return 0
+            return StepReport()
         return self.perform_batch(deliveries)
 
     def _fetch(self, block_s: float | None) -> list[Delivery]:
@@ -135,7 +180,7 @@ class Consumer:
             if main:
                 self.state.waiting_on_main = False
 
-    def perform_batch(self, deliveries: list[Delivery]) -> int:
+    def perform_batch(self, deliveries: list[Delivery]) -> StepReport:
         """Perform leased deliveries in order; hand back those not started once asked to stop or pause.
 
         Each job's outcome is recorded with the start of the next; counters are added once for the
@@ -143,12 +188,13 @@ class Consumer:
         """
         outcomes: list[Outcome] = []
         uncounted: list[Outcome] = []
+        done: list[Outcome] = []
         counted_at = time.monotonic()
         for index, delivery in enumerate(deliveries):
-            if self.state.stopping.is_set() or self.state.paused.is_set() or self.state.abort.is_set():
+            if self._held_up():
                 self._record(outcomes, uncounted + outcomes)
                 self._hand_back(deliveries[index:])
-                return index
+                return StepReport(len(deliveries), tuple(done), handed_back=len(deliveries) - index)
             if time.monotonic() - counted_at >= COUNTERS_EVERY_S:
                 started = self._start(delivery, outcomes, uncounted + outcomes)
                 uncounted, counted_at = [], time.monotonic()
@@ -156,8 +202,13 @@ class Consumer:
                 started = self._start(delivery, outcomes, [])
                 uncounted += outcomes
             outcomes = [self._perform(started)]
+            done += outcomes
         self._record(outcomes, uncounted + outcomes)
-        return len(deliveries)
+        return StepReport(len(deliveries), tuple(done))
+
+    def _held_up(self) -> bool:
+        """Whether the consumer was asked to stop, pause or abort (then it starts no more jobs)."""
+        return self.state.stopping.is_set() or self.state.paused.is_set() or self.state.abort.is_set()
 
     def _start(self, delivery: Delivery, outcomes: list[Outcome], counted: list[Outcome]) -> Started:
         """Record outcomes and start ``delivery`` in one round trip, riding out a Redis outage."""
@@ -185,14 +236,14 @@ class Consumer:
         ident = threading.get_ident()
         with self.state.lock:
             self.state.running[ident] = delivery
-        self._on_job("begin", delivery, None)
+        self._on_job(JobBegan.of(delivery, ident))
         try:
             return self.executor.perform(started)
         finally:
             with self.state.lock:
                 self.state.running.pop(ident, None)
                 self.state.processed += 1
-            self._on_job("end", delivery, None)
+            self._on_job(JobEnded.of(delivery, ident))
 
     def _foreign_entry_dead(self, delivery: Delivery) -> Outcome:
         """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""

@@ -24,6 +24,7 @@ from resq.maintenance import Maintenance
 from resq.outcomes import Delivery
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
+from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
 __all__ = ["Supervisor", "WorkerConfig"]
 
@@ -223,13 +224,13 @@ class Supervisor:
         child = next((c for c in self.children.values() if c.reader is reader), None)
         try:
             while reader.poll():
-                event, queue, entry, job_id, ident = reader.recv()
+                message: ChildMessage = reader.recv()
                 if child is None:
                     continue
-                if event == "begin":
-                    child.running[ident] = _Running(Delivery(queue, entry, job_id, {}), time.monotonic())
-                else:
-                    child.running.pop(ident, None)
+                if isinstance(message, JobBegan):
+                    child.running[message.thread] = _Running(message.delivery, time.monotonic())
+                elif isinstance(message, JobEnded):
+                    child.running.pop(message.thread, None)
         except (EOFError, OSError):
             pass
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from resq.cli import main
 from resq.ops import Inspector
 from tests.conftest import REPO_ROOT, RunWorker
-from tests.helpers import read_log, wait_for
+from tests.helpers import burst, read_log, wait_for
 
 APP = "tests.apps.obs:app"
 
@@ -39,13 +39,6 @@ def resq_process(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=60)
 
 
-def burst(run_worker: RunWorker, *args: str) -> str:
-    proc = run_worker(APP, "--burst", *args)
-    code = proc.wait(timeout=60)
-    assert code == 0, read_log(proc)
-    return read_log(proc)
-
-
 def row(text: str, first: str) -> list[str]:
     """The cells of the table line whose first cell is ``first``."""
     for line in text.splitlines():
@@ -57,7 +50,7 @@ def row(text: str, first: str) -> list[str]:
 
 def make_dead(obs: ModuleType, run_worker: RunWorker, n: int = 1) -> list[str]:
     jobs = [obs.fail.delay(f"boom {i}") for i in range(n)]
-    burst(run_worker)
+    burst(run_worker, APP)
     assert all(job.status() == "dead" for job in jobs)
     return [job.id for job in jobs]
 
@@ -69,7 +62,7 @@ def test_stats_as_a_subprocess(obs: ModuleType, run_worker: RunWorker, redis_url
     obs.add.delay(1, 2)
     obs.add.delay(3, 4)
     obs.fail.delay()
-    burst(run_worker)
+    burst(run_worker, APP)
     obs.add.delay(5, 6)  # waits: no worker runs now
     done = resq_process(redis_url, "stats")
     assert done.returncode == 0, done.stderr
@@ -86,7 +79,7 @@ def test_stats_as_a_subprocess(obs: ModuleType, run_worker: RunWorker, redis_url
 
 def test_stats_json_and_days(obs: ModuleType, run_worker: RunWorker, cli: Any) -> None:
     obs.add.delay(1, 1)
-    burst(run_worker)
+    burst(run_worker, APP)
     obs.add.enqueue_in(3600, 1, 1)
     result = cli("stats", "--json", "--days", "3")
     assert result.exit_code == 0, result.output
@@ -126,7 +119,7 @@ def test_empty_namespace(cli: Any) -> None:
 
 def test_job_shows_record_and_history(obs: ModuleType, run_worker: RunWorker, cli: Any) -> None:
     job = obs.add.delay(2, 3)
-    burst(run_worker)
+    burst(run_worker, APP)
     result = cli("job", job.id)
     assert result.exit_code == 0
     out = result.output
@@ -168,14 +161,14 @@ def test_dead_retry_as_a_subprocess_requeues_and_a_worker_runs_it(
     obs: ModuleType, run_worker: RunWorker, redis_url: str, redis_client: redis.Redis
 ) -> None:
     job = obs.needs_fix.delay()
-    burst(run_worker)
+    burst(run_worker, APP)
     assert job.status() == "dead"
     redis_client.set(obs.FIXED, 1)
     done = resq_process(redis_url, "dead", "retry", job.id)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"requeued {job.id} on default"
     assert job.status() == "queued"
-    burst(run_worker)
+    burst(run_worker, APP)
     assert job.result(timeout=10).startswith("fixed in")
     assert [e["event"] for e in job.info()["history"]][-3:] == ["enqueued", "started", "succeeded"]
     again = resq_process(redis_url, "dead", "retry", job.id)
@@ -193,7 +186,7 @@ def test_dead_retry_all_in_batches(
     # 2,500 dead jobs (more than two batches): jobs of a task no worker knows die on their first fetch
     inspector = Inspector(obs.app)
     ids = [inspector.enqueue("no.such.task", [i])[0] for i in range(2500)]
-    burst(run_worker, "--prefetch", "100", "-c", "2")
+    burst(run_worker, APP, "--prefetch", "100", "-c", "2")
     assert inspector.dead_count() == 2500
     result = cli("dead", "retry", "--all", "--json")
     assert result.exit_code == 0
@@ -243,7 +236,7 @@ def test_enqueue_by_name_then_a_worker_runs_it(obs: ModuleType, run_worker: RunW
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["queue"] == "default" and data["status"] == "queued"
-    burst(run_worker)
+    burst(run_worker, APP)
     assert obs.app.job(data["id"]).result(timeout=10) == 5
 
 

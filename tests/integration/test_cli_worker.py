@@ -12,37 +12,30 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT, RunWorker
-from tests.helpers import json_lines, read_log
+from tests.helpers import burst, json_lines, read_log
 
 APP = "tests.apps.core:app"
 
 
-def finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    code = proc.wait(timeout=timeout)
-    log = read_log(proc)
-    assert code == 0, log
-    return log
-
-
 def test_burst_on_an_empty_queue_exits_0(run_worker: RunWorker) -> None:
-    finish(run_worker(APP, "--burst"))
+    burst(run_worker, APP)
 
 
 def test_app_from_resq_app_env(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(1, 2)
-    finish(run_worker(APP, "--burst"))  # the fixture passes the app in RESQ_APP only
+    burst(run_worker, APP)  # the fixture passes the app in RESQ_APP only
     assert job.result() == 3
 
 
 def test_app_from_resq_app_env_without_attribute(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(2, 2)
-    finish(run_worker("tests.apps.core", "--burst"))  # attr defaults to "app"
+    burst(run_worker, "tests.apps.core")  # attr defaults to "app"
     assert job.result() == 4
 
 
 def test_app_option_wins_over_the_environment(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(3, 4)
-    finish(run_worker("no_such_module_anywhere:app", "-A", APP, "--burst"))
+    burst(run_worker, "no_such_module_anywhere:app", "-A", APP)
     assert job.result() == 7
 
 
@@ -95,7 +88,7 @@ def test_current_directory_is_importable(core: ModuleType, redis_url: str, tmp_p
 def test_json_log_has_a_succeeded_event_with_job_id_and_duration(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(1, 1)
     failing = core.fail_with.delay("logged")
-    log = finish(run_worker(APP, "--burst", "--log-format", "json"))
+    log = read_log(burst(run_worker, APP, "--log-format", "json"))
     events = json_lines(log)
     assert events, log
     succeeded = [e for e in events if e.get("event") == "succeeded" and e.get("job_id") == job.id]
@@ -113,7 +106,7 @@ def test_json_log_has_a_succeeded_event_with_job_id_and_duration(core: ModuleTyp
 
 def test_console_log_is_the_default(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(1, 1)
-    log = finish(run_worker(APP, "--burst"))
+    log = read_log(burst(run_worker, APP))
     assert "succeeded" in log
     assert job.id in log
     assert not any(e.get("event") == "succeeded" for e in json_lines(log))
@@ -141,7 +134,7 @@ def test_worker_help_lists_the_options() -> None:
 
 def test_log_level_and_heartbeat_interval_options(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(2, 2)
-    log = finish(run_worker(APP, "--burst", "--heartbeat-interval", "0.5", "--log-level", "WARNING"))
+    log = read_log(burst(run_worker, APP, "--heartbeat-interval", "0.5", "--log-level", "WARNING"))
     assert job.result() == 4
     assert "succeeded" not in log  # info events are below WARNING
 

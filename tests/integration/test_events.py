@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import REPO_ROOT, RunWorker
-from tests.helpers import read_log, wait_for
+from tests.helpers import burst, wait_for
 
 APP = "tests.apps.obs:app"
 
@@ -50,17 +50,12 @@ def finish(proc: subprocess.Popen[str]) -> list[str]:
     return out.splitlines()
 
 
-def burst(run_worker: RunWorker) -> None:
-    proc = run_worker(APP, "--burst")
-    assert proc.wait(timeout=60) == 0, read_log(proc)
-
-
 def test_events_json_sees_a_job_processed_by_a_worker(
     obs: ModuleType, run_worker: RunWorker, follow: Any
 ) -> None:
     proc = follow("--json", "--count", "3")
     job = obs.add.delay(1, 2)
-    burst(run_worker)
+    burst(run_worker, APP)
     events = [json.loads(line) for line in finish(proc)]
     assert [e["event"] for e in events] == ["enqueued", "started", "succeeded"]
     assert {e["job_id"] for e in events} == {job.id}
@@ -73,7 +68,7 @@ def test_events_filters(obs: ModuleType, run_worker: RunWorker, follow: Any) -> 
     proc = follow("--json", "--count", "2", "--status", "failed,dead", "--task", "obs.fail")
     obs.add.delay(1, 2)
     job = obs.fail.delay("bad")
-    burst(run_worker)
+    burst(run_worker, APP)
     events = [json.loads(line) for line in finish(proc)]
     assert [(e["event"], e["job_id"]) for e in events] == [("failed", job.id), ("dead", job.id)]
     assert events[0]["error"] == "ValueError: bad"

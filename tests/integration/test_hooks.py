@@ -17,7 +17,7 @@ import resq
 from resq import Veto
 from tests.apps import hooks as hooks_module
 from tests.conftest import RunWorker
-from tests.helpers import read_log
+from tests.helpers import burst, read_log
 
 
 @pytest.fixture
@@ -29,14 +29,6 @@ def hooks(redis_url: str) -> Iterator[ModuleType]:
 def records(client: redis.Redis, job_id: str | None = None) -> list[dict[str, Any]]:
     found = [json.loads(raw) for raw in client.lrange(hooks_module.LOG, 0, -1)]
     return [r for r in found if job_id is None or r["job"] == job_id]
-
-
-def burst(run_worker: RunWorker, app_ref: str) -> str:
-    proc = run_worker(app_ref, "--burst")
-    code = proc.wait(timeout=60)
-    log = read_log(proc)
-    assert code == 0, log
-    return log
 
 
 def test_order_for_a_success_and_for_a_job_retried_once_then_dead(
@@ -92,8 +84,7 @@ def test_a_failing_hook_is_logged_with_its_name_and_the_job_still_succeeds(
     hooks: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
     job = hooks.hook_breaks.delay()
-    proc = run_worker("tests.apps.hooks:app", "--burst", "--log-format", "json")
-    assert proc.wait(timeout=60) == 0
+    proc = burst(run_worker, "tests.apps.hooks:app", "--log-format", "json")
     assert job.result(timeout=10) == "still fine"
     lines = [json.loads(line) for line in read_log(proc).splitlines() if line.startswith("{")]
     failed = [line for line in lines if line.get("event") == "hook_failed"]
@@ -108,8 +99,7 @@ def test_plugins_order_and_around_perform_nesting(
     hooks: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
     job = hooks.work.delay()
-    proc = run_worker("tests.apps.hooks:plugged", "--burst")
-    assert proc.wait(timeout=60) == 0, read_log(proc)
+    burst(run_worker, "tests.apps.hooks:plugged")
     assert job.result(timeout=10) == "done"
     assert [r["hook"] for r in records(redis_client, job.id)] == [
         "A.before_perform", "B.before_perform",
@@ -121,8 +111,7 @@ def test_plugins_order_and_around_perform_nesting(
 def test_worker_hooks_run_in_the_supervisor_and_child_start_after_fork(
     hooks: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
-    proc = run_worker("tests.apps.hooks:plugged", "--burst", "-c", "2")
-    assert proc.wait(timeout=60) == 0, read_log(proc)
+    proc = burst(run_worker, "tests.apps.hooks:plugged", "-c", "2")
     seen = records(redis_client)
     starts = [r for r in seen if r["hook"].endswith("worker_start")]
     assert [r["hook"] for r in starts] == ["A.worker_start", "B.worker_start"]

@@ -5,15 +5,14 @@ from __future__ import annotations
 from types import ModuleType
 
 from tests.conftest import RunWorker
-from tests.helpers import json_lines, read_log
+from tests.helpers import burst, json_lines, read_log
 
 APP = "tests.apps.obs:app"
 
 
 def test_stdlib_logging_in_a_task_carries_the_job_context(obs: ModuleType, run_worker: RunWorker) -> None:
     job = obs.chatty.delay("hello")
-    proc = run_worker(APP, "--burst", "--log-format", "json")
-    assert proc.wait(timeout=60) == 0, read_log(proc)
+    proc = burst(run_worker, APP, "--log-format", "json")
     assert job.result(timeout=10) == "hello"
     lines = json_lines(read_log(proc))
     said = [line for line in lines if line.get("event") == "chatty says hello"]

@@ -12,7 +12,7 @@ import pytest
 import resq
 from resq.ops.metrics import serve
 from tests.conftest import RunWorker
-from tests.helpers import read_log, wait_for
+from tests.helpers import burst, wait_for
 
 APP = "tests.apps.obs:app"
 LINE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
@@ -39,8 +39,7 @@ def test_metrics_after_some_jobs(obs: ModuleType, run_worker: RunWorker) -> None
     obs.add.delay(1, 2)
     obs.add.delay(3, 4)
     obs.fail.delay()
-    proc = run_worker(APP, "--burst")
-    assert proc.wait(timeout=60) == 0, read_log(proc)
+    burst(run_worker, APP)
     obs.add.delay(5, 6)
     obs.add.enqueue_in(3600, 7, 8)
     server = serve(obs.app, 0, "127.0.0.1")

@@ -20,25 +20,16 @@ from resq import JobFailed, JobStatus, Resq, UnknownJob
 from resq.broker.keys import Keys
 from resq.codec import unpack
 from tests.conftest import RunWorker
-from tests.helpers import read_log, wait_for
+from tests.helpers import burst, wait_for
 
 K = Keys("resq")
 APP = "tests.apps.core:app"
 
 
-def burst(run_worker: RunWorker, *args: str, app: str = APP, timeout: float = 30,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Run a worker until the queues are empty; it must exit 0."""
-    proc = run_worker(app, "--burst", *args, env=env)
-    code = proc.wait(timeout=timeout)
-    assert code == 0, read_log(proc)
-    return proc
-
-
 def test_status_goes_queued_then_succeeded_and_result_returns(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(2, 3)
     assert job.status() == "queued"
-    burst(run_worker)
+    burst(run_worker, APP)
     assert job.status() == JobStatus.SUCCEEDED == "succeeded"
     assert job.result() == 5
     assert job.result(timeout=1) == 5  # can be read more than once
@@ -65,7 +56,7 @@ def test_arguments_and_results_round_trip_through_a_worker(core: ModuleType, run
                        uuid.UUID(int=99), (1, 2)]
     job = core.echo.delay(*args, when=datetime(2030, 1, 1, tzinfo=UTC))
     rich = core.rich_values.delay()
-    burst(run_worker)
+    burst(run_worker, APP)
     expected_args = [*args[:-1], [1, 2]]  # tuples come back as lists
     assert job.result() == [expected_args, {"when": datetime(2030, 1, 1, tzinfo=UTC)}]
     assert rich.result() == {
@@ -79,7 +70,7 @@ def test_arguments_and_results_round_trip_through_a_worker(core: ModuleType, run
 
 def test_job_failed_carries_type_message_and_traceback(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.fail_with.delay("boom 42")
-    burst(run_worker)
+    burst(run_worker, APP)
     assert job.status() == "dead"
     with pytest.raises(JobFailed) as info:
         job.result(timeout=5)
@@ -173,7 +164,7 @@ def test_retry_on_filters_exceptions(core: ModuleType, run_worker: RunWorker) ->
 def test_unencodable_result_goes_dead_without_retries(core: ModuleType, run_worker: RunWorker) -> None:
     plain = core.unencodable_result.delay()
     retried = core.unencodable_result_with_retries.delay()
-    burst(run_worker)
+    burst(run_worker, APP)
     for job in (plain, retried):
         assert job.status() == "dead"
         info = job.info()
@@ -227,7 +218,7 @@ def test_scheduled_job_waits_in_a_running_worker(core: ModuleType, run_worker: R
 def test_apply_async_queue_is_served_by_a_worker_of_that_queue(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.apply_async(args=(4, 4), queue="urgent")
     other = core.add.delay(1, 1)
-    burst(run_worker, "-q", "urgent")
+    burst(run_worker, APP, "-q", "urgent")
     assert job.result() == 8
     assert other.status() == "queued"  # the default queue was not served
 
@@ -235,7 +226,7 @@ def test_apply_async_queue_is_served_by_a_worker_of_that_queue(core: ModuleType,
 def test_queues_are_served_in_priority_order(core: ModuleType, run_worker: RunWorker) -> None:
     low = [core.started_at.apply_async(queue="low") for _ in range(3)]
     high = [core.started_at.apply_async(queue="high") for _ in range(3)]
-    burst(run_worker, "-q", "high,low")
+    burst(run_worker, APP, "-q", "high,low")
     last_high = max(j.result() for j in high)
     first_low = min(j.result() for j in low)
     assert last_high <= first_low
@@ -243,17 +234,17 @@ def test_queues_are_served_in_priority_order(core: ModuleType, run_worker: RunWo
 
 def test_job_id_can_be_reused_once_the_job_finished(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.apply_async(args=(1, 2), job_id="again")
-    burst(run_worker)
+    burst(run_worker, APP)
     assert job.result() == 3
     again = core.add.apply_async(args=(2, 2), job_id="again")
     assert again.status() == "queued"
-    burst(run_worker)
+    burst(run_worker, APP)
     assert again.result() == 4
 
 
 def test_job_info_fields_after_success(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(2, 3)
-    burst(run_worker)
+    burst(run_worker, APP)
     info = core.app.job(job.id).info()
     assert info["id"] == job.id
     assert info["task"] == "tests.apps.core.add"
@@ -280,7 +271,7 @@ def test_unknown_task_goes_dead_and_the_worker_carries_on(
 
     stray = missing.delay()
     good = core.add.delay(1, 2)
-    burst(run_worker)
+    burst(run_worker, APP)
     assert stray.status() == "dead"
     assert stray.info()["error"]["message"] == "unknown task 'nowhere.missing'"
     with pytest.raises(JobFailed) as info:
@@ -297,7 +288,7 @@ def test_undecodable_envelope_goes_dead_with_its_bytes_and_the_worker_carries_on
     garbage = b"\xc1\x00not msgpack\xff"
     redis_client.hset(K.job("default", bad.id), "envelope", garbage)
     good = core.add.delay(3, 4)
-    burst(run_worker)
+    burst(run_worker, APP)
     assert bad.status() == "dead"
     assert redis_client.hget(K.job("default", bad.id), "envelope") == garbage
     info = bad.info()
@@ -315,7 +306,7 @@ def test_garbage_stream_entry_goes_dead_with_its_fields_and_the_worker_carries_o
     entry = redis_client.xadd(K.queue("default"), {"hello": "world", "n": b"\x00\xff"}).decode()
     lone = redis_client.xadd(K.queue("default"), {"not_id": "x"}).decode()
     good = core.add.delay(5, 6)
-    burst(run_worker)
+    burst(run_worker, APP)
     assert good.result() == 11
     dead = {m.decode() for m in redis_client.zrange(K.dead("default"), 0, -1)}
     assert dead == {f"garbage-{entry}", f"garbage-{lone}"}
@@ -330,7 +321,7 @@ def test_result_ttl_expires_the_job_record(core: ModuleType, run_worker: RunWork
                                            redis_client: redis.Redis) -> None:
     job = core.short_lived.delay()
     keep = core.add.delay(1, 1)
-    burst(run_worker)
+    burst(run_worker, APP)
     assert keep.result() == 2
     wait_for(lambda: not redis_client.exists(K.job("default", job.id)), timeout=10, message="record expired")
     with pytest.raises(UnknownJob):
@@ -344,7 +335,7 @@ def test_dead_set_is_capped_and_trimmed_jobs_are_deleted(
     core: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
     jobs = [core.capped_fail.delay(n) for n in range(5)]
-    burst(run_worker, app="tests.apps.core:capped")
+    burst(run_worker, "tests.apps.core:capped")
     dead = {m.decode() for m in redis_client.zrange(K.dead("default"), 0, -1)}
     assert len(dead) == 3
     trimmed = [j for j in jobs if j.id not in dead]
@@ -360,7 +351,7 @@ def test_dead_set_is_capped_and_trimmed_jobs_are_deleted(
 
 def test_module_level_task_runs_on_the_default_app(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.default_add.delay(20, 1)
-    burst(run_worker, app="tests.apps.core:default")
+    burst(run_worker, "tests.apps.core:default")
     assert job.result() == 21
 
 
@@ -388,7 +379,7 @@ def test_module_level_task_reads_the_environment(
     other = Keys("otherns")
     assert redis_client.hget(other.job("default", job_id), "status") == b"queued"
     assert not redis_client.exists(K.job("default", job_id))
-    burst(run_worker, app="tests.apps.core:default", env={"RESQ_NAMESPACE": "otherns"})
+    burst(run_worker, "tests.apps.core:default", env={"RESQ_NAMESPACE": "otherns"})
     assert unpack(redis_client.hget(other.job("default", job_id), "result")) == 42
 
 
@@ -396,7 +387,7 @@ def test_worker_survives_a_burst_of_mixed_jobs(core: ModuleType, run_worker: Run
     started = time.monotonic()
     jobs = [core.add.delay(i, i) for i in range(30)]
     failures = [core.fail_with.delay(f"f{i}") for i in range(3)]
-    burst(run_worker)
+    burst(run_worker, APP)
     assert [j.result() for j in jobs] == [2 * i for i in range(30)]
     assert all(f.status() == "dead" for f in failures)
     assert time.monotonic() - started < 60

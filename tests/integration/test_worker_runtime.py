@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from resq import JobCancelled, JobFailed, Resq
-from tests.helpers import read_log, wait_for
+from tests.helpers import burst, read_log, wait_for
 
 APP = "tests.apps.runtime:app"
 
@@ -58,7 +58,7 @@ def test_sigterm_lets_running_jobs_finish_and_runs_none_twice(app: Any, redis_cl
     assert worker.wait(timeout=20) == 0, read_log(worker)
     assert Counter(_ints(redis_client, "runtime:started")) == Counter(_ints(redis_client, "runtime:done"))
     # And a burst worker finishes the rest, none of them twice
-    assert run_worker(APP, "-c", "2", "--burst").wait(timeout=30) == 0
+    burst(run_worker, APP, "-c", "2")
     assert sorted(_ints(redis_client, "runtime:done")) == list(range(6))
 
 
@@ -190,7 +190,7 @@ def test_worker_survives_a_redis_restart(private_redis: Any, run_worker: Any, mo
 
 def test_burst_exits_zero_when_the_queues_are_empty(app: Any, run_worker: Any) -> None:
     jobs = [app.attempt.delay() for _ in range(3)]
-    assert run_worker(APP, "--burst", "-c", "2").wait(timeout=30) == 0
+    burst(run_worker, APP, "-c", "2")
     assert [job.result(timeout=1) for job in jobs] == [1, 1, 1]
 
 
@@ -219,7 +219,7 @@ def test_queues_are_served_in_strict_priority_order(app: Any, redis_client: redi
         app.work.apply_async((100 + i,), queue="low")
     for i in range(3):
         app.work.apply_async((i,), queue="high")
-    assert run_worker(APP, "-q", "high,low", "--burst").wait(timeout=30) == 0
+    burst(run_worker, APP, "-q", "high,low")
     assert _ints(redis_client, "runtime:started") == [0, 1, 2, 100, 101, 102]
 
 

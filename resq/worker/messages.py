@@ -1,0 +1,48 @@
+"""What a child tells its supervisor over their pipe: which job each of its threads runs.
+
+The pipe is process-internal (both ends run the same code), so these small frozen dataclasses travel
+pickled; job payloads never do (they stay msgpack in Redis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+from resq.outcomes import Delivery
+
+__all__ = ["ChildMessage", "JobBegan", "JobEnded"]
+
+
+@dataclass(frozen=True)
+class _JobReport:
+    queue: str
+    entry: str
+    #: None for a foreign stream entry (never reported today, but a Delivery allows it)
+    job_id: str | None
+    #: ident of the child's thread that runs the job
+    thread: int
+
+    @classmethod
+    def of(cls, delivery: Delivery, thread: int) -> Self:
+        """The report of ``delivery`` running on ``thread`` (its fields stay behind)."""
+        return cls(delivery.queue, delivery.entry, delivery.job_id, thread)
+
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery reported, without its fields (the supervisor needs queue, entry and id only)."""
+        return Delivery(self.queue, self.entry, self.job_id, {})
+
+
+@dataclass(frozen=True)
+class JobBegan(_JobReport):
+    """A thread of the child began an attempt of a job."""
+
+
+@dataclass(frozen=True)
+class JobEnded(_JobReport):
+    """A thread of the child finished an attempt (whatever its outcome)."""
+
+
+#: Every message a child sends to its supervisor.
+ChildMessage = JobBegan | JobEnded
