@@ -3,7 +3,7 @@ PY = $(VENV)/bin/python
 # Prefer python3.11 (the minimum supported version) when it is installed.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
-.PHONY: install test lint type demo bench clean
+.PHONY: install test lint format type demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,7 @@ install: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
+	$(VENV)/bin/ruff format --check resq resq_scheduler tests bench examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy resq resq_scheduler
 	$(VENV)/bin/mypy --strict tests/typing
@@ -22,7 +23,11 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
+	$(VENV)/bin/ruff format --check resq resq_scheduler tests bench examples
 	$(VENV)/bin/lint-imports
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format resq resq_scheduler tests bench examples
 
 type: $(VENV)/.installed
 	$(VENV)/bin/mypy resq resq_scheduler

@@ -20,6 +20,7 @@ Also reports used_memory per 10k waiting ids (list vs stream) and per 10k pendin
 
 Usage:  python bench/queue_primitive.py --n 20000   (needs: pip install redis msgpack)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,6 @@ STREAMS3 = ["queue:high", "queue:default", "queue:low"]
 # --------------------------------------------------------------------------- private redis-server
 
 
-
-
 # --------------------------------------------------------------------------- jobs
 
 
@@ -59,9 +58,17 @@ def make_ids(n: int) -> list[bytes]:
 
 def envelope(jid: bytes) -> bytes:
     env = {
-        "v": 1, "id": jid.decode(), "task": "myapp.tasks.send_welcome_email", "queue": "default",
-        "args": [12345, "user@example.com"], "kwargs": {"locale": "en", "template": "welcome-v2"},
-        "attempt": 0, "max_retries": 3, "enqueued_at": time.time(), "eta": None, "pad": "x" * 36,
+        "v": 1,
+        "id": jid.decode(),
+        "task": "myapp.tasks.send_welcome_email",
+        "queue": "default",
+        "args": [12345, "user@example.com"],
+        "kwargs": {"locale": "en", "template": "welcome-v2"},
+        "attempt": 0,
+        "max_retries": 3,
+        "enqueued_at": time.time(),
+        "eta": None,
+        "pad": "x" * 36,
     }
     return msgpack.packb(env)
 
@@ -232,8 +239,7 @@ VARIANTS = [
     ("e", "stream: XREADGROUP COUNT 100, batch acks in 1 RT", "stream", [QUEUE], drain_e),
     ("f", "stream: COUNT 100, EVALSHA ack per job, batch pipelined", "stream", [QUEUE], drain_f),
     ("g", "stream: 3 streams in 1 XREADGROUP COUNT 100, Lua acks batched", "stream", STREAMS3, drain_g),
-    ("g2", "stream: 3 streams strict priority (per-stream read, block on all), Lua acks", "stream",
-     STREAMS3, drain_g2),
+    ("g2", "stream: 3 streams strict priority (per-stream read, block on all), Lua acks", "stream", STREAMS3, drain_g2),
 ]
 
 
@@ -345,11 +351,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="jobs per run (default 20000)")
     ap.add_argument("--runs", type=int, default=3, help="runs per variant; the median is reported")
-    ap.add_argument("--pin", type=int, default=None, metavar="CPU",
-                    help="pin redis-server and this process to one CPU (Linux; steadier figures on small VMs)")
+    ap.add_argument(
+        "--pin",
+        type=int,
+        default=None,
+        metavar="CPU",
+        help="pin redis-server and this process to one CPU (Linux; steadier figures on small VMs)",
+    )
     ap.add_argument("--only", default="", help="comma-separated variant letters to run (default: all)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "results", "queue_primitive.md"))
+    ap.add_argument(
+        "--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "queue_primitive.md")
+    )
     args = ap.parse_args()
 
     _count_round_trips()

@@ -40,11 +40,17 @@ from resq.codec import unpack  # noqa: E402
 
 
 def spawn(url: str, *args: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]), RESQ_REDIS_URL=url,
-               RESQ_LOG_LEVEL="WARNING")
-    return subprocess.Popen([sys.executable, "-m", "resq", *args, "-A", "lateness_app:app"], env=env,
-                            cwd=str(BENCH), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]), RESQ_REDIS_URL=url, RESQ_LOG_LEVEL="WARNING"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "resq", *args, "-A", "lateness_app:app"],
+        env=env,
+        cwd=str(BENCH),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -89,8 +95,16 @@ def burst(client: redis.Redis, n: int) -> dict[str, float]:
     promoted_ms = time_to_promote(client, due)
     rows = wait_records(client, n, timeout=lead + 120)
     late = [(started - d) * 1000 for started, d in rows]
-    return {"n": n, "enqueue_s": enqueue_s, "promoted_ms": promoted_ms, "p50": percentile(late, 50),
-            "p99": percentile(late, 99), "max": max(late), "min": min(late), "early": sum(1 for x in late if x < 0)}
+    return {
+        "n": n,
+        "enqueue_s": enqueue_s,
+        "promoted_ms": promoted_ms,
+        "p50": percentile(late, 50),
+        "p99": percentile(late, 99),
+        "max": max(late),
+        "min": min(late),
+        "early": sum(1 for x in late if x < 0),
+    }
 
 
 def single(client: redis.Redis, n: int) -> dict[str, float]:
@@ -101,8 +115,14 @@ def single(client: redis.Redis, n: int) -> dict[str, float]:
         record.enqueue_at(dt.datetime.fromtimestamp(due, dt.UTC), due)
     rows = wait_records(client, n, timeout=n * 0.05 + 60)
     late = [(started - d) * 1000 for started, d in rows]
-    return {"n": n, "p50": percentile(late, 50), "p99": percentile(late, 99), "max": max(late),
-            "min": min(late), "early": sum(1 for x in late if x < 0)}
+    return {
+        "n": n,
+        "p50": percentile(late, 50),
+        "p99": percentile(late, 99),
+        "max": max(late),
+        "min": min(late),
+        "early": sum(1 for x in late if x < 0),
+    }
 
 
 def report(args: argparse.Namespace, version: str, b: dict[str, float], s: dict[str, float]) -> str:
@@ -114,24 +134,24 @@ def report(args: argparse.Namespace, version: str, b: dict[str, float], s: dict[
 - processes: 1 `resq scheduler`, 1 `resq worker -c {args.concurrency}` (which also promotes its queue),
   the producer; all on the same host. Lateness = task start (`time.time()` in the worker) - due time.
 
-## {int(b['n']):,} jobs due at the same instant (half `enqueue_in`, half `enqueue_at`)
+## {int(b["n"]):,} jobs due at the same instant (half `enqueue_in`, half `enqueue_at`)
 
 | p50 | p99 | max | min | started early |
 | ---: | ---: | ---: | ---: | ---: |
-| {b['p50']:.1f} ms | {b['p99']:.1f} ms | {b['max']:.1f} ms | {b['min']:.1f} ms | {int(b['early'])} |
+| {b["p50"]:.1f} ms | {b["p99"]:.1f} ms | {b["max"]:.1f} ms | {b["min"]:.1f} ms | {int(b["early"])} |
 
-All {int(b['n']):,} were moved into the queue {b['promoted_ms']:.0f} ms after their due time (scheduled set
+All {int(b["n"]):,} were moved into the queue {b["promoted_ms"]:.0f} ms after their due time (scheduled set
 polled every ms; promotion moves 1,000 ids per Lua script). The rest of the spread is the worker draining
 the queue: the max is about N / the throughput of one worker with {args.concurrency} processes. Enqueueing
-them took {b['enqueue_s']:.1f} s (one round trip per job).
+them took {b["enqueue_s"]:.1f} s (one round trip per job).
 
-## Single jobs ({int(s['n'])} jobs, due 50 ms apart, each alone at its instant)
+## Single jobs ({int(s["n"])} jobs, due 50 ms apart, each alone at its instant)
 
 | p50 | p99 | max | min | started early |
 | ---: | ---: | ---: | ---: | ---: |
-| {s['p50']:.1f} ms | {s['p99']:.1f} ms | {s['max']:.1f} ms | {s['min']:.1f} ms | {int(s['early'])} |
+| {s["p50"]:.1f} ms | {s["p99"]:.1f} ms | {s["max"]:.1f} ms | {s["min"]:.1f} ms | {int(s["early"])} |
 
-Command: `.venv/bin/python bench/scheduler_lateness.py --n {int(b['n'])} --single {int(s['n'])} \
+Command: `.venv/bin/python bench/scheduler_lateness.py --n {int(b["n"])} --single {int(s["n"])} \
 --concurrency {args.concurrency}`
 """
 

@@ -62,8 +62,15 @@ def child_env(url: str) -> dict[str, str]:
 def run_timed(cmd: list[str], url: str, timeout: float) -> float:
     """Run ``cmd`` (cwd: repository root) to its exit; seconds taken. Fails loudly on a non-zero exit."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=child_env(url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=child_env(url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=timeout,
+        check=False,
+    )
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr.decode()[-2000:]}")
@@ -74,8 +81,21 @@ def run_timed(cmd: list[str], url: str, timeout: float) -> float:
 
 
 def resq_cmd(c: int, p: int) -> list[str]:
-    return [sys.executable, "-m", "resq", "worker", "-A", "bench.throughput_app:app", "--burst", "-c", str(c),
-            "--prefetch", str(p), "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "resq",
+        "worker",
+        "-A",
+        "bench.throughput_app:app",
+        "--burst",
+        "-c",
+        str(c),
+        "--prefetch",
+        str(p),
+        "--log-level",
+        "warning",
+    ]
 
 
 def resq_check(server: PrivateRedis, n: int) -> None:
@@ -195,8 +215,18 @@ def rq_round(server: PrivateRedis, n: int, worker_class: str | None) -> tuple[fl
     queue = Queue("default", connection=server.client)
     for i in range(n):
         queue.enqueue(noop_plain, i)
-    cmd = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", server.url, "--logging_level", "WARNING",
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker",
+        "--burst",
+        "--url",
+        server.url,
+        "--logging_level",
+        "WARNING",
+        "--quiet",
+    ]
     if worker_class:
         cmd += ["--worker-class", worker_class]
     before = server.counters()
@@ -211,8 +241,18 @@ def rq_round(server: PrivateRedis, n: int, worker_class: str | None) -> tuple[fl
 
 def rq_startup(server: PrivateRedis, worker_class: str | None) -> float:
     server.client.flushall()
-    cmd = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", server.url, "--logging_level", "WARNING",
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker",
+        "--burst",
+        "--url",
+        server.url,
+        "--logging_level",
+        "WARNING",
+        "--quiet",
+    ]
     if worker_class:
         cmd += ["--worker-class", worker_class]
     return run_timed(cmd, server.url, timeout=120)
@@ -242,8 +282,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000, help="jobs per run (default 20000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per variant; the median is reported")
-    parser.add_argument("--rq-n", type=int, default=None,
-                        help="jobs per run for RQ's default worker, which forks per job (default: min(N, 500))")
+    parser.add_argument(
+        "--rq-n",
+        type=int,
+        default=None,
+        help="jobs per run for RQ's default worker, which forks per job (default: min(N, 500))",
+    )
     parser.add_argument("--only", default="resq,loop,rq", help="comma-separated groups: resq, loop, rq")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
@@ -264,17 +308,25 @@ def main() -> int:
         if "resq" in groups:
             for c, p in RESQ_CONFIGS:
                 variants[f"resq -c {c} --prefetch {p}"] = (
-                    n, lambda c=c, p=p: resq_round(server, n, c, p), lambda c=c, p=p: resq_startup(server, c, p))
+                    n,
+                    lambda c=c, p=p: resq_round(server, n, c, p),
+                    lambda c=c, p=p: resq_startup(server, c, p),
+                )
         if "rq" in groups:
             if rq_version() is None:
                 notes.append("RQ skipped: not importable (`.venv/bin/pip install rq`).")
                 print("note: " + notes[-1], flush=True)
             else:
                 variants["rq worker (default Worker: fork per job)"] = (
-                    rq_n, lambda: rq_round(server, rq_n, None), lambda: rq_startup(server, None))
+                    rq_n,
+                    lambda: rq_round(server, rq_n, None),
+                    lambda: rq_startup(server, None),
+                )
                 variants["rq worker -w SimpleWorker (no fork)"] = (
-                    n, lambda: rq_round(server, n, "rq.worker.SimpleWorker"),
-                    lambda: rq_startup(server, "rq.worker.SimpleWorker"))
+                    n,
+                    lambda: rq_round(server, n, "rq.worker.SimpleWorker"),
+                    lambda: rq_startup(server, "rq.worker.SimpleWorker"),
+                )
 
         drains: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
         startups: dict[str, list[float]] = {name: [] for name in variants}
@@ -282,8 +334,10 @@ def main() -> int:
             for name, (count, drain, startup) in variants.items():
                 elapsed, cmds, trips = drain()
                 drains[name].append((elapsed, cmds, trips))
-                line = (f"run {r + 1}/{args.runs}  {name:42s} {count / elapsed:8.0f} jobs/s  {cmds:5.1f} cmds/job"
-                        f"  {trips:5.2f} round trips/job")
+                line = (
+                    f"run {r + 1}/{args.runs}  {name:42s} {count / elapsed:8.0f} jobs/s  {cmds:5.1f} cmds/job"
+                    f"  {trips:5.2f} round trips/job"
+                )
                 if startup is not None:
                     startups[name].append(startup())
                     line += f"  start-up {startups[name][-1]:.2f} s"
@@ -295,9 +349,17 @@ def main() -> int:
     for name, (count, _, startup) in variants.items():
         elapsed = statistics.median(d[0] for d in drains[name])
         start = statistics.median(startups[name]) if startup is not None else None
-        rows.append(Row(name, count, count / elapsed, start,
-                        count / (elapsed - start) if start is not None and elapsed > start else None,
-                        statistics.median(d[1] for d in drains[name]), statistics.median(d[2] for d in drains[name])))
+        rows.append(
+            Row(
+                name,
+                count,
+                count / elapsed,
+                start,
+                count / (elapsed - start) if start is not None and elapsed > start else None,
+                statistics.median(d[1] for d in drains[name]),
+                statistics.median(d[2] for d in drains[name]),
+            )
+        )
     text = table(rows, args.runs)
     print()
     print(text)
@@ -339,7 +401,8 @@ def table(rows: list[Row], runs: int) -> str:
         lines.append(
             f"| {r.name} | {r.n} | {r.rate:,.0f} | {ratio(r.rate)} "
             f"| {'–' if r.startup is None else f'{r.startup:.2f}'} "
-            f"| {'–' if r.net is None else f'{r.net:,.0f}'} | {ratio(r.net)} | {r.trips:.2f} | {r.cmds:.1f} |")
+            f"| {'–' if r.net is None else f'{r.net:,.0f}'} | {ratio(r.net)} | {r.trips:.2f} | {r.cmds:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -369,17 +432,20 @@ def reading(rows: list[Row]) -> str:
             "trip per job that acks the previous job and starts the next, one final ack): 3 per job at P = 1, "
             f"1.02 at P = 100. The rest ({p1.trips - 3:.2f} and {p100.trips - 1.02:.2f} per job) is the "
             "supervisor's heartbeats, promotion and reaping. "
-            f"Prefetch 100 is {p100.rate / p1.rate:.2f}× prefetch 1 end to end.")
+            f"Prefetch 100 is {p100.rate / p1.rate:.2f}× prefetch 1 end to end."
+        )
     out.append(
         f"- Server work: resq runs about {best.cmds:.0f} Redis commands per job (scripts' inner commands included: "
         "job record updates, history list, lifecycle events published, per-task counters and the duration "
         f"histogram), against {base.cmds:.0f} for the loop. On a machine where the server shares the CPUs with the "
-        "worker, that work is paid in the drain rate.")
+        "worker, that work is paid in the drain rate."
+    )
     two = next((r for r in resq if r.name.startswith("resq -c 2")), None)
     if two and p100:
         out.append(
             f"- `-c 2` gives {(two.net or two.rate) / (p100.net or p100.rate):.2f}× `-c 1` (start-up subtracted) on "
-            f"{os.cpu_count()} CPUs shared with redis-server and the supervisor; the loop is a single process.")
+            f"{os.cpu_count()} CPUs shared with redis-server and the supervisor; the loop is a single process."
+        )
     if peers:
         peer = max(peers, key=lambda r: r.net or r.rate)
         peer_rate = peer.net or peer.rate
@@ -387,11 +453,14 @@ def reading(rows: list[Row]) -> str:
             f"- The best Python peer measured is `{peer.name}` at {peer_rate:,.0f} jobs/s (start-up subtracted): "
             f"resq is {best_rate / peer_rate:.1f}× it; the goal is 2.5×"
             f"{' (met)' if best_rate >= 2.5 * peer_rate else ''}. RQ's default worker forks a work horse per job, "
-            "which dominates a no-op job; SimpleWorker is the fair in-process comparison.")
+            "which dominates a no-op job; SimpleWorker is the fair in-process comparison."
+        )
     else:
         out.append("- RQ was not measured (not installed), so the 2.5× goal against the best Python peer is unchecked.")
-    out.append("- Start-up is the worker's interpreter start and import plus its first fetch and exit on an empty "
-               "queue; it matters for short bursts only.")
+    out.append(
+        "- Start-up is the worker's interpreter start and import plus its first fetch and exit on an empty "
+        "queue; it matters for short bursts only."
+    )
     return "\n".join(out)
 
 

@@ -85,17 +85,36 @@ def start_private_redis(cleanup: contextlib.ExitStack) -> str:
     """Start a throw-away redis-server on a free port; ``cleanup`` stops it and removes its directory."""
     binary = shutil.which("redis-server")
     if binary is None:
-        why = ("RESQ_DEMO_SPAWN=1 asks for a private one" if os.environ.get("RESQ_DEMO_SPAWN") == "1"
-               else "RESQ_REDIS_URL is not set and nothing answers on 127.0.0.1:6379")
+        why = (
+            "RESQ_DEMO_SPAWN=1 asks for a private one"
+            if os.environ.get("RESQ_DEMO_SPAWN") == "1"
+            else "RESQ_REDIS_URL is not set and nothing answers on 127.0.0.1:6379"
+        )
         raise DemoError(INSTALL_HINT.format(why=why))
     workdir = Path(tempfile.mkdtemp(prefix="resq-demo-redis-"))
     cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
     port = free_port()
     with open(workdir / "redis.log", "wb") as log:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir), "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     cleanup.callback(stop_process, proc, "redis-server")
     url = f"redis://127.0.0.1:{port}/0"
@@ -136,8 +155,11 @@ def delete_namespace(url: str, namespace: str) -> None:
             if batch:
                 client.delete(*batch)
     except redis.RedisError as exc:
-        print(f"could not delete the keys of namespace {namespace!r} ({exc}); they expire or can be deleted "
-              f"with: redis-cli --scan --pattern '{{{namespace}*' | xargs redis-cli del", file=sys.stderr)
+        print(
+            f"could not delete the keys of namespace {namespace!r} ({exc}); they expire or can be deleted "
+            f"with: redis-cli --scan --pattern '{{{namespace}*' | xargs redis-cli del",
+            file=sys.stderr,
+        )
     finally:
         client.close()
 
@@ -164,11 +186,28 @@ def stop_process(proc: subprocess.Popen[bytes], what: str, timeout: float = 15.0
 
 
 def start_worker(cleanup: contextlib.ExitStack, log_path: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "resq", "worker", "-A", "examples.demo_tasks:app",
-               "-c", str(CONCURRENCY), "-q", "default"]
+    command = [
+        sys.executable,
+        "-m",
+        "resq",
+        "worker",
+        "-A",
+        "examples.demo_tasks:app",
+        "-c",
+        str(CONCURRENCY),
+        "-q",
+        "default",
+    ]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     cleanup.callback(stop_process, proc, "the worker")
     return proc
 
@@ -234,8 +273,10 @@ def describe(label: str, job: Job[Any], outcome: Any) -> tuple[bool, str]:
         error = info["error"]
         earlier = "attempt 1" if attempts == 2 else f"attempts 1-{attempts - 1}"
         kind = str(error.get("type", "?")).rsplit(".", 1)[-1]
-        story = (f"{earlier} failed ({kind}: {error.get('message', '')}),\n{'':30}retried: "
-                 f"attempt {attempts} succeeded -> {outcome!r}")
+        story = (
+            f"{earlier} failed ({kind}: {error.get('message', '')}),\n{'':30}retried: "
+            f"attempt {attempts} succeeded -> {outcome!r}"
+        )
     else:
         story = f"succeeded on attempt {attempts} -> {outcome!r}"
     return True, f"{label:<18} {story}"
@@ -273,8 +314,10 @@ def run() -> int:
         worker = start_worker(cleanup, log_path)
         print(f"Redis:  {url}: {source}")
         print(f"        namespace {namespace!r} (its keys are deleted at the end)")
-        print(f"Worker: resq worker -A examples.demo_tasks:app -c {CONCURRENCY} -q default "
-              f"(pid {worker.pid}, log in {log_path})")
+        print(
+            f"Worker: resq worker -A examples.demo_tasks:app -c {CONCURRENCY} -q default "
+            f"(pid {worker.pid}, log in {log_path})"
+        )
         try:
             wait_for_worker(tasks, worker, log_path)
         except DemoError as exc:

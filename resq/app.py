@@ -99,6 +99,7 @@ class Resq:
         Raises:
             ConfigError: an unknown option or an invalid value, at decoration time.
         """
+
         def decorate(func: Callable[P, R]) -> Task[P, R]:
             if isinstance(func, Task):
                 raise ConfigError(f"{func!r} is already a task")
@@ -134,6 +135,7 @@ class Resq:
             @app.on("after_perform")
             def record(job, result): ...
         """
+
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.hooks.add(name, fn)
             return fn

@@ -24,8 +24,15 @@ from resq.retry import to_seconds
 from resq.task import Task
 
 __all__ = [
-    "CancelInterrupt", "JobInterrupted", "TimeLimitExceeded", "WorkerLost", "error_record", "failed_attempt",
-    "failure_record", "retry_delay", "task_hook",
+    "CancelInterrupt",
+    "JobInterrupted",
+    "TimeLimitExceeded",
+    "WorkerLost",
+    "error_record",
+    "failed_attempt",
+    "failure_record",
+    "retry_delay",
+    "task_hook",
 ]
 
 log = get_logger("resq.worker")
@@ -93,8 +100,16 @@ def retry_delay(task: Task[Any, Any], attempt: int, exc: BaseException) -> float
     return None
 
 
-def failed_attempt(app: Resq, task: Task[Any, Any] | None, job: Job[Any], delivery: Delivery, exc: BaseException,
-                   duration_ms: int, *, losses: int = 0) -> Outcome:
+def failed_attempt(
+    app: Resq,
+    task: Task[Any, Any] | None,
+    job: Job[Any],
+    delivery: Delivery,
+    exc: BaseException,
+    duration_ms: int,
+    *,
+    losses: int = 0,
+) -> Outcome:
     """Classify a failed attempt, run its hooks, and return the outcome to record.
 
     Args:
@@ -117,8 +132,11 @@ def failed_attempt(app: Resq, task: Task[Any, Any] | None, job: Job[Any], delive
         delay: float | None = None if final else 0.0
     else:
         delay = retry_delay(task, job.attempt, exc) if task is not None else None
-        outcome = (Dead(delivery, job.id, error, duration_ms, task=job.task) if delay is None
-                   else Retried(delivery, job.id, error, now_ms() + to_ms(delay), duration_ms, task=job.task))
+        outcome = (
+            Dead(delivery, job.id, error, duration_ms, task=job.task)
+            if delay is None
+            else Retried(delivery, job.id, error, now_ms() + to_ms(delay), duration_ms, task=job.task)
+        )
     if delay is None:
         hooks.run("on_dead", job, exc, job=job, extra=task_hook(task, "on_dead"))
         log.error("dead", duration_ms=duration_ms, reason=reason)

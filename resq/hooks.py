@@ -24,8 +24,19 @@ __all__ = ["HOOK_NAMES", "PLUGIN_GROUP", "Hooks", "Plugin"]
 
 #: Every hook name, in the order of a job's life.
 HOOK_NAMES = (
-    "before_enqueue", "after_enqueue", "before_perform", "around_perform", "after_perform", "on_success",
-    "on_failure", "on_retry", "on_dead", "worker_start", "worker_stop", "child_start", "scheduler_tick",
+    "before_enqueue",
+    "after_enqueue",
+    "before_perform",
+    "around_perform",
+    "after_perform",
+    "on_success",
+    "on_failure",
+    "on_retry",
+    "on_dead",
+    "worker_start",
+    "worker_stop",
+    "child_start",
+    "scheduler_tick",
 )
 #: The entry-point group plugins are discovered from.
 PLUGIN_GROUP = "resq.plugins"
@@ -129,8 +140,9 @@ class Hooks:
         """The hooks registered for ``name``, in registration order."""
         return list(self._hooks[name])
 
-    def run(self, name: str, *args: Any, job: Job[Any] | None = None,
-            extra: tuple[Callable[..., Any], ...] = ()) -> None:
+    def run(
+        self, name: str, *args: Any, job: Job[Any] | None = None, extra: tuple[Callable[..., Any], ...] = ()
+    ) -> None:
         """Call every hook for ``name`` with ``args``, isolating failures.
 
         Args:
@@ -156,8 +168,14 @@ class Hooks:
         except Exception as exc:
             if allowed is not None and isinstance(exc, allowed):
                 raise
-            log.error("hook_failed", hook=name, hook_fn=getattr(fn, "__qualname__", repr(fn)),
-                      job_id=getattr(job, "id", None), error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            log.error(
+                "hook_failed",
+                hook=name,
+                hook_fn=getattr(fn, "__qualname__", repr(fn)),
+                job_id=getattr(job, "id", None),
+                error=f"{type(exc).__name__}: {exc}",
+                exc_info=True,
+            )
 
     @contextlib.contextmanager
     def around_perform(self, job: Job[Any]) -> Iterator[None]:
@@ -167,6 +185,11 @@ class Hooks:
                 try:
                     stack.enter_context(fn(job))
                 except Exception as exc:
-                    log.error("hook_failed", hook="around_perform", job_id=job.id,
-                              error=f"{type(exc).__name__}: {exc}", exc_info=True)
+                    log.error(
+                        "hook_failed",
+                        hook="around_perform",
+                        job_id=job.id,
+                        error=f"{type(exc).__name__}: {exc}",
+                        exc_info=True,
+                    )
             yield

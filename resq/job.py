@@ -191,5 +191,3 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes]) -> dict[str, Any
         info["args"], info["kwargs"] = None, None
         info["raw_payload"] = fields.get("envelope", b"")
     return info
-
-

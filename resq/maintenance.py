@@ -117,8 +117,9 @@ class Maintenance:
                 outcome = queues.release(delivery, mode, error=error_record(None, "WorkerLost", "worker lost"))
             if outcome != "gone":
                 released += 1
-                log.warning("lease_released", job_id=delivery.job_id, queue=queue, worker=consumer,
-                            mode=mode, outcome=outcome)
+                log.warning(
+                    "lease_released", job_id=delivery.job_id, queue=queue, worker=consumer, mode=mode, outcome=outcome
+                )
         queues.forget_consumer(queue, consumer)
         return released
 
@@ -132,7 +133,8 @@ class Maintenance:
         if delivery.job_id is None:
             return False
         status, task_name, attempt, lost, started_ms = self.broker.jobs.summaries(
-            [(delivery.queue, delivery.job_id)], ("status", "task", "attempt", "lost", "started_ms"))[0]
+            [(delivery.queue, delivery.job_id)], ("status", "task", "attempt", "lost", "started_ms")
+        )[0]
         if status is None or status.decode() != JobStatus.RUNNING:
             return False
         name, number = (task_name or b"").decode(), int(attempt or 1)
@@ -140,8 +142,9 @@ class Maintenance:
             duration_ms = max(0, now_ms() - int(started_ms or now_ms()))
         job: Job[Any] = Job(self.app, delivery.job_id, delivery.queue, task=name, attempt=number)
         with job_context(job.id, name, delivery.queue, number):
-            outcome = failed_attempt(self.app, self.app.tasks.get(name), job, delivery, exc, duration_ms,
-                                     losses=int(lost or 0))
+            outcome = failed_attempt(
+                self.app, self.app.tasks.get(name), job, delivery, exc, duration_ms, losses=int(lost or 0)
+            )
         self.broker.queues.record([outcome])
         return True
 

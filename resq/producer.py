@@ -72,14 +72,28 @@ def enqueue(
         EncodeError, PayloadTooLarge: the job cannot be encoded (nothing is enqueued).
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
-    envelope = Envelope(id=job_id or new_job_id(), task=task, queue=queue, args=list(args),
-                        kwargs=dict(kwargs or {}), created_ms=now_ms(), meta=dict(meta or {}))
+    envelope = Envelope(
+        id=job_id or new_job_id(),
+        task=task,
+        queue=queue,
+        args=list(args),
+        kwargs=dict(kwargs or {}),
+        created_ms=now_ms(),
+        meta=dict(meta or {}),
+    )
     envelope = _before_enqueue(app, envelope)
     raw = encode_envelope(envelope, app.settings.max_payload_bytes)
     status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
     job: Job[Any] = Job(app, envelope.id, envelope.queue, task=task)
-    log.info("enqueued", job_id=job.id, task=task, queue=envelope.queue, status=status, due_ms=due_ms or None,
-             duplicate=not created)
+    log.info(
+        "enqueued",
+        job_id=job.id,
+        task=task,
+        queue=envelope.queue,
+        status=status,
+        due_ms=due_ms or None,
+        duplicate=not created,
+    )
     if created:
         app.hooks.run("after_enqueue", job, job=job)
     return Enqueued(job, status, created)
@@ -95,8 +109,11 @@ def _before_enqueue(app: Resq, envelope: Envelope) -> Envelope:
     job.options.update(queue=envelope.queue, args=envelope.args, kwargs=envelope.kwargs, meta=envelope.meta)
     hooks.run("before_enqueue", job, job=job)
     return replace(
-        envelope, queue=validate_name(job.options["queue"], "queue name"), args=list(job.options["args"]),
-        kwargs=dict(job.options["kwargs"]), meta=dict(job.options["meta"]),
+        envelope,
+        queue=validate_name(job.options["queue"], "queue name"),
+        args=list(job.options["args"]),
+        kwargs=dict(job.options["kwargs"]),
+        meta=dict(job.options["meta"]),
     )
 
 

@@ -20,10 +20,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 def validate_name(value: str, what: str) -> str:
     """Return ``value`` if it is a valid queue name or namespace, else raise ``ConfigError``."""
     if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise ConfigError(
-            f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)"
-        )
+        raise ConfigError(f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)")
     return value
+
 
 #: Where resq looks for Redis when neither an url nor ``RESQ_REDIS_URL`` is given.
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -66,8 +65,14 @@ class Settings:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.url, str) or self.url.partition("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError(f"invalid Redis url {self.url!r}: use redis://host:port/db, rediss://… or unix://…")
-        for name in ("result_ttl", "dead_ttl", "heartbeat_interval", "connect_timeout", "socket_timeout",
-                     "broker_retry_s"):
+        for name in (
+            "result_ttl",
+            "dead_ttl",
+            "heartbeat_interval",
+            "connect_timeout",
+            "socket_timeout",
+            "broker_retry_s",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")

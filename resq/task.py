@@ -27,8 +27,7 @@ R = TypeVar("R")
 #: Per-task hooks accepted as task options (see ``docs/hooks.md``).
 TASK_HOOKS = ("before_perform", "after_perform", "on_success", "on_failure", "on_retry", "on_dead")
 #: Every option ``@app.task`` accepts.
-TASK_OPTIONS = ("name", "queue", "retries", "backoff", "retry_on", "timeout", "soft_timeout", "result_ttl",
-                *TASK_HOOKS)
+TASK_OPTIONS = ("name", "queue", "retries", "backoff", "retry_on", "timeout", "soft_timeout", "result_ttl", *TASK_HOOKS)
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,12 @@ def _scheduler(ctx: click.Context, app_ref: str | None, schedule_file: str | Non
 
 @click.command(epilog=SCHEDULER_EPILOG)
 @app_option
-@click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
-              help="A TOML file of periodic entries (see docs/scheduling.md).")
+@click.option(
+    "--schedule",
+    "schedule_file",
+    type=click.Path(dir_okay=False),
+    help="A TOML file of periodic entries (see docs/scheduling.md).",
+)
 @logging_options
 def scheduler(app_ref: str | None, schedule_file: str | None, log_format: str, log_level: str) -> None:
     """Move due delayed jobs into their queues and fire periodic entries (TERM/INT: stop).
@@ -93,14 +97,31 @@ def scheduled_list(app_ref: str | None, limit: int, as_json: bool) -> None:
         click.echo("no scheduled jobs")
         return
     now = datetime.now(UTC)
-    rows = [[job.job_id, job.queue, job.task, job.status, str(job.attempt), _when(job.due_ms),
-             _relative(from_ms(job.due_ms), now)] for job in jobs]
+    rows = [
+        [
+            job.job_id,
+            job.queue,
+            job.task,
+            job.status,
+            str(job.attempt),
+            _when(job.due_ms),
+            _relative(from_ms(job.due_ms), now),
+        ]
+        for job in jobs
+    ]
     click.echo(_table(["ID", "QUEUE", "TASK", "STATUS", "ATTEMPT", "DUE (UTC)", "IN"], rows))
 
 
 def _scheduled_dict(job: ScheduledJob) -> dict[str, Any]:
-    return {"id": job.job_id, "queue": job.queue, "task": job.task, "status": job.status,
-            "attempt": job.attempt, "due_ms": job.due_ms, "due": from_ms(job.due_ms).isoformat()}
+    return {
+        "id": job.job_id,
+        "queue": job.queue,
+        "task": job.task,
+        "status": job.status,
+        "attempt": job.attempt,
+        "due_ms": job.due_ms,
+        "due": from_ms(job.due_ms).isoformat(),
+    }
 
 
 def _find(ctx: click.Context, store: Store, job_id: str) -> str:
@@ -142,8 +163,12 @@ def scheduled_run_now(app_ref: str | None, job_id: str) -> None:
 
 
 def _schedule_option(fn: Any) -> Any:
-    return click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
-                        help="Also read the entries of this TOML schedule file.")(fn)
+    return click.option(
+        "--schedule",
+        "schedule_file",
+        type=click.Path(dir_okay=False),
+        help="Also read the entries of this TOML schedule file.",
+    )(fn)
 
 
 @click.group()
@@ -162,29 +187,50 @@ def cron_list(app_ref: str | None, schedule_file: str | None, as_json: bool) -> 
     state = _guard(ctx, instance.store.state)
     entries = instance.all_entries(state)
     now = datetime.now(UTC)
-    rows = [_entry_dict(e, state.last.get(e.name), e.name in state.paused, e.name in instance.entries, now)
-            for e in sorted(entries.values(), key=lambda e: e.name)]
+    rows = [
+        _entry_dict(e, state.last.get(e.name), e.name in state.paused, e.name in instance.entries, now)
+        for e in sorted(entries.values(), key=lambda e: e.name)
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no periodic entries (pass the app with -A to see the ones declared in code)")
         return
-    click.echo(_table(
-        ["NAME", "SCHEDULE", "TASK", "QUEUE", "STATE", "LAST FIRE", "NEXT FIRES"],
-        [[r["name"], r["schedule"], r["task"], r["queue"] or "-", r["state"], r["last_fire"] or "never",
-          "  ".join(_short(t) for t in r["next_fires"])] for r in rows],
-    ))
+    click.echo(
+        _table(
+            ["NAME", "SCHEDULE", "TASK", "QUEUE", "STATE", "LAST FIRE", "NEXT FIRES"],
+            [
+                [
+                    r["name"],
+                    r["schedule"],
+                    r["task"],
+                    r["queue"] or "-",
+                    r["state"],
+                    r["last_fire"] or "never",
+                    "  ".join(_short(t) for t in r["next_fires"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
-def _entry_dict(entry: PeriodicEntry, last_ms: int | None, paused: bool, local: bool,
-                now: datetime) -> dict[str, Any]:
+def _entry_dict(entry: PeriodicEntry, last_ms: int | None, paused: bool, local: bool, now: datetime) -> dict[str, Any]:
     zone = ZoneInfo(entry.spec.tz) if isinstance(entry.spec, CronSpec) else UTC
     state = "disabled" if not entry.enabled else "paused" if paused else "active"
     return {
-        "name": entry.name, "task": entry.task, "queue": entry.queue, "schedule": _describe(entry),
-        "spec": entry.to_dict()["spec"], "misfire": entry.misfire, "unique": entry.unique,
-        "enabled": entry.enabled, "paused": paused, "state": state, "source": "app" if local else "redis",
+        "name": entry.name,
+        "task": entry.task,
+        "queue": entry.queue,
+        "schedule": _describe(entry),
+        "spec": entry.to_dict()["spec"],
+        "misfire": entry.misfire,
+        "unique": entry.unique,
+        "enabled": entry.enabled,
+        "paused": paused,
+        "state": state,
+        "source": "app" if local else "redis",
         "last_fire": None if last_ms is None else from_ms(last_ms).astimezone(zone).isoformat(),
         "next_fires": [t.astimezone(zone).isoformat() for t in next_fires(entry.spec, now, 3)],
     }
@@ -271,6 +317,8 @@ def _relative(moment: datetime, now: datetime) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
-             for row in [headers, *rows]]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+        for row in [headers, *rows]
+    ]
     return "\n".join(lines)

@@ -239,9 +239,7 @@ Spec = CronSpec | EverySpec
 """Either kind of schedule; both offer ``next_after``, ``previous_before`` and ``previous_at_or_before``."""
 
 
-def parse_spec(
-    cron: str | None = None, every: float | timedelta | None = None, tz: str | None = None
-) -> Spec:
+def parse_spec(cron: str | None = None, every: float | timedelta | None = None, tz: str | None = None) -> Spec:
     """Build a spec from the arguments of ``@app.periodic`` or a schedule-file entry.
 
     Args:
@@ -294,9 +292,7 @@ def _ticks_back(spec: Spec, newest: datetime, floor: datetime | None, limit: int
 
 def _check_policy(misfire: str, cap: int, first_grace_s: float) -> None:
     if misfire not in MISFIRE_POLICIES:
-        raise ConfigError(
-            f"unknown misfire policy {misfire!r}: expected one of {', '.join(MISFIRE_POLICIES)}"
-        )
+        raise ConfigError(f"unknown misfire policy {misfire!r}: expected one of {', '.join(MISFIRE_POLICIES)}")
     if cap < 1:
         raise ConfigError(f"misfire cap must be >= 1, got {cap}")
     if first_grace_s < 0:

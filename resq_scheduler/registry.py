@@ -53,9 +53,15 @@ def make_entry(
     except EncodeError as exc:
         raise ConfigError(f"periodic entry {name!r}: {exc}") from exc
     return PeriodicEntry(
-        name=name, task=task, spec=spec, args=tuple(args), kwargs=dict(kwargs or {}),
+        name=name,
+        task=task,
+        spec=spec,
+        args=tuple(args),
+        kwargs=dict(kwargs or {}),
         queue=None if queue is None else validate_name(queue, "queue name"),
-        misfire=misfire, unique=unique, enabled=enabled,
+        misfire=misfire,
+        unique=unique,
+        enabled=enabled,
     )
 
 
@@ -112,8 +118,16 @@ def periodic(
     Raises:
         ConfigError: an invalid schedule, time zone, misfire policy or task option, at decoration time.
     """
-    options: dict[str, Any] = {"cron": cron, "every": every, "tz": tz, "args": args, "kwargs": kwargs, "queue": queue,
-               "misfire": misfire, "unique": unique}
+    options: dict[str, Any] = {
+        "cron": cron,
+        "every": every,
+        "tz": tz,
+        "args": args,
+        "kwargs": kwargs,
+        "queue": queue,
+        "misfire": misfire,
+        "unique": unique,
+    }
     make_entry(str(name or getattr(fn, "__qualname__", "<periodic>")), "<probe>", **options)  # fail at the call
 
     def decorate(func: Callable[..., Any]) -> Task[Any, Any]:
@@ -160,8 +174,19 @@ def add_periodic(
     task_name = task_or_name.name if isinstance(task_or_name, Task) else task_or_name
     if not isinstance(task_name, str) or task_name not in app.tasks:
         raise ConfigError(f"add_periodic: unknown task {task_name!r} (register it with @app.task first)")
-    entry = make_entry(name or task_name, task_name, cron=cron, every=every, tz=tz, args=args, kwargs=kwargs,
-                       queue=queue, misfire=misfire, unique=unique, enabled=enabled)
+    entry = make_entry(
+        name or task_name,
+        task_name,
+        cron=cron,
+        every=every,
+        tz=tz,
+        args=args,
+        kwargs=kwargs,
+        queue=queue,
+        misfire=misfire,
+        unique=unique,
+        enabled=enabled,
+    )
     app.periodic_entries.pop(entry.name, None)  # run-time entries replace an older definition
     register_entry(app, entry)
     Store(app).save_entry(entry)

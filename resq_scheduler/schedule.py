@@ -207,9 +207,7 @@ def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from exc
 
 
-def _entry_from_table(
-    name: str, table: dict[str, Any], known_task: Callable[[str], bool] | None
-) -> PeriodicEntry:
+def _entry_from_table(name: str, table: dict[str, Any], known_task: Callable[[str], bool] | None) -> PeriodicEntry:
     _check_keys(name, table)
     task = _typed(name, table, "task", str, "a string", required=True)
     if known_task is not None and not known_task(task):

@@ -236,8 +236,16 @@ class Scheduler:
             log.info("cron_skipped", entry=entry.name, tick=tick.isoformat(), reason="unique", running=busy)
             return
         job_id = tick_job_id(entry.name, tick_ms)
-        done = producer.enqueue(self.app, entry.task, entry.args, entry.kwargs, queue=queue, job_id=job_id,
-                                meta={"periodic": entry.name}, if_absent=True)
+        done = producer.enqueue(
+            self.app,
+            entry.task,
+            entry.args,
+            entry.kwargs,
+            queue=queue,
+            job_id=job_id,
+            meta={"periodic": entry.name},
+            if_absent=True,
+        )
         self.store.move_last_tick(entry.name, tick_ms, job_id if entry.unique else None)
         if not done.created:
             report.skipped.append((entry.name, tick, "fired elsewhere"))
@@ -254,8 +262,14 @@ class Scheduler:
         task = self.app.tasks.get(entry.task)
         if task is None:
             raise ConfigError(f"entry {entry.name!r}: unknown task {entry.task!r} (pass the app with -A)")
-        done = producer.enqueue(self.app, task.name, entry.args, entry.kwargs, queue=entry.queue or task.queue,
-                                meta={"periodic": entry.name})
+        done = producer.enqueue(
+            self.app,
+            task.name,
+            entry.args,
+            entry.kwargs,
+            queue=entry.queue or task.queue,
+            meta={"periodic": entry.name},
+        )
         return done.job.id
 
     def _warn_once(self, entry: PeriodicEntry) -> None:

@@ -138,8 +138,9 @@ class Store(Part):
     def scheduled_jobs(self, limit: int) -> list[ScheduledJob]:
         """The ``limit`` scheduled jobs (over every queue) due soonest, soonest first."""
         rows = self.broker.admin.scheduled(self.broker.queues.known(), limit)
-        details = self.broker.jobs.summaries([(queue, job_id) for _, job_id, queue in rows],
-                                             ("task", "status", "attempt"))
+        details = self.broker.jobs.summaries(
+            [(queue, job_id) for _, job_id, queue in rows], ("task", "status", "attempt")
+        )
         return [
             ScheduledJob(job_id, queue, due, text(task or b"?"), text(status or b"?"), int(attempt or 0))
             for (due, job_id, queue), (task, status, attempt) in zip(rows, details, strict=True)
@@ -156,6 +157,3 @@ def _decode_entries(raw: dict[bytes, bytes]) -> dict[str, PeriodicEntry]:
             continue
         entries[entry.name] = entry
     return entries
-
-
-

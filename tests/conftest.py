@@ -95,7 +95,11 @@ class RunWorker(Protocol):
 
 class RunResq(Protocol):
     def __call__(
-        self, command: str, *args: str, app_ref: str | None = None, env: dict[str, str] | None = None,
+        self,
+        command: str,
+        *args: str,
+        app_ref: str | None = None,
+        env: dict[str, str] | None = None,
         url: str | None = None,
     ) -> subprocess.Popen[bytes]: ...
 
@@ -138,15 +142,19 @@ def run_resq(redis_url: str, tmp_path: Path) -> Iterator[RunResq]:
     counter = itertools.count()
 
     def start(
-        command: str, *args: str, app_ref: str | None = None, env: dict[str, str] | None = None,
+        command: str,
+        *args: str,
+        app_ref: str | None = None,
+        env: dict[str, str] | None = None,
         url: str | None = None,
     ) -> subprocess.Popen[bytes]:
         full_env = dict(os.environ)
         pythonpath = [str(REPO_ROOT)]
         if full_env.get("PYTHONPATH"):
             pythonpath.append(full_env["PYTHONPATH"])
-        full_env.update({"PYTHONPATH": os.pathsep.join(pythonpath), "PYTHONUNBUFFERED": "1",
-                         "RESQ_REDIS_URL": url or redis_url})
+        full_env.update(
+            {"PYTHONPATH": os.pathsep.join(pythonpath), "PYTHONUNBUFFERED": "1", "RESQ_REDIS_URL": url or redis_url}
+        )
         if app_ref is not None:
             full_env["RESQ_APP"] = app_ref
         full_env.update(env or {})

@@ -41,14 +41,13 @@ def wait_for(
             last_exc = exc
         if time.monotonic() >= deadline:
             detail = f"last exception: {last_exc!r}" if last_exc is not None else f"last value: {last!r}"
-            raise AssertionError(
-                f"timed out after {timeout:.1f} s waiting for {message or predicate!r} ({detail})"
-            )
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {message or predicate!r} ({detail})")
         time.sleep(interval)
 
 
-def burst(run_worker: RunWorker, app_ref: str, *args: str, env: dict[str, str] | None = None,
-          timeout: float = BURST_TIMEOUT_S) -> subprocess.Popen[bytes]:
+def burst(
+    run_worker: RunWorker, app_ref: str, *args: str, env: dict[str, str] | None = None, timeout: float = BURST_TIMEOUT_S
+) -> subprocess.Popen[bytes]:
     """Run ``resq worker --burst *args`` for ``app_ref`` until the queues are empty; it must exit 0.
 
     Returns the finished process (``read_log(proc)`` reads its output); the assertion shows the log.

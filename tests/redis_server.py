@@ -42,9 +42,7 @@ class RedisServer:
 
     START_TIMEOUT = 10.0
 
-    def __init__(
-        self, port: int | None = None, databases: int = 16, extra_args: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, port: int | None = None, databases: int = 16, extra_args: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(INSTALL_HINT)

@@ -29,13 +29,22 @@ from resq.broker.stats import COUNTERS, DURATION_BUCKETS_MS, Stats
 from resq.broker.workers import Workers
 from resq.settings import Settings
 
-__all__ = ["COUNTERS", "DURATION_BUCKETS_MS", "GROUP", "SCRIPT_NAMES", "Broker", "Keys", "ScriptSource",
-           "Subscription"]
+__all__ = ["COUNTERS", "DURATION_BUCKETS_MS", "GROUP", "SCRIPT_NAMES", "Broker", "Keys", "ScriptSource", "Subscription"]
 
 #: Every transition script under ``resq/broker/lua``.
 SCRIPT_NAMES = (
-    "enqueue", "start", "succeed", "retry", "dead", "promote", "run_now", "release", "cancel", "cancelled",
-    "revive", "purge",
+    "enqueue",
+    "start",
+    "succeed",
+    "retry",
+    "dead",
+    "promote",
+    "run_now",
+    "release",
+    "cancel",
+    "cancelled",
+    "revive",
+    "purge",
 )
 
 T = TypeVar("T")

@@ -90,8 +90,11 @@ class Admin(Part):
         pipe = self._redis.pipeline(transaction=False)
         for queue in queues:
             pipe.zrange(self.keys.scheduled(queue), 0, limit - 1, withscores=True)
-        rows = [(int(score), text(job_id), queue)
-                for queue, found in zip(queues, pipe.execute(), strict=True) for job_id, score in found]
+        rows = [
+            (int(score), text(job_id), queue)
+            for queue, found in zip(queues, pipe.execute(), strict=True)
+            for job_id, score in found
+        ]
         return sorted(rows)[:limit]
 
     def events(self) -> Subscription:

@@ -30,7 +30,14 @@ from resq.job import TERMINAL_STATUSES, JobStatus
 from resq.settings import Settings
 
 __all__ = [
-    "CONNECTION_ERRORS", "MAX_BLOCK_S", "Connection", "Part", "Pipeline", "ScriptSource", "Subscription", "status_of",
+    "CONNECTION_ERRORS",
+    "MAX_BLOCK_S",
+    "Connection",
+    "Part",
+    "Pipeline",
+    "ScriptSource",
+    "Subscription",
+    "status_of",
     "text",
 ]
 
@@ -92,8 +99,12 @@ class Connection:
         if self._client is None:
             s = self.settings
             self._client = redis.Redis.from_url(
-                s.url, socket_connect_timeout=s.connect_timeout, socket_timeout=s.socket_timeout,
-                socket_keepalive=True, health_check_interval=30, retry=RedisRetry(NoBackoff(), 0),
+                s.url,
+                socket_connect_timeout=s.connect_timeout,
+                socket_timeout=s.socket_timeout,
+                socket_keepalive=True,
+                health_check_interval=30,
+                retry=RedisRetry(NoBackoff(), 0),
             )
         return self._client
 
@@ -268,6 +279,7 @@ class Part:
 def _at_boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a part's method so that redis-py errors leave it as resq errors."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def generate(self: Part, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:

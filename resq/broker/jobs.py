@@ -80,12 +80,22 @@ class Jobs(Part):
             The status after the call, or None when the job is unknown.
         """
         k, c = self.keys, self.connection
-        return status_of(c.with_retry(lambda: c.script(
-            "cancel",
-            [k.queue(queue), k.job(queue, job_id), k.scheduled(queue), k.done(queue, job_id),
-             k.cancel_requests(queue), k.history(queue, job_id)],
-            [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), k.events],
-        )))
+        return status_of(
+            c.with_retry(
+                lambda: c.script(
+                    "cancel",
+                    [
+                        k.queue(queue),
+                        k.job(queue, job_id),
+                        k.scheduled(queue),
+                        k.done(queue, job_id),
+                        k.cancel_requests(queue),
+                        k.history(queue, job_id),
+                    ],
+                    [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), k.events],
+                )
+            )
+        )
 
     # -- dead jobs --------------------------------------------------------------------------------
 
@@ -101,8 +111,18 @@ class Jobs(Part):
 
         def build(pipe: Pipeline) -> None:
             for job_id in job_ids:
-                c.eval(pipe, "revive", [k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id),
-                                        k.history(queue, job_id)], [job_id, now, k.events])
+                c.eval(
+                    pipe,
+                    "revive",
+                    [
+                        k.dead(queue),
+                        k.queue(queue),
+                        k.job(queue, job_id),
+                        k.done(queue, job_id),
+                        k.history(queue, job_id),
+                    ],
+                    [job_id, now, k.events],
+                )
 
         replies = c.with_retry(lambda: c.pipeline(build))
         return [job_id for job_id, revived in zip(job_ids, replies, strict=True) if int(revived)]
@@ -112,9 +132,15 @@ class Jobs(Part):
         if not job_ids:
             return 0
         k, c = self.keys, self.connection
-        return int(c.with_retry(lambda: c.script(
-            "purge", [k.dead(queue)], [k.job_prefix(queue), k.done_prefix(queue), k.history_prefix(queue), *job_ids],
-        )))
+        return int(
+            c.with_retry(
+                lambda: c.script(
+                    "purge",
+                    [k.dead(queue)],
+                    [k.job_prefix(queue), k.done_prefix(queue), k.history_prefix(queue), *job_ids],
+                )
+            )
+        )
 
     def dead_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[tuple[str, int]]:
         """Dead job ids of ``queue`` with their time of death (ms), newest first."""

@@ -55,9 +55,12 @@ class Queues(Part):
 
         def build(pipe: Pipeline) -> None:
             pipe.sadd(k.queues, queue)
-            c.eval(pipe, "enqueue",
-                   [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.history(queue, job_id)],
-                   [job_id, envelope, now_ms(), due_ms, task, queue, k.events, *(["nx"] if if_absent else [])])
+            c.eval(
+                pipe,
+                "enqueue",
+                [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.history(queue, job_id)],
+                [job_id, envelope, now_ms(), due_ms, task, queue, k.events, *(["nx"] if if_absent else [])],
+            )
             if due_ms:
                 pipe.publish(k.wakeup, due_ms)
 
@@ -115,8 +118,9 @@ class Queues(Part):
             found[queue] = [_delivery(queue, entry, fields) for entry, fields in entries]
         return [d for q in queues for d in found.get(q, [])]
 
-    def start(self, worker_id: str, delivery: Delivery, outcomes: Sequence[Outcome] = (),
-              counted: Sequence[Outcome] = ()) -> Started:
+    def start(
+        self, worker_id: str, delivery: Delivery, outcomes: Sequence[Outcome] = (), counted: Sequence[Outcome] = ()
+    ) -> Started:
         """Begin an attempt of ``delivery``, recording earlier ``outcomes`` in the same round trip.
 
         Folding the previous job's outcome (result or error, ack) into the start of the next costs one
@@ -139,8 +143,12 @@ class Queues(Part):
             self._stats.add(pipe, counted)
             pipe.hset(k.worker(worker_id), "current", delivery.job_id or "")
             if delivery.job_id is not None:
-                self.connection.eval(pipe, "start", [k.job(q, delivery.job_id), k.history(q, delivery.job_id)],
-                                     [worker_id, now, delivery.entry, delivery.job_id, k.events])
+                self.connection.eval(
+                    pipe,
+                    "start",
+                    [k.job(q, delivery.job_id), k.history(q, delivery.job_id)],
+                    [worker_id, now, delivery.entry, delivery.job_id, k.events],
+                )
 
         replies = self.connection.pipeline(build)
         if delivery.job_id is None:
@@ -148,8 +156,9 @@ class Queues(Part):
         envelope, attempt, status = replies[-1]
         return Started(delivery, envelope or None, int(attempt), status_of(status))
 
-    def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None,
-               worker_id: str | None = None) -> None:
+    def record(
+        self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None, worker_id: str | None = None
+    ) -> None:
         """Record outcomes (results, retries, deaths, cancellations, discards) in one round trip.
 
         Args:
@@ -182,23 +191,51 @@ class Queues(Part):
             pipe.xack(k.queue(q), GROUP, d.entry)
             pipe.xdel(k.queue(q), d.entry)
         elif isinstance(outcome, Succeeded):
-            run(pipe, "succeed", [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.history(q, job_id)],
-                [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, k.events])
+            run(
+                pipe,
+                "succeed",
+                [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.history(q, job_id)],
+                [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, k.events],
+            )
         elif isinstance(outcome, Retried):
-            run(pipe, "retry", [k.queue(q), k.job(q, job_id), k.scheduled(q), k.history(q, job_id)],
-                [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, k.events])
+            run(
+                pipe,
+                "retry",
+                [k.queue(q), k.job(q, job_id), k.scheduled(q), k.history(q, job_id)],
+                [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, k.events],
+            )
             pipe.publish(k.wakeup, outcome.due_ms)
         elif isinstance(outcome, Lost):
             self._add_release(pipe, d, "lost", outcome.error, now)
         elif isinstance(outcome, Dead):
-            run(pipe, "dead", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
-                [GROUP, d.entry, outcome.error, now, job_id, to_ms(s.dead_ttl), s.dead_max_jobs,
-                 k.job_prefix(q), k.done_prefix(q), outcome.raw, outcome.duration_ms, k.history_prefix(q),
-                 k.events, "1" if outcome.failed_attempt else "0"])
+            run(
+                pipe,
+                "dead",
+                [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
+                [
+                    GROUP,
+                    d.entry,
+                    outcome.error,
+                    now,
+                    job_id,
+                    to_ms(s.dead_ttl),
+                    s.dead_max_jobs,
+                    k.job_prefix(q),
+                    k.done_prefix(q),
+                    outcome.raw,
+                    outcome.duration_ms,
+                    k.history_prefix(q),
+                    k.events,
+                    "1" if outcome.failed_attempt else "0",
+                ],
+            )
         else:
-            run(pipe, "cancelled",
+            run(
+                pipe,
+                "cancelled",
                 [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.history(q, job_id)],
-                [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, k.events])
+                [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, k.events],
+            )
 
     def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
@@ -228,9 +265,24 @@ class Queues(Part):
     def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int) -> None:
         k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
         self.connection.eval(
-            pipe, "release", [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
-            [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error,
-             to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q), k.history_prefix(q), k.events],
+            pipe,
+            "release",
+            [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
+            [
+                GROUP,
+                delivery.entry,
+                job_id,
+                now,
+                mode,
+                s.max_worker_losses,
+                error,
+                to_ms(s.dead_ttl),
+                s.dead_max_jobs,
+                k.job_prefix(q),
+                k.done_prefix(q),
+                k.history_prefix(q),
+                k.events,
+            ],
         )
 
     def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
@@ -270,7 +322,8 @@ class Queues(Part):
         """
         k = self.keys
         moved, nxt = self.connection.script(
-            "promote", [k.scheduled(queue), k.queue(queue)],
+            "promote",
+            [k.scheduled(queue), k.queue(queue)],
             [now_ms() if now is None else now, limit, k.job_prefix(queue), k.history_prefix(queue), k.events],
         )
         return int(moved), (None if int(nxt) < 0 else int(nxt))
@@ -283,10 +336,13 @@ class Queues(Part):
             such job).
         """
         k, c = self.keys, self.connection
-        moved, status = c.with_retry(lambda: c.script(
-            "run_now", [k.scheduled(queue), k.queue(queue), k.job(queue, job_id), k.history(queue, job_id)],
-            [job_id, now_ms(), k.events],
-        ))
+        moved, status = c.with_retry(
+            lambda: c.script(
+                "run_now",
+                [k.scheduled(queue), k.queue(queue), k.job(queue, job_id), k.history(queue, job_id)],
+                [job_id, now_ms(), k.events],
+            )
+        )
         return bool(moved), status_of(status)
 
     def known(self) -> list[str]:

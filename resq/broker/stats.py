@@ -76,7 +76,7 @@ class Stats(Part):
         values = [_int(v) for v in self._redis.mget(names)]
         n = len(COUNTERS)
         total = dict(zip(COUNTERS, values[:n], strict=True))
-        per_day = [dict(zip(COUNTERS, values[n * (i + 1): n * (i + 2)], strict=True)) for i in range(len(days))]
+        per_day = [dict(zip(COUNTERS, values[n * (i + 1) : n * (i + 2)], strict=True)) for i in range(len(days))]
         return total, per_day
 
     def by_task(self) -> dict[tuple[str, str, str], int]:

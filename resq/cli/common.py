@@ -24,8 +24,20 @@ from resq.log import LOG_FORMATS
 from resq.ops import Inspector
 
 __all__ = [
-    "NotFound", "ago", "app_option", "guard", "inspector_from", "json_option", "load_app", "logging_options",
-    "ops_options", "parse_duration", "since", "table", "truncate", "when",
+    "NotFound",
+    "ago",
+    "app_option",
+    "guard",
+    "inspector_from",
+    "json_option",
+    "load_app",
+    "logging_options",
+    "ops_options",
+    "parse_duration",
+    "since",
+    "table",
+    "truncate",
+    "when",
 ]
 
 T = TypeVar("T")
@@ -69,26 +81,39 @@ class NotFound(click.ClickException):
 
 def app_option(fn: Any) -> Any:
     """``-A/--app``, read from ``RESQ_APP`` when absent."""
-    return click.option("-A", "--app", "app_ref", envvar="RESQ_APP",
-                        help="The app as module:attr (attr defaults to app); env RESQ_APP.")(fn)
+    return click.option(
+        "-A", "--app", "app_ref", envvar="RESQ_APP", help="The app as module:attr (attr defaults to app); env RESQ_APP."
+    )(fn)
 
 
 def logging_options(fn: Any) -> Any:
     """``--log-format`` and ``--log-level``."""
-    fn = click.option("--log-level", default="INFO", show_default=True, envvar="RESQ_LOG_LEVEL",
-                      type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(fn)
-    return click.option("--log-format", default="console", show_default=True, envvar="RESQ_LOG_FORMAT",
-                        type=click.Choice(LOG_FORMATS))(fn)
+    fn = click.option(
+        "--log-level",
+        default="INFO",
+        show_default=True,
+        envvar="RESQ_LOG_LEVEL",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    )(fn)
+    return click.option(
+        "--log-format", default="console", show_default=True, envvar="RESQ_LOG_FORMAT", type=click.Choice(LOG_FORMATS)
+    )(fn)
 
 
 def ops_options(fn: Any) -> Any:
     """``-A/--app``, ``--url`` and ``--namespace`` (from ``RESQ_APP``, ``RESQ_REDIS_URL``, ``RESQ_NAMESPACE``)."""
-    fn = click.option("--namespace", envvar="RESQ_NAMESPACE", default=None,
-                      help="Key namespace (default resq); env RESQ_NAMESPACE.")(fn)
-    fn = click.option("--url", envvar="RESQ_REDIS_URL", default=None,
-                      help="Redis url (default redis://127.0.0.1:6379/0); env RESQ_REDIS_URL.")(fn)
-    return click.option("-A", "--app", "app_ref", envvar="RESQ_APP",
-                        help="The app as module:attr (optional here); env RESQ_APP.")(fn)
+    fn = click.option(
+        "--namespace", envvar="RESQ_NAMESPACE", default=None, help="Key namespace (default resq); env RESQ_NAMESPACE."
+    )(fn)
+    fn = click.option(
+        "--url",
+        envvar="RESQ_REDIS_URL",
+        default=None,
+        help="Redis url (default redis://127.0.0.1:6379/0); env RESQ_REDIS_URL.",
+    )(fn)
+    return click.option(
+        "-A", "--app", "app_ref", envvar="RESQ_APP", help="The app as module:attr (optional here); env RESQ_APP."
+    )(fn)
 
 
 def json_option(fn: Any) -> Any:
@@ -109,8 +134,11 @@ def inspector_from(app_ref: str | None, url: str | None, namespace: str | None) 
 
     def load() -> Inspector:
         app = load_app(app_ref)
-        changes = {name: value for name, value in (("url", url), ("namespace", namespace))
-                   if value and (not app_ref or ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE)}
+        changes = {
+            name: value
+            for name, value in (("url", url), ("namespace", namespace))
+            if value and (not app_ref or ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE)
+        }
         if changes:
             app.reconfigure(**changes)
         return Inspector(app)
@@ -172,8 +200,9 @@ def parse_duration(text: str) -> float:
     """
     match = _DURATION_RE.match(text)
     if not match:
-        raise ConfigError(f"invalid duration {text!r}: use a number with an optional unit s, m, h, d or w "
-                          "(e.g. 90s, 30m, 12h, 7d)")
+        raise ConfigError(
+            f"invalid duration {text!r}: use a number with an optional unit s, m, h, d or w (e.g. 90s, 30m, 12h, 7d)"
+        )
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 

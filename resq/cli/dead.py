@@ -48,8 +48,9 @@ def dead() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="Show at most N jobs.")
 @click.option("-q", "--queue", default=None, help="Only this queue.")
 @json_option
-def dead_list(app_ref: str | None, url: str | None, namespace: str | None, limit: int, queue: str | None,
-              as_json: bool) -> None:
+def dead_list(
+    app_ref: str | None, url: str | None, namespace: str | None, limit: int, queue: str | None, as_json: bool
+) -> None:
     """The most recent dead jobs, newest first: id, queue, task, time of death, last error."""
     inspector = inspector_from(app_ref, url, namespace)
     found = guard(lambda: inspector.dead(limit, queue))
@@ -60,8 +61,12 @@ def dead_list(app_ref: str | None, url: str | None, namespace: str | None, limit
         click.echo("no dead jobs")
         return
     total = guard(lambda: inspector.dead_count(queue))
-    click.echo(table(["ID", "QUEUE", "TASK", "DIED (UTC)", "ERROR"],
-                     [[d.id, d.queue, d.task, when(d.died_ms), truncate(d.error, 80)] for d in found]))
+    click.echo(
+        table(
+            ["ID", "QUEUE", "TASK", "DIED (UTC)", "ERROR"],
+            [[d.id, d.queue, d.task, when(d.died_ms), truncate(d.error, 80)] for d in found],
+        )
+    )
     if total > len(found):
         click.echo(f"({len(found)} of {total} shown; --limit N for more)")
 
@@ -89,16 +94,27 @@ def dead_show(app_ref: str | None, url: str | None, namespace: str | None, job_i
 @click.option("-q", "--queue", default=None, help="With --all: only this queue.")
 @json_option
 @click.pass_context
-def dead_retry(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None,
-               job_id: str | None, everyone: bool, queue: str | None, as_json: bool) -> None:
+def dead_retry(
+    ctx: click.Context,
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    job_id: str | None,
+    everyone: bool,
+    queue: str | None,
+    as_json: bool,
+) -> None:
     """Queue dead jobs again for a fresh series of attempts: one by ID, or --all."""
     if everyone == bool(job_id):
         raise click.UsageError("give either one job ID or --all", ctx)
     inspector = inspector_from(app_ref, url, namespace)
     if job_id:
         target = guard(lambda: inspector.retry_dead(job_id))
-        click.echo(json.dumps({"id": job_id, "queue": target, "status": JobStatus.QUEUED.value}) if as_json
-                   else f"requeued {job_id} on {target}")
+        click.echo(
+            json.dumps({"id": job_id, "queue": target, "status": JobStatus.QUEUED.value})
+            if as_json
+            else f"requeued {job_id} on {target}"
+        )
         return
     total = guard(lambda: inspector.dead_count(queue))
     with click.progressbar(length=total, label="requeueing dead jobs", file=sys.stderr) as bar:
@@ -111,8 +127,14 @@ def dead_retry(ctx: click.Context, app_ref: str | None, url: str | None, namespa
 @click.option("--older-than", default=None, help="Only jobs dead for longer than this: 90s, 30m, 12h, 7d.")
 @click.option("-q", "--queue", default=None, help="Only this queue.")
 @json_option
-def dead_purge(app_ref: str | None, url: str | None, namespace: str | None, older_than: str | None,
-               queue: str | None, as_json: bool) -> None:
+def dead_purge(
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    older_than: str | None,
+    queue: str | None,
+    as_json: bool,
+) -> None:
     """Delete dead jobs (all, or those dead for longer than --older-than) and their records."""
     seconds = guard(lambda: parse_duration(older_than)) if older_than else None
     inspector = inspector_from(app_ref, url, namespace)
@@ -132,8 +154,9 @@ def queue() -> None:
 @click.argument("name")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
-def queue_clear(app_ref: str | None, url: str | None, namespace: str | None, name: str, yes: bool,
-                as_json: bool) -> None:
+def queue_clear(
+    app_ref: str | None, url: str | None, namespace: str | None, name: str, yes: bool, as_json: bool
+) -> None:
     """Delete every waiting, running and scheduled job of queue NAME (dead jobs are kept)."""
     inspector = inspector_from(app_ref, url, namespace)
     found = {q.name: q for q in guard(inspector.queues)}
@@ -141,7 +164,10 @@ def queue_clear(app_ref: str | None, url: str | None, namespace: str | None, nam
         raise NotFound(f"no queue named {name!r} (see `resq queues`)")
     q = found[name]
     if not yes:
-        click.confirm(f"Delete the {q.waiting + q.running + q.scheduled} jobs of queue {name!r} "
-                      f"({q.waiting} waiting, {q.running} running, {q.scheduled} scheduled)?", abort=True)
+        click.confirm(
+            f"Delete the {q.waiting + q.running + q.scheduled} jobs of queue {name!r} "
+            f"({q.waiting} waiting, {q.running} running, {q.scheduled} scheduled)?",
+            abort=True,
+        )
     removed = guard(lambda: inspector.clear_queue(name))
     click.echo(json.dumps({"queue": name, "removed": removed}) if as_json else f"cleared {name}: {removed} jobs")

@@ -45,15 +45,31 @@ Examples:
 
 
 def _queue_rows(found: list[QueueInfo]) -> str:
-    rows = [[q.name, q.waiting, q.running, ago(q.oldest_age_s), q.scheduled, q.dead, q.workers,
-             "" if q.served else "! no worker"] for q in found]
+    rows = [
+        [
+            q.name,
+            q.waiting,
+            q.running,
+            ago(q.oldest_age_s),
+            q.scheduled,
+            q.dead,
+            q.workers,
+            "" if q.served else "! no worker",
+        ]
+        for q in found
+    ]
     return table(["QUEUE", "WAITING", "RUNNING", "OLDEST", "SCHEDULED", "DEAD", "WORKERS", ""], rows)
 
 
 @click.command(epilog=STATS_EPILOG)
 @ops_options
-@click.option("--days", default=0, show_default=True, type=click.IntRange(0, 366),
-              help="Also show the counters of each of the last N days.")
+@click.option(
+    "--days",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 366),
+    help="Also show the counters of each of the last N days.",
+)
 @json_option
 def stats(app_ref: str | None, url: str | None, namespace: str | None, days: int, as_json: bool) -> None:
     """Queues (waiting, running, oldest, scheduled, dead; a flag when no worker serves one), live
@@ -62,9 +78,15 @@ def stats(app_ref: str | None, url: str | None, namespace: str | None, days: int
     found = guard(inspector.queues)
     counts = guard(lambda: inspector.stats(max(days, 1)))
     workers = guard(inspector.live_worker_count)
-    data = {"queues": [q.as_dict() for q in found], "workers": workers, "today": counts["today"],
-            "total": counts["total"], "scheduled": sum(q.scheduled for q in found),
-            "dead": sum(q.dead for q in found), "days": counts["days"] if days else []}
+    data = {
+        "queues": [q.as_dict() for q in found],
+        "workers": workers,
+        "today": counts["today"],
+        "total": counts["total"],
+        "scheduled": sum(q.scheduled for q in found),
+        "dead": sum(q.dead for q in found),
+        "days": counts["days"] if days else [],
+    }
     if as_json:
         click.echo(to_json(data))
         return
@@ -75,8 +97,12 @@ def stats(app_ref: str | None, url: str | None, namespace: str | None, days: int
     click.echo(table(["JOBS", "TODAY", "TOTAL"], [[n, counts["today"][n], counts["total"][n]] for n in COUNTERS]))
     if days:
         click.echo("")
-        click.echo(table(["DAY (UTC)", *[n.upper() for n in COUNTERS]],
-                         [[d["day"], *[d[n] for n in COUNTERS]] for d in counts["days"]]))
+        click.echo(
+            table(
+                ["DAY (UTC)", *[n.upper() for n in COUNTERS]],
+                [[d["day"], *[d[n] for n in COUNTERS]] for d in counts["days"]],
+            )
+        )
 
 
 @click.command()
@@ -106,8 +132,7 @@ Examples:
 @ops_options
 @json_option
 @click.pass_context
-def workers(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None,
-            as_json: bool) -> None:
+def workers(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None, as_json: bool) -> None:
     """List live workers; pause, resume or stop them through Redis (works across machines)."""
     ctx.obj = (app_ref, url, namespace)
     if ctx.invoked_subcommand is not None:
@@ -119,8 +144,18 @@ def workers(ctx: click.Context, app_ref: str | None, url: str | None, namespace:
     if not found:
         click.echo("no live workers")
         return
-    rows = [[w.id, w.supervisor, w.pid, ",".join(w.queues), since(w.started_ms), since(w.heartbeat_ms),
-             ",".join(w.current) or "-"] for w in found]
+    rows = [
+        [
+            w.id,
+            w.supervisor,
+            w.pid,
+            ",".join(w.queues),
+            since(w.started_ms),
+            since(w.heartbeat_ms),
+            ",".join(w.current) or "-",
+        ]
+        for w in found
+    ]
     click.echo(table(["WORKER", "SUPERVISOR", "PID", "QUEUES", "UP", "HEARTBEAT", "CURRENT JOB"], rows))
 
 
@@ -131,8 +166,15 @@ def _control_command(cmd: str) -> click.Command:
     @click.argument("target", metavar="[WORKER]", required=False)
     @json_option
     @click.pass_context
-    def command(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None,
-                everyone: bool, target: str | None, as_json: bool) -> None:
+    def command(
+        ctx: click.Context,
+        app_ref: str | None,
+        url: str | None,
+        namespace: str | None,
+        everyone: bool,
+        target: str | None,
+        as_json: bool,
+    ) -> None:
         parent = ctx.obj or (None, None, None)
         inspector = inspector_from(app_ref or parent[0], url or parent[1], namespace or parent[2])
         if everyone == bool(target):
@@ -160,8 +202,9 @@ for _cmd in CONTROL_COMMANDS:
 @click.argument("job_id", metavar="ID")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Print the last error's traceback.")
 @json_option
-def job(app_ref: str | None, url: str | None, namespace: str | None, job_id: str, show_traceback: bool,
-        as_json: bool) -> None:
+def job(
+    app_ref: str | None, url: str | None, namespace: str | None, job_id: str, show_traceback: bool, as_json: bool
+) -> None:
     """A job's record (task, queue, status, attempts, times, arguments, last error) and its history."""
     inspector = inspector_from(app_ref, url, namespace)
     info = guard(lambda: inspector.job_info(job_id))
@@ -175,11 +218,16 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
     """A job's info (from ``Job.info()``) as readable text: fields, then its history."""
     error = info.get("error") or {}
     fields = [
-        ("id", info["id"]), ("task", info["task"]), ("queue", info["queue"]), ("status", info["status"]),
-        ("attempts", info["attempts"]), ("worker", info.get("worker") or "-"),
+        ("id", info["id"]),
+        ("task", info["task"]),
+        ("queue", info["queue"]),
+        ("status", info["status"]),
+        ("attempts", info["attempts"]),
+        ("worker", info.get("worker") or "-"),
         *[(name, _dt(info.get(f"{name}_at"))) for name in ("enqueued", "due", "started", "finished")],
         ("duration", "-" if info.get("duration_ms") is None else f"{info['duration_ms']} ms"),
-        ("args", json.dumps(info.get("args"), default=str)), ("kwargs", json.dumps(info.get("kwargs"), default=str)),
+        ("args", json.dumps(info.get("args"), default=str)),
+        ("kwargs", json.dumps(info.get("kwargs"), default=str)),
     ]
     if error:
         fields.append(("error", f"{error.get('type', '?')}: {error.get('message', '')}"))
@@ -189,9 +237,13 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
     history = info.get("history") or []
     if history:
         lines += ["", "history (UTC):"]
-        lines += ["  " + line for line in table(["TIME", "EVENT", "ATTEMPT", "DETAILS"], [
-            [_dt(e.get("at"), ms=True), e.get("event", "?"), e.get("attempt", ""), _details(e)] for e in history
-        ]).splitlines()]
+        lines += [
+            "  " + line
+            for line in table(
+                ["TIME", "EVENT", "ATTEMPT", "DETAILS"],
+                [[_dt(e.get("at"), ms=True), e.get("event", "?"), e.get("attempt", ""), _details(e)] for e in history],
+            ).splitlines()
+        ]
     return "\n".join(lines)
 
 
@@ -234,17 +286,28 @@ Examples:
 @click.option("--at", "at", default=None, help="Run at this ISO 8601 time (UTC when it has no offset).")
 @click.option("--id", "job_id", default=None, help="The job id (an idempotency key).")
 @json_option
-def enqueue(app_ref: str | None, url: str | None, namespace: str | None, task: str, args_json: str,
-            kwargs_json: str, queue: str | None, delay: str | None, at: str | None, job_id: str | None,
-            as_json: bool) -> None:
+def enqueue(
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    task: str,
+    args_json: str,
+    kwargs_json: str,
+    queue: str | None,
+    delay: str | None,
+    at: str | None,
+    job_id: str | None,
+    as_json: bool,
+) -> None:
     """Enqueue TASK by name, without importing it (the worker that runs it decides whether it exists)."""
     ctx = click.get_current_context()
     args, kwargs = _json_arg(ctx, args_json, list, "--args"), _json_arg(ctx, kwargs_json, dict, "--kwargs")
     seconds = guard(lambda: parse_duration(delay)) if delay is not None else None
     when_at = _iso_time(ctx, at) if at is not None else None
     inspector = inspector_from(app_ref, url, namespace)
-    new_id, target, status = guard(lambda: inspector.enqueue(task, args, kwargs, queue=queue, delay=seconds,
-                                                             at=when_at, job_id=job_id))
+    new_id, target, status = guard(
+        lambda: inspector.enqueue(task, args, kwargs, queue=queue, delay=seconds, at=when_at, job_id=job_id)
+    )
     if as_json:
         click.echo(json.dumps({"id": new_id, "task": task, "queue": target, "status": status}))
     else:
@@ -283,13 +346,25 @@ Examples:
 @ops_options
 @click.option("--task", "tasks", default=None, help="Only these tasks (comma-separated names).")
 @click.option("--queue", "queue_names", default=None, help="Only these queues (comma-separated).")
-@click.option("--status", "statuses", default=None,
-              help="Only these events: enqueued, scheduled, started, succeeded, failed, retrying, dead, "
-                   "cancelled, cancel_requested (comma-separated).")
+@click.option(
+    "--status",
+    "statuses",
+    default=None,
+    help="Only these events: enqueued, scheduled, started, succeeded, failed, retrying, dead, "
+    "cancelled, cancel_requested (comma-separated).",
+)
 @click.option("--count", default=None, type=click.IntRange(1), help="Exit after N matching events.")
 @json_option
-def events(app_ref: str | None, url: str | None, namespace: str | None, tasks: str | None,
-           queue_names: str | None, statuses: str | None, count: int | None, as_json: bool) -> None:
+def events(
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    tasks: str | None,
+    queue_names: str | None,
+    statuses: str | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
     """Follow every job's lifecycle events live, across all workers (Ctrl-C stops)."""
     inspector = inspector_from(app_ref, url, namespace)
     wanted = {"task": _set(tasks), "queue": _set(queue_names), "event": _set(statuses)}
@@ -300,8 +375,9 @@ def events(app_ref: str | None, url: str | None, namespace: str | None, tasks: s
 def _follow(inspector: Inspector, wanted: dict[str, set[str] | None], count: int | None, as_json: bool) -> None:
     seen = 0
     for event in inspector.events():
-        if event is None or not all(values is None or str(event.get(name)) in values
-                                    for name, values in wanted.items()):
+        if event is None or not all(
+            values is None or str(event.get(name)) in values for name, values in wanted.items()
+        ):
             continue
         click.echo(json.dumps(event, default=str) if as_json else format_event(event))
         seen += 1
@@ -318,6 +394,14 @@ def _set(text: str | None) -> set[str] | None:
 def format_event(event: dict[str, Any]) -> str:
     """One event as a line: time (UTC), event, job id, task, queue, attempt, details."""
     at = datetime.fromtimestamp(int(event.get("at_ms", 0)) / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
-    return "  ".join([at, f"{event.get('event', '?'):<16}", str(event.get("job_id", "")),
-                      str(event.get("task", "")), str(event.get("queue", "")),
-                      f"attempt {event.get('attempt', 0)}", _details(event)]).rstrip()
+    return "  ".join(
+        [
+            at,
+            f"{event.get('event', '?'):<16}",
+            str(event.get("job_id", "")),
+            str(event.get("task", "")),
+            str(event.get("queue", "")),
+            f"attempt {event.get('attempt', 0)}",
+            _details(event),
+        ]
+    ).rstrip()

@@ -32,28 +32,77 @@ def _app_from(ctx: click.Context, ref: str | None) -> Resq:
 
 @click.command(epilog=HELP_EPILOG)
 @app_option
-@click.option("-q", "--queues", default="default", show_default=True,
-              help="Queues to serve, comma-separated, highest priority first.")
-@click.option("-c", "--concurrency", default=1, show_default=True, type=click.IntRange(1),
-              help="Worker processes under this supervisor.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
-              help="Fetching threads per process (for I/O-bound tasks).")
-@click.option("--prefetch", default=None, type=click.IntRange(1, 1000),
-              help="Jobs leased per fetch by each thread (default: the app's prefetch setting, 1).")
+@click.option(
+    "-q",
+    "--queues",
+    default="default",
+    show_default=True,
+    help="Queues to serve, comma-separated, highest priority first.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker processes under this supervisor.",
+)
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Fetching threads per process (for I/O-bound tasks).",
+)
+@click.option(
+    "--prefetch",
+    default=None,
+    type=click.IntRange(1, 1000),
+    help="Jobs leased per fetch by each thread (default: the app's prefetch setting, 1).",
+)
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit 0.")
-@click.option("--heartbeat-interval", type=click.FloatRange(0.1), default=None,
-              help="Seconds between heartbeats (default 5); silent for 3 intervals = dead.")
-@click.option("--grace-period", default=30.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds running jobs get to finish after TERM/INT.")
+@click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(0.1),
+    default=None,
+    help="Seconds between heartbeats (default 5); silent for 3 intervals = dead.",
+)
+@click.option(
+    "--grace-period",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds running jobs get to finish after TERM/INT.",
+)
 @click.option("--max-jobs-per-child", type=click.IntRange(1), default=None, help="Replace a child after N jobs.")
-@click.option("--max-memory-per-child", type=click.IntRange(1), default=None,
-              help="Replace a child whose memory (RSS) reaches this many MB.")
-@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
-              help="Serve Prometheus metrics on this port (needs resq[metrics]).")
+@click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(1),
+    default=None,
+    help="Replace a child whose memory (RSS) reaches this many MB.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (needs resq[metrics]).",
+)
 @logging_options
-def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, prefetch: int | None, burst: bool,
-           heartbeat_interval: float | None, grace_period: float, max_jobs_per_child: int | None,
-           max_memory_per_child: int | None, metrics_port: int | None, log_format: str, log_level: str) -> None:
+def worker(
+    app_ref: str | None,
+    queues: str,
+    concurrency: int,
+    threads: int,
+    prefetch: int | None,
+    burst: bool,
+    heartbeat_interval: float | None,
+    grace_period: float,
+    max_jobs_per_child: int | None,
+    max_memory_per_child: int | None,
+    metrics_port: int | None,
+    log_format: str,
+    log_level: str,
+) -> None:
     """Run jobs from QUEUES (TERM/INT: graceful stop; QUIT: graceful, no time limit; USR1: kill the
     running jobs; USR2: pause; CONT: resume)."""
     from resq.settings import validate_name
@@ -65,16 +114,26 @@ def worker(app_ref: str | None, queues: str, concurrency: int, threads: int, pre
         raise click.UsageError("which app? give -A module:attr or set RESQ_APP", ctx)
     app = _app_from(ctx, app_ref)
     if not app.tasks:
-        log.warning("no_tasks", app=app_ref, hint="every job will go dead as an unknown task: is -A the module "
-                    "that defines the tasks?")
+        log.warning(
+            "no_tasks",
+            app=app_ref,
+            hint="every job will go dead as an unknown task: is -A the module that defines the tasks?",
+        )
     try:
         names = [validate_name(q.strip(), "queue name") for q in queues.split(",") if q.strip()]
         if heartbeat_interval is not None:
             app.reconfigure(heartbeat_interval=heartbeat_interval)
     except ConfigError as exc:
         raise click.UsageError(str(exc), ctx) from exc
-    config = WorkerConfig(queues=names or ["default"], concurrency=concurrency, threads=threads,
-                          prefetch=prefetch or app.settings.prefetch, burst=burst, grace_period_s=grace_period,
-                          max_jobs_per_child=max_jobs_per_child, max_memory_per_child_mb=max_memory_per_child,
-                          metrics_port=metrics_port)
+    config = WorkerConfig(
+        queues=names or ["default"],
+        concurrency=concurrency,
+        threads=threads,
+        prefetch=prefetch or app.settings.prefetch,
+        burst=burst,
+        grace_period_s=grace_period,
+        max_jobs_per_child=max_jobs_per_child,
+        max_memory_per_child_mb=max_memory_per_child,
+        metrics_port=metrics_port,
+    )
     sys.exit(Supervisor(app, config).run())

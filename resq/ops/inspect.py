@@ -31,7 +31,14 @@ from resq.ops.records import CONTROL_COMMANDS, DeadJob, QueueInfo, WorkerInfo, c
 from resq.settings import validate_name
 
 __all__ = [
-    "BATCH", "CONTROL_COMMANDS", "COUNTERS", "DeadJob", "Inspector", "QueueInfo", "WorkerInfo", "control_message",
+    "BATCH",
+    "CONTROL_COMMANDS",
+    "COUNTERS",
+    "DeadJob",
+    "Inspector",
+    "QueueInfo",
+    "WorkerInfo",
+    "control_message",
     "to_json",
 ]
 
@@ -65,11 +72,17 @@ class Inspector:
         found = []
         for name, (length, scheduled, dead) in zip(names, sizes, strict=True):
             running, oldest_ms = self.broker.admin.lease_state(name)
-            found.append(QueueInfo(
-                name=name, waiting=max(0, length - running), running=running,
-                oldest_age_s=None if oldest_ms is None else max(0.0, (now - oldest_ms) / 1000),
-                scheduled=scheduled, dead=dead, workers=serving.get(name, 0),
-            ))
+            found.append(
+                QueueInfo(
+                    name=name,
+                    waiting=max(0, length - running),
+                    running=running,
+                    oldest_age_s=None if oldest_ms is None else max(0.0, (now - oldest_ms) / 1000),
+                    scheduled=scheduled,
+                    dead=dead,
+                    workers=serving.get(name, 0),
+                )
+            )
         return found
 
     def _serving_counts(self) -> dict[str, int]:
@@ -102,12 +115,18 @@ class Inspector:
         for worker_id, row in zip(ids, self.broker.workers.info(ids), strict=True):
             if not row:
                 continue  # expired between the two reads
-            found.append(WorkerInfo(
-                id=worker_id, host=row.get("host", ""), pid=_int(row.get("pid")),
-                supervisor=row.get("supervisor", ""), queues=_split(row.get("queues", "")),
-                started_ms=_int(row.get("started_ms")), heartbeat_ms=_int(row.get("heartbeat_ms")),
-                current=_split(row.get("current", "")),
-            ))
+            found.append(
+                WorkerInfo(
+                    id=worker_id,
+                    host=row.get("host", ""),
+                    pid=_int(row.get("pid")),
+                    supervisor=row.get("supervisor", ""),
+                    queues=_split(row.get("queues", "")),
+                    started_ms=_int(row.get("started_ms")),
+                    heartbeat_ms=_int(row.get("heartbeat_ms")),
+                    current=_split(row.get("current", "")),
+                )
+            )
         return sorted(found, key=lambda w: (w.supervisor, w.id))
 
     def control(self, cmd: str, target: str = "*") -> int:
@@ -169,9 +188,17 @@ class Inspector:
         """
         return Job(self.app, job_id).info()
 
-    def enqueue(self, task: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
-                queue: str | None = None, delay: float | None = None, at: datetime | None = None,
-                job_id: str | None = None) -> tuple[str, str, str]:
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        delay: float | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> tuple[str, str, str]:
         """Enqueue a job by task name, without importing the task.
 
         Goes through the one enqueue path (:func:`resq.producer.enqueue`, with the ``before_enqueue`` and
@@ -186,8 +213,9 @@ class Inspector:
         """
         known = self.app.tasks.get(task)
         target = validate_name(queue or (known.queue if known is not None else "default"), "queue name")
-        done = producer.enqueue(self.app, task, args, kwargs, queue=target, due_ms=due_time_ms(delay, at),
-                                job_id=job_id)
+        done = producer.enqueue(
+            self.app, task, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id
+        )
         status = done.status if done.status is not None else done.job.status()
         return done.job.id, done.job.queue, str(status)
 
@@ -200,8 +228,9 @@ class Inspector:
     def dead(self, limit: int = 50, queue: str | None = None) -> list[DeadJob]:
         """The most recent dead jobs (in one queue, or across all), newest first."""
         names = [queue] if queue else self.queue_names()
-        rows = [(died, name, job_id) for name in names
-                for job_id, died in self.broker.jobs.dead_ids(name, 0, limit - 1)]
+        rows = [
+            (died, name, job_id) for name in names for job_id, died in self.broker.jobs.dead_ids(name, 0, limit - 1)
+        ]
         rows = sorted(rows, reverse=True)[:limit]
         details = self.broker.jobs.summaries([(name, job_id) for _, name, job_id in rows], ("task", "error"))
         return [
@@ -241,8 +270,9 @@ class Inspector:
         """
         return self._each_dead_batch(now_ms(), queue, lambda q, ids: producer.revive(self.app, q, ids), progress)
 
-    def purge_dead(self, older_than_s: float | None = None, queue: str | None = None,
-                   progress: Callable[[int], None] | None = None) -> int:
+    def purge_dead(
+        self, older_than_s: float | None = None, queue: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
         """Delete dead jobs (all, or those dead for more than ``older_than_s`` seconds) and their records.
 
         Returns:
@@ -251,8 +281,13 @@ class Inspector:
         until = now_ms() - (to_ms(older_than_s) if older_than_s else 0)
         return self._each_dead_batch(until, queue, self.broker.jobs.purge_dead, progress)
 
-    def _each_dead_batch(self, until_ms: int, queue: str | None, act: Callable[[str, list[str]], int],
-                         progress: Callable[[int], None] | None) -> int:
+    def _each_dead_batch(
+        self,
+        until_ms: int,
+        queue: str | None,
+        act: Callable[[str, list[str]], int],
+        progress: Callable[[int], None] | None,
+    ) -> int:
         """Apply ``act(queue, ids)`` to the jobs dead since before ``until_ms``, :data:`BATCH` at a time.
 
         ``act`` must take the ids out of the dead set (revive and purge both do), so the loop ends.

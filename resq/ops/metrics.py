@@ -45,9 +45,7 @@ def _prometheus() -> Any:
         import prometheus_client
         import prometheus_client.core
     except ImportError as exc:
-        raise ConfigError(
-            "metrics need the prometheus-client package: pip install 'resq[metrics]'"
-        ) from exc
+        raise ConfigError("metrics need the prometheus-client package: pip install 'resq[metrics]'") from exc
     return prometheus_client
 
 
@@ -83,8 +81,9 @@ class ResqCollector:
 
     def _counters(self, core: Any) -> list[Any]:
         families = {
-            name: core.CounterMetricFamily(f"resq_jobs_{name}", f"Jobs {name}, by task and queue.",
-                                           labels=["task", "queue"])
+            name: core.CounterMetricFamily(
+                f"resq_jobs_{name}", f"Jobs {name}, by task and queue.", labels=["task", "queue"]
+            )
             for name in EXPORTED_COUNTERS
         }
         for (task, queue, name), value in sorted(self.inspector.task_counters().items()):
@@ -93,8 +92,9 @@ class ResqCollector:
         return list(families.values())
 
     def _durations(self, core: Any) -> list[Any]:
-        family = core.HistogramMetricFamily("resq_job_duration_seconds",
-                                            "Duration of successful and failed attempts, by task.", labels=["task"])
+        family = core.HistogramMetricFamily(
+            "resq_job_duration_seconds", "Duration of successful and failed attempts, by task.", labels=["task"]
+        )
         for task, counts in sorted(self.inspector.durations().items()):
             family.add_metric([task], cumulative_buckets(counts), sum_value=counts.get("sum_ms", 0) / 1000)
         return [family]
@@ -102,13 +102,15 @@ class ResqCollector:
     def _queues(self, core: Any) -> list[Any]:
         gauges = {
             "depth": core.GaugeMetricFamily("resq_queue_depth", "Jobs waiting in the queue.", labels=["queue"]),
-            "running": core.GaugeMetricFamily("resq_queue_running", "Jobs of the queue being run.",
-                                              labels=["queue"]),
-            "age": core.GaugeMetricFamily("resq_queue_oldest_age_seconds",
-                                          "Seconds the oldest waiting job has waited (0 when none).",
-                                          labels=["queue"]),
-            "scheduled": core.GaugeMetricFamily("resq_scheduled_jobs", "Delayed jobs and retries waiting for "
-                                                "their time.", labels=["queue"]),
+            "running": core.GaugeMetricFamily("resq_queue_running", "Jobs of the queue being run.", labels=["queue"]),
+            "age": core.GaugeMetricFamily(
+                "resq_queue_oldest_age_seconds",
+                "Seconds the oldest waiting job has waited (0 when none).",
+                labels=["queue"],
+            ),
+            "scheduled": core.GaugeMetricFamily(
+                "resq_scheduled_jobs", "Delayed jobs and retries waiting for their time.", labels=["queue"]
+            ),
             "dead": core.GaugeMetricFamily("resq_dead_jobs", "Jobs in the dead set.", labels=["queue"]),
         }
         for q in self.inspector.queues():

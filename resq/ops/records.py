@@ -115,6 +115,7 @@ def _iso(ms: int) -> str | None:
 
 def to_json(value: Any) -> str:
     """JSON for ``--json`` output: datetimes and dates as ISO 8601, bytes as text."""
+
     def default(obj: Any) -> Any:
         if isinstance(obj, datetime | date):
             return obj.isoformat()

@@ -99,6 +99,7 @@ class Child:
 
     def install_signals(self) -> None:
         """Route the operator's signals to the shared state."""
+
         def stop(signum: int, frame: FrameType | None) -> None:
             self.state.stopping.set()
             if self.state.waiting_on_main:
@@ -185,8 +186,16 @@ class Child:
         """Run the fetching threads until stopped; returns the exit status."""
         cfg = self.config
         consumers = [
-            Consumer(self.app, cfg.worker_id, cfg.queues, prefetch=cfg.prefetch, burst=cfg.burst,
-                     state=self.state, executor=self.executor, on_job=self.on_job)
+            Consumer(
+                self.app,
+                cfg.worker_id,
+                cfg.queues,
+                prefetch=cfg.prefetch,
+                burst=cfg.burst,
+                state=self.state,
+                executor=self.executor,
+                on_job=self.on_job,
+            )
             for _ in range(cfg.threads)
         ]
         threading.Thread(target=self.watch, name="resq-watch", daemon=True).start()
@@ -210,6 +219,7 @@ class _Usr1Killed(JobInterrupted):
 
 def _timeout_type(seconds: float) -> type[BaseException]:
     """A ``TimeLimitExceeded`` that needs no argument (asynchronous exceptions are raised by type)."""
+
     def init(self: TimeLimitExceeded) -> None:
         TimeLimitExceeded.__init__(self, seconds)
 

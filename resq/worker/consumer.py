@@ -40,8 +40,14 @@ BURST_HORIZON_S = 10.0
 #: Longest wait of a fetch in :meth:`Consumer.run`, in seconds (then it looks at its flags again).
 RUN_BLOCK_S = 2.0
 #: The name of each kind of outcome in a :class:`StepReport` (what the outcome makes of the job).
-OUTCOME_KINDS: dict[type, str] = {Succeeded: "succeeded", Retried: "retrying", Dead: "dead", Lost: "lost",
-                                  Cancelled: "cancelled", Discarded: "discarded"}
+OUTCOME_KINDS: dict[type, str] = {
+    Succeeded: "succeeded",
+    Retried: "retrying",
+    Dead: "dead",
+    Lost: "lost",
+    Cancelled: "cancelled",
+    Discarded: "discarded",
+}
 
 
 class FetchInterrupted(BaseException):
@@ -109,9 +115,18 @@ class Consumer:
             supervisor, which enforces hard timeouts).
     """
 
-    def __init__(self, app: Resq, worker_id: str, queues: list[str], *, prefetch: int = 1, burst: bool = False,
-                 state: ConsumerState | None = None, executor: Executor | None = None,
-                 on_job: Callable[[ChildMessage], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Resq,
+        worker_id: str,
+        queues: list[str],
+        *,
+        prefetch: int = 1,
+        burst: bool = False,
+        state: ConsumerState | None = None,
+        executor: Executor | None = None,
+        on_job: Callable[[ChildMessage], None] | None = None,
+    ) -> None:
         self.app = app
         self.broker = app.broker
         self.worker_id = worker_id

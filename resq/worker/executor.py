@@ -53,10 +53,10 @@ class Executor:
         task = self.app.tasks.get(envelope.task)
         if task is None:
             reason = f"unknown task '{envelope.task}'"
-            log.error("dead", job_id=job_id, task=envelope.task, queue=d.queue, attempt=started.attempt,
-                      reason=reason)
-            return Dead(d, job_id, error_record(None, "UnknownTask", reason), 0, task=envelope.task,
-                        failed_attempt=False)
+            log.error("dead", job_id=job_id, task=envelope.task, queue=d.queue, attempt=started.attempt, reason=reason)
+            return Dead(
+                d, job_id, error_record(None, "UnknownTask", reason), 0, task=envelope.task, failed_attempt=False
+            )
         job: Job[Any] = Job(self.app, job_id, d.queue, task=task.name, attempt=started.attempt)
         token = _current.set(job)
         try:
@@ -99,8 +99,7 @@ class Executor:
         with time_limits(options.soft_timeout, options.timeout):
             return task.fn(*envelope.args, **envelope.kwargs)
 
-    def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException,
-                duration: int) -> Outcome:
+    def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException, duration: int) -> Outcome:
         return failed_attempt(self.app, task, job, d, exc, duration)
 
 
@@ -110,6 +109,7 @@ def _elapsed_ms(began: float) -> int:
 
 def _run_coroutine_here(coro: Any, timeout: float | None) -> Any:
     """Run a coroutine on a fresh event loop (used when the child has no loop thread)."""
+
     async def limited() -> Any:
         return await _with_timeout(coro, timeout)
 

@@ -117,8 +117,14 @@ class Supervisor:
 
             serve(self.app, self.config.metrics_port)
         self.app.hooks.run("worker_start", self)
-        log.info("worker_started", worker=self.supervisor_id, queues=self.config.queues,
-                 concurrency=self.config.concurrency, threads=self.config.threads, pid=os.getpid())
+        log.info(
+            "worker_started",
+            worker=self.supervisor_id,
+            queues=self.config.queues,
+            concurrency=self.config.concurrency,
+            threads=self.config.threads,
+            pid=os.getpid(),
+        )
         for _ in range(self.config.concurrency):
             self._spawn()
         while self.children or self._respawn_at:
@@ -154,8 +160,14 @@ class Supervisor:
     def _spawn(self) -> None:
         worker_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
         reader, writer = connection.Pipe(duplex=False)
-        info = {"host": self.host, "pid": "0", "supervisor": self.supervisor_id,
-                "queues": ",".join(self.config.queues), "started_ms": str(now_ms()), "current": ""}
+        info = {
+            "host": self.host,
+            "pid": "0",
+            "supervisor": self.supervisor_id,
+            "queues": ",".join(self.config.queues),
+            "started_ms": str(now_ms()),
+            "current": "",
+        }
         pid = os.fork()
         if pid == 0:  # the child
             reader.close()
@@ -172,8 +184,15 @@ class Supervisor:
             self.app.broker.reset_after_fork()
             self.app.broker.workers.register(worker_id, {**info, "pid": str(os.getpid())})
             cfg = self.config
-            child_cfg = ChildConfig(worker_id, cfg.queues, cfg.threads, cfg.prefetch, cfg.burst,
-                                    cfg.max_jobs_per_child, cfg.max_memory_per_child_mb)
+            child_cfg = ChildConfig(
+                worker_id,
+                cfg.queues,
+                cfg.threads,
+                cfg.prefetch,
+                cfg.burst,
+                cfg.max_jobs_per_child,
+                cfg.max_memory_per_child_mb,
+            )
             return run_child(self.app, child_cfg, writer.send)
         except SystemExit as exc:
             return int(exc.code or 0)

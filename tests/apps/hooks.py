@@ -45,9 +45,13 @@ def _client(url: str) -> redis.Redis:
 def record(owner: Resq, hook: str, job: Job[Any] | None = None) -> None:
     """Append one record to :data:`LOG`."""
     current = current_job()
-    entry = {"job": job.id if job is not None else None, "hook": hook,
-             "attempt": job.attempt if job is not None else None,
-             "current": current.id if current is not None else None, "pid": os.getpid()}
+    entry = {
+        "job": job.id if job is not None else None,
+        "hook": hook,
+        "attempt": job.attempt if job is not None else None,
+        "current": current.id if current is not None else None,
+        "pid": os.getpid(),
+    }
     _client(owner.settings.url).rpush(LOG, json.dumps(entry))
 
 

@@ -47,8 +47,14 @@ def client() -> redis.Redis:
 
 def record(hook: str, job: Job[Any], exc: BaseException | None = None) -> None:
     """Append one record to :data:`LOG`."""
-    entry = {"hook": hook, "job": job.id, "task": job.task, "attempt": job.attempt,
-             "error": type(exc).__name__ if exc is not None else None, "pid": os.getpid()}
+    entry = {
+        "hook": hook,
+        "job": job.id,
+        "task": job.task,
+        "attempt": job.attempt,
+        "error": type(exc).__name__ if exc is not None else None,
+        "pid": os.getpid(),
+    }
     client().rpush(LOG, json.dumps(entry))
 
 

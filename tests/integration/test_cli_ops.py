@@ -26,8 +26,9 @@ APP = "tests.apps.obs:app"
 @pytest.fixture
 def cli(redis_url: str) -> Any:
     def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(main, list(args), env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None},
-                                  input=input, catch_exceptions=False)
+        return CliRunner().invoke(
+            main, list(args), env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None}, input=input, catch_exceptions=False
+        )
 
     return invoke
 
@@ -35,8 +36,9 @@ def cli(redis_url: str) -> Any:
 def resq_process(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("RESQ_APP", None)
-    return subprocess.run([sys.executable, "-m", "resq", *args], env=env, cwd=str(REPO_ROOT),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "resq", *args], env=env, cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=60
+    )
 
 
 def row(text: str, first: str) -> list[str]:
@@ -180,9 +182,7 @@ def test_dead_retry_usage(cli: Any) -> None:
     assert cli("dead", "retry", "x", "--all").exit_code == 2
 
 
-def test_dead_retry_all_in_batches(
-    obs: ModuleType, run_worker: RunWorker, redis_client: redis.Redis, cli: Any
-) -> None:
+def test_dead_retry_all_in_batches(obs: ModuleType, run_worker: RunWorker, redis_client: redis.Redis, cli: Any) -> None:
     # 2,500 dead jobs (more than two batches): jobs of a task no worker knows die on their first fetch
     inspector = Inspector(obs.app)
     ids = [inspector.enqueue("no.such.task", [i])[0] for i in range(2500)]
@@ -204,8 +204,10 @@ def test_dead_purge(obs: ModuleType, run_worker: RunWorker, redis_client: redis.
     assert redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0])) == 2
     result = cli("dead", "purge", "--json")
     assert json.loads(result.output.splitlines()[-1]) == {"purged": 2}
-    assert redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0]),
-                               keys.done("default", ids[0])) == 0
+    assert (
+        redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0]), keys.done("default", ids[0]))
+        == 0
+    )
     assert cli("dead", "purge", "--older-than", "7 days").exit_code == 2
 
 
@@ -245,18 +247,27 @@ def test_enqueue_options(obs: ModuleType, cli: Any) -> None:
     assert later["status"] == "scheduled"
     info = obs.app.job(later["id"]).info()
     assert info["kwargs"] == {"a": 1, "b": 2} and info["due_at"] is not None
-    at = json.loads(cli("enqueue", "x.unknown", "-q", "elsewhere", "--at", "2100-01-01T00:00:00+00:00",
-                        "--json").output)
+    at = json.loads(
+        cli("enqueue", "x.unknown", "-q", "elsewhere", "--at", "2100-01-01T00:00:00+00:00", "--json").output
+    )
     assert at["queue"] == "elsewhere" and at["status"] == "scheduled"
     assert obs.app.job(at["id"]).info()["due_at"].year == 2100
     text = cli("enqueue", "x.unknown", "--id", "my-id").output
     assert text.strip() == "enqueued my-id (x.unknown) on default: queued"
 
 
-@pytest.mark.parametrize("args", [
-    ["--args", "not json"], ["--args", '{"a": 1}'], ["--kwargs", "[1]"], ["--in", "soon"],
-    ["--at", "tomorrow"], ["--in", "5", "--at", "2100-01-01T00:00:00"], ["-q", "bad:name"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--args", "not json"],
+        ["--args", '{"a": 1}'],
+        ["--kwargs", "[1]"],
+        ["--in", "soon"],
+        ["--at", "tomorrow"],
+        ["--in", "5", "--at", "2100-01-01T00:00:00"],
+        ["-q", "bad:name"],
+    ],
+)
 def test_enqueue_usage_errors(cli: Any, args: list[str]) -> None:
     assert cli("enqueue", "obs.add", *args).exit_code == 2
 
@@ -266,8 +277,10 @@ def test_enqueue_usage_errors(cli: Any, args: list[str]) -> None:
 
 def test_workers_list_pause_and_stop(run_worker: RunWorker, redis_client: redis.Redis, cli: Any) -> None:
     proc = run_worker(APP, "-c", "2", "-q", "default,other")
-    found = wait_for(lambda: len(json.loads(cli("workers", "--json").output)) == 2
-                     and json.loads(cli("workers", "--json").output), message="two live workers")
+    found = wait_for(
+        lambda: len(json.loads(cli("workers", "--json").output)) == 2 and json.loads(cli("workers", "--json").output),
+        message="two live workers",
+    )
     assert {w["supervisor"] for w in found} == {found[0]["supervisor"]}
     assert all(w["queues"] == ["default", "other"] and w["pid"] != proc.pid for w in found)
     text = cli("workers").output

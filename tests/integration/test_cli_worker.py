@@ -60,10 +60,20 @@ def test_bad_queue_name_is_a_usage_error(run_worker: RunWorker) -> None:
 def test_console_script_with_resq_app(core: ModuleType, redis_url: str, tmp_path: Path) -> None:
     job = core.add.delay(5, 5)
     script = Path(sys.executable).parent / "resq"
-    env = {**os.environ, "RESQ_APP": APP, "RESQ_REDIS_URL": redis_url,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([str(script), "worker", "-q", "default", "--burst"], env=env, cwd=tmp_path,
-                          capture_output=True, timeout=60, start_new_session=True)
+    env = {
+        **os.environ,
+        "RESQ_APP": APP,
+        "RESQ_REDIS_URL": redis_url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [str(script), "worker", "-q", "default", "--burst"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert job.result() == 10
 
@@ -79,8 +89,14 @@ def test_current_directory_is_importable(core: ModuleType, redis_url: str, tmp_p
     job = mul.delay(6, 7)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(RESQ_REDIS_URL=redis_url)
-    done = subprocess.run([sys.executable, "-m", "resq", "worker", "-A", "cwdapp", "--burst"], env=env,
-                          cwd=tmp_path, capture_output=True, timeout=60, start_new_session=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "resq", "worker", "-A", "cwdapp", "--burst"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert job.result() == 42
 
@@ -112,8 +128,7 @@ def test_console_log_is_the_default(core: ModuleType, run_worker: RunWorker) -> 
     assert not any(e.get("event") == "succeeded" for e in json_lines(log))
 
 
-def test_concurrency_2_runs_jobs_in_two_processes(core: ModuleType, run_worker: RunWorker,
-                                                 redis_client: Any) -> None:
+def test_concurrency_2_runs_jobs_in_two_processes(core: ModuleType, run_worker: RunWorker, redis_client: Any) -> None:
     # Each job waits until two distinct processes have joined: only two children can finish them.
     jobs = [core.rendezvous.delay("pids", 2) for _ in range(2)]
     proc = run_worker(APP, "-c", "2")
@@ -124,8 +139,9 @@ def test_concurrency_2_runs_jobs_in_two_processes(core: ModuleType, run_worker: 
 
 
 def test_worker_help_lists_the_options() -> None:
-    done = subprocess.run([sys.executable, "-m", "resq", "worker", "--help"], capture_output=True, timeout=60,
-                          cwd=REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "resq", "worker", "--help"], capture_output=True, timeout=60, cwd=REPO_ROOT
+    )
     assert done.returncode == 0
     text = done.stdout.decode()
     for option in ("-A", "-q", "-c", "--burst", "--heartbeat-interval", "--log-format", "--log-level"):
@@ -139,21 +155,31 @@ def test_log_level_and_heartbeat_interval_options(core: ModuleType, run_worker: 
     assert "succeeded" not in log  # info events are below WARNING
 
 
-@pytest.mark.parametrize("args", [["--log-format", "xml"], ["--log-level", "LOUD"], ["-c", "0"],
-                                  ["--heartbeat-interval", "0"]], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [["--log-format", "xml"], ["--log-level", "LOUD"], ["-c", "0"], ["--heartbeat-interval", "0"]],
+    ids=lambda a: " ".join(a),
+)
 def test_bad_worker_options_are_usage_errors(run_worker: RunWorker, args: list[str]) -> None:
     proc = run_worker(APP, "--burst", *args)
     assert proc.wait(timeout=30) == 2, read_log(proc)
 
 
-def test_worker_refuses_to_start_without_an_app_and_warns_of_an_app_with_no_tasks(redis_url: str,
-                                                                                  tmp_path: Path) -> None:
+def test_worker_refuses_to_start_without_an_app_and_warns_of_an_app_with_no_tasks(
+    redis_url: str, tmp_path: Path
+) -> None:
     (tmp_path / "emptyapp.py").write_text("from resq import Resq\napp = Resq()\n")
     env = {**os.environ, "RESQ_REDIS_URL": redis_url}
     env.pop("RESQ_APP", None)
-    no_app = subprocess.run([sys.executable, "-m", "resq", "worker", "--burst"], env=env, cwd=tmp_path,
-                            capture_output=True, timeout=60)
+    no_app = subprocess.run(
+        [sys.executable, "-m", "resq", "worker", "--burst"], env=env, cwd=tmp_path, capture_output=True, timeout=60
+    )
     assert no_app.returncode == 2 and b"RESQ_APP" in no_app.stderr
-    no_tasks = subprocess.run([sys.executable, "-m", "resq", "worker", "-A", "emptyapp", "--burst"], env=env,
-                              cwd=tmp_path, capture_output=True, timeout=60)
+    no_tasks = subprocess.run(
+        [sys.executable, "-m", "resq", "worker", "-A", "emptyapp", "--burst"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
     assert no_tasks.returncode == 0 and b"no_tasks" in no_tasks.stderr

@@ -28,7 +28,12 @@ def test_delay_stores_a_queued_job(core: ModuleType, redis_client: redis.Redis) 
     assert fields[b"task"] == b"tests.apps.core.add"
     envelope = decode_envelope(fields[b"envelope"])
     assert (envelope.id, envelope.task, envelope.queue, envelope.args, envelope.kwargs) == (
-        job.id, "tests.apps.core.add", "default", [2, 3], {})
+        job.id,
+        "tests.apps.core.add",
+        "default",
+        [2, 3],
+        {},
+    )
     entries = redis_client.xrange(K.queue("default"))
     assert [e[1] for e in entries] == [{b"id": job.id.encode()}]
     assert redis_client.sismember(K.queues, "default")
@@ -49,8 +54,11 @@ def test_kwargs_and_rich_arguments_are_stored(core: ModuleType, redis_client: re
     assert envelope.kwargs == {"when": when, "blob": b"\x00"}
 
 
-@pytest.mark.parametrize("bad", [object(), {1, 2}, datetime(2024, 1, 1), {(1, 2): "tuple key"}, 2**64],
-                         ids=["object", "set", "naive-datetime", "tuple-key", "int-too-big"])
+@pytest.mark.parametrize(
+    "bad",
+    [object(), {1, 2}, datetime(2024, 1, 1), {(1, 2): "tuple key"}, 2**64],
+    ids=["object", "set", "naive-datetime", "tuple-key", "int-too-big"],
+)
 def test_unencodable_argument_raises_encode_error_and_enqueues_nothing(
     core: ModuleType, redis_client: redis.Redis, bad: object
 ) -> None:

@@ -88,6 +88,7 @@ def test_unknown_setting_is_a_config_error_with_a_hint() -> None:
 def test_unknown_task_option_fails_at_decoration() -> None:
     app = Resq("redis://127.0.0.1:1/0")
     with pytest.raises(ConfigError, match="did you mean 'retry_on'"):
+
         @app.task(retry_onn=(ValueError,))
         def f() -> None: ...
 
@@ -105,8 +106,11 @@ def test_bad_queue_names_everywhere(redis_url: str, redis_client: redis.Redis) -
 def test_encode_error_is_both_resq_error_and_type_error(redis_url: str, redis_client: redis.Redis) -> None:
     app = Resq(redis_url)
     task = app.task(name="t")(lambda *a, **k: None)
-    for call in (lambda: task.delay(object()), lambda: task.enqueue_in(5, {1}),
-                 lambda: task.apply_async(kwargs={"k": socket.socket})):
+    for call in (
+        lambda: task.delay(object()),
+        lambda: task.enqueue_in(5, {1}),
+        lambda: task.apply_async(kwargs={"k": socket.socket}),
+    ):
         with pytest.raises(EncodeError) as info:
             call()
         assert isinstance(info.value, ResqError) and isinstance(info.value, TypeError)
@@ -130,7 +134,6 @@ def test_payload_too_large_enqueues_nothing_for_scheduled_jobs_either(
 def test_job_failed_is_a_resq_error() -> None:
     err = JobFailed("id1", "ValueError", "bad", "Traceback ...")
     assert isinstance(err, ResqError)
-    assert (err.job_id, err.exc_type, err.exc_message, err.traceback) == ("id1", "ValueError", "bad",
-                                                                          "Traceback ...")
+    assert (err.job_id, err.exc_type, err.exc_message, err.traceback) == ("id1", "ValueError", "bad", "Traceback ...")
     assert (err.type, err.message) == ("ValueError", "bad")
     assert "ValueError: bad" in str(err)

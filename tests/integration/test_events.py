@@ -27,8 +27,14 @@ def follow(redis_url: str, redis_client: redis.Redis) -> Iterator[Any]:
         env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT)}
         env.pop("RESQ_APP", None)
         before = _subscribers(redis_client)
-        proc = subprocess.Popen([sys.executable, "-m", "resq", "events", *args], env=env, cwd=str(REPO_ROOT),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "resq", "events", *args],
+            env=env,
+            cwd=str(REPO_ROOT),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         procs.append(proc)
         wait_for(lambda: _subscribers(redis_client) > before, message="resq events subscribed")
         return proc
@@ -50,9 +56,7 @@ def finish(proc: subprocess.Popen[str]) -> list[str]:
     return out.splitlines()
 
 
-def test_events_json_sees_a_job_processed_by_a_worker(
-    obs: ModuleType, run_worker: RunWorker, follow: Any
-) -> None:
+def test_events_json_sees_a_job_processed_by_a_worker(obs: ModuleType, run_worker: RunWorker, follow: Any) -> None:
     proc = follow("--json", "--count", "3")
     job = obs.add.delay(1, 2)
     burst(run_worker, APP)

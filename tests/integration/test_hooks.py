@@ -42,7 +42,12 @@ def test_order_for_a_success_and_for_a_job_retried_once_then_dead(
     assert [r["hook"] for r in records(redis_client, ok.id)] == ["before_perform", "after_perform"]
     seen = records(redis_client, doomed.id)
     assert [r["hook"] for r in seen] == [
-        "before_perform", "on_failure", "on_retry", "before_perform", "on_failure", "on_dead",
+        "before_perform",
+        "on_failure",
+        "on_retry",
+        "before_perform",
+        "on_failure",
+        "on_dead",
     ]
     assert [r["attempt"] for r in seen] == [1, 1, 1, 2, 2, 2]
 
@@ -64,7 +69,10 @@ def test_per_task_hook_runs_with_the_app_hooks(
     assert job.status() == "dead"
     # on_* hooks run in reverse registration order; per-task hooks are innermost, so they come first
     assert [r["hook"] for r in records(redis_client, job.id)] == [
-        "before_perform", "task_on_failure:KeyError", "on_failure", "on_dead",
+        "before_perform",
+        "task_on_failure:KeyError",
+        "on_failure",
+        "on_dead",
     ]
 
 
@@ -102,9 +110,15 @@ def test_plugins_order_and_around_perform_nesting(
     burst(run_worker, "tests.apps.hooks:plugged")
     assert job.result(timeout=10) == "done"
     assert [r["hook"] for r in records(redis_client, job.id)] == [
-        "A.before_perform", "B.before_perform",
-        "A.around_enter", "B.around_enter", "task", "B.around_exit", "A.around_exit",
-        "B.after_perform", "A.after_perform",
+        "A.before_perform",
+        "B.before_perform",
+        "A.around_enter",
+        "B.around_enter",
+        "task",
+        "B.around_exit",
+        "A.around_exit",
+        "B.after_perform",
+        "A.after_perform",
     ]
 
 
@@ -137,9 +151,7 @@ def test_before_enqueue_veto_enqueues_nothing(hooks: ModuleType, redis_client: r
     assert redis_client.dbsize() == 0  # no job record, no queue, no hook record
 
 
-def test_after_enqueue_runs_in_the_producer_and_not_when_vetoed(
-    hooks: ModuleType, redis_client: redis.Redis
-) -> None:
+def test_after_enqueue_runs_in_the_producer_and_not_when_vetoed(hooks: ModuleType, redis_client: redis.Redis) -> None:
     with pytest.raises(Veto):
         hooks.send.delay(veto=True)
     job = hooks.send.delay(y=2)

@@ -55,8 +55,11 @@ def test_metrics_after_some_jobs(obs: ModuleType, run_worker: RunWorker) -> None
     assert ("resq_jobs_failed_total", frozenset({("task", "obs.add"), ("queue", "default")})) not in samples
     assert get(samples, "resq_job_duration_seconds_count", task="obs.add") == 2
     assert get(samples, "resq_job_duration_seconds_bucket", task="obs.add", le="+Inf") == 2
-    buckets = sorted((float(dict(labels)["le"]), value) for (name, labels), value in samples.items()
-                     if name == "resq_job_duration_seconds_bucket" and dict(labels)["task"] == "obs.add")
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in samples.items()
+        if name == "resq_job_duration_seconds_bucket" and dict(labels)["task"] == "obs.add"
+    )
     assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
     assert get(samples, "resq_queue_depth", queue="default") == 1
     assert get(samples, "resq_queue_running", queue="default") == 0
@@ -69,10 +72,14 @@ def test_metrics_after_some_jobs(obs: ModuleType, run_worker: RunWorker) -> None
 def test_worker_metrics_port(obs: ModuleType, run_worker: RunWorker, free_port: int) -> None:
     obs.add.delay(1, 2)
     proc = run_worker(APP, "--metrics-port", str(free_port), "-c", "2")
-    samples = wait_for(lambda: (s := scrape(free_port)) and get(s, "resq_workers_live") == 2 and s,
-                       message="metrics with two live workers")
-    wait_for(lambda: get(scrape(free_port), "resq_jobs_processed_total", task="obs.add", queue="default") == 1,
-             message="the job counted")
+    samples = wait_for(
+        lambda: (s := scrape(free_port)) and get(s, "resq_workers_live") == 2 and s,
+        message="metrics with two live workers",
+    )
+    wait_for(
+        lambda: get(scrape(free_port), "resq_jobs_processed_total", task="obs.add", queue="default") == 1,
+        message="the job counted",
+    )
     assert get(samples, "resq_redis_up") == 1
     assert proc.poll() is None
 

@@ -54,8 +54,9 @@ def calls(client: redis.Redis, job_id: str) -> list[tuple[str, str]]:
 
 def cli(redis_url: str, *args: str) -> str:
     """Run ``resq *args -A tests.apps.paths:app`` in this process; returns its output (exit status 0)."""
-    result = CliRunner().invoke(main, [*args, "-A", APP_REF], env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None},
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, [*args, "-A", APP_REF], env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None}, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -116,10 +117,16 @@ def _cli_cron_run(p: ModuleType, url: str) -> tuple[str, str]:
 
 
 PRODUCERS: dict[str, Producer] = {
-    "delay": _delay, "apply_async": _apply_async, "enqueue_in": _enqueue_in,
-    "inspector_registered": _inspector_known, "inspector_unregistered": _inspector_unknown,
-    "cli_enqueue_registered": _cli_known, "cli_enqueue_unregistered": _cli_unknown,
-    "cron_tick": _cron_tick, "fire_now": _fire_now, "cli_cron_run": _cli_cron_run,
+    "delay": _delay,
+    "apply_async": _apply_async,
+    "enqueue_in": _enqueue_in,
+    "inspector_registered": _inspector_known,
+    "inspector_unregistered": _inspector_unknown,
+    "cli_enqueue_registered": _cli_known,
+    "cli_enqueue_unregistered": _cli_unknown,
+    "cron_tick": _cron_tick,
+    "fire_now": _fire_now,
+    "cli_cron_run": _cli_cron_run,
 }
 
 
@@ -165,8 +172,12 @@ def test_a_revived_dead_job_runs_after_enqueue_but_not_before_enqueue(
     one, two = paths.boom.delay(), paths.boom.delay()
     assert testing.drain(paths.app, ["default"]) == 2
     assert (one.status(), two.status()) == ("dead", "dead")
-    died = [("before_enqueue", "paths.boom"), ("after_enqueue", "paths.boom"),
-            ("on_failure", "paths.boom"), ("on_dead", "paths.boom")]
+    died = [
+        ("before_enqueue", "paths.boom"),
+        ("after_enqueue", "paths.boom"),
+        ("on_failure", "paths.boom"),
+        ("on_dead", "paths.boom"),
+    ]
     assert calls(redis_client, one.id) == calls(redis_client, two.id) == died
 
     inspector = Inspector(paths.app)
@@ -189,7 +200,9 @@ def test_run_now_runs_after_enqueue_but_not_before_enqueue(paths: ModuleType, re
     assert producer.run_now(paths.app, job.queue, job.id) == (True, "queued")
     assert job.status() == "queued"
     assert calls(redis_client, job.id) == [
-        ("before_enqueue", "paths.plain"), ("after_enqueue", "paths.plain"), ("after_enqueue", "paths.plain"),
+        ("before_enqueue", "paths.plain"),
+        ("after_enqueue", "paths.plain"),
+        ("after_enqueue", "paths.plain"),
     ]
 
 
@@ -198,15 +211,25 @@ def test_run_now_runs_after_enqueue_but_not_before_enqueue(paths: ModuleType, re
 
 def running(client: redis.Redis, count: int = 1) -> list[tuple[str, int, int]]:
     """Wait until ``count`` attempts announced themselves; their ``(job id, attempt, pid)``."""
-    found = wait_for(lambda: [tuple(json.loads(raw)) for raw in client.lrange(paths_module.RUNNING, 0, -1)]
-                     if client.llen(paths_module.RUNNING) >= count else [], timeout=15, message="a running attempt")
+    found = wait_for(
+        lambda: (
+            [tuple(json.loads(raw)) for raw in client.lrange(paths_module.RUNNING, 0, -1)]
+            if client.llen(paths_module.RUNNING) >= count
+            else []
+        ),
+        timeout=15,
+        message="a running attempt",
+    )
     return [(str(job_id), int(attempt), int(pid)) for job_id, attempt, pid in found]
 
 
 def failure_hooks(client: redis.Redis, job_id: str) -> list[tuple[str, str, int, str | None, int]]:
     """``(hook, task, attempt, error type, pid)`` of the failure hooks that ran for ``job_id``."""
-    return [(r["hook"], r["task"], r["attempt"], r["error"], r["pid"]) for r in records(client, job_id)
-            if r["hook"] in ("on_failure", "on_retry", "on_dead")]
+    return [
+        (r["hook"], r["task"], r["attempt"], r["error"], r["pid"])
+        for r in records(client, job_id)
+        if r["hook"] in ("on_failure", "on_retry", "on_dead")
+    ]
 
 
 def counters_of(app: Any, task: str) -> dict[str, int]:

@@ -89,8 +89,9 @@ def test_delayed_jobs_due_at_one_instant_all_run_and_none_early(
             sched.record.enqueue_in(due - time.time(), key, due)
     assert redis_client.zcard(K.scheduled("default")) == 40
 
-    rows = wait_for(lambda: (r := records(redis_client, key)) and len(r) >= 40 and r, timeout=30,
-                    message="40 delayed jobs run")
+    rows = wait_for(
+        lambda: (r := records(redis_client, key)) and len(r) >= 40 and r, timeout=30, message="40 delayed jobs run"
+    )
     assert len(rows) == 40
     early = [(started, due_at) for started, due_at, _ in rows if started < due_at]
     assert not early, f"jobs started before their due time: {early}"
@@ -112,8 +113,11 @@ def test_scheduler_wakes_up_for_a_newly_scheduled_earlier_job(
 ) -> None:
     proc = run_scheduler(APP)
     # Nothing is scheduled: once it listens for wake-ups, the scheduler sleeps long
-    wait_for(lambda: dict(redis_client.pubsub_numsub(K.wakeup)).get(K.wakeup.encode(), 0) >= 1, timeout=20,
-             message="scheduler listening for wake-ups")
+    wait_for(
+        lambda: dict(redis_client.pubsub_numsub(K.wakeup)).get(K.wakeup.encode(), 0) >= 1,
+        timeout=20,
+        message="scheduler listening for wake-ups",
+    )
     # A job due in 0.3 s must still be promoted: the producer's wake-up message cuts the sleep short
     job = sched.noop.enqueue_in(0.3)
     wait_for(lambda: job.status() == "queued", timeout=10, message="job promoted by the scheduler")
@@ -125,7 +129,10 @@ def test_bad_schedule_file_is_a_usage_error(sched: ModuleType, tmp_path: Path) -
     path.write_text('[x]\ntask = "sched.record"\ncron = "99 * * * *"\n', encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "resq", "scheduler", "-A", APP, "--schedule", str(path)],
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), cwd=str(REPO_ROOT), capture_output=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert b"invalid cron expression" in result.stderr

@@ -49,7 +49,9 @@ def test_scheduled_list_remove_and_run_now(sched: ModuleType, redis_client: redi
 
     listed = json.loads(invoke("scheduled", "list", "-A", APP, "--json", "--limit", "2").output)
     assert [(row["id"], row["task"], row["status"]) for row in listed] == [
-        (sooner.id, "sched.noop", "scheduled"), (later.id, "sched.noop", "scheduled")]
+        (sooner.id, "sched.noop", "scheduled"),
+        (later.id, "sched.noop", "scheduled"),
+    ]
 
     assert invoke("scheduled", "remove", "-A", APP, gone.id).output.strip() == f"{gone.id}: cancelled"
     assert gone.status() == "cancelled"
@@ -94,9 +96,7 @@ def test_cron_list_run_pause_resume(sched: ModuleType, redis_client: redis.Redis
     assert "no periodic entry 'nope'" in unknown.output
 
 
-def test_cron_list_as_a_subprocess_shows_code_entries_and_last_fire(
-    sched: ModuleType, redis_url: str
-) -> None:
+def test_cron_list_as_a_subprocess_shows_code_entries_and_last_fire(sched: ModuleType, redis_url: str) -> None:
     from resq_scheduler import Scheduler
 
     on_a_tick = datetime.now(UTC).replace(microsecond=0)
@@ -104,7 +104,10 @@ def test_cron_list_as_a_subprocess_shows_code_entries_and_last_fire(
     result = subprocess.run(
         [sys.executable, "-m", "resq", "cron", "list", "-A", PERIODIC_APP, "--json"],
         env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), RESQ_REDIS_URL=redis_url),
-        cwd=str(REPO_ROOT), capture_output=True, timeout=60, check=True,
+        cwd=str(REPO_ROOT),
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     (row,) = json.loads(result.stdout)
     assert (row["name"], row["schedule"], row["source"]) == ("sched.every_second", "every 1s", "app")

@@ -51,9 +51,21 @@ def test_result_blocks_until_the_worker_finishes(core: ModuleType, run_worker: R
 
 
 def test_arguments_and_results_round_trip_through_a_worker(core: ModuleType, run_worker: RunWorker) -> None:
-    args: list[Any] = [None, True, 7, 2.5, "s", b"\x00b", [1, [2]], {"k": {"n": 1}},
-                       datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), date(2024, 2, 29), Decimal("1.10"),
-                       uuid.UUID(int=99), (1, 2)]
+    args: list[Any] = [
+        None,
+        True,
+        7,
+        2.5,
+        "s",
+        b"\x00b",
+        [1, [2]],
+        {"k": {"n": 1}},
+        datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        date(2024, 2, 29),
+        Decimal("1.10"),
+        uuid.UUID(int=99),
+        (1, 2),
+    ]
     job = core.echo.delay(*args, when=datetime(2030, 1, 1, tzinfo=UTC))
     rich = core.rich_values.delay()
     burst(run_worker, APP)
@@ -317,8 +329,7 @@ def test_garbage_stream_entry_goes_dead_with_its_fields_and_the_worker_carries_o
     assert core.app.job(f"garbage-{entry}").status() == "dead"
 
 
-def test_result_ttl_expires_the_job_record(core: ModuleType, run_worker: RunWorker,
-                                           redis_client: redis.Redis) -> None:
+def test_result_ttl_expires_the_job_record(core: ModuleType, run_worker: RunWorker, redis_client: redis.Redis) -> None:
     job = core.short_lived.delay()
     keep = core.add.delay(1, 1)
     burst(run_worker, APP)

@@ -39,15 +39,15 @@ def test_sigkill_of_the_whole_worker_tree_loses_no_job(app: Any, redis_client: r
     # When another worker starts
     run_worker(APP, "-c", "2", "--heartbeat-interval", "1")
     # Then every job completes; only jobs that were running when the tree died ran twice
-    wait_for(lambda: set(_ints(redis_client, "runtime:done")) == set(range(40)), timeout=40,
-             message="all 40 jobs done")
+    wait_for(lambda: set(_ints(redis_client, "runtime:done")) == set(range(40)), timeout=40, message="all 40 jobs done")
     assert all(job.status() == "succeeded" for job in jobs)
     reruns = [i for i, n in Counter(_ints(redis_client, "runtime:started")).items() if n > 1]
     assert len(reruns) <= 2, f"only the jobs running at the kill may run again, got {reruns}"
 
 
-def test_sigterm_lets_running_jobs_finish_and_runs_none_twice(app: Any, redis_client: redis.Redis,
-                                                               run_worker: Any) -> None:
+def test_sigterm_lets_running_jobs_finish_and_runs_none_twice(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
     # Given 1 s jobs, and a worker that gets TERM while two of them run
     for i in range(6):
         app.work.delay(i, 1.0)
@@ -62,8 +62,9 @@ def test_sigterm_lets_running_jobs_finish_and_runs_none_twice(app: Any, redis_cl
     assert sorted(_ints(redis_client, "runtime:done")) == list(range(6))
 
 
-def test_hard_timeout_fails_the_attempt_and_retries_by_policy(app: Any, redis_client: redis.Redis,
-                                                              run_worker: Any) -> None:
+def test_hard_timeout_fails_the_attempt_and_retries_by_policy(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
     job = app.too_slow.delay()
     run_worker(APP, "--burst").wait(timeout=30)
     assert job.status() == "dead"
@@ -100,8 +101,9 @@ def test_soft_timeout_is_raised_inside_the_task(app: Any, redis_client: redis.Re
     assert redis_client.get("runtime:soft") == b"caught"
 
 
-def test_usr1_kills_the_running_job_and_the_worker_goes_on(app: Any, redis_client: redis.Redis,
-                                                          run_worker: Any) -> None:
+def test_usr1_kills_the_running_job_and_the_worker_goes_on(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
     long_job = app.work.delay(1, 30)
     worker = run_worker(APP)
     # the task itself says it runs (the status turns `running` a moment before the task is entered)
@@ -125,8 +127,9 @@ def test_usr2_pauses_fetching_and_cont_resumes(app: Any, run_worker: Any) -> Non
     assert job.result(timeout=10) == 1
 
 
-def test_a_poison_job_that_kills_its_child_goes_dead_as_worker_lost(app: Any, redis_client: redis.Redis,
-                                                                    run_worker: Any) -> None:
+def test_a_poison_job_that_kills_its_child_goes_dead_as_worker_lost(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
     job = app.crash.delay()
     worker = run_worker(APP)
     with pytest.raises(JobFailed, match="worker lost"):
@@ -223,8 +226,9 @@ def test_queues_are_served_in_strict_priority_order(app: Any, redis_client: redi
     assert _ints(redis_client, "runtime:started") == [0, 1, 2, 100, 101, 102]
 
 
-def test_a_second_term_stops_at_once_and_gives_the_job_back(app: Any, redis_client: redis.Redis,
-                                                           run_worker: Any) -> None:
+def test_a_second_term_stops_at_once_and_gives_the_job_back(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
     job = app.work.delay(1, 30)
     worker = run_worker(APP)
     wait_for(lambda: job.status() == "running", message="job running")
@@ -236,8 +240,7 @@ def test_a_second_term_stops_at_once_and_gives_the_job_back(app: Any, redis_clie
     assert job.info()["attempts"] == 0  # handed back: the interrupted attempt does not count
 
 
-def test_quit_waits_for_running_jobs_without_a_time_limit(app: Any, redis_client: redis.Redis,
-                                                          run_worker: Any) -> None:
+def test_quit_waits_for_running_jobs_without_a_time_limit(app: Any, redis_client: redis.Redis, run_worker: Any) -> None:
     job = app.work.delay(1, 2.0)
     worker = run_worker(APP, "--grace-period", "0.5")
     wait_for(lambda: job.status() == "running", message="job running")
@@ -282,8 +285,9 @@ def test_a_task_calling_sys_exit_fails_instead_of_ending_the_child(redis_url: st
     assert job.info()["attempts"] == 1
 
 
-def test_children_that_crash_as_they_start_are_replaced_after_a_growing_pause(app: Any, redis_client: redis.Redis,
-                                                                             run_worker: Any) -> None:
+def test_children_that_crash_as_they_start_are_replaced_after_a_growing_pause(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
     # The crash job kills each child right after it starts: the supervisor backs off between spawns
     app.crash.delay()
     worker = run_worker(APP)

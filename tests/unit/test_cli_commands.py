@@ -11,8 +11,20 @@ from click.testing import CliRunner
 from resq.cli import main
 from tests.conftest import REPO_ROOT
 
-COMMANDS = ["worker", "stats", "queues", "workers", "job", "enqueue", "events", "dead", "queue",
-            "scheduler", "scheduled", "cron"]
+COMMANDS = [
+    "worker",
+    "stats",
+    "queues",
+    "workers",
+    "job",
+    "enqueue",
+    "events",
+    "dead",
+    "queue",
+    "scheduler",
+    "scheduled",
+    "cron",
+]
 SUBCOMMANDS = {"workers": ["pause", "resume", "stop"], "dead": ["list", "show", "retry", "purge"], "queue": ["clear"]}
 
 #: In a fresh interpreter that imports nothing but ``resq.cli``: the command names of ``resq --help``.
@@ -41,7 +53,6 @@ def test_help_lists_every_command_family() -> None:
 
 
 def test_help_lists_every_command_family_in_a_fresh_interpreter() -> None:
-    done = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=60,
-                          cwd=str(REPO_ROOT))
+    done = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=60, cwd=str(REPO_ROOT))
     assert done.returncode == 0, done.stderr
     assert sorted(_listed(done.stdout)) == sorted(COMMANDS)

@@ -10,9 +10,18 @@ from resq.ops import control_message
 from resq.ops.metrics import cumulative_buckets
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90), ("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("2w", 1209600), ("1.5h", 5400),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("30m", 1800),
+        ("12h", 43200),
+        ("7d", 604800),
+        ("2w", 1209600),
+        ("1.5h", 5400),
+    ],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -23,9 +32,17 @@ def test_parse_duration_rejects(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, "-"), (0.25, "250ms"), (12, "12s"), (184, "3m04s"), (7500, "2h05m"), (273600, "3d04h"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (0.25, "250ms"),
+        (12, "12s"),
+        (184, "3m04s"),
+        (7500, "2h05m"),
+        (273600, "3d04h"),
+    ],
+)
 def test_ago(seconds: float | None, text: str) -> None:
     assert ago(seconds) == text
 

@@ -91,8 +91,17 @@ def test_naive_datetime_is_refused() -> None:
 @pytest.mark.parametrize(
     "value",
     [object(), {1, 2}, frozenset(), 2**64, -(2**63) - 1, complex(1, 2), [lambda: 1], {"k": object()}, {(1, 2): 1}],
-    ids=["object", "set", "frozenset", "int-too-big", "int-too-small", "complex", "lambda-in-list",
-         "object-in-dict", "tuple-key"],
+    ids=[
+        "object",
+        "set",
+        "frozenset",
+        "int-too-big",
+        "int-too-small",
+        "complex",
+        "lambda-in-list",
+        "object-in-dict",
+        "tuple-key",
+    ],
 )
 def test_unencodable_values_raise_encode_error(value: Any) -> None:
     with pytest.raises(EncodeError) as info:
@@ -116,8 +125,9 @@ def test_error_tree() -> None:
     assert issubclass(PayloadTooLarge, ResqError)
 
 
-@pytest.mark.parametrize("raw", [b"\xc1", b"\x92\x01", b"", b"\xd4\x01"], ids=["reserved", "truncated", "empty",
-                                                                              "bad-ext"])
+@pytest.mark.parametrize(
+    "raw", [b"\xc1", b"\x92\x01", b"", b"\xd4\x01"], ids=["reserved", "truncated", "empty", "bad-ext"]
+)
 def test_unpack_garbage_raises_decode_error_with_raw(raw: bytes) -> None:
     with pytest.raises(DecodeError) as info:
         unpack(raw)
@@ -131,11 +141,16 @@ def test_unknown_extension_type_is_left_as_ext() -> None:
 
 # -- the envelope ----------------------------------------------------------------------------------
 
+
 def _envelope(**changes: Any) -> Envelope:
     base: dict[str, Any] = {
-        "id": "0190abcdef0112233445", "task": "pkg.mod.fn", "queue": "mail",
-        "args": [1, "two", datetime(2024, 1, 1, tzinfo=UTC)], "kwargs": {"d": Decimal("1.5")},
-        "created_ms": 1_700_000_000_000, "meta": {"k": "v"},
+        "id": "0190abcdef0112233445",
+        "task": "pkg.mod.fn",
+        "queue": "mail",
+        "args": [1, "two", datetime(2024, 1, 1, tzinfo=UTC)],
+        "kwargs": {"d": Decimal("1.5")},
+        "created_ms": 1_700_000_000_000,
+        "meta": {"k": "v"},
     }
     base.update(changes)
     return Envelope(**base)
@@ -177,13 +192,25 @@ def test_envelope_with_unencodable_argument_raises_encode_error() -> None:
     [
         b"\xc1garbage",
         msgpack.packb([1, 2, 3]),
-        msgpack.packb({"v": ENVELOPE_VERSION + 1, "id": "x", "task": "t", "queue": "q", "args": [], "kwargs": {},
-                       "created_ms": 0, "meta": {}}),
+        msgpack.packb(
+            {
+                "v": ENVELOPE_VERSION + 1,
+                "id": "x",
+                "task": "t",
+                "queue": "q",
+                "args": [],
+                "kwargs": {},
+                "created_ms": 0,
+                "meta": {},
+            }
+        ),
         msgpack.packb({"v": "1", "id": "x"}),
-        msgpack.packb({"v": 1, "id": "x", "task": 5, "queue": "q", "args": [], "kwargs": {}, "created_ms": 0,
-                       "meta": {}}),
-        msgpack.packb({"v": 1, "id": "x", "task": "t", "queue": "q", "args": {}, "kwargs": {}, "created_ms": 0,
-                       "meta": {}}),
+        msgpack.packb(
+            {"v": 1, "id": "x", "task": 5, "queue": "q", "args": [], "kwargs": {}, "created_ms": 0, "meta": {}}
+        ),
+        msgpack.packb(
+            {"v": 1, "id": "x", "task": "t", "queue": "q", "args": {}, "kwargs": {}, "created_ms": 0, "meta": {}}
+        ),
         msgpack.packb({"v": 1}),
     ],
     ids=["not-msgpack", "a-list", "newer-version", "string-version", "task-not-str", "args-not-list", "fields-missing"],

@@ -83,9 +83,7 @@ def test_cron_six_fields_put_seconds_first() -> None:
 def test_cron_previous_at_or_before() -> None:
     spec = CronSpec("*/5 * * * *")
     assert previous_at_or_before(spec, utc(2026, 1, 1, 0, 5)) == utc(2026, 1, 1, 0, 5)
-    assert previous_at_or_before(spec, utc(2026, 1, 1, 0, 5, 0) + timedelta(microseconds=1)) == utc(
-        2026, 1, 1, 0, 5
-    )
+    assert previous_at_or_before(spec, utc(2026, 1, 1, 0, 5, 0) + timedelta(microseconds=1)) == utc(2026, 1, 1, 0, 5)
     assert previous_at_or_before(spec, utc(2026, 1, 1, 0, 4, 59) + timedelta(microseconds=999999)) == utc(
         2026, 1, 1, 0, 0
     )
@@ -95,9 +93,7 @@ def test_cron_aliases() -> None:
     assert CronSpec("@hourly").next_after(utc(2026, 1, 1, 0, 1)) == utc(2026, 1, 1, 1, 0)
 
 
-@pytest.mark.parametrize(
-    "expr", ["61 * * * *", "* * *", "a b c d e", "*/0 * * * *", "* * * * * * *", "0 0 30 2 *"]
-)
+@pytest.mark.parametrize("expr", ["61 * * * *", "* * *", "a b c d e", "*/0 * * * *", "* * * * * * *", "0 0 30 2 *"])
 def test_invalid_cron_expression_names_it(expr: str) -> None:
     with pytest.raises(ConfigError, match="invalid cron expression") as info:
         CronSpec(expr)
@@ -158,9 +154,7 @@ def test_nothing_due_when_the_last_tick_is_the_latest() -> None:
 
 @pytest.mark.parametrize("misfire", ["skip", "once", "all"])
 def test_on_time_tick_fires_under_every_policy(misfire: str) -> None:
-    assert due_ticks(EVERY_MINUTE, BASE, BASE + timedelta(minutes=1), misfire) == [
-        BASE + timedelta(minutes=1)
-    ]
+    assert due_ticks(EVERY_MINUTE, BASE, BASE + timedelta(minutes=1), misfire) == [BASE + timedelta(minutes=1)]
 
 
 def test_misfire_skip_fires_only_the_on_time_tick() -> None:
@@ -237,9 +231,7 @@ DST_DAYS = [
 @pytest.mark.parametrize("misfire", ["skip", "once", "all"])
 @pytest.mark.parametrize("step_s", [60, 599])
 @pytest.mark.parametrize(("day", "expected"), DST_DAYS)
-def test_fixed_time_entry_fires_once_on_dst_days(
-    day: str, expected: datetime, misfire: str, step_s: int
-) -> None:
+def test_fixed_time_entry_fires_once_on_dst_days(day: str, expected: datetime, misfire: str, step_s: int) -> None:
     spec = CronSpec("30 2 * * *", "Europe/Paris")
     local_midnight = datetime.fromisoformat(day).replace(tzinfo=PARIS)
     start = local_midnight.astimezone(UTC) - timedelta(hours=2)

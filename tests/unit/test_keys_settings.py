@@ -17,8 +17,14 @@ from resq.settings import DEFAULT_URL, Settings, validate_name
 def test_queue_keys_share_the_queue_hash_tag() -> None:
     k = Keys("resq")
     queue_keys = [
-        k.queue("mail"), k.job("mail", "abc"), k.done("mail", "abc"), k.scheduled("mail"), k.dead("mail"),
-        k.cancel_requests("mail"), k.job_prefix("mail") + "x", k.done_prefix("mail") + "x",
+        k.queue("mail"),
+        k.job("mail", "abc"),
+        k.done("mail", "abc"),
+        k.scheduled("mail"),
+        k.dead("mail"),
+        k.cancel_requests("mail"),
+        k.job_prefix("mail") + "x",
+        k.done_prefix("mail") + "x",
     ]
     assert all(key.startswith("{resq:mail}:") for key in queue_keys), queue_keys
     assert len({key_slot(key.encode()) for key in queue_keys}) == 1
@@ -36,8 +42,20 @@ def test_documented_key_names() -> None:
 
 def test_namespace_keys_share_the_namespace_hash_tag() -> None:
     k = Keys("myns")
-    ns_keys = [k.queues, k.workers, k.cron, k.cron_last, k.cron_paused, k.wakeup, k.control, k.events,
-               k.worker("w1"), k.stat("processed"), k.stat("processed", date(2024, 1, 2)), k.unique_lock("e")]
+    ns_keys = [
+        k.queues,
+        k.workers,
+        k.cron,
+        k.cron_last,
+        k.cron_paused,
+        k.wakeup,
+        k.control,
+        k.events,
+        k.worker("w1"),
+        k.stat("processed"),
+        k.stat("processed", date(2024, 1, 2)),
+        k.unique_lock("e"),
+    ]
     assert all(key.startswith("{myns}:") for key in ns_keys), ns_keys
     assert len({key_slot(key.encode()) for key in ns_keys}) == 1
     assert k.stat("failed", date(2024, 1, 2)) == "{myns}:stat:failed:2024-01-02"
@@ -59,8 +77,7 @@ def test_valid_names(name: str) -> None:
     assert validate_name(name, "queue name") == name
 
 
-@pytest.mark.parametrize("name", ["", "a:b", "{a}", "a}", "a b", "é", "x" * 129, "a\n", None, 5],
-                         ids=repr)
+@pytest.mark.parametrize("name", ["", "a:b", "{a}", "a}", "a b", "é", "x" * 129, "a\n", None, 5], ids=repr)
 def test_invalid_names(name: object) -> None:
     with pytest.raises(ConfigError, match="invalid queue name"):
         validate_name(name, "queue name")  # type: ignore[arg-type]
@@ -124,9 +141,16 @@ def test_unknown_setting_without_close_match_lists_the_known_ones() -> None:
 @pytest.mark.parametrize(
     "settings",
     [
-        {"max_payload_bytes": 0}, {"max_payload_bytes": -5}, {"max_payload_bytes": 1.5},
-        {"dead_max_jobs": 0}, {"result_ttl": 0}, {"result_ttl": -1}, {"result_ttl": "1d"},
-        {"dead_ttl": True}, {"heartbeat_interval": 0}, {"socket_timeout": None},
+        {"max_payload_bytes": 0},
+        {"max_payload_bytes": -5},
+        {"max_payload_bytes": 1.5},
+        {"dead_max_jobs": 0},
+        {"result_ttl": 0},
+        {"result_ttl": -1},
+        {"result_ttl": "1d"},
+        {"dead_ttl": True},
+        {"heartbeat_interval": 0},
+        {"socket_timeout": None},
     ],
     ids=repr,
 )

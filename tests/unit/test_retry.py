@@ -74,8 +74,9 @@ def test_make_backoff_callable_is_used_as_is() -> None:
     assert make_backoff(custom)(4) == 40.0
 
 
-@pytest.mark.parametrize("spec", ["exponentially", "", "Fixed", -1, -0.5, timedelta(seconds=-1), None, True, [1]],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "spec", ["exponentially", "", "Fixed", -1, -0.5, timedelta(seconds=-1), None, True, [1]], ids=repr
+)
 def test_make_backoff_refuses_bad_specs(spec: object) -> None:
     with pytest.raises(ConfigError):
         make_backoff(spec)  # type: ignore[arg-type]

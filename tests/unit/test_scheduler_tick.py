@@ -198,8 +198,10 @@ def test_disabled_entries_never_fire(app: Resq) -> None:
 )
 def test_invalid_periodic_fails_at_decoration(app: Resq, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
+
         @app.periodic(**options)
         def job() -> None: ...
+
     with pytest.raises(ConfigError):
         app.add_periodic("t.work", **options)
     assert app.periodic_entries == {}
@@ -207,8 +209,10 @@ def test_invalid_periodic_fails_at_decoration(app: Resq, options: dict[str, Any]
 
 def test_bare_periodic_and_unknown_tasks_fail(app: Resq) -> None:
     with pytest.raises(ConfigError, match="exactly one of cron= and every="):
+
         @app.periodic
         def job() -> None: ...
+
     with pytest.raises(ConfigError, match="unknown task"):
         app.add_periodic("t.nope", every=10)
     entry = PeriodicEntry(name="x", task="t.nope", spec=parse_spec(every=10))
@@ -274,7 +278,8 @@ def test_promotes_due_jobs_only_and_reports_the_next_due_time(app: Resq, redis_c
     before = scheduler.tick(now)
     assert before.promoted == 0
     assert before.next_wakeup == datetime.fromtimestamp(
-        int(redis_client.zscore(K.scheduled("default"), soon.id)) / 1000, UTC)
+        int(redis_client.zscore(K.scheduled("default"), soon.id)) / 1000, UTC
+    )
     after = scheduler.tick(now + timedelta(seconds=31))
     assert after.promoted == 1
     assert (soon.status(), later.status()) == ("queued", "scheduled")

@@ -38,8 +38,15 @@ def test_bare_decoration_and_defaults(app: Resq) -> None:
 
 
 def test_decoration_with_options(app: Resq) -> None:
-    @app.task(name="mail.send", queue="mail", retries=3, backoff="linear", retry_on=(KeyError, ValueError),
-              timeout=30, result_ttl=timedelta(hours=1))
+    @app.task(
+        name="mail.send",
+        queue="mail",
+        retries=3,
+        backoff="linear",
+        retry_on=(KeyError, ValueError),
+        timeout=30,
+        result_ttl=timedelta(hours=1),
+    )
     def send(to: str) -> str:
         return to
 
@@ -72,8 +79,9 @@ def test_single_exception_type_for_retry_on(app: Resq) -> None:
     assert t.options.retry_on == (KeyError,)
 
 
-@pytest.mark.parametrize("backoff", [5, 0.5, timedelta(seconds=2), "fixed", "linear", "exponential",
-                                     lambda attempt: attempt * 1.0])
+@pytest.mark.parametrize(
+    "backoff", [5, 0.5, timedelta(seconds=2), "fixed", "linear", "exponential", lambda attempt: attempt * 1.0]
+)
 def test_backoff_specs(app: Resq, backoff: object) -> None:
     t = app.task(backoff=backoff)(plain)
     assert t.options.backoff(1) >= 0
@@ -93,12 +101,27 @@ def test_unknown_option_without_close_match_lists_the_options(app: Resq) -> None
 @pytest.mark.parametrize(
     "options",
     [
-        {"retries": -1}, {"retries": 1.5}, {"retries": True}, {"retries": "3"},
-        {"backoff": "sometimes"}, {"backoff": -2},
-        {"retry_on": "ValueError"}, {"retry_on": (ValueError, 3)}, {"retry_on": [ValueError]}, {"retry_on": int},
-        {"timeout": 0}, {"timeout": -1}, {"timeout": "10"}, {"result_ttl": 0},
-        {"queue": "a:b"}, {"queue": "{q}"}, {"queue": "has space"}, {"queue": ""},
-        {"name": ""}, {"name": "   "}, {"name": 5},
+        {"retries": -1},
+        {"retries": 1.5},
+        {"retries": True},
+        {"retries": "3"},
+        {"backoff": "sometimes"},
+        {"backoff": -2},
+        {"retry_on": "ValueError"},
+        {"retry_on": (ValueError, 3)},
+        {"retry_on": [ValueError]},
+        {"retry_on": int},
+        {"timeout": 0},
+        {"timeout": -1},
+        {"timeout": "10"},
+        {"result_ttl": 0},
+        {"queue": "a:b"},
+        {"queue": "{q}"},
+        {"queue": "has space"},
+        {"queue": ""},
+        {"name": ""},
+        {"name": "   "},
+        {"name": 5},
         {"on_failure": "not callable"},
     ],
     ids=repr,
@@ -191,10 +214,32 @@ def test_module_level_task_uses_the_default_app() -> None:
 
 
 def test_public_api_names() -> None:
-    for name in ("Resq", "task", "Job", "JobStatus", "current_job", "Retry", "ResqError", "ConfigError",
-                 "EncodeError", "PayloadTooLarge", "BrokerUnavailable", "JobFailed", "ResultTimeout", "UnknownJob"):
+    for name in (
+        "Resq",
+        "task",
+        "Job",
+        "JobStatus",
+        "current_job",
+        "Retry",
+        "ResqError",
+        "ConfigError",
+        "EncodeError",
+        "PayloadTooLarge",
+        "BrokerUnavailable",
+        "JobFailed",
+        "ResultTimeout",
+        "UnknownJob",
+    ):
         assert hasattr(resq, name), name
     assert resq.JobStatus.DEAD == "dead"
-    assert {s.value for s in resq.JobStatus} == {"scheduled", "queued", "running", "succeeded", "failed",
-                                                 "retrying", "dead", "cancelled"}
+    assert {s.value for s in resq.JobStatus} == {
+        "scheduled",
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "retrying",
+        "dead",
+        "cancelled",
+    }
     assert resq.current_job() is None
