@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, TypeVar, overload
@@ -30,7 +29,7 @@ class Resq:
 
     Args:
         url: the Redis url; defaults to ``RESQ_REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
-        namespace: the prefix of every Redis key.
+        namespace: the prefix of every Redis key; defaults to ``RESQ_NAMESPACE``, then ``"resq"``.
         **settings: any field of :class:`resq.settings.Settings` (``result_ttl``,
             ``max_payload_bytes``, ``heartbeat_interval``, …).
 
@@ -45,7 +44,7 @@ class Resq:
         def send_mail(to: str, subject: str) -> None: ...
     """
 
-    def __init__(self, url: str | None = None, *, namespace: str = "resq", **settings: Any) -> None:
+    def __init__(self, url: str | None = None, *, namespace: str | None = None, **settings: Any) -> None:
         self.settings = Settings.build(url, namespace, **settings)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks = Hooks()
@@ -109,7 +108,7 @@ class Resq:
 
         if fn is not None:
             return decorate(fn)
-        build_options(_probe, options)  # fail at the decorator's call, before any function is given
+        build_options(None, options)  # fail at the decorator's call, before any function is given
         return decorate
 
     def register(self, task: Task[Any, Any]) -> None:
@@ -164,10 +163,6 @@ class Resq:
         self.hooks.add_plugin(plugin)
 
 
-def _probe() -> None:
-    """Stands in for the decorated function while options are validated."""
-
-
 def _periodic_extension() -> Any:
     """The package that validates and runs periodic entries, found through the ``resq.periodic`` entry
     point (``resq_scheduler``): resq declares the extension point and never imports the scheduler."""
@@ -182,8 +177,8 @@ _default: Resq | None = None
 
 def default_app() -> Resq:
     """The app behind the module-level ``@resq.task``, configured from ``RESQ_REDIS_URL`` and
-    ``RESQ_NAMESPACE`` (created on first use, without connecting)."""
+    ``RESQ_NAMESPACE`` like ``Resq()`` (created on first use, without connecting)."""
     global _default
     if _default is None:
-        _default = Resq(namespace=os.environ.get("RESQ_NAMESPACE") or "resq")
+        _default = Resq()
     return _default

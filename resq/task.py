@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from resq.clock import due_time_ms
-from resq.errors import ConfigError
+from resq.errors import ConfigError, did_you_mean
 from resq.job import Job
 from resq.producer import enqueue
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
@@ -48,17 +47,19 @@ class TaskOptions:
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
-def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOptions:
-    """Validate ``@task`` options at decoration time.
+def build_options(fn: Callable[..., Any] | None, options: dict[str, Any]) -> TaskOptions:
+    """Validate ``@task`` options at decoration time (``fn`` None: before the function is known, for
+    ``@app.task(...)`` to fail at its own call).
 
     Raises:
         ConfigError: an unknown option (with a hint) or an invalid value.
     """
     for key in options:
         if key not in TASK_OPTIONS:
-            hint = difflib.get_close_matches(key, TASK_OPTIONS, n=1)
-            more = f"; did you mean {hint[0]!r}?" if hint else f"; options are: {', '.join(TASK_OPTIONS)}"
-            raise ConfigError(f"unknown task option {key!r} on {_qualname(fn)}{more}")
+            hint = did_you_mean(key, TASK_OPTIONS)
+            more = f"; did you mean {hint!r}?" if hint else f"; options are: {', '.join(TASK_OPTIONS)}"
+            where = "" if fn is None else f" for {_qualname(fn)}"
+            raise ConfigError(f"unknown task option {key!r} in @app.task(...){where}{more}")
     retries = options.get("retries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
@@ -71,7 +72,7 @@ def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOption
         if not callable(hook):
             raise ConfigError(f"task hook {name} must be callable, got {hook!r}")
     return TaskOptions(
-        name=_name(_qualname(fn) if options.get("name") is None else options["name"]),
+        name=_name(_default_name(fn) if options.get("name") is None else options["name"]),
         queue=validate_name("default" if options.get("queue") is None else options["queue"], "queue name"),
         retries=retries,
         backoff=make_backoff(options.get("backoff", "exponential")),
@@ -85,6 +86,10 @@ def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOption
 
 def _qualname(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def _default_name(fn: Callable[..., Any] | None) -> str:
+    return "task" if fn is None else _qualname(fn)
 
 
 def _name(name: Any) -> str:
