@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from resq.clock import due_time_ms
-from resq.errors import ConfigError, did_you_mean
+from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.job import Job
 from resq.producer import enqueue
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
@@ -98,6 +99,12 @@ def _name(name: Any) -> str:
     return name
 
 
+def _plain(signature: inspect.Signature) -> str:
+    """A signature without annotations, for messages: ``(to, subject, *, cc=None)``."""
+    params = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))
+
+
 def _positive(value: Any, what: str) -> float | None:
     if value is None:
         return None
@@ -136,10 +143,42 @@ class Task(Generic[P, R]):
         """Run the task synchronously, in this process (no Redis involved)."""
         return self.fn(*args, **kwargs)
 
+    @functools.cached_property
+    def signature(self) -> inspect.Signature | None:
+        """The function's signature (computed once; None for a callable Python cannot introspect)."""
+        try:
+            return inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            return None
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None, suffix: str = "") -> None:
+        """Raise :class:`~resq.errors.ArgumentsError` unless the function accepts these arguments.
+
+        Binds them to the signature as a call would (``inspect.Signature.bind``), without calling.
+
+        Args:
+            args, kwargs: the task's arguments.
+            suffix: added to the message (``" (nothing was enqueued)"`` at enqueue).
+
+        Raises:
+            ArgumentsError: e.g. "arguments do not match the signature of mail.send(to, subject): missing a
+                required argument: 'subject'".
+        """
+        signature = self.signature
+        if signature is None:
+            return
+        try:
+            signature.bind(*args, **(kwargs or {}))
+        except TypeError as exc:
+            raise ArgumentsError(
+                f"arguments do not match the signature of {self.name}{_plain(signature)}: {exc}{suffix}"
+            ) from None
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the task with these arguments, to run as soon as a worker is free.
 
         Raises:
+            ArgumentsError: the arguments do not match the function's signature (nothing is enqueued).
             EncodeError: an argument cannot be carried by msgpack (nothing is enqueued).
             PayloadTooLarge: the encoded job is over ``max_payload_bytes`` (nothing is enqueued).
             BrokerUnavailable: Redis could not be reached after a bounded retry.
@@ -184,8 +223,9 @@ class Task(Generic[P, R]):
 
         Raises:
             ConfigError: both ``delay`` and ``at``, a naive ``at``, or an invalid queue name.
-            EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
+            ArgumentsError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
+        self.check_arguments(args, kwargs, " (nothing was enqueued)")
         target = validate_name(queue, "queue name") if queue is not None else self.queue
         done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id)
         return done.job

@@ -93,6 +93,9 @@ class Executor:
         return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name)
 
     def _call(self, task: Task[Any, Any], envelope: Envelope) -> Any:
+        # A job from a producer that did not bind (an older signature, a job enqueued by name) fails here,
+        # before the call, with an ArgumentsError that the failure path never retries.
+        task.check_arguments(envelope.args, envelope.kwargs)
         options = task.options
         if task.is_async:
             return self._run_coroutine(task.fn(*envelope.args, **envelope.kwargs), options.timeout)
