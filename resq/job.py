@@ -121,9 +121,11 @@ class Job(Generic[R]):
         raise JobFailed(self.id, error.get("type", "?"), error.get("message", ""), error.get("traceback", ""))
 
     def info(self) -> dict[str, Any]:
-        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, last error,
-        and its history (each event: ``event``, ``at``, ``attempt`` and details such as each attempt's
-        ``error`` and ``duration_ms``).
+        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, ``result``
+        (the decoded return value of a succeeded job, else None), ``error`` (the *last failed attempt's*
+        error, kept after a later attempt succeeds; None if no attempt failed), and its history (each
+        event: ``event``, ``at``, ``attempt`` and details such as each attempt's ``error`` and
+        ``duration_ms``).
 
         Raises:
             UnknownJob: the job is unknown or its record expired.
@@ -165,6 +167,14 @@ def _error(fields: dict[str, bytes]) -> dict[str, str]:
     return value if isinstance(value, dict) else {"message": str(value)}
 
 
+def _result(fields: dict[str, bytes]) -> Any:
+    """The decoded result of a succeeded job (None if it cannot be decoded)."""
+    try:
+        return unpack(fields.get("result", b"\xc0"))
+    except DecodeError:
+        return None
+
+
 _TIMESTAMPS = ("enqueued_ms", "first_started_ms", "started_ms", "finished_ms", "failed_ms", "due_ms")
 
 
@@ -178,6 +188,7 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes]) -> dict[str, Any
         "status": text.get("status", ""),
         "attempts": int(text.get("attempt", "0")),
         "worker": text.get("worker") or None,
+        "result": _result(fields) if text.get("status") == JobStatus.SUCCEEDED else None,
         "error": _error(fields) or None,
         "lost": int(text.get("lost", "0")),
         "duration_ms": int(text["duration_ms"]) if "duration_ms" in text else None,

@@ -182,6 +182,7 @@ def test_enqueue_at_is_scheduled_at_that_instant(core: ModuleType, redis_client:
     assert job.status() == "scheduled"
     assert redis_client.zscore(K.scheduled("default"), job.id) == at.timestamp() * 1000
     assert job.info()["due_at"] == at
+    assert job.info()["result"] is None  # not succeeded (yet)
 
 
 def test_enqueue_at_refuses_a_naive_datetime(core: ModuleType, redis_client: redis.Redis) -> None:

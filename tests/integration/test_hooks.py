@@ -67,7 +67,7 @@ def test_arguments_that_do_not_fit_go_dead_at_once_through_the_failure_path(
     assert fine.result(timeout=10) == 3
     for job, detail in ((short, "missing a required argument: 'b'"), (extra, "got an unexpected keyword argument 'c'")):
         info = job.info()
-        assert (info["status"], info["attempts"]) == ("dead", 1)
+        assert (info["status"], info["attempts"], info["result"]) == ("dead", 1, None)
         assert info["error"]["type"] == "resq.errors.ArgumentsError"
         assert info["error"]["message"] == (
             f"arguments do not match the signature of tests.apps.hooks.add_retried(a, b): {detail}"
