@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, TypeVar, overload
@@ -9,7 +10,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 from resq.broker import Broker
 from resq.errors import ConfigError
 from resq.hooks import Hooks
-from resq.job import Job
+from resq.job import Job, JobStore
+from resq.producer import InlineRunner
 from resq.settings import Settings
 from resq.task import Task, build_options
 
@@ -17,6 +19,9 @@ __all__ = ["PERIODIC_GROUP", "Resq", "default_app"]
 
 #: The entry-point group naming the package behind ``app.periodic`` and ``app.add_periodic``.
 PERIODIC_GROUP = "resq.periodic"
+#: The module whose ``EagerRunner`` performs jobs of an ``eager=True`` app (it sits above the app: it uses
+#: the worker's executor, so the app names it instead of importing it).
+EAGER_MODULE = "resq.testing"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,7 +30,8 @@ R = TypeVar("R")
 class Resq:
     """A resq app: where tasks are registered and jobs are sent.
 
-    No connection is opened until the first job is sent or a worker starts.
+    No connection is opened until the first job is sent or a worker starts; with ``eager=True`` (for
+    tests), none at all: ``.delay()`` runs the job in the caller (see ``resq.testing.eager``).
 
     Args:
         url: the Redis url; defaults to ``RESQ_REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
@@ -49,6 +55,7 @@ class Resq:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks = Hooks()
         self._broker: Broker | None = None
+        self._inline: InlineRunner | None = None
         #: periodic entries declared in code (filled by ``resq_scheduler``), by name
         self.periodic_entries: dict[str, Any] = {}
 
@@ -64,7 +71,10 @@ class Resq:
         merged = {f: getattr(self.settings, f) for f in self.settings.__dataclass_fields__}
         merged.update(settings)
         url, namespace = merged.pop("url"), merged.pop("namespace")
+        eager = self.settings.eager
         self.settings = Settings.build(url, namespace, **merged)
+        if self.settings.eager != eager:
+            self._inline = None
         if self._broker is not None:
             self._broker.close()
         self._broker = None
@@ -75,6 +85,28 @@ class Resq:
         if self._broker is None:
             self._broker = Broker(self.settings)
         return self._broker
+
+    @property
+    def inline(self) -> InlineRunner | None:
+        """The runner that performs jobs in the caller (eager mode), or None: jobs go to Redis.
+
+        Set by ``resq.testing.eager(app)`` for a block, or created on first use for ``eager=True``.
+        """
+        if self._inline is None and self.settings.eager:
+            self._inline = importlib.import_module(EAGER_MODULE).EagerRunner(self)
+        return self._inline
+
+    def use_inline(self, runner: InlineRunner | None) -> InlineRunner | None:
+        """Install the runner of eager mode (None: back to Redis, unless ``eager=True``); returns the
+        previous one. ``resq.testing.eager(app)`` is the usual way in."""
+        previous, self._inline = self._inline, runner
+        return previous
+
+    @property
+    def job_store(self) -> JobStore:
+        """Where job handles read their records: the eager runner's, else Redis (``broker.jobs``)."""
+        inline = self.inline
+        return self.broker.jobs if inline is None else inline.jobs
 
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...

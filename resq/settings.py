@@ -78,12 +78,16 @@ class Settings:
     prefetch: int = 1
     #: how many per-day statistics are kept, in days
     stats_days: int = 90
+    #: run jobs inline, in the caller, without Redis (for tests; see ``resq.testing.eager``)
+    eager: bool = False
 
     def __post_init__(self) -> None:
         validate_name(self.namespace, "namespace")
         for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "prefetch", "stats_days"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.eager, bool):
+            raise ConfigError(f"setting eager must be True or False, got {self.eager!r}")
         if not isinstance(self.url, str) or self.url.partition("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError(f"invalid Redis url {self.url!r}: use redis://host:port/db, rediss://… or unix://…")
         for name in (
