@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from resq.app import Resq, default_app
 from resq.context import current_job
 from resq.errors import (
+    ArgumentsError,
     BrokerError,
     BrokerUnavailable,
     ConfigError,
@@ -47,6 +48,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "HOOK_NAMES",
     "TERMINAL_STATUSES",
+    "ArgumentsError",
     "BrokerError",
     "BrokerUnavailable",
     "ConfigError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, TypeVar, overload
@@ -10,7 +10,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 from resq.broker import Broker
 from resq.errors import ConfigError
 from resq.hooks import Hooks
-from resq.job import Job
+from resq.job import Job, JobStore
+from resq.producer import InlineRunner
 from resq.settings import Settings
 from resq.task import Task, build_options
 
@@ -18,6 +19,9 @@ __all__ = ["PERIODIC_GROUP", "Resq", "default_app"]
 
 #: The entry-point group naming the package behind ``app.periodic`` and ``app.add_periodic``.
 PERIODIC_GROUP = "resq.periodic"
+#: The module whose ``EagerRunner`` performs jobs of an ``eager=True`` app (it sits above the app: it uses
+#: the worker's executor, so the app names it instead of importing it).
+EAGER_MODULE = "resq.testing"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,11 +30,12 @@ R = TypeVar("R")
 class Resq:
     """A resq app: where tasks are registered and jobs are sent.
 
-    No connection is opened until the first job is sent or a worker starts.
+    No connection is opened until the first job is sent or a worker starts; with ``eager=True`` (for
+    tests), none at all: ``.delay()`` runs the job in the caller (see ``resq.testing.eager``).
 
     Args:
         url: the Redis url; defaults to ``RESQ_REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
-        namespace: the prefix of every Redis key.
+        namespace: the prefix of every Redis key; defaults to ``RESQ_NAMESPACE``, then ``"resq"``.
         **settings: any field of :class:`resq.settings.Settings` (``result_ttl``,
             ``max_payload_bytes``, ``heartbeat_interval``, …).
 
@@ -45,11 +50,12 @@ class Resq:
         def send_mail(to: str, subject: str) -> None: ...
     """
 
-    def __init__(self, url: str | None = None, *, namespace: str = "resq", **settings: Any) -> None:
+    def __init__(self, url: str | None = None, *, namespace: str | None = None, **settings: Any) -> None:
         self.settings = Settings.build(url, namespace, **settings)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks = Hooks()
         self._broker: Broker | None = None
+        self._inline: InlineRunner | None = None
         #: periodic entries declared in code (filled by ``resq_scheduler``), by name
         self.periodic_entries: dict[str, Any] = {}
 
@@ -65,7 +71,10 @@ class Resq:
         merged = {f: getattr(self.settings, f) for f in self.settings.__dataclass_fields__}
         merged.update(settings)
         url, namespace = merged.pop("url"), merged.pop("namespace")
+        eager = self.settings.eager
         self.settings = Settings.build(url, namespace, **merged)
+        if self.settings.eager != eager:
+            self._inline = None
         if self._broker is not None:
             self._broker.close()
         self._broker = None
@@ -76,6 +85,28 @@ class Resq:
         if self._broker is None:
             self._broker = Broker(self.settings)
         return self._broker
+
+    @property
+    def inline(self) -> InlineRunner | None:
+        """The runner that performs jobs in the caller (eager mode), or None: jobs go to Redis.
+
+        Set by ``resq.testing.eager(app)`` for a block, or created on first use for ``eager=True``.
+        """
+        if self._inline is None and self.settings.eager:
+            self._inline = importlib.import_module(EAGER_MODULE).EagerRunner(self)
+        return self._inline
+
+    def use_inline(self, runner: InlineRunner | None) -> InlineRunner | None:
+        """Install the runner of eager mode (None: back to Redis, unless ``eager=True``); returns the
+        previous one. ``resq.testing.eager(app)`` is the usual way in."""
+        previous, self._inline = self._inline, runner
+        return previous
+
+    @property
+    def job_store(self) -> JobStore:
+        """Where job handles read their records: the eager runner's, else Redis (``broker.jobs``)."""
+        inline = self.inline
+        return self.broker.jobs if inline is None else inline.jobs
 
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
@@ -109,7 +140,7 @@ class Resq:
 
         if fn is not None:
             return decorate(fn)
-        build_options(_probe, options)  # fail at the decorator's call, before any function is given
+        build_options(None, options)  # fail at the decorator's call, before any function is given
         return decorate
 
     def register(self, task: Task[Any, Any]) -> None:
@@ -164,10 +195,6 @@ class Resq:
         self.hooks.add_plugin(plugin)
 
 
-def _probe() -> None:
-    """Stands in for the decorated function while options are validated."""
-
-
 def _periodic_extension() -> Any:
     """The package that validates and runs periodic entries, found through the ``resq.periodic`` entry
     point (``resq_scheduler``): resq declares the extension point and never imports the scheduler."""
@@ -182,8 +209,8 @@ _default: Resq | None = None
 
 def default_app() -> Resq:
     """The app behind the module-level ``@resq.task``, configured from ``RESQ_REDIS_URL`` and
-    ``RESQ_NAMESPACE`` (created on first use, without connecting)."""
+    ``RESQ_NAMESPACE`` like ``Resq()`` (created on first use, without connecting)."""
     global _default
     if _default is None:
-        _default = Resq(namespace=os.environ.get("RESQ_NAMESPACE") or "resq")
+        _default = Resq()
     return _default

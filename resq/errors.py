@@ -3,16 +3,17 @@
 ::
 
     ResqError
-    ├── ConfigError              bad settings, task options, queue names, cron entries
-    ├── EncodeError (TypeError)  an argument or result msgpack cannot carry
-    ├── DecodeError              a payload that cannot be decoded (keeps the raw bytes)
-    ├── PayloadTooLarge          an encoded job over ``max_payload_bytes``
-    ├── BrokerError              Redis refused a command (a wrong type, out of memory, …)
-    │   └── BrokerUnavailable    Redis could not be reached (after bounded retries, for producers)
-    ├── UnknownJob               ``app.job(id)`` for an id Redis does not know
-    ├── ResultTimeout            ``Job.result(timeout=…)`` ran out of time
-    └── JobFailed                the job ended dead: carries the remote type, message, traceback
-        └── JobCancelled         the job was cancelled
+    ├── ConfigError                 bad settings, task options, queue names, cron entries
+    ├── ArgumentsError (TypeError)  arguments that do not match the task's signature
+    ├── EncodeError (TypeError)     an argument or result msgpack cannot carry
+    ├── DecodeError                 a payload that cannot be decoded (keeps the raw bytes)
+    ├── PayloadTooLarge             an encoded job over ``max_payload_bytes``
+    ├── BrokerError                 Redis refused a command (a wrong type, out of memory, …)
+    │   └── BrokerUnavailable       Redis could not be reached (after bounded retries, for producers)
+    ├── UnknownJob                  ``app.job(id)`` for an id Redis does not know
+    ├── ResultTimeout               ``Job.result(timeout=…)`` ran out of time
+    └── JobFailed                   the job ended dead: carries the remote type, message, traceback
+        └── JobCancelled            the job was cancelled
 
 Control flow, raised inside tasks and hooks (not errors of resq itself):
 
@@ -26,7 +27,11 @@ Control flow, raised inside tasks and hooks (not errors of resq itself):
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
+    "ArgumentsError",
     "BrokerError",
     "BrokerUnavailable",
     "ConfigError",
@@ -42,6 +47,7 @@ __all__ = [
     "SoftTimeout",
     "UnknownJob",
     "Veto",
+    "did_you_mean",
 ]
 
 
@@ -51,6 +57,11 @@ class ResqError(Exception):
 
 class ConfigError(ResqError):
     """Invalid configuration: a setting, a task option, a queue name, a schedule entry."""
+
+
+class ArgumentsError(ResqError, TypeError):
+    """A job's arguments do not match its task's signature: raised by ``.delay()`` and friends (nothing is
+    enqueued); in a worker (a job from a producer with an older signature) the job goes dead at once."""
 
 
 class EncodeError(ResqError, TypeError):
@@ -152,3 +163,31 @@ class SkipJob(Exception):
 
 class SoftTimeout(Exception):
     """Raised inside a task when its ``soft_timeout`` elapses, so it can clean up."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The known name ``word`` most likely stands for, or None.
+
+    In this order: the same name up to case, ``-``/``_`` and a plural ending (``retry`` → ``retries``);
+    the only name that ``word`` is a prefix of, or that is a prefix of ``word`` (``retry_onn`` →
+    ``retry_on``); else the closest spelling (``difflib``, ratio 0.6 at least).
+    """
+    names = list(choices)
+    stem = _stem(word)
+    same = [name for name in names if _stem(name) == stem]
+    if same:
+        return same[0]
+    if len(word) >= 3:
+        prefixed = [name for name in names if name.startswith(word) or word.startswith(name)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _stem(name: str) -> str:
+    """``name`` without case, with ``_`` for ``-`` and without a plural ending."""
+    base = name.lower().replace("-", "_")
+    if base.endswith("ies"):
+        return base[:-3] + "y"
+    return base[:-1] if base.endswith("s") and not base.endswith("ss") else base

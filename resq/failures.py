@@ -16,7 +16,7 @@ from typing import Any
 from resq.app import Resq
 from resq.clock import now_ms, to_ms
 from resq.codec import pack
-from resq.errors import EncodeError, Retry
+from resq.errors import ArgumentsError, EncodeError, Retry
 from resq.job import Job
 from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Lost, Outcome, Retried
@@ -91,8 +91,8 @@ def failure_record(exc: BaseException) -> tuple[str, bytes]:
 def retry_delay(task: Task[Any, Any], attempt: int, exc: BaseException) -> float | None:
     """Seconds before the next attempt, or None when this failure is final."""
     options = task.options
-    if attempt > options.retries or isinstance(exc, EncodeError):
-        return None  # no attempts left; an unencodable result fails the same way every time
+    if attempt > options.retries or isinstance(exc, (EncodeError, ArgumentsError)):
+        return None  # no attempts left; an unencodable result or mismatched arguments fail the same way every time
     if isinstance(exc, Retry):
         return max(0.0, to_seconds(exc.delay)) if exc.delay is not None else options.backoff(attempt)  # type: ignore[arg-type]
     if isinstance(exc, (JobInterrupted, *options.retry_on)):

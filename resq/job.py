@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from resq.clock import from_ms
 from resq.codec import decode_envelope, unpack
@@ -14,7 +14,7 @@ from resq.errors import DecodeError, JobCancelled, JobFailed, ResultTimeout, Unk
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "Job", "JobStatus", "new_job_id"]
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "Job", "JobStatus", "JobStore", "new_job_id"]
 
 R = TypeVar("R")
 
@@ -36,6 +36,29 @@ class JobStatus(StrEnum):
 ACTIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING})
 #: Statuses a job ends in.
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
+
+
+class JobStore(Protocol):
+    """Where a :class:`Job` handle reads its job: Redis (``app.broker.jobs``), or the in-memory records
+    of eager mode (``resq.testing.EagerJobs``). Records have the fields of the Redis job hash."""
+
+    def find_queue(self, job_id: str) -> str | None:
+        """The queue that holds the job, or None."""
+
+    def fields(self, queue: str, job_id: str) -> dict[str, bytes]:
+        """Every field of the job's record (empty when unknown)."""
+
+    def history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
+        """The job's lifecycle events, oldest first."""
+
+    def status(self, queue: str, job_id: str) -> JobStatus | None:
+        """The job's status, or None when unknown."""
+
+    def wait_done(self, queue: str, job_id: str, timeout_s: float | None) -> bool:
+        """Wait until the job is final (True) or ``timeout_s`` passes (False)."""
+
+    def cancel(self, queue: str, job_id: str) -> JobStatus | None:
+        """Cancel the job; its status after the call, or None when unknown."""
 
 
 def new_job_id() -> str:
@@ -77,7 +100,7 @@ class Job(Generic[R]):
             UnknownJob: Redis knows no job with this id.
         """
         if self._queue is None:
-            self._queue = self.app.broker.jobs.find_queue(self.id)
+            self._queue = self.app.job_store.find_queue(self.id)
             if self._queue is None:
                 raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         return self._queue
@@ -88,7 +111,7 @@ class Job(Generic[R]):
         Raises:
             UnknownJob: the job is unknown, or its record expired (after ``result_ttl``).
         """
-        status = self.app.broker.jobs.status(self.queue, self.id)
+        status = self.app.job_store.status(self.queue, self.id)
         if status is None:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         return status
@@ -108,9 +131,9 @@ class Job(Generic[R]):
             UnknownJob: the job is unknown or its record expired.
         """
         status = self.status()
-        if status not in TERMINAL_STATUSES and not self.app.broker.jobs.wait_done(self.queue, self.id, timeout):
+        if status not in TERMINAL_STATUSES and not self.app.job_store.wait_done(self.queue, self.id, timeout):
             raise ResultTimeout(f"job {self.id} did not finish within {timeout} s (status: {self.status()})")
-        fields = self.app.broker.jobs.fields(self.queue, self.id)
+        fields = self.app.job_store.fields(self.queue, self.id)
         status = JobStatus(fields["status"].decode())
         if status == JobStatus.SUCCEEDED:
             return unpack(fields["result"])  # type: ignore[no-any-return]
@@ -121,20 +144,22 @@ class Job(Generic[R]):
         raise JobFailed(self.id, error.get("type", "?"), error.get("message", ""), error.get("traceback", ""))
 
     def info(self) -> dict[str, Any]:
-        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, last error,
-        and its history (each event: ``event``, ``at``, ``attempt`` and details such as each attempt's
-        ``error`` and ``duration_ms``).
+        """What Redis records of the job: task, queue, status, attempts, timestamps, worker, ``result``
+        (the decoded return value of a succeeded job, else None), ``error`` (the *last failed attempt's*
+        error, kept after a later attempt succeeds; None if no attempt failed), and its history (each
+        event: ``event``, ``at``, ``attempt`` and details such as each attempt's ``error`` and
+        ``duration_ms``).
 
         Raises:
             UnknownJob: the job is unknown or its record expired.
         """
-        fields = self.app.broker.jobs.fields(self.queue, self.id)
+        fields = self.app.job_store.fields(self.queue, self.id)
         if not fields:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         info = describe(self.id, self.queue, fields)
         info["history"] = [
             {**event, "at": from_ms(int(event.get("at_ms", 0)))}
-            for event in self.app.broker.jobs.history(self.queue, self.id)
+            for event in self.app.job_store.history(self.queue, self.id)
         ]
         return info
 
@@ -148,7 +173,7 @@ class Job(Generic[R]):
         Raises:
             UnknownJob: the job is unknown or its record expired.
         """
-        status = self.app.broker.jobs.cancel(self.queue, self.id)
+        status = self.app.job_store.cancel(self.queue, self.id)
         if status is None:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         return status
@@ -165,6 +190,14 @@ def _error(fields: dict[str, bytes]) -> dict[str, str]:
     return value if isinstance(value, dict) else {"message": str(value)}
 
 
+def _result(fields: dict[str, bytes]) -> Any:
+    """The decoded result of a succeeded job (None if it cannot be decoded)."""
+    try:
+        return unpack(fields.get("result", b"\xc0"))
+    except DecodeError:
+        return None
+
+
 _TIMESTAMPS = ("enqueued_ms", "first_started_ms", "started_ms", "finished_ms", "failed_ms", "due_ms")
 
 
@@ -178,6 +211,7 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes]) -> dict[str, Any
         "status": text.get("status", ""),
         "attempts": int(text.get("attempt", "0")),
         "worker": text.get("worker") or None,
+        "result": _result(fields) if text.get("status") == JobStatus.SUCCEEDED else None,
         "error": _error(fields) or None,
         "lost": int(text.get("lost", "0")),
         "duration_ms": int(text["duration_ms"]) if "duration_ms" in text else None,

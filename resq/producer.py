@@ -6,6 +6,11 @@ the ``before_enqueue`` hooks (which may change the job's queue, args, kwargs and
 the encoding (``EncodeError``/``PayloadTooLarge`` enqueue nothing), the ``enqueue`` script, one log line,
 and the ``after_enqueue`` hooks when a job was created (not for a duplicate id).
 
+In eager mode (``Resq(eager=True)``, ``resq.testing.eager(app)``) the app holds an :class:`InlineRunner`:
+the same path runs, hooks and encoding included, but the runner keeps the record in memory instead of
+the ``enqueue`` script, and performs the job in the caller right after ``after_enqueue``. The runner
+lives above this layer (it uses the worker's executor); the producer only calls it.
+
 Jobs already in Redis that go back into their queue (a dead job retried, a scheduled job run now) are
 not new: their arguments were fixed when they were created, so ``before_enqueue`` does not run again;
 ``after_enqueue`` runs, as for every job that enters a queue.
@@ -15,20 +20,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from resq.clock import now_ms
 from resq.codec import Envelope, encode_envelope
-from resq.job import Job, JobStatus, new_job_id
+from resq.job import Job, JobStatus, JobStore, new_job_id
 from resq.log import get_logger
 from resq.settings import validate_name
 
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["Enqueued", "enqueue", "requeue", "revive", "run_now"]
+__all__ = ["Enqueued", "InlineRunner", "enqueue", "requeue", "revive", "run_now"]
 
 log = get_logger("resq.producer")
+
+
+class InlineRunner(Protocol):
+    """Performs jobs in the caller instead of sending them to Redis (eager mode), and keeps their records.
+
+    The implementation is :class:`resq.testing.EagerRunner`; an app finds it through ``app.inline``.
+    """
+
+    @property
+    def jobs(self) -> JobStore:
+        """The records of the jobs it ran, read by :class:`~resq.Job` handles."""
+
+    def submit(self, envelope: Envelope, raw: bytes, *, if_absent: bool) -> tuple[JobStatus | None, bool]:
+        """Record a new job as queued; returns ``(status, created)`` like the ``enqueue`` script."""
+
+    def perform(self, job: Job[Any]) -> JobStatus:
+        """Run the job's attempts now, retries included, and return its final status."""
 
 
 class Enqueued:
@@ -66,6 +88,8 @@ def enqueue(
         meta: what travels with the job besides its arguments (``{"periodic": entry}`` for cron ticks).
         if_absent: create the job only if no record of ``job_id`` exists, even a finished one.
 
+    In eager mode (``app.inline``), the job runs here before this returns, and the status is its final one.
+
     Raises:
         Veto: a ``before_enqueue`` hook refused the job (nothing is enqueued).
         ConfigError: a hook set an invalid queue name.
@@ -83,7 +107,11 @@ def enqueue(
     )
     envelope = _before_enqueue(app, envelope)
     raw = encode_envelope(envelope, app.settings.max_payload_bytes)
-    status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
+    inline = app.inline
+    if inline is None:
+        status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
+    else:
+        status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
     job: Job[Any] = Job(app, envelope.id, envelope.queue, task=task)
     log.info(
         "enqueued",
@@ -93,9 +121,12 @@ def enqueue(
         status=status,
         due_ms=due_ms or None,
         duplicate=not created,
+        **({"eager": True} if inline is not None else {}),
     )
     if created:
         app.hooks.run("after_enqueue", job, job=job)
+        if inline is not None:
+            status = inline.perform(job)
     return Enqueued(job, status, created)
 
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from resq.errors import ConfigError
+from resq.errors import ConfigError, did_you_mean
 
-__all__ = ["DEFAULT_URL", "NAME_RE", "Settings", "validate_name"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_URL",
+    "NAME_RE",
+    "Settings",
+    "resolve_namespace",
+    "resolve_url",
+    "validate_name",
+]
 
 #: Queue names and namespaces: letters, digits, ``_ . -``; no braces or colons (they shape keys).
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -26,6 +33,20 @@ def validate_name(value: str, what: str) -> str:
 
 #: Where resq looks for Redis when neither an url nor ``RESQ_REDIS_URL`` is given.
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+#: The namespace when neither one nor ``RESQ_NAMESPACE`` is given.
+DEFAULT_NAMESPACE = "resq"
+
+
+def resolve_url(url: str | None) -> str:
+    """The url of every entry point (``Resq()``, ``default_app()``, the CLI): the one given, else
+    ``RESQ_REDIS_URL``, else :data:`DEFAULT_URL`."""
+    return url or os.environ.get("RESQ_REDIS_URL") or DEFAULT_URL
+
+
+def resolve_namespace(namespace: str | None) -> str:
+    """The namespace of every entry point (``Resq()``, ``default_app()``, the CLI): the one given, else
+    ``RESQ_NAMESPACE``, else :data:`DEFAULT_NAMESPACE`, so producers and workers agree by default."""
+    return namespace or os.environ.get("RESQ_NAMESPACE") or DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,7 @@ class Settings:
     """Everything an app can be configured with; each name is a keyword of :class:`resq.Resq`."""
 
     url: str = DEFAULT_URL
-    namespace: str = "resq"
+    namespace: str = DEFAULT_NAMESPACE
     #: largest encoded job accepted by ``.delay()``, in bytes
     max_payload_bytes: int = 8 * 1024 * 1024
     #: how long results and finished job records are kept, in seconds
@@ -57,12 +78,16 @@ class Settings:
     prefetch: int = 1
     #: how many per-day statistics are kept, in days
     stats_days: int = 90
+    #: run jobs inline, in the caller, without Redis (for tests; see ``resq.testing.eager``)
+    eager: bool = False
 
     def __post_init__(self) -> None:
         validate_name(self.namespace, "namespace")
         for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "prefetch", "stats_days"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.eager, bool):
+            raise ConfigError(f"setting eager must be True or False, got {self.eager!r}")
         if not isinstance(self.url, str) or self.url.partition("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError(f"invalid Redis url {self.url!r}: use redis://host:port/db, rediss://… or unix://…")
         for name in (
@@ -79,20 +104,16 @@ class Settings:
 
     @classmethod
     def build(cls, url: str | None = None, namespace: str | None = None, **settings: Any) -> Settings:
-        """Settings from keywords; the url falls back to ``RESQ_REDIS_URL`` (then ``DEFAULT_URL``) and a
-        missing namespace to ``RESQ_NAMESPACE`` (then ``resq``).
+        """Settings from keywords; a missing url and namespace follow :func:`resolve_url` and
+        :func:`resolve_namespace` (the environment, then the defaults).
 
         Raises:
             ConfigError: an unknown setting (with a "did you mean" hint) or an invalid value.
         """
-        known = [f.name for f in dataclasses.fields(cls) if f.name not in ("url", "namespace")]
+        fields = [f.name for f in dataclasses.fields(cls)]
         for key in settings:
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                suffix = f"; did you mean {hint[0]!r}?" if hint else f"; known settings: {', '.join(known)}"
+            if key not in fields:
+                hint = did_you_mean(key, fields)
+                suffix = f"; did you mean {hint!r}?" if hint else f"; known settings: {', '.join(fields)}"
                 raise ConfigError(f"unknown setting {key!r}{suffix}")
-        return cls(
-            url=url or os.environ.get("RESQ_REDIS_URL") or DEFAULT_URL,
-            namespace=namespace or os.environ.get("RESQ_NAMESPACE") or "resq",
-            **settings,
-        )
+        return cls(url=resolve_url(url), namespace=resolve_namespace(namespace), **settings)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from resq.clock import due_time_ms
-from resq.errors import ConfigError
+from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.job import Job
 from resq.producer import enqueue
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
@@ -48,17 +48,19 @@ class TaskOptions:
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
-def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOptions:
-    """Validate ``@task`` options at decoration time.
+def build_options(fn: Callable[..., Any] | None, options: dict[str, Any]) -> TaskOptions:
+    """Validate ``@task`` options at decoration time (``fn`` None: before the function is known, for
+    ``@app.task(...)`` to fail at its own call).
 
     Raises:
         ConfigError: an unknown option (with a hint) or an invalid value.
     """
     for key in options:
         if key not in TASK_OPTIONS:
-            hint = difflib.get_close_matches(key, TASK_OPTIONS, n=1)
-            more = f"; did you mean {hint[0]!r}?" if hint else f"; options are: {', '.join(TASK_OPTIONS)}"
-            raise ConfigError(f"unknown task option {key!r} on {_qualname(fn)}{more}")
+            hint = did_you_mean(key, TASK_OPTIONS)
+            more = f"; did you mean {hint!r}?" if hint else f"; options are: {', '.join(TASK_OPTIONS)}"
+            where = "" if fn is None else f" for {_qualname(fn)}"
+            raise ConfigError(f"unknown task option {key!r} in @app.task(...){where}{more}")
     retries = options.get("retries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
@@ -71,7 +73,7 @@ def build_options(fn: Callable[..., Any], options: dict[str, Any]) -> TaskOption
         if not callable(hook):
             raise ConfigError(f"task hook {name} must be callable, got {hook!r}")
     return TaskOptions(
-        name=_name(_qualname(fn) if options.get("name") is None else options["name"]),
+        name=_name(_default_name(fn) if options.get("name") is None else options["name"]),
         queue=validate_name("default" if options.get("queue") is None else options["queue"], "queue name"),
         retries=retries,
         backoff=make_backoff(options.get("backoff", "exponential")),
@@ -87,10 +89,20 @@ def _qualname(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
+def _default_name(fn: Callable[..., Any] | None) -> str:
+    return "task" if fn is None else _qualname(fn)
+
+
 def _name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"task name must be a non-empty string, got {name!r}")
     return name
+
+
+def _plain(signature: inspect.Signature) -> str:
+    """A signature without annotations, for messages: ``(to, subject, *, cc=None)``."""
+    params = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))
 
 
 def _positive(value: Any, what: str) -> float | None:
@@ -131,10 +143,42 @@ class Task(Generic[P, R]):
         """Run the task synchronously, in this process (no Redis involved)."""
         return self.fn(*args, **kwargs)
 
+    @functools.cached_property
+    def signature(self) -> inspect.Signature | None:
+        """The function's signature (computed once; None for a callable Python cannot introspect)."""
+        try:
+            return inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            return None
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None, suffix: str = "") -> None:
+        """Raise :class:`~resq.errors.ArgumentsError` unless the function accepts these arguments.
+
+        Binds them to the signature as a call would (``inspect.Signature.bind``), without calling.
+
+        Args:
+            args, kwargs: the task's arguments.
+            suffix: added to the message (``" (nothing was enqueued)"`` at enqueue).
+
+        Raises:
+            ArgumentsError: e.g. "arguments do not match the signature of mail.send(to, subject): missing a
+                required argument: 'subject'".
+        """
+        signature = self.signature
+        if signature is None:
+            return
+        try:
+            signature.bind(*args, **(kwargs or {}))
+        except TypeError as exc:
+            raise ArgumentsError(
+                f"arguments do not match the signature of {self.name}{_plain(signature)}: {exc}{suffix}"
+            ) from None
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the task with these arguments, to run as soon as a worker is free.
 
         Raises:
+            ArgumentsError: the arguments do not match the function's signature (nothing is enqueued).
             EncodeError: an argument cannot be carried by msgpack (nothing is enqueued).
             PayloadTooLarge: the encoded job is over ``max_payload_bytes`` (nothing is enqueued).
             BrokerUnavailable: Redis could not be reached after a bounded retry.
@@ -179,8 +223,9 @@ class Task(Generic[P, R]):
 
         Raises:
             ConfigError: both ``delay`` and ``at``, a naive ``at``, or an invalid queue name.
-            EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
+            ArgumentsError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
+        self.check_arguments(args, kwargs, " (nothing was enqueued)")
         target = validate_name(queue, "queue name") if queue is not None else self.queue
         done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id)
         return done.job

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Started, Succeeded
 from resq.task import Task
 from resq.worker.timeouts import time_limits
 
-__all__ = ["Executor", "LoopThread"]
+__all__ = ["Executor", "LoopThread", "run_coroutine"]
 
 log = get_logger("resq.worker")
 
@@ -35,11 +36,15 @@ class Executor:
     Args:
         app: the app whose task registry decides what may run.
         loop_runner: runs a coroutine to completion (on the child's event loop) with a hard timeout.
+        time_limits: whether to enforce the tasks' ``timeout`` and ``soft_timeout`` (eager mode does not).
     """
 
-    def __init__(self, app: Resq, loop_runner: Callable[[Any, float | None], Any] | None = None) -> None:
+    def __init__(
+        self, app: Resq, loop_runner: Callable[[Any, float | None], Any] | None = None, *, time_limits: bool = True
+    ) -> None:
         self.app = app
-        self._run_coroutine = loop_runner or _run_coroutine_here
+        self._run_coroutine = loop_runner or run_coroutine
+        self._time_limits = time_limits
 
     def perform(self, started: Started) -> Outcome:
         """Perform one started attempt and return its outcome."""
@@ -93,10 +98,15 @@ class Executor:
         return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name)
 
     def _call(self, task: Task[Any, Any], envelope: Envelope) -> Any:
+        # A job from a producer that did not bind (an older signature, a job enqueued by name) fails here,
+        # before the call, with an ArgumentsError that the failure path never retries.
+        task.check_arguments(envelope.args, envelope.kwargs)
         options = task.options
         if task.is_async:
-            return self._run_coroutine(task.fn(*envelope.args, **envelope.kwargs), options.timeout)
-        with time_limits(options.soft_timeout, options.timeout):
+            timeout = options.timeout if self._time_limits else None
+            return self._run_coroutine(task.fn(*envelope.args, **envelope.kwargs), timeout)
+        limits = time_limits(options.soft_timeout, options.timeout) if self._time_limits else contextlib.nullcontext()
+        with limits:
             return task.fn(*envelope.args, **envelope.kwargs)
 
     def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException, duration: int) -> Outcome:
@@ -107,7 +117,7 @@ def _elapsed_ms(began: float) -> int:
     return int((time.monotonic() - began) * 1000)
 
 
-def _run_coroutine_here(coro: Any, timeout: float | None) -> Any:
+def run_coroutine(coro: Any, timeout: float | None) -> Any:
     """Run a coroutine on a fresh event loop (used when the child has no loop thread)."""
 
     async def limited() -> Any:

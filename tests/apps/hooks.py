@@ -107,6 +107,12 @@ def fail_with_task_hook() -> None:
     raise KeyError("per task")
 
 
+@app.task(retries=3, backoff=0.05)
+def add_retried(a: int, b: int) -> int:
+    """Retried 3 times on any exception, but never for arguments that do not fit (an old producer)."""
+    return a + b
+
+
 @app.task
 def skip_me() -> str:
     return "should not run"

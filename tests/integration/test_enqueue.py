@@ -9,7 +9,17 @@ from types import ModuleType
 import pytest
 import redis
 
-from resq import ConfigError, EncodeError, JobStatus, PayloadTooLarge, Resq, ResqError, ResultTimeout, UnknownJob
+from resq import (
+    ArgumentsError,
+    ConfigError,
+    EncodeError,
+    JobStatus,
+    PayloadTooLarge,
+    Resq,
+    ResqError,
+    ResultTimeout,
+    UnknownJob,
+)
 from resq.broker.keys import Keys
 from resq.codec import decode_envelope
 
@@ -69,6 +79,29 @@ def test_unencodable_argument_raises_encode_error_and_enqueues_nothing(
     with pytest.raises(TypeError):
         core.echo.delay(x=bad)
     assert redis_client.dbsize() == 0
+
+
+def test_arguments_that_do_not_match_the_signature_fail_at_enqueue(core: ModuleType, redis_client: redis.Redis) -> None:
+    # add(a, b) given one argument, three, or an unknown keyword, by each way of enqueueing
+    calls = [
+        lambda: core.add.delay(1),
+        lambda: core.add.apply_async(args=(1, 2, 3)),
+        lambda: core.add.apply_async(args=(1,), kwargs={"c": 2}, queue="urgent"),
+        lambda: core.add.enqueue_in(30, 1),
+        lambda: core.add.enqueue_at(datetime.now(UTC) + timedelta(minutes=1), b=2),
+    ]
+    for call in calls:
+        with pytest.raises(ArgumentsError) as info:
+            call()
+        assert isinstance(info.value, ResqError) and isinstance(info.value, TypeError)
+        assert str(info.value).startswith("arguments do not match the signature of tests.apps.core.add(a, b): ")
+        assert str(info.value).endswith(" (nothing was enqueued)")
+    with pytest.raises(ArgumentsError, match=r"add\(a, b\): missing a required argument: 'b' \(nothing was"):
+        core.add.delay(1)
+    # Nothing reached Redis; a call that fits still goes through (and *args/**kwargs take anything)
+    assert redis_client.dbsize() == 0
+    assert core.add.delay(1, b=2).status() == "queued"
+    assert core.echo.delay(1, 2, x=3).status() == "queued"
 
 
 def test_payload_too_large_enqueues_nothing(redis_url: str, redis_client: redis.Redis) -> None:
@@ -149,6 +182,7 @@ def test_enqueue_at_is_scheduled_at_that_instant(core: ModuleType, redis_client:
     assert job.status() == "scheduled"
     assert redis_client.zscore(K.scheduled("default"), job.id) == at.timestamp() * 1000
     assert job.info()["due_at"] == at
+    assert job.info()["result"] is None  # not succeeded (yet)
 
 
 def test_enqueue_at_refuses_a_naive_datetime(core: ModuleType, redis_client: redis.Redis) -> None:

@@ -15,6 +15,7 @@ import redis
 
 import resq
 from resq import Veto
+from resq.producer import enqueue
 from tests.apps import hooks as hooks_module
 from tests.conftest import RunWorker
 from tests.helpers import burst, read_log
@@ -50,6 +51,31 @@ def test_order_for_a_success_and_for_a_job_retried_once_then_dead(
         "on_dead",
     ]
     assert [r["attempt"] for r in seen] == [1, 1, 1, 2, 2, 2]
+
+
+def test_arguments_that_do_not_fit_go_dead_at_once_through_the_failure_path(
+    hooks: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    # Given jobs of add_retried(a, b) (retries=3) enqueued by name, which does not bind the arguments
+    # (as a producer with an older signature would), and a job that fits
+    short = enqueue(hooks.app, "tests.apps.hooks.add_retried", [1], queue="default").job
+    extra = enqueue(hooks.app, "tests.apps.hooks.add_retried", [1, 2], {"c": 3}, queue="default").job
+    fine = hooks.add_retried.delay(1, 2)
+    # When a worker runs them
+    burst(run_worker, "tests.apps.hooks:app")
+    # Then the mismatched ones are dead after one attempt, not retried, with the reason
+    assert fine.result(timeout=10) == 3
+    for job, detail in ((short, "missing a required argument: 'b'"), (extra, "got an unexpected keyword argument 'c'")):
+        info = job.info()
+        assert (info["status"], info["attempts"], info["result"]) == ("dead", 1, None)
+        assert info["error"]["type"] == "resq.errors.ArgumentsError"
+        assert info["error"]["message"] == (
+            f"arguments do not match the signature of tests.apps.hooks.add_retried(a, b): {detail}"
+        )
+        # And the attempt went through the one failure path: on_failure then on_dead, never on_retry
+        assert [r["hook"] for r in records(redis_client, job.id)] == ["before_perform", "on_failure", "on_dead"]
+    with pytest.raises(resq.JobFailed, match="arguments do not match the signature"):
+        short.result(timeout=1)
 
 
 def test_current_job_inside_hooks_is_the_job(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
 from resq import JobFailed, Resq, current_job
-from resq.testing import drain
+from resq.testing import drain, eager
 
 
 def test_drain_runs_queued_jobs_here_with_retries_and_results(redis_url: str) -> None:
@@ -36,3 +37,18 @@ def test_drain_runs_queued_jobs_here_with_retries_and_results(redis_url: str) ->
     with pytest.raises(JobFailed, match="always"):
         bad.result(timeout=1)
     assert app.broker.workers.live() == set()
+
+
+def test_eager_block_leaves_redis_alone_and_the_app_goes_back_to_it(redis_url: str, redis_client: redis.Redis) -> None:
+    # Given an app on a real Redis
+    app = Resq(redis_url)
+    double = app.task(name="double")(lambda x: x * 2)
+    # Within resq.testing.eager(app), jobs run inline and nothing is written to Redis
+    with eager(app):
+        assert double.delay(21).result() == 42
+    assert redis_client.dbsize() == 0
+    # After the block, jobs go to Redis again, and drain (which does want Redis) performs them
+    job = double.delay(4)
+    assert job.status() == "queued"
+    assert drain(app) == 1
+    assert job.result(timeout=1) == 8

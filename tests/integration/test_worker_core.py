@@ -103,6 +103,9 @@ def test_retries_then_success(core: ModuleType, run_worker: RunWorker) -> None:
     info = job.info()
     assert info["status"] == "succeeded"
     assert info["attempts"] == 2
+    # The result is shown; the error of the failed first attempt is kept, as the last error
+    assert info["result"] == "ok on attempt 2"
+    assert (info["error"]["type"], info["error"]["message"]) == ("ConnectionError", "first attempt fails")
 
 
 def test_retries_exhausted_goes_dead_with_error_and_traceback(
@@ -264,6 +267,7 @@ def test_job_info_fields_after_success(core: ModuleType, run_worker: RunWorker) 
     assert info["status"] == "succeeded"
     assert info["attempts"] == 1
     assert info["worker"]
+    assert info["result"] == 5
     assert info["error"] is None
     assert info["args"] == [2, 3]
     assert info["kwargs"] == {}

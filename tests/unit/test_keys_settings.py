@@ -7,9 +7,13 @@ from datetime import date
 import pytest
 from redis.crc import key_slot
 
-from resq import ConfigError, Resq
+import resq.app
+from resq import ConfigError, Resq, default_app
 from resq.broker.keys import Keys
-from resq.settings import DEFAULT_URL, Settings, validate_name
+from resq.cli.common import load_app
+from resq.errors import did_you_mean
+from resq.settings import DEFAULT_URL, Settings, resolve_namespace, validate_name
+from resq.task import TASK_OPTIONS
 
 # -- keys ------------------------------------------------------------------------------------------
 
@@ -120,6 +124,44 @@ def test_namespace_falls_back_to_the_environment(clean_env: pytest.MonkeyPatch) 
     clean_env.setenv("RESQ_NAMESPACE", "envns")
     assert Settings.build().namespace == "envns"
     assert Settings.build(namespace="given").namespace == "given"
+
+
+def test_every_entry_point_reads_the_namespace_the_same_way(clean_env: pytest.MonkeyPatch) -> None:
+    # Given no namespace anywhere, each entry point uses "resq"
+    clean_env.setattr(resq.app, "_default", None)
+    assert [a.settings.namespace for a in (Resq(), default_app(), load_app(None))] == ["resq"] * 3
+    # Given RESQ_NAMESPACE, a producer's Resq(), the default app and the CLI's app all use it
+    clean_env.setenv("RESQ_NAMESPACE", "envns")
+    clean_env.setattr(resq.app, "_default", None)
+    assert [a.settings.namespace for a in (Resq(), default_app(), load_app(None))] == ["envns"] * 3
+    # And a namespace given in code wins over the environment (positional url, as before)
+    assert Resq("redis://127.0.0.1:1/0", namespace="given").settings.namespace == "given"
+    assert resolve_namespace(None) == "envns"
+    assert resolve_namespace("given") == "given"
+
+
+def test_a_misspelt_url_or_namespace_keyword_gets_a_hint() -> None:
+    # namespace is keyword-only, so a typo of it lands among the settings: the hint still finds it
+    with pytest.raises(ConfigError, match=r"unknown setting 'namespce'; did you mean 'namespace'\?"):
+        Resq("redis://127.0.0.1:1/0", namespce="billing")
+    with pytest.raises(ConfigError, match=r"unknown setting 'ulr'; did you mean 'url'\?"):
+        Resq(ulr="redis://127.0.0.1:1/0")
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("retry", "retries"),  # a plural, not the longer name it is a prefix of (difflib picks retry_on)
+        ("retrys", "retries"),
+        ("retry_onn", "retry_on"),
+        ("soft_time", "soft_timeout"),
+        ("timout", "timeout"),
+        ("Queue", "queue"),
+        ("colour", None),
+    ],
+)
+def test_did_you_mean(word: str, expected: str | None) -> None:
+    assert did_you_mean(word, TASK_OPTIONS) == expected
 
 
 def test_settings_are_taken_as_keywords() -> None:

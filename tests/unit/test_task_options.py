@@ -93,6 +93,14 @@ def test_unknown_option_raises_at_decoration_with_a_hint(app: Resq) -> None:
     assert app.tasks == {}
 
 
+def test_a_misspelt_option_names_the_decorator_and_suggests_retries(app: Resq) -> None:
+    # The message names @app.task (not an internal stand-in function) and prefers retries to retry_on
+    with pytest.raises(ConfigError) as caught:
+        app.task(retry=3)
+    assert str(caught.value) == "unknown task option 'retry' in @app.task(...); did you mean 'retries'?"
+    assert "_probe" not in str(caught.value)
+
+
 def test_unknown_option_without_close_match_lists_the_options(app: Resq) -> None:
     with pytest.raises(ConfigError, match=r"unknown task option 'colour'.*retry_on"):
         app.task(colour="blue")
