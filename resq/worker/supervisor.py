@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from multiprocessing.connection import Connection
@@ -38,6 +39,13 @@ QUICK_CRASH_S = 2.0
 MAX_RESPAWN_DELAY_S = 10.0
 #: Seconds past a task's hard timeout before the supervisor kills a child that did not stop it itself.
 KILL_MARGIN_S = 2.0
+#: The signals that stop a worker.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+class _StopSignal(BaseException):
+    """Raised by the signal handler into a wait on Redis that a stop may cut short (the start-up wait, the
+    maintenance calls), so that a worker whose Redis is away or unresponsive still stops at once."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,8 @@ class Supervisor:
         self._stop_requests = 0
         self._grace_deadline: float | None = None
         self._pending_signals: list[int] = []
+        #: True while the main thread waits on Redis in a place a stop signal may interrupt
+        self._interruptible = False
         self._last_heartbeat = 0.0
         #: ids of children whose leases were not yet given back (given back when the supervisor stops)
         self._unreleased: set[str] = set()
@@ -111,7 +121,9 @@ class Supervisor:
         """Supervise until stopped; returns the process exit status."""
         self._install_signals()
         self.app.hooks.load_entry_points()
-        self._wait_until_ready()
+        if not self._wait_until_ready():
+            log.info("worker_stopped", worker=self.supervisor_id, reason="stopped while waiting for Redis")
+            return 0
         if self.config.metrics_port is not None:
             from resq.ops.metrics import serve
 
@@ -132,19 +144,27 @@ class Supervisor:
         self._finish()
         return 0
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self) -> bool:
+        """Create the queues' groups and run due maintenance, waiting for Redis as long as it takes.
+
+        Returns False when a stop signal came first (the worker then exits 0 without starting).
+        """
         delay = 0.1
-        while True:
-            try:
-                self.broker.queues.ensure_groups(self.config.queues)
-                self.maintenance.run_due(force=True)
-                return
-            except BrokerUnavailable as exc:
-                log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
-                if self._stop_requests:
-                    raise SystemExit(0) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            with self._stop_may_interrupt():
+                while not self._stop_pending():
+                    try:
+                        self.broker.queues.ensure_groups(self.config.queues)
+                        self.maintenance.run_due(force=True)
+                        return True
+                    except BrokerUnavailable as exc:
+                        log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
+                        time.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+        except _StopSignal:
+            pass
+        self._handle_signals()
+        return False
 
     def _finish(self) -> None:
         try:
@@ -224,15 +244,19 @@ class Supervisor:
                 self._maintain()
             except BrokerUnavailable as exc:
                 log.warning("redis_unavailable", error=str(exc))
+            except _StopSignal:
+                self._handle_signals()  # a stop cut a call to an unresponsive Redis short
 
     def _maintain(self) -> None:
         """Promotion, reaping, heartbeats and remote commands (every command here may hit Redis)."""
         child_ids = [c.worker_id for c in self.children.values()]
-        self.maintenance.run_due(extra_live=child_ids)
-        beat = self._heartbeat_due()
-        if beat:
-            self.broker.workers.heartbeat(child_ids)
-        for command in self.control.poll([self.supervisor_id, *child_ids], durable=beat):
+        with self._stop_may_interrupt():
+            self.maintenance.run_due(extra_live=child_ids)
+            beat = self._heartbeat_due()
+            if beat:
+                self.broker.workers.heartbeat(child_ids)
+            commands = self.control.poll([self.supervisor_id, *child_ids], durable=beat)
+        for command in commands:
             log.info("remote_command", command=command)
             if command == "stop":
                 self._stop(signal.SIGTERM)
@@ -343,14 +367,30 @@ class Supervisor:
     def _install_signals(self) -> None:
         def remember(signum: int, frame: FrameType | None) -> None:
             self._pending_signals.append(signum)
+            if self._interruptible and signum in STOP_SIGNALS:
+                self._interruptible = False
+                raise _StopSignal
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT):
             signal.signal(sig, remember)
 
+    @contextlib.contextmanager
+    def _stop_may_interrupt(self) -> Iterator[None]:
+        """Let a stop signal raise ``_StopSignal`` into the block (a wait on Redis, nothing half-done)."""
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def _stop_pending(self) -> bool:
+        """Whether a stop was asked for (handled or still queued)."""
+        return bool(self._stop_requests) or any(s in STOP_SIGNALS for s in self._pending_signals)
+
     def _handle_signals(self) -> None:
         while self._pending_signals:
             signum = self._pending_signals.pop(0)
-            if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            if signum in STOP_SIGNALS:
                 self._stop(signum)
             else:
                 log.info("signal", signal=signal.Signals(signum).name)
