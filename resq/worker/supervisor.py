@@ -10,15 +10,16 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from multiprocessing import connection
 from multiprocessing.connection import Connection
 from types import FrameType
 
 from resq.app import Resq
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerUnavailable
+from resq.errors import BrokerUnavailable, ConfigError
 from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
 from resq.maintenance import Maintenance
@@ -27,7 +28,7 @@ from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
 from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
-__all__ = ["Supervisor", "WorkerConfig"]
+__all__ = ["SCHEDULER_GROUP", "Supervisor", "WorkerConfig", "embedded_scheduler"]
 
 log = get_logger("resq.worker")
 
@@ -39,6 +40,10 @@ QUICK_CRASH_S = 2.0
 MAX_RESPAWN_DELAY_S = 10.0
 #: Seconds past a task's hard timeout before the supervisor kills a child that did not stop it itself.
 KILL_MARGIN_S = 2.0
+#: The entry-point group naming the scheduler ``resq worker --scheduler`` embeds (``resq_scheduler``'s):
+#: a callable ``(app) -> pass``, where ``pass()`` runs a scheduler pass if due and returns the seconds
+#: until the next one is.
+SCHEDULER_GROUP = "resq.scheduler"
 #: The signals that stop a worker.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
@@ -62,6 +67,27 @@ class WorkerConfig:
     max_memory_per_child_mb: int | None = None
     #: serve Prometheus metrics on this port (None: no metrics endpoint)
     metrics_port: int | None = None
+    #: run a scheduler in the supervisor (``--scheduler``, found through :data:`SCHEDULER_GROUP`)
+    scheduler: bool = False
+
+
+def embedded_scheduler(app: Resq) -> Callable[[], float]:
+    """The scheduler pass of ``--scheduler``, found through the :data:`SCHEDULER_GROUP` entry point.
+
+    Raises:
+        ConfigError: no scheduler package is installed, or a periodic entry names an unknown task.
+    """
+    for entry_point in entry_points(group=SCHEDULER_GROUP):
+        try:
+            factory = entry_point.load()
+        except ImportError as exc:
+            raise ConfigError(f"--scheduler: the scheduler package cannot be imported ({exc})") from exc
+        embedded: Callable[[], float] = factory(app)
+        return embedded
+    raise ConfigError(
+        "--scheduler needs the scheduler package (resq_scheduler), which is not installed; "
+        "reinstall resq, or run the scheduler elsewhere"
+    )
 
 
 @dataclass
@@ -101,6 +127,9 @@ class Supervisor:
         self.children: dict[int, _ChildProc] = {}
         self.maintenance = Maintenance(app, config.queues)
         self.control = RemoteControl(app, now_ms())
+        #: the embedded scheduler's pass (``--scheduler``), and when it is next due (monotonic)
+        self._scheduler = embedded_scheduler(app) if config.scheduler else None
+        self._scheduler_at = 0.0
         #: the shortest hard limit of any registered task (None: no task has one)
         self._shortest_timeout = min((t.options.timeout for t in app.tasks.values() if t.options.timeout), default=None)
         self._stop_requests = 0
@@ -132,9 +161,13 @@ class Supervisor:
         log.info(
             "worker_started",
             worker=self.supervisor_id,
+            url=self.broker.connection.safe_url(),
+            namespace=self.app.settings.namespace,
             queues=self.config.queues,
             concurrency=self.config.concurrency,
             threads=self.config.threads,
+            prefetch=self.config.prefetch,
+            scheduler=self.config.scheduler,
             pid=os.getpid(),
         )
         for _ in range(self.config.concurrency):
@@ -223,6 +256,8 @@ class Supervisor:
     def _tick(self) -> None:
         """One pass of the loop: messages, exits, signals, time limits, maintenance."""
         timeout = min(TICK_S, self.maintenance.seconds_until_due())
+        if self._scheduler is not None:
+            timeout = min(timeout, self._scheduler_at - time.monotonic())
         ready = connection.wait([c.reader for c in self.children.values()], timeout=max(timeout, 0.0))
         for reader in ready:
             self._drain(reader)  # type: ignore[arg-type]
@@ -256,6 +291,8 @@ class Supervisor:
             if beat:
                 self.broker.workers.heartbeat(child_ids)
             commands = self.control.poll([self.supervisor_id, *child_ids], durable=beat)
+            if self._scheduler is not None:
+                self._scheduler_at = time.monotonic() + self._scheduler()
         for command in commands:
             log.info("remote_command", command=command)
             if command == "stop":

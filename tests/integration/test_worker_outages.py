@@ -72,7 +72,7 @@ def test_a_worker_whose_redis_goes_away_mid_job_stops_on_term(
     runtime: Any, private_redis: RedisServer, run_worker: RunWorker
 ) -> None:
     worker = run_worker(APP, "--grace-period", str(GRACE_S), url=private_redis.url(0))
-    job = runtime.overlap.delay(1, 1.5)
+    job = runtime.overlap.delay(1, 1.0)
     wait_for(lambda: job.status() == "running", message="job running")
     private_redis.kill()
     _stops_within_grace(worker, signal.SIGTERM)
