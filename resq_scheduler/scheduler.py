@@ -309,7 +309,7 @@ class Scheduler:
                     break
                 except Exception as exc:  # Redis away, or a bug: log, back off, keep the schedule alive
                     wakeups.close()
-                    self._log_failure(exc, backoff)
+                    self.log_failure(exc, backoff)
                     self._pause(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
         except _Interrupted:
@@ -326,13 +326,15 @@ class Scheduler:
         self.app.broker.queues.wake()
 
     @staticmethod
-    def _log_failure(exc: BaseException, backoff: float) -> None:
+    def log_failure(exc: BaseException, backoff: float) -> None:
+        """Log a failed pass: a warning while Redis is away, an error with the traceback for anything else."""
         if isinstance(exc, BrokerUnavailable):
             log.warning("redis_unavailable", error=str(exc), retry_in_s=round(backoff, 2))
         else:
             log.error("scheduler_tick_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
 
-    def _sleep_seconds(self, wake_at: datetime | None) -> float:
+    def seconds_until(self, wake_at: datetime | None) -> float:
+        """How long to wait before the next pass: until ``wake_at``, and at most until reaping is due."""
         limit = min(MAX_SLEEP_S, max(self._reap_at - time.monotonic(), 0.0))
         if wake_at is None:
             return limit
@@ -340,7 +342,7 @@ class Scheduler:
 
     def _sleep(self, wakeups: Subscription, wake_at: datetime | None) -> None:
         """Wait until ``wake_at``, or until a wake-up message announces an earlier due time."""
-        deadline = time.monotonic() + self._sleep_seconds(wake_at)
+        deadline = time.monotonic() + self.seconds_until(wake_at)
         while not self._stop:
             left = deadline - time.monotonic()
             if left <= 0:

@@ -56,26 +56,36 @@ class Admin(Part):
         return [int(n) for n in pipe.execute()]
 
     def clear_queue(self, queue: str) -> int:
-        """Delete a queue's stream and scheduled set and the records of the jobs they held.
+        """Delete the entries of a queue's stream and its scheduled set, and the records of their jobs.
 
-        Running jobs lose their records too (their workers' outcomes then change nothing). The consumer
-        group goes with the stream; workers recreate it. Dead jobs are kept.
+        The stream and its consumer group stay (workers blocked on the queue carry on); leases of the
+        deleted entries are acknowledged. Running jobs lose their records too (their workers' outcomes
+        then change nothing). Dead jobs are kept.
 
         Returns:
             How many jobs were removed.
         """
         k = self.keys
+        stream = k.queue(queue)
+        self._ensure_group(stream)
         removed = 0
-        while entries := self._redis.xrange(k.queue(queue), "-", "+", count=BATCH):
+        while entries := self._redis.xrange(stream, "-", "+", count=BATCH):
             ids = [text(f[b"id"]) for _, f in entries if b"id" in f]
-            self._drop(queue, ids, lambda pipe: pipe.xdel(k.queue(queue), *[e for e, _ in entries]))
+            self._drop(queue, ids, lambda pipe: _forget_entries(pipe, stream, [e for e, _ in entries]))
             removed += len(ids)
         while members := self._redis.zrange(k.scheduled(queue), 0, BATCH - 1):
             ids = [text(m) for m in members]
             self._drop(queue, ids, lambda pipe: pipe.zrem(k.scheduled(queue), *members))
             removed += len(ids)
-        self._redis.delete(k.queue(queue), k.scheduled(queue))
         return removed
+
+    def _ensure_group(self, stream: str) -> None:
+        """Create the stream's group if no worker did yet (the entries' leases are acknowledged in it)."""
+        try:
+            self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
     def _drop(self, queue: str, ids: Sequence[str], also: Callable[[Pipeline], Any]) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -100,3 +110,9 @@ class Admin(Part):
     def events(self) -> Subscription:
         """A subscription to the lifecycle events every transition publishes."""
         return self.connection.subscribe(self.keys.events)
+
+
+def _forget_entries(pipe: Pipeline, stream: str, entries: Sequence[bytes]) -> None:
+    """Acknowledge (no lease outlives its entry) and delete stream entries."""
+    pipe.xack(stream, GROUP, *entries)
+    pipe.xdel(stream, *entries)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -37,6 +38,7 @@ __all__ = [
     "Pipeline",
     "ScriptSource",
     "Subscription",
+    "mask_password",
     "status_of",
     "text",
 ]
@@ -119,12 +121,8 @@ class Connection:
         self._client = None
 
     def safe_url(self) -> str:
-        """The url without its password, for messages."""
-        url = self.settings.url
-        if "@" in url:
-            scheme, _, rest = url.partition("://")
-            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return url
+        """The url with its password masked, for messages: ``redis://user:***@host:6379/0``."""
+        return mask_password(self.settings.url)
 
     # -- errors -----------------------------------------------------------------------------------
 
@@ -297,6 +295,25 @@ def _at_boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise self.connection.translate(exc) from exc
 
     return call
+
+
+def mask_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (in the user info and a ``password=`` parameter)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
+        for key in [pair.split("=", 1)[0]]
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def status_of(raw: bytes | str | None) -> JobStatus | None:

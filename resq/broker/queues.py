@@ -26,6 +26,8 @@ __all__ = ["GROUP", "Queues"]
 
 #: The consumer group every worker reads queues through.
 GROUP = "resq"
+#: How Redis answers a read of a stream (or a group) that no longer exists.
+STREAM_GONE = ("NOGROUP", "UNBLOCKED")
 
 
 class Queues(Part):
@@ -108,9 +110,11 @@ class Queues(Part):
         try:
             reply = self._redis.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not str(exc).startswith(STREAM_GONE):
                 raise
-            self.ensure_groups(queues)  # a queue was cleared (its stream deleted): recreate and go on
+            # The stream went (FLUSHDB, FLUSHALL, DEL, a restart from an empty dataset): NOGROUP on the next
+            # read, UNBLOCKED for a read blocked on it then. Recreate the stream and its group and go on.
+            self.ensure_groups(queues)
             return []
         found: dict[str, list[Delivery]] = {}
         for stream, entries in reply or []:

@@ -16,6 +16,7 @@ __all__ = ["HELP_EPILOG", "worker"]
 HELP_EPILOG = """\b
 Examples:
   resq worker -A myapp.tasks:app -q high,default -c 4
+  resq worker -A myapp.tasks:app --scheduler
   RESQ_APP=myapp.tasks resq worker --burst
   resq scheduler -A myapp.tasks:app
 """
@@ -87,6 +88,8 @@ def _app_from(ctx: click.Context, ref: str | None) -> Resq:
     default=None,
     help="Serve Prometheus metrics on this port (needs resq[metrics]).",
 )
+@click.option("--scheduler", is_flag=True, help="Also run a scheduler in this worker (like celery -B).")
+@click.option("--no-banner", is_flag=True, help="Do not print the start-up banner.")
 @logging_options
 def worker(
     app_ref: str | None,
@@ -100,6 +103,8 @@ def worker(
     max_jobs_per_child: int | None,
     max_memory_per_child: int | None,
     metrics_port: int | None,
+    scheduler: bool,
+    no_banner: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -107,6 +112,7 @@ def worker(
     running jobs; USR2: pause; CONT: resume)."""
     from resq.settings import validate_name
     from resq.worker import Supervisor, WorkerConfig
+    from resq.worker.banner import banner
 
     configure(log_format, log_level)
     ctx = click.get_current_context()
@@ -135,5 +141,12 @@ def worker(
         max_jobs_per_child=max_jobs_per_child,
         max_memory_per_child_mb=max_memory_per_child,
         metrics_port=metrics_port,
+        scheduler=scheduler,
     )
-    sys.exit(Supervisor(app, config).run())
+    try:
+        supervisor = Supervisor(app, config)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc), ctx) from exc
+    if not no_banner:
+        click.echo(banner(app, config) + "\n", err=True)
+    sys.exit(supervisor.run())

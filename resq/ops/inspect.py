@@ -93,10 +93,10 @@ class Inspector:
         return counts
 
     def clear_queue(self, queue: str) -> int:
-        """Delete a queue's stream and scheduled set and the records of the jobs they held.
+        """Delete the jobs of a queue's stream and scheduled set, with their records.
 
-        Running jobs lose their records too (their workers' outcomes then change nothing). The
-        consumer group goes with the stream; workers recreate it. Dead jobs are kept.
+        Running jobs lose their records too (their workers' outcomes then change nothing). The stream
+        and its consumer group stay, so workers serving the queue carry on. Dead jobs are kept.
 
         Returns:
             How many jobs were removed.

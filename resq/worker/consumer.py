@@ -33,6 +33,8 @@ log = get_logger("resq.worker")
 
 #: Longest pause between reconnection attempts while Redis is away, in seconds.
 RECONNECT_CAP_S = 5.0
+#: How often a consumer waiting for Redis looks whether it was asked to stop, in seconds.
+STOP_POLL_S = 0.1
 #: Longest time counters of finished jobs wait before they are added to Redis, in seconds.
 COUNTERS_EVERY_S = 0.5
 #: In burst mode, scheduled jobs due within this many seconds (retries, mostly) are waited for.
@@ -294,7 +296,14 @@ class Consumer:
         self._backoff_s = min(RECONNECT_CAP_S, max(0.1, self._backoff_s * 2))
         delay = random.uniform(self._backoff_s / 2, self._backoff_s)
         log.warning("redis_unavailable", error=str(exc), retry_in_s=round(delay, 2))
-        if self.state.stopping.is_set() or self.state.abort.wait(delay):
-            # Asked to stop while Redis is away: what was not recorded stays leased and is given back
-            # by a reaper once Redis answers (at worst the job runs again: at-least-once).
-            raise SystemExit(0)
+        deadline = time.monotonic() + delay
+        # Looks at the flags often: a stop signal only sets them (waiting on the event the handler sets
+        # could deadlock), and a stopping child must not sit out a long backoff.
+        while not (self.state.stopping.is_set() or self.state.abort.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.state.abort.wait(min(left, STOP_POLL_S))
+        # Asked to stop while Redis is away: what was not recorded stays leased and is given back by a
+        # reaper once Redis answers (at worst the job runs again: at-least-once).
+        raise SystemExit(0)

@@ -10,14 +10,16 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from multiprocessing import connection
 from multiprocessing.connection import Connection
 from types import FrameType
 
 from resq.app import Resq
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerUnavailable
+from resq.errors import BrokerUnavailable, ConfigError
 from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
 from resq.maintenance import Maintenance
@@ -26,7 +28,7 @@ from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
 from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
-__all__ = ["Supervisor", "WorkerConfig"]
+__all__ = ["SCHEDULER_GROUP", "Supervisor", "WorkerConfig", "embedded_scheduler"]
 
 log = get_logger("resq.worker")
 
@@ -38,6 +40,17 @@ QUICK_CRASH_S = 2.0
 MAX_RESPAWN_DELAY_S = 10.0
 #: Seconds past a task's hard timeout before the supervisor kills a child that did not stop it itself.
 KILL_MARGIN_S = 2.0
+#: The entry-point group naming the scheduler ``resq worker --scheduler`` embeds (``resq_scheduler``'s):
+#: a callable ``(app) -> pass``, where ``pass()`` runs a scheduler pass if due and returns the seconds
+#: until the next one is.
+SCHEDULER_GROUP = "resq.scheduler"
+#: The signals that stop a worker.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+class _StopSignal(BaseException):
+    """Raised by the signal handler into a wait on Redis that a stop may cut short (the start-up wait, the
+    maintenance calls), so that a worker whose Redis is away or unresponsive still stops at once."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,27 @@ class WorkerConfig:
     max_memory_per_child_mb: int | None = None
     #: serve Prometheus metrics on this port (None: no metrics endpoint)
     metrics_port: int | None = None
+    #: run a scheduler in the supervisor (``--scheduler``, found through :data:`SCHEDULER_GROUP`)
+    scheduler: bool = False
+
+
+def embedded_scheduler(app: Resq) -> Callable[[], float]:
+    """The scheduler pass of ``--scheduler``, found through the :data:`SCHEDULER_GROUP` entry point.
+
+    Raises:
+        ConfigError: no scheduler package is installed, or a periodic entry names an unknown task.
+    """
+    for entry_point in entry_points(group=SCHEDULER_GROUP):
+        try:
+            factory = entry_point.load()
+        except ImportError as exc:
+            raise ConfigError(f"--scheduler: the scheduler package cannot be imported ({exc})") from exc
+        embedded: Callable[[], float] = factory(app)
+        return embedded
+    raise ConfigError(
+        "--scheduler needs the scheduler package (resq_scheduler), which is not installed; "
+        "reinstall resq, or run the scheduler elsewhere"
+    )
 
 
 @dataclass
@@ -93,11 +127,16 @@ class Supervisor:
         self.children: dict[int, _ChildProc] = {}
         self.maintenance = Maintenance(app, config.queues)
         self.control = RemoteControl(app, now_ms())
+        #: the embedded scheduler's pass (``--scheduler``), and when it is next due (monotonic)
+        self._scheduler = embedded_scheduler(app) if config.scheduler else None
+        self._scheduler_at = 0.0
         #: the shortest hard limit of any registered task (None: no task has one)
         self._shortest_timeout = min((t.options.timeout for t in app.tasks.values() if t.options.timeout), default=None)
         self._stop_requests = 0
         self._grace_deadline: float | None = None
         self._pending_signals: list[int] = []
+        #: True while the main thread waits on Redis in a place a stop signal may interrupt
+        self._interruptible = False
         self._last_heartbeat = 0.0
         #: ids of children whose leases were not yet given back (given back when the supervisor stops)
         self._unreleased: set[str] = set()
@@ -111,7 +150,9 @@ class Supervisor:
         """Supervise until stopped; returns the process exit status."""
         self._install_signals()
         self.app.hooks.load_entry_points()
-        self._wait_until_ready()
+        if not self._wait_until_ready():
+            log.info("worker_stopped", worker=self.supervisor_id, reason="stopped while waiting for Redis")
+            return 0
         if self.config.metrics_port is not None:
             from resq.ops.metrics import serve
 
@@ -120,9 +161,13 @@ class Supervisor:
         log.info(
             "worker_started",
             worker=self.supervisor_id,
+            url=self.broker.connection.safe_url(),
+            namespace=self.app.settings.namespace,
             queues=self.config.queues,
             concurrency=self.config.concurrency,
             threads=self.config.threads,
+            prefetch=self.config.prefetch,
+            scheduler=self.config.scheduler,
             pid=os.getpid(),
         )
         for _ in range(self.config.concurrency):
@@ -132,19 +177,27 @@ class Supervisor:
         self._finish()
         return 0
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self) -> bool:
+        """Create the queues' groups and run due maintenance, waiting for Redis as long as it takes.
+
+        Returns False when a stop signal came first (the worker then exits 0 without starting).
+        """
         delay = 0.1
-        while True:
-            try:
-                self.broker.queues.ensure_groups(self.config.queues)
-                self.maintenance.run_due(force=True)
-                return
-            except BrokerUnavailable as exc:
-                log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
-                if self._stop_requests:
-                    raise SystemExit(0) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            with self._stop_may_interrupt():
+                while not self._stop_pending():
+                    try:
+                        self.broker.queues.ensure_groups(self.config.queues)
+                        self.maintenance.run_due(force=True)
+                        return True
+                    except BrokerUnavailable as exc:
+                        log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
+                        time.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+        except _StopSignal:
+            pass
+        self._handle_signals()
+        return False
 
     def _finish(self) -> None:
         try:
@@ -203,6 +256,8 @@ class Supervisor:
     def _tick(self) -> None:
         """One pass of the loop: messages, exits, signals, time limits, maintenance."""
         timeout = min(TICK_S, self.maintenance.seconds_until_due())
+        if self._scheduler is not None:
+            timeout = min(timeout, self._scheduler_at - time.monotonic())
         ready = connection.wait([c.reader for c in self.children.values()], timeout=max(timeout, 0.0))
         for reader in ready:
             self._drain(reader)  # type: ignore[arg-type]
@@ -224,15 +279,21 @@ class Supervisor:
                 self._maintain()
             except BrokerUnavailable as exc:
                 log.warning("redis_unavailable", error=str(exc))
+            except _StopSignal:
+                self._handle_signals()  # a stop cut a call to an unresponsive Redis short
 
     def _maintain(self) -> None:
         """Promotion, reaping, heartbeats and remote commands (every command here may hit Redis)."""
         child_ids = [c.worker_id for c in self.children.values()]
-        self.maintenance.run_due(extra_live=child_ids)
-        beat = self._heartbeat_due()
-        if beat:
-            self.broker.workers.heartbeat(child_ids)
-        for command in self.control.poll([self.supervisor_id, *child_ids], durable=beat):
+        with self._stop_may_interrupt():
+            self.maintenance.run_due(extra_live=child_ids)
+            beat = self._heartbeat_due()
+            if beat:
+                self.broker.workers.heartbeat(child_ids)
+            commands = self.control.poll([self.supervisor_id, *child_ids], durable=beat)
+            if self._scheduler is not None:
+                self._scheduler_at = time.monotonic() + self._scheduler()
+        for command in commands:
             log.info("remote_command", command=command)
             if command == "stop":
                 self._stop(signal.SIGTERM)
@@ -343,14 +404,30 @@ class Supervisor:
     def _install_signals(self) -> None:
         def remember(signum: int, frame: FrameType | None) -> None:
             self._pending_signals.append(signum)
+            if self._interruptible and signum in STOP_SIGNALS:
+                self._interruptible = False
+                raise _StopSignal
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT):
             signal.signal(sig, remember)
 
+    @contextlib.contextmanager
+    def _stop_may_interrupt(self) -> Iterator[None]:
+        """Let a stop signal raise ``_StopSignal`` into the block (a wait on Redis, nothing half-done)."""
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def _stop_pending(self) -> bool:
+        """Whether a stop was asked for (handled or still queued)."""
+        return bool(self._stop_requests) or any(s in STOP_SIGNALS for s in self._pending_signals)
+
     def _handle_signals(self) -> None:
         while self._pending_signals:
             signum = self._pending_signals.pop(0)
-            if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            if signum in STOP_SIGNALS:
                 self._stop(signum)
             else:
                 log.info("signal", signal=signal.Signals(signum).name)

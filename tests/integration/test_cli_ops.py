@@ -224,7 +224,8 @@ def test_queue_clear_asks_then_deletes(obs: ModuleType, redis_client: redis.Redi
     result = cli("queue", "clear", "bulk", "--yes")
     assert result.exit_code == 0 and result.output.strip() == "cleared bulk: 4 jobs"
     keys = obs.app.broker.keys
-    assert redis_client.exists(keys.queue("bulk"), keys.scheduled("bulk")) == 0
+    assert redis_client.xlen(keys.queue("bulk")) == 0 and redis_client.exists(keys.scheduled("bulk")) == 0
+    assert [g["name"] for g in redis_client.xinfo_groups(keys.queue("bulk"))] == [b"resq"]  # workers carry on
     assert redis_client.exists(*(keys.job("bulk", j.id) for j in [*jobs, later])) == 0
     assert kept.status() == "queued"
     assert cli("queue", "clear", "nope", "--yes").exit_code == 1

@@ -1,0 +1,124 @@
+"""A worker when Redis is not there, or forgets everything: it stops on TERM/INT whatever it is doing, and
+it keeps serving after ``queue clear``, FLUSHDB, FLUSHALL and a restart from an empty dataset (issue 9)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import RunResq, RunWorker
+from tests.helpers import json_lines, read_log, wait_for
+from tests.redis_server import RedisServer
+
+APP = "tests.apps.runtime:app"
+#: The grace period the workers of these tests get; each must stop well within it.
+GRACE_S = 5.0
+
+
+def _stops_within_grace(worker: subprocess.Popen[bytes], sig: int) -> None:
+    worker.send_signal(sig)
+    try:
+        code = worker.wait(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"no exit {GRACE_S} s after {signal.Signals(sig).name}:\n{read_log(worker)}") from None
+    assert code == 0, read_log(worker)
+
+
+@pytest.mark.parametrize(
+    ("where", "sig"),
+    [("free port", signal.SIGTERM), ("free port", signal.SIGINT), ("stopped server", signal.SIGTERM)],
+)
+def test_a_worker_waiting_for_redis_at_start_stops_on_term_and_int(
+    where: str, sig: int, free_port: int, run_worker: RunWorker
+) -> None:
+    # Given a worker started where no Redis listens (a port never used, or the port of a stopped server)
+    if where == "free port":
+        url = f"redis://127.0.0.1:{free_port}/0"
+    else:
+        server = RedisServer()
+        url = server.url(0)
+        server.cleanup()
+    worker = run_worker(APP, "--grace-period", str(GRACE_S), url=url)
+    wait_for(lambda: read_log(worker).count("redis_unavailable") >= 2, message="worker waiting for Redis")
+    # When it gets TERM (or INT, a Ctrl-C), then it exits 0 at once
+    _stops_within_grace(worker, sig)
+    assert "worker_stopped" in read_log(worker)
+
+
+@pytest.fixture
+def runtime(private_redis: RedisServer) -> Any:
+    from tests.apps import runtime
+
+    runtime.app.reconfigure(url=private_redis.url(0))
+    return runtime
+
+
+def test_a_worker_whose_redis_goes_away_stops_on_term_when_idle(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker
+) -> None:
+    worker = run_worker(APP, "-c", "2", "--grace-period", str(GRACE_S), url=private_redis.url(0))
+    assert runtime.work.delay(1).result(timeout=10) == 1
+    private_redis.kill()
+    wait_for(lambda: read_log(worker).count("redis_unavailable") >= 3, message="outage seen")
+    _stops_within_grace(worker, signal.SIGTERM)
+    assert "grace_period_over" not in read_log(worker)  # every child stopped by itself
+
+
+def test_a_worker_whose_redis_goes_away_mid_job_stops_on_term(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker
+) -> None:
+    worker = run_worker(APP, "--grace-period", str(GRACE_S), url=private_redis.url(0))
+    job = runtime.overlap.delay(1, 1.0)
+    wait_for(lambda: job.status() == "running", message="job running")
+    private_redis.kill()
+    _stops_within_grace(worker, signal.SIGTERM)
+    assert "grace_period_over" not in read_log(worker)  # the job finished, then the child stopped
+
+
+def _blocked_fetches(client: redis.Redis) -> int:
+    return sum(1 for c in client.client_list() if c.get("cmd") == "xreadgroup" and "b" in c.get("flags", ""))
+
+
+def _child_failures(worker: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in json_lines(read_log(worker))
+        if line.get("event") == "child_crashed" or (line.get("event") == "child_exited" and line.get("exit_code"))
+    ]
+
+
+def test_idle_workers_keep_serving_when_the_stream_disappears(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker, run_resq: RunResq
+) -> None:
+    url = private_redis.url(0)
+    client = redis.Redis.from_url(url)
+    worker = run_worker(APP, "-c", "2", "--log-format", "json", url=url)
+    assert runtime.work.delay(0).result(timeout=10) == 0
+
+    def idle() -> None:
+        wait_for(lambda: _blocked_fetches(client) == 2, message="both children blocked in a fetch")
+
+    idle()
+    cleared = run_resq("queue", "clear", "default", "-y", app_ref=APP, url=url)
+    assert cleared.wait(timeout=20) == 0, read_log(cleared)
+    # queue clear keeps the stream and its group (nothing left pending in it)
+    groups = client.xinfo_groups(runtime.app.broker.keys.queue("default"))
+    assert [(g["name"], g["pending"]) for g in groups] == [(b"resq", 0)]
+    assert runtime.work.delay(1).result(timeout=10) == 1
+    idle()
+    client.flushdb()
+    assert runtime.work.delay(2).result(timeout=10) == 2
+    idle()
+    client.flushall()
+    assert runtime.work.delay(3).result(timeout=10) == 3
+    idle()
+    client.close()
+    private_redis.restart()  # an empty dataset: it keeps nothing on disk
+    assert runtime.work.delay(4).result(timeout=20) == 4
+    assert worker.poll() is None
+    assert _child_failures(worker) == []
+    assert "UNBLOCKED" not in read_log(worker)
