@@ -19,9 +19,8 @@ from zoneinfo import ZoneInfo
 import click
 
 from resq import producer
-from resq.cli.common import app_option, load_app, logging_options
+from resq.cli.common import app_from, guard, logging_options, ops_options, reach, stamp, when
 from resq.clock import from_ms
-from resq.errors import ConfigError, ResqError
 from resq.job import JobStatus
 from resq.log import configure
 from resq_scheduler.cron import CronSpec, next_fires
@@ -41,21 +40,32 @@ Examples:
 
 
 def _guard(ctx: click.Context, action: Callable[[], T]) -> T:
-    """Run ``action``; configuration errors are usage errors, Redis errors plain ones."""
-    try:
-        return action()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc), ctx) from exc
-    except ResqError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """Run ``action``; resq's errors become one-line exits (2 bad input, 1 not found or Redis unavailable)."""
+    return guard(action)
 
 
-def _scheduler(ctx: click.Context, app_ref: str | None, schedule_file: str | None = None) -> Scheduler:
-    return _guard(ctx, lambda: Scheduler(load_app(app_ref), schedule_file=schedule_file))
+def _scheduler(
+    ctx: click.Context,
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    schedule_file: str | None = None,
+    *,
+    connect: bool = True,
+) -> Scheduler:
+    app = app_from(app_ref, url, namespace, connect=False)
+    instance = _guard(ctx, lambda: Scheduler(app, schedule_file=schedule_file))
+    if connect:
+        _guard(ctx, lambda: reach(app))
+    return instance
 
 
-@click.command(epilog=SCHEDULER_EPILOG)
-@app_option
+def _store(app_ref: str | None, url: str | None, namespace: str | None) -> Store:
+    return Store(app_from(app_ref, url, namespace))
+
+
+@click.command(epilog=SCHEDULER_EPILOG, short_help="Run a scheduler: delayed jobs and periodic entries.")
+@ops_options
 @click.option(
     "--schedule",
     "schedule_file",
@@ -63,13 +73,21 @@ def _scheduler(ctx: click.Context, app_ref: str | None, schedule_file: str | Non
     help="A TOML file of periodic entries (see docs/scheduling.md).",
 )
 @logging_options
-def scheduler(app_ref: str | None, schedule_file: str | None, log_format: str, log_level: str) -> None:
+def scheduler(
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    schedule_file: str | None,
+    log_format: str,
+    log_level: str,
+) -> None:
     """Move due delayed jobs into their queues and fire periodic entries (TERM/INT: stop).
 
     Any number of schedulers may run at once, on any hosts: every tick is fired exactly once.
     """
     configure(log_format, log_level)
-    instance = _scheduler(click.get_current_context(), app_ref, schedule_file)
+    # a scheduler waits for Redis itself (it may start before Redis does)
+    instance = _scheduler(click.get_current_context(), app_ref, url, namespace, schedule_file, connect=False)
     sys.exit(instance.run())
 
 
@@ -82,13 +100,13 @@ def scheduled() -> None:
 
 
 @scheduled.command("list")
-@app_option
+@ops_options
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="Show at most N jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def scheduled_list(app_ref: str | None, limit: int, as_json: bool) -> None:
+def scheduled_list(app_ref: str | None, url: str | None, namespace: str | None, limit: int, as_json: bool) -> None:
     """List scheduled jobs, soonest first."""
     ctx = click.get_current_context()
-    store = Store(_guard(ctx, lambda: load_app(app_ref)))
+    store = _store(app_ref, url, namespace)
     jobs = _guard(ctx, lambda: store.scheduled_jobs(limit))
     if as_json:
         click.echo(json.dumps([_scheduled_dict(job) for job in jobs], indent=2))
@@ -104,7 +122,7 @@ def scheduled_list(app_ref: str | None, limit: int, as_json: bool) -> None:
             job.task,
             job.status,
             str(job.attempt),
-            _when(job.due_ms),
+            when(job.due_ms),
             _relative(from_ms(job.due_ms), now),
         ]
         for job in jobs
@@ -132,12 +150,12 @@ def _find(ctx: click.Context, store: Store, job_id: str) -> str:
 
 
 @scheduled.command("remove")
-@app_option
+@ops_options
 @click.argument("job_id", metavar="ID")
-def scheduled_remove(app_ref: str | None, job_id: str) -> None:
+def scheduled_remove(app_ref: str | None, url: str | None, namespace: str | None, job_id: str) -> None:
     """Remove a scheduled job (it is recorded as cancelled)."""
     ctx = click.get_current_context()
-    store = Store(_guard(ctx, lambda: load_app(app_ref)))
+    store = _store(app_ref, url, namespace)
     queue = _find(ctx, store, job_id)
     status = _guard(ctx, lambda: store.broker.jobs.status(queue, job_id))
     if status not in (JobStatus.SCHEDULED, JobStatus.RETRYING):
@@ -146,12 +164,12 @@ def scheduled_remove(app_ref: str | None, job_id: str) -> None:
 
 
 @scheduled.command("run-now")
-@app_option
+@ops_options
 @click.argument("job_id", metavar="ID")
-def scheduled_run_now(app_ref: str | None, job_id: str) -> None:
+def scheduled_run_now(app_ref: str | None, url: str | None, namespace: str | None, job_id: str) -> None:
     """Move a scheduled job into its queue now."""
     ctx = click.get_current_context()
-    store = Store(_guard(ctx, lambda: load_app(app_ref)))
+    store = _store(app_ref, url, namespace)
     queue = _find(ctx, store, job_id)
     moved, status = _guard(ctx, lambda: producer.run_now(store.app, queue, job_id))
     if not moved:
@@ -176,14 +194,17 @@ def cron() -> None:
     """Periodic entries: list, run now, pause, resume."""
 
 
-@cron.command("list")
-@app_option
+@cron.command("list", short_help="Periodic entries, their last and next fires.")
+@ops_options
 @_schedule_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def cron_list(app_ref: str | None, schedule_file: str | None, as_json: bool) -> None:
-    """List periodic entries with their next three fire times (in their time zone) and their last fire."""
+def cron_list(
+    app_ref: str | None, url: str | None, namespace: str | None, schedule_file: str | None, as_json: bool
+) -> None:
+    """List periodic entries with their last fire and next three fire times (UTC in the table, in the
+    entry's time zone in the JSON)."""
     ctx = click.get_current_context()
-    instance = _scheduler(ctx, app_ref, schedule_file)
+    instance = _scheduler(ctx, app_ref, url, namespace, schedule_file)
     state = _guard(ctx, instance.store.state)
     entries = instance.all_entries(state)
     now = datetime.now(UTC)
@@ -199,7 +220,7 @@ def cron_list(app_ref: str | None, schedule_file: str | None, as_json: bool) -> 
         return
     click.echo(
         _table(
-            ["NAME", "SCHEDULE", "TASK", "QUEUE", "STATE", "LAST FIRE", "NEXT FIRES"],
+            ["NAME", "SCHEDULE", "TASK", "QUEUE", "STATE", "LAST FIRE (UTC)", "NEXT FIRES (UTC)"],
             [
                 [
                     r["name"],
@@ -207,8 +228,8 @@ def cron_list(app_ref: str | None, schedule_file: str | None, as_json: bool) -> 
                     r["task"],
                     r["queue"] or "-",
                     r["state"],
-                    r["last_fire"] or "never",
-                    "  ".join(_short(t) for t in r["next_fires"]),
+                    _short(r["last_fire"]) if r["last_fire"] else "never",
+                    ", ".join(_short(t) for t in r["next_fires"]),
                 ]
                 for r in rows
             ],
@@ -252,20 +273,22 @@ def _entry(ctx: click.Context, instance: Scheduler, name: str) -> PeriodicEntry:
 
 
 @cron.command("run")
-@app_option
+@ops_options
 @_schedule_option
 @click.argument("name")
-def cron_run(app_ref: str | None, schedule_file: str | None, name: str) -> None:
+def cron_run(app_ref: str | None, url: str | None, namespace: str | None, schedule_file: str | None, name: str) -> None:
     """Enqueue one run of entry NAME now (its schedule is not changed)."""
     ctx = click.get_current_context()
-    instance = _scheduler(ctx, app_ref, schedule_file)
+    instance = _scheduler(ctx, app_ref, url, namespace, schedule_file)
     entry = _entry(ctx, instance, name)
     click.echo(f"{name}: enqueued job {_guard(ctx, lambda: instance.fire_now(entry))}")
 
 
-def _set_paused(app_ref: str | None, schedule_file: str | None, name: str, paused: bool) -> None:
+def _set_paused(
+    app_ref: str | None, url: str | None, namespace: str | None, schedule_file: str | None, name: str, paused: bool
+) -> None:
     ctx = click.get_current_context()
-    instance = _scheduler(ctx, app_ref, schedule_file)
+    instance = _scheduler(ctx, app_ref, url, namespace, schedule_file)
     _entry(ctx, instance, name)
     changed = _guard(ctx, lambda: instance.store.set_paused(name, paused))
     word = "paused" if paused else "resumed"
@@ -273,34 +296,33 @@ def _set_paused(app_ref: str | None, schedule_file: str | None, name: str, pause
 
 
 @cron.command("pause")
-@app_option
+@ops_options
 @_schedule_option
 @click.argument("name")
-def cron_pause(app_ref: str | None, schedule_file: str | None, name: str) -> None:
+def cron_pause(
+    app_ref: str | None, url: str | None, namespace: str | None, schedule_file: str | None, name: str
+) -> None:
     """Pause entry NAME: its ticks are skipped (not caught up on resume)."""
-    _set_paused(app_ref, schedule_file, name, True)
+    _set_paused(app_ref, url, namespace, schedule_file, name, True)
 
 
 @cron.command("resume")
-@app_option
+@ops_options
 @_schedule_option
 @click.argument("name")
-def cron_resume(app_ref: str | None, schedule_file: str | None, name: str) -> None:
+def cron_resume(
+    app_ref: str | None, url: str | None, namespace: str | None, schedule_file: str | None, name: str
+) -> None:
     """Resume a paused entry NAME from its next tick."""
-    _set_paused(app_ref, schedule_file, name, False)
+    _set_paused(app_ref, url, namespace, schedule_file, name, False)
 
 
 # -- output -----------------------------------------------------------------------------------------
 
 
-def _when(ms: int) -> str:
-    return from_ms(ms).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
 def _short(iso: str) -> str:
-    """``2026-11-24T19:00:00+01:00`` → ``2026-11-24 19:00:00+01:00`` (no microseconds)."""
-    moment = datetime.fromisoformat(iso)
-    return moment.replace(microsecond=0).isoformat(sep=" ")
+    """``2026-11-24T19:00:00+01:00`` → ``2026-11-24 18:00:00``: the one format of every table (UTC)."""
+    return stamp(datetime.fromisoformat(iso))
 
 
 def _relative(moment: datetime, now: datetime) -> str:

@@ -21,7 +21,7 @@ BATCH = 1000
 
 
 class Admin(Part):
-    """Reads and repairs for ``resq stats``, ``resq queue clear``, ``resq scheduled`` and the metrics."""
+    """Reads and repairs for ``resq stats``, ``resq queue clear``, ``resq dead``, ``resq scheduled`` and the metrics."""
 
     def queue_sizes(self, queues: Sequence[str]) -> list[tuple[int, int, int]]:
         """``(stream length, scheduled, dead)`` of each queue, in one round trip."""
@@ -47,6 +47,30 @@ class Admin(Part):
             start, pending = "(" + text(group["last-delivered-id"]), int(group["pending"])
         first = self._redis.xrange(stream, start, "+", count=1)
         return pending, (int(text(first[0][0]).split("-", 1)[0]) if first else None)
+
+    def ping(self) -> None:
+        """Check that Redis answers (raises ``BrokerUnavailable`` when it does not)."""
+        self._redis.ping()
+
+    def namespaces(self, limit: int = 20) -> list[str]:
+        """Namespaces that hold resq keys on this database (their ``{ns}:queues`` set), sorted.
+
+        Uses ``SCAN`` with a ``MATCH`` and a ``COUNT`` (never ``KEYS``); stops after ``limit`` names.
+        """
+        found: set[str] = set()
+        for key in self._redis.scan_iter(match="{*}:queues", count=1000):
+            name = text(key)
+            if name.startswith("{") and name.endswith("}:queues") and name.count("}") == 1:
+                found.add(name[1 : -len("}:queues")])
+                if len(found) >= limit:
+                    break
+        return sorted(found)
+
+    def dead_page(self, queue: str, until_ms: int, offset: int, count: int) -> list[str]:
+        """Up to ``count`` ids of jobs of ``queue`` dead at or before ``until_ms``, oldest first, skipping
+        the first ``offset`` of them (for filters that leave some jobs in the dead set)."""
+        rows = self._redis.zrangebyscore(self.keys.dead(queue), "-inf", until_ms, start=offset, num=count)
+        return [text(job_id) for job_id in rows]
 
     def dead_counts(self, queues: Sequence[str]) -> list[int]:
         """The size of each queue's dead set."""

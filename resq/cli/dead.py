@@ -13,6 +13,7 @@ import click
 
 from resq.cli.common import (
     NotFound,
+    confirm,
     guard,
     inspector_from,
     json_option,
@@ -21,6 +22,7 @@ from resq.cli.common import (
     table,
     truncate,
     when,
+    yes_option,
 )
 from resq.cli.ops import format_job
 from resq.job import JobStatus
@@ -34,7 +36,8 @@ Examples:
   resq dead show 018f3a5c2b7e4a1b2c3d
   resq dead retry 018f3a5c2b7e4a1b2c3d
   resq dead retry --all --queue mail
-  resq dead purge --older-than 7d
+  resq dead retry --all --task myapp.tasks.send_mail --error SMTPError
+  resq dead purge --older-than 7d -y
 """
 
 
@@ -43,7 +46,7 @@ def dead() -> None:
     """Jobs that will not run again: list, show, retry, purge."""
 
 
-@dead.command("list")
+@dead.command("list", short_help="The most recent dead jobs, newest first.")
 @ops_options
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="Show at most N jobs.")
 @click.option("-q", "--queue", default=None, help="Only this queue.")
@@ -87,11 +90,15 @@ def dead_show(app_ref: str | None, url: str | None, namespace: str | None, job_i
         click.echo(f"\nnote: job {job_id} is {info['status']}, not dead", err=True)
 
 
-@dead.command("retry")
+@dead.command("retry", short_help="Queue dead jobs again: one by ID, or --all.")
 @ops_options
 @click.argument("job_id", metavar="[ID]", required=False)
-@click.option("--all", "everyone", is_flag=True, help="Every dead job (of --queue, or of all queues).")
+@click.option("--all", "everyone", is_flag=True, help="Every dead job (of --queue, --task, --error).")
 @click.option("-q", "--queue", default=None, help="With --all: only this queue.")
+@click.option("--task", default=None, help="With --all: only the jobs of this task (its registered name).")
+@click.option(
+    "--error", "error_type", default=None, help="With --all: only jobs whose last error has this type (SMTPError)."
+)
 @json_option
 @click.pass_context
 def dead_retry(
@@ -102,11 +109,16 @@ def dead_retry(
     job_id: str | None,
     everyone: bool,
     queue: str | None,
+    task: str | None,
+    error_type: str | None,
     as_json: bool,
 ) -> None:
-    """Queue dead jobs again for a fresh series of attempts: one by ID, or --all."""
+    """Queue dead jobs again for a fresh series of attempts: one by ID, or --all (optionally only those
+    of a queue, a task, an error type)."""
     if everyone == bool(job_id):
         raise click.UsageError("give either one job ID or --all", ctx)
+    if job_id and (queue or task or error_type):
+        raise click.UsageError("--queue, --task and --error go with --all", ctx)
     inspector = inspector_from(app_ref, url, namespace)
     if job_id:
         target = guard(lambda: inspector.retry_dead(job_id))
@@ -118,14 +130,17 @@ def dead_retry(
         return
     total = guard(lambda: inspector.dead_count(queue))
     with click.progressbar(length=total, label="requeueing dead jobs", file=sys.stderr) as bar:
-        revived = guard(lambda: inspector.retry_all_dead(queue, progress=bar.update))
+        revived = guard(
+            lambda: inspector.retry_all_dead(queue, progress=bar.update, task=task, error=error_type or None)
+        )
     click.echo(json.dumps({"requeued": revived}) if as_json else f"requeued {revived} dead jobs")
 
 
-@dead.command("purge")
+@dead.command("purge", short_help="Delete dead jobs and their records (asks first).")
 @ops_options
 @click.option("--older-than", default=None, help="Only jobs dead for longer than this: 90s, 30m, 12h, 7d.")
 @click.option("-q", "--queue", default=None, help="Only this queue.")
+@yes_option
 @json_option
 def dead_purge(
     app_ref: str | None,
@@ -133,12 +148,20 @@ def dead_purge(
     namespace: str | None,
     older_than: str | None,
     queue: str | None,
+    yes: bool,
     as_json: bool,
 ) -> None:
-    """Delete dead jobs (all, or those dead for longer than --older-than) and their records."""
+    """Delete dead jobs (all, or those dead for longer than --older-than) and their records; asks
+    first unless -y."""
     seconds = guard(lambda: parse_duration(older_than)) if older_than else None
     inspector = inspector_from(app_ref, url, namespace)
     total = guard(lambda: inspector.dead_count(queue))
+    if total == 0:
+        click.echo(json.dumps({"purged": 0}) if as_json else "no dead jobs: nothing purged")
+        return
+    which = f" dead for longer than {older_than}" if older_than else ""
+    of = f" of queue {queue!r}" if queue else ""
+    confirm(f"Delete the dead jobs{of}{which} ({total} dead in all) and their records?", yes)
     with click.progressbar(length=total, label="purging dead jobs", file=sys.stderr) as bar:
         deleted = guard(lambda: inspector.purge_dead(seconds, queue, progress=bar.update))
     click.echo(json.dumps({"purged": deleted}) if as_json else f"purged {deleted} dead jobs")
@@ -149,25 +172,25 @@ def queue() -> None:
     """Act on one queue (see `resq queues` to list them)."""
 
 
-@queue.command("clear")
+@queue.command("clear", short_help="Delete every job of a queue (asks first).")
 @ops_options
 @click.argument("name")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @json_option
 def queue_clear(
     app_ref: str | None, url: str | None, namespace: str | None, name: str, yes: bool, as_json: bool
 ) -> None:
-    """Delete every waiting, running and scheduled job of queue NAME (dead jobs are kept)."""
+    """Delete every waiting, running and scheduled job of queue NAME (dead jobs are kept); asks first
+    unless -y."""
     inspector = inspector_from(app_ref, url, namespace)
     found = {q.name: q for q in guard(inspector.queues)}
     if name not in found:
         raise NotFound(f"no queue named {name!r} (see `resq queues`)")
     q = found[name]
-    if not yes:
-        click.confirm(
-            f"Delete the {q.waiting + q.running + q.scheduled} jobs of queue {name!r} "
-            f"({q.waiting} waiting, {q.running} running, {q.scheduled} scheduled)?",
-            abort=True,
-        )
+    confirm(
+        f"Delete the {q.waiting + q.running + q.scheduled} jobs of queue {name!r} "
+        f"({q.waiting} waiting, {q.running} running, {q.scheduled} scheduled)?",
+        yes,
+    )
     removed = guard(lambda: inspector.clear_queue(name))
     click.echo(json.dumps({"queue": name, "removed": removed}) if as_json else f"cleared {name}: {removed} jobs")

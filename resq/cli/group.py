@@ -11,9 +11,9 @@ from importlib.metadata import entry_points
 
 import click
 
-from resq.cli.common import app_option, load_app, logging_options
+from resq.cli.common import CONTEXT_SETTINGS, app_option, load_app, logging_options
 from resq.cli.dead import dead, queue
-from resq.cli.ops import enqueue, events, job, queues, stats, workers
+from resq.cli.ops import enqueue, events, job, queues, stats, tasks, workers
 from resq.cli.worker import HELP_EPILOG, worker
 
 __all__ = ["app_option", "load_app", "logging_options", "main"]
@@ -44,11 +44,11 @@ class _Group(click.Group):
         return super().get_command(ctx, name)
 
 
-@click.group(cls=_Group, epilog=HELP_EPILOG)
+@click.group(cls=_Group, epilog=HELP_EPILOG, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="resq")
 def main() -> None:
     """resq: background jobs on Redis."""
 
 
-for _command in (worker, stats, queues, workers, job, enqueue, events, dead, queue):
+for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue):
     main.add_command(_command)

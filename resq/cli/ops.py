@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,21 +19,38 @@ import click
 
 from resq.broker import COUNTERS
 from resq.cli.common import (
+    TIME_FORMAT,
+    BadInput,
     NotFound,
     ago,
+    app_option,
     guard,
     inspector_from,
     json_option,
+    load_app,
     ops_options,
     parse_duration,
     since,
+    stamp,
     table,
     truncate,
     when,
 )
+from resq.job import JobStatus
 from resq.ops import CONTROL_COMMANDS, Inspector, QueueInfo, to_json
 
-__all__ = ["enqueue", "events", "format_event", "format_job", "job", "queues", "stats", "workers"]
+__all__ = [
+    "EventColumns",
+    "enqueue",
+    "events",
+    "format_event",
+    "format_job",
+    "job",
+    "queues",
+    "stats",
+    "tasks",
+    "workers",
+]
 
 STATS_EPILOG = """\b
 Examples:
@@ -61,7 +80,7 @@ def _queue_rows(found: list[QueueInfo]) -> str:
     return table(["QUEUE", "WAITING", "RUNNING", "OLDEST", "SCHEDULED", "DEAD", "WORKERS", ""], rows)
 
 
-@click.command(epilog=STATS_EPILOG)
+@click.command(epilog=STATS_EPILOG, short_help="The overview: queues, workers, jobs processed and failed.")
 @ops_options
 @click.option(
     "--days",
@@ -70,42 +89,103 @@ def _queue_rows(found: list[QueueInfo]) -> str:
     type=click.IntRange(0, 366),
     help="Also show the counters of each of the last N days.",
 )
+@click.option(
+    "--watch",
+    "interval",
+    type=click.FloatRange(0.1),
+    is_flag=False,
+    flag_value=2.0,
+    default=None,
+    metavar="[SECONDS]",
+    help="Refresh every SECONDS (default 2) until Ctrl-C; clears the screen in a terminal.",
+)
 @json_option
-def stats(app_ref: str | None, url: str | None, namespace: str | None, days: int, as_json: bool) -> None:
-    """Queues (waiting, running, oldest, scheduled, dead; a flag when no worker serves one), live
-    workers, and jobs processed, failed, retried and dead today and in total."""
+def stats(
+    app_ref: str | None, url: str | None, namespace: str | None, days: int, interval: float | None, as_json: bool
+) -> None:
+    """Queues (waiting, running, oldest, scheduled, dead; a flag when no worker serves one), live and
+    paused workers, and jobs processed, failed, retried and dead today and in total."""
     inspector = inspector_from(app_ref, url, namespace)
+    if interval is None:
+        click.echo(_stats_text(inspector, days, as_json))
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        _watch(inspector, days, as_json, interval)
+
+
+def _watch(inspector: Inspector, days: int, as_json: bool, interval: float) -> None:
+    """Print the stats every ``interval`` seconds (the screen cleared first in a terminal) until Ctrl-C;
+    an error (Redis away for a while) is shown in place of a frame and the watch goes on."""
+    terminal = sys.stdout.isatty() and not as_json
+    while True:
+        try:
+            frame = _stats_text(inspector, days, as_json, compact=True)
+        except click.ClickException as exc:
+            frame = f"Error: {exc.format_message()}"
+        if terminal:
+            click.clear()
+        if not as_json:
+            now = datetime.now(UTC).strftime(TIME_FORMAT)
+            click.echo(f"resq stats at {now} UTC, every {interval:g} s (Ctrl-C stops)\n")
+        click.echo(frame)
+        time.sleep(interval)
+
+
+def _stats_data(inspector: Inspector, days: int) -> tuple[dict[str, Any], list[QueueInfo]]:
     found = guard(inspector.queues)
     counts = guard(lambda: inspector.stats(max(days, 1)))
-    workers = guard(inspector.live_worker_count)
-    data = {
+    live = guard(inspector.workers)
+    data: dict[str, Any] = {
         "queues": [q.as_dict() for q in found],
-        "workers": workers,
+        "workers": len(live),
+        "paused": inspector.paused_count(live),
         "today": counts["today"],
         "total": counts["total"],
         "scheduled": sum(q.scheduled for q in found),
         "dead": sum(q.dead for q in found),
         "days": counts["days"] if days else [],
     }
+    if not found:
+        data["other_namespaces"] = guard(inspector.other_namespaces)
+    return data, found
+
+
+def _stats_text(inspector: Inspector, days: int, as_json: bool, compact: bool = False) -> str:
+    data, found = _stats_data(inspector, days)
     if as_json:
-        click.echo(to_json(data))
-        return
-    click.echo(_queue_rows(found) if found else "no queues yet")
-    click.echo("")
-    click.echo(f"workers: {workers} live   scheduled: {data['scheduled']}   dead: {data['dead']}")
-    click.echo("")
-    click.echo(table(["JOBS", "TODAY", "TOTAL"], [[n, counts["today"][n], counts["total"][n]] for n in COUNTERS]))
+        return json.dumps(data, default=str) if compact else to_json(data)
+    paused = f" ({data['paused']} paused)" if data["paused"] else ""
+    lines = [
+        _queue_rows(found) if found else _no_queues(inspector, data.get("other_namespaces", [])),
+        "",
+        f"workers: {data['workers']} live{paused}   scheduled: {data['scheduled']}   dead: {data['dead']}",
+        "",
+        table(["JOBS", "TODAY", "TOTAL"], [[n, data["today"][n], data["total"][n]] for n in COUNTERS]),
+    ]
     if days:
-        click.echo("")
-        click.echo(
+        lines += [
+            "",
             table(
                 ["DAY (UTC)", *[n.upper() for n in COUNTERS]],
-                [[d["day"], *[d[n] for n in COUNTERS]] for d in counts["days"]],
-            )
-        )
+                [[d["day"], *[d[n] for n in COUNTERS]] for d in data["days"]],
+            ),
+        ]
+    return "\n".join(lines)
 
 
-@click.command()
+def _no_queues(inspector: Inspector, others: list[str]) -> str:
+    """``no queues yet``, with the namespaces of this database that do hold resq keys."""
+    namespace = inspector.broker.keys.namespace
+    if not others:
+        return f"no queues yet (namespace {namespace!r})"
+    listed = ", ".join(repr(n) for n in others)
+    return (
+        f"no queues yet in namespace {namespace!r}; namespaces with resq keys here: {listed} "
+        f"(--namespace {others[0]} or RESQ_NAMESPACE={others[0]})"
+    )
+
+
+@click.command(short_help="Each queue: waiting, running, oldest, scheduled, dead, workers.")
 @ops_options
 @json_option
 def queues(app_ref: str | None, url: str | None, namespace: str | None, as_json: bool) -> None:
@@ -128,12 +208,13 @@ Examples:
 """
 
 
-@click.group(invoke_without_command=True, epilog=WORKERS_EPILOG)
+@click.group(invoke_without_command=True, epilog=WORKERS_EPILOG, short_help="Live workers; pause, resume or stop them.")
 @ops_options
 @json_option
 @click.pass_context
 def workers(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None, as_json: bool) -> None:
-    """List live workers; pause, resume or stop them through Redis (works across machines)."""
+    """List live workers (STATE: busy, idle, or PAUSED by `resq workers pause`); pause, resume or stop
+    them through Redis (works across machines)."""
     ctx.obj = (app_ref, url, namespace)
     if ctx.invoked_subcommand is not None:
         return
@@ -152,11 +233,15 @@ def workers(ctx: click.Context, app_ref: str | None, url: str | None, namespace:
             ",".join(w.queues),
             since(w.started_ms),
             since(w.heartbeat_ms),
+            w.state.upper() if w.paused else w.state,
             ",".join(w.current) or "-",
         ]
         for w in found
     ]
-    click.echo(table(["WORKER", "SUPERVISOR", "PID", "QUEUES", "UP", "HEARTBEAT", "CURRENT JOB"], rows))
+    click.echo(table(["WORKER", "SUPERVISOR", "PID", "QUEUES", "UP", "HEARTBEAT", "STATE", "CURRENT JOB"], rows))
+    paused = sum(w.paused for w in found)
+    if paused:
+        click.echo(f"({paused} of {len(found)} paused: `resq workers resume --all` or WORKER resumes them)")
 
 
 def _control_command(cmd: str) -> click.Command:
@@ -197,21 +282,102 @@ for _cmd in CONTROL_COMMANDS:
 # -- jobs ---------------------------------------------------------------------------------------------
 
 
-@click.command()
+JOB_EPILOG = """\b
+Examples:
+  resq job 0196a4c5e8f1a3b2c4d5e6
+  resq job 0196a4c5e8f1a3b2c4d5e6 --traceback
+  resq job cancel 0196a4c5e8f1a3b2c4d5e6
+"""
+
+
+class _JobGroup(click.Group):
+    """``resq job ID`` shows a job; ``resq job cancel ID`` cancels one (a first word that is no
+    sub-command is a job id)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] ID | cancel ID")
+
+
+def _parent_options(ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None) -> Inspector:
+    """An inspector from a sub-command's options, or from the ones given before it (``resq job --url U ID``)."""
+    parent = (ctx.parent.obj if ctx.parent is not None else None) or {}
+    return inspector_from(
+        app_ref or parent.get("app_ref"), url or parent.get("url"), namespace or parent.get("namespace")
+    )
+
+
+@click.group(cls=_JobGroup, epilog=JOB_EPILOG, short_help="One job: its record, result, history; cancel it.")
+@ops_options
+@click.option("--traceback", "show_traceback", is_flag=True, help="Print the last error's traceback.")
+@json_option
+@click.pass_context
+def job(
+    ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None, show_traceback: bool, as_json: bool
+) -> None:
+    """A job's record (task, queue, status, attempts, times, arguments, result or last error) and its
+    history: `resq job ID`; `resq job cancel ID` cancels it."""
+    ctx.obj = {
+        "app_ref": app_ref,
+        "url": url,
+        "namespace": namespace,
+        "show_traceback": show_traceback,
+        "as_json": as_json,
+    }
+
+
+@job.command("show", hidden=True)
 @ops_options
 @click.argument("job_id", metavar="ID")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Print the last error's traceback.")
 @json_option
-def job(
-    app_ref: str | None, url: str | None, namespace: str | None, job_id: str, show_traceback: bool, as_json: bool
+@click.pass_context
+def job_show(
+    ctx: click.Context,
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    job_id: str,
+    show_traceback: bool,
+    as_json: bool,
 ) -> None:
-    """A job's record (task, queue, status, attempts, times, arguments, last error) and its history."""
-    inspector = inspector_from(app_ref, url, namespace)
+    """A job's record and history."""
+    parent = ctx.parent.obj if ctx.parent is not None and ctx.parent.obj else {}
+    inspector = _parent_options(ctx, app_ref, url, namespace)
     info = guard(lambda: inspector.job_info(job_id))
-    if as_json:
+    if as_json or parent.get("as_json"):
         click.echo(to_json(info))
         return
-    click.echo(format_job(info, show_traceback))
+    click.echo(format_job(info, show_traceback or bool(parent.get("show_traceback"))))
+
+
+@job.command("cancel", short_help="Cancel a queued, scheduled or running job.")
+@ops_options
+@click.argument("job_id", metavar="ID")
+@json_option
+@click.pass_context
+def job_cancel(
+    ctx: click.Context, app_ref: str | None, url: str | None, namespace: str | None, job_id: str, as_json: bool
+) -> None:
+    """Cancel job ID: a queued or scheduled job is removed, a running one is asked to stop (exit 1
+    when it had already finished)."""
+    parent = ctx.parent.obj if ctx.parent is not None and ctx.parent.obj else {}
+    inspector = _parent_options(ctx, app_ref, url, namespace)
+    status = guard(lambda: inspector.cancel(job_id))
+    if as_json or parent.get("as_json"):
+        click.echo(json.dumps({"id": job_id, "status": str(status)}))
+    elif status == JobStatus.CANCELLED:
+        click.echo(f"cancelled {job_id}")
+    elif status == JobStatus.RUNNING:
+        click.echo(f"cancel requested for {job_id}: it is running, its worker stops it")
+    if status not in (JobStatus.CANCELLED, JobStatus.RUNNING):
+        raise click.ClickException(f"job {job_id} already {status}: nothing to cancel")
 
 
 def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
@@ -224,13 +390,15 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
         ("status", info["status"]),
         ("attempts", info["attempts"]),
         ("worker", info.get("worker") or "-"),
-        *[(name, _dt(info.get(f"{name}_at"))) for name in ("enqueued", "due", "started", "finished")],
+        *[(name, stamp(info.get(f"{name}_at"))) for name in ("enqueued", "due", "started", "finished")],
         ("duration", "-" if info.get("duration_ms") is None else f"{info['duration_ms']} ms"),
         ("args", json.dumps(info.get("args"), default=str)),
         ("kwargs", json.dumps(info.get("kwargs"), default=str)),
     ]
+    if info.get("status") == JobStatus.SUCCEEDED:
+        fields.append(("result", truncate(json.dumps(info.get("result"), default=str), 200)))
     if error:
-        fields.append(("error", f"{error.get('type', '?')}: {error.get('message', '')}"))
+        fields.append(("last error", f"{error.get('type', '?')}: {error.get('message', '')}"))
     lines = [table(["", ""], fields).split("\n", 1)[1]]
     if show_traceback and error.get("traceback"):
         lines += ["", error["traceback"].rstrip()]
@@ -241,17 +409,10 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
             "  " + line
             for line in table(
                 ["TIME", "EVENT", "ATTEMPT", "DETAILS"],
-                [[_dt(e.get("at"), ms=True), e.get("event", "?"), e.get("attempt", ""), _details(e)] for e in history],
+                [[stamp(e.get("at")), e.get("event", "?"), e.get("attempt", ""), _details(e)] for e in history],
             ).splitlines()
         ]
     return "\n".join(lines)
-
-
-def _dt(value: datetime | None, ms: bool = False) -> str:
-    if value is None:
-        return "-"
-    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f" if ms else "%Y-%m-%d %H:%M:%S")
-    return text[:-3] if ms else text
 
 
 def _details(event: dict[str, Any]) -> str:
@@ -270,13 +431,14 @@ def _details(event: dict[str, Any]) -> str:
 
 ENQUEUE_EPILOG = """\b
 Examples:
-  resq enqueue myapp.tasks.send_mail --args '["a@b.c", "hi"]'
+  resq enqueue -A myapp.tasks myapp.tasks.send_mail --args '["a@b.c", "hi"]'
+  resq enqueue myapp.tasks.send_mail --args '["a@b.c", "hi"]'   # no -A: the worker decides
   resq enqueue report --kwargs '{"month": 5}' --queue reports --in 10m
   resq enqueue cleanup --at 2030-01-01T03:00:00+01:00 --json
 """
 
 
-@click.command(epilog=ENQUEUE_EPILOG)
+@click.command(epilog=ENQUEUE_EPILOG, short_help="Enqueue a job by task name.")
 @ops_options
 @click.argument("task")
 @click.option("--args", "args_json", default="[]", show_default=True, help="Positional arguments, a JSON list.")
@@ -299,14 +461,21 @@ def enqueue(
     job_id: str | None,
     as_json: bool,
 ) -> None:
-    """Enqueue TASK by name, without importing it (the worker that runs it decides whether it exists)."""
+    """Enqueue a job of TASK by name.
+
+    With an app (-A or RESQ_APP), TASK must be one it registers (an unknown name is refused with the
+    closest one, exit 2) and goes to the task's own queue. Without, no code is imported and the name is
+    sent as is: the worker that fetches it decides (a name no worker knows ends dead as an unknown task).
+    """
     ctx = click.get_current_context()
     args, kwargs = _json_arg(ctx, args_json, list, "--args"), _json_arg(ctx, kwargs_json, dict, "--kwargs")
     seconds = guard(lambda: parse_duration(delay)) if delay is not None else None
     when_at = _iso_time(ctx, at) if at is not None else None
     inspector = inspector_from(app_ref, url, namespace)
     new_id, target, status = guard(
-        lambda: inspector.enqueue(task, args, kwargs, queue=queue, delay=seconds, at=when_at, job_id=job_id)
+        lambda: inspector.enqueue(
+            task, args, kwargs, queue=queue, delay=seconds, at=when_at, job_id=job_id, registered_only=bool(app_ref)
+        )
     )
     if as_json:
         click.echo(json.dumps({"id": new_id, "task": task, "queue": target, "status": status}))
@@ -332,6 +501,53 @@ def _iso_time(ctx: click.Context, text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+# -- tasks --------------------------------------------------------------------------------------------
+
+TASKS_EPILOG = """\b
+Examples:
+  resq tasks -A myapp.tasks
+  resq tasks -A myapp.tasks:app --json | jq '.[].name'
+"""
+
+
+@click.command(epilog=TASKS_EPILOG, short_help="The tasks an app registers, with their options.")
+@app_option
+@json_option
+def tasks(app_ref: str | None, as_json: bool) -> None:
+    """The tasks the app registers (-A or RESQ_APP), with their options: queue, retries, backoff,
+    timeout, soft timeout, result TTL, and the periodic entries that run them. Reads no Redis."""
+    if not app_ref:
+        raise BadInput("which app? give -A module:attr or set RESQ_APP")
+    app = guard(lambda: load_app(app_ref))
+    found = Inspector(app).tasks()
+    if as_json:
+        click.echo(to_json([t.as_dict() for t in found]))
+        return
+    if not found:
+        click.echo(f"{app_ref} registers no tasks (is it the module that defines them?)")
+        return
+    rows = [
+        [
+            t.name,
+            t.queue,
+            t.retries,
+            t.backoff if t.retries else "-",
+            _seconds(t.timeout),
+            _seconds(t.soft_timeout),
+            _seconds(t.result_ttl, "app default"),
+            ",".join(t.periodic) or "-",
+        ]
+        for t in found
+    ]
+    click.echo(
+        table(["TASK", "QUEUE", "RETRIES", "BACKOFF", "TIMEOUT", "SOFT TIMEOUT", "RESULT TTL", "PERIODIC"], rows)
+    )
+
+
+def _seconds(value: float | None, none: str = "-") -> str:
+    return none if value is None else f"{value:g}s"
+
+
 # -- live events --------------------------------------------------------------------------------------
 
 EVENTS_EPILOG = """\b
@@ -342,7 +558,7 @@ Examples:
 """
 
 
-@click.command(epilog=EVENTS_EPILOG)
+@click.command(epilog=EVENTS_EPILOG, short_help="Follow job events live, across all workers.")
 @ops_options
 @click.option("--task", "tasks", default=None, help="Only these tasks (comma-separated names).")
 @click.option("--queue", "queue_names", default=None, help="Only these queues (comma-separated).")
@@ -369,17 +585,25 @@ def events(
     inspector = inspector_from(app_ref, url, namespace)
     wanted = {"task": _set(tasks), "queue": _set(queue_names), "event": _set(statuses)}
     with contextlib.suppress(KeyboardInterrupt):
-        _follow(inspector, wanted, count, as_json)
+        guard(lambda: _follow(inspector, wanted, count, as_json))
 
 
 def _follow(inspector: Inspector, wanted: dict[str, set[str] | None], count: int | None, as_json: bool) -> None:
     seen = 0
+    columns = EventColumns()
+    listening = False
     for event in inspector.events():
+        if not listening:  # the first item comes once subscribed
+            listening = True
+            where = f"{inspector.broker.connection.safe_url()} namespace {inspector.broker.keys.namespace!r}"
+            click.echo(f"listening for events on {where} (Ctrl-C stops)", err=True)
+            if not as_json:  # on stderr too: stdout stays one event a line, for scripts
+                click.echo(columns.header(), err=True)
         if event is None or not all(
             values is None or str(event.get(name)) in values for name, values in wanted.items()
         ):
             continue
-        click.echo(json.dumps(event, default=str) if as_json else format_event(event))
+        click.echo(json.dumps(event, default=str) if as_json else format_event(event, columns))
         seen += 1
         if count is not None and seen >= count:
             return
@@ -391,17 +615,38 @@ def _set(text: str | None) -> set[str] | None:
     return {part.strip() for part in text.split(",") if part.strip()}
 
 
-def format_event(event: dict[str, Any]) -> str:
-    """One event as a line: time (UTC), event, job id, task, queue, attempt, details."""
-    at = datetime.fromtimestamp(int(event.get("at_ms", 0)) / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
-    return "  ".join(
+class EventColumns:
+    """The widths of the columns of ``resq events``: a minimum each, grown to the widest value seen, so
+    that lines stay aligned as they stream."""
+
+    NAMES = ("TIME (UTC)", "EVENT", "JOB", "TASK", "QUEUE", "ATTEMPT")
+
+    def __init__(self) -> None:
+        self.widths = [len("YYYY-MM-DD HH:MM:SS"), 16, 22, 20, 8, 7]
+
+    def header(self) -> str:
+        """The column names, aligned with the lines that follow."""
+        return self.line([*self.NAMES, "DETAILS"])
+
+    def line(self, cells: list[str]) -> str:
+        """``cells`` padded to the widths (which grow to fit); the last cell is not padded."""
+        for i, cell in enumerate(cells[: len(self.widths)]):
+            self.widths[i] = max(self.widths[i], len(cell))
+        padded = [cell.ljust(width) for cell, width in zip(cells, self.widths, strict=False)]
+        return "  ".join([*padded, *cells[len(self.widths) :]]).rstrip()
+
+
+def format_event(event: dict[str, Any], columns: EventColumns | None = None) -> str:
+    """One event as a line: time (UTC), event, job id, task, queue, attempt, details, aligned on
+    ``columns`` (a fresh set of minimum widths when none is given)."""
+    return (columns or EventColumns()).line(
         [
-            at,
-            f"{event.get('event', '?'):<16}",
+            when(int(event.get("at_ms", 0))),
+            str(event.get("event", "?")),
             str(event.get("job_id", "")),
             str(event.get("task", "")),
             str(event.get("queue", "")),
-            f"attempt {event.get('attempt', 0)}",
+            str(event.get("attempt", 0)),
             _details(event),
         ]
-    ).rstrip()
+    )

@@ -7,7 +7,7 @@ import sys
 import click
 
 from resq.app import Resq
-from resq.cli.common import app_option, load_app, logging_options
+from resq.cli.common import app_option, configure_app, load_app, logging_options, redis_options
 from resq.errors import ConfigError
 from resq.log import configure, get_logger
 
@@ -24,15 +24,16 @@ Examples:
 log = get_logger("resq.cli")
 
 
-def _app_from(ctx: click.Context, ref: str | None) -> Resq:
+def _app_from(ctx: click.Context, ref: str | None, url: str | None = None, namespace: str | None = None) -> Resq:
     try:
-        return load_app(ref)
+        return configure_app(load_app(ref), ref, url, namespace)
     except ConfigError as exc:
         raise click.UsageError(str(exc), ctx) from exc
 
 
-@click.command(epilog=HELP_EPILOG)
+@click.command(epilog=HELP_EPILOG, short_help="Run jobs (a supervisor and its worker processes).")
 @app_option
+@redis_options
 @click.option(
     "-q",
     "--queues",
@@ -93,6 +94,8 @@ def _app_from(ctx: click.Context, ref: str | None) -> Resq:
 @logging_options
 def worker(
     app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
     queues: str,
     concurrency: int,
     threads: int,
@@ -118,7 +121,7 @@ def worker(
     ctx = click.get_current_context()
     if not app_ref:
         raise click.UsageError("which app? give -A module:attr or set RESQ_APP", ctx)
-    app = _app_from(ctx, app_ref)
+    app = _app_from(ctx, app_ref, url, namespace)
     if not app.tasks:
         log.warning(
             "no_tasks",

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,9 +26,19 @@ from resq.broker import COUNTERS, Broker, Subscription
 from resq.broker.admin import BATCH
 from resq.clock import due_time_ms, now_ms, to_ms
 from resq.codec import decode_event, pack, unpack
-from resq.errors import BrokerUnavailable, DecodeError, UnknownJob
-from resq.job import Job
-from resq.ops.records import CONTROL_COMMANDS, DeadJob, QueueInfo, WorkerInfo, control_message, to_json
+from resq.errors import BrokerUnavailable, ConfigError, DecodeError, UnknownJob
+from resq.job import Job, JobStatus
+from resq.ops.records import (
+    CONTROL_COMMANDS,
+    DeadJob,
+    QueueInfo,
+    TaskInfo,
+    WorkerInfo,
+    control_message,
+    describe_backoff,
+    read_command,
+    to_json,
+)
 from resq.settings import validate_name
 
 __all__ = [
@@ -37,6 +48,7 @@ __all__ = [
     "DeadJob",
     "Inspector",
     "QueueInfo",
+    "TaskInfo",
     "WorkerInfo",
     "control_message",
     "to_json",
@@ -107,14 +119,17 @@ class Inspector:
     # -- workers ----------------------------------------------------------------------------------
 
     def workers(self) -> list[WorkerInfo]:
-        """The live workers (heartbeat within three of their intervals), by supervisor then id."""
+        """The live workers (heartbeat within three of their intervals), by supervisor then id, each
+        with the paused state its supervisor obeys (see :meth:`_last_commands`)."""
         ids = sorted(self.broker.workers.live())
         if not ids:
             return []
+        rows = [(worker_id, row) for worker_id, row in zip(ids, self.broker.workers.info(ids), strict=True) if row]
+        last = self._last_commands([(worker_id, row.get("supervisor", "")) for worker_id, row in rows])
         found = []
-        for worker_id, row in zip(ids, self.broker.workers.info(ids), strict=True):
-            if not row:
-                continue  # expired between the two reads
+        for worker_id, row in rows:  # rows that expired between the two reads are gone
+            started_ms = _int(row.get("started_ms"))
+            command = last.get(row.get("supervisor", "") or worker_id)
             found.append(
                 WorkerInfo(
                     id=worker_id,
@@ -122,12 +137,37 @@ class Inspector:
                     pid=_int(row.get("pid")),
                     supervisor=row.get("supervisor", ""),
                     queues=_split(row.get("queues", "")),
-                    started_ms=_int(row.get("started_ms")),
+                    started_ms=started_ms,
                     heartbeat_ms=_int(row.get("heartbeat_ms")),
                     current=_split(row.get("current", "")),
+                    paused=command is not None and command[1] == "pause" and command[0] > started_ms,
                 )
             )
         return sorted(found, key=lambda w: (w.supervisor, w.id))
+
+    def _last_commands(self, workers: Sequence[tuple[str, str]]) -> dict[str, tuple[int, str]]:
+        """The last recorded command each supervisor obeys, ``{supervisor id: (at_ms, cmd)}``.
+
+        A supervisor applies the newest of the commands recorded for ``*``, for itself and for any of
+        its children, to all its children (:class:`resq.worker.control.RemoteControl`); a child started
+        after that command (a replacement) did not receive it, hence the caller's ``started_ms`` check.
+        """
+        by_supervisor: dict[str, set[str]] = {}
+        for worker_id, supervisor in workers:
+            by_supervisor.setdefault(supervisor or worker_id, set()).update({worker_id, supervisor or worker_id})
+        targets = sorted({"*"}.union(*by_supervisor.values()))
+        recorded = dict(zip(targets, self.broker.workers.command_state(targets), strict=True))
+        last: dict[str, tuple[int, str]] = {}
+        for supervisor, members in by_supervisor.items():
+            commands = [read_command(recorded[t]) for t in ("*", *sorted(members))]
+            found = [(at_ms, cmd) for at_ms, cmd, _ in filter(None, commands)]
+            if found:
+                last[supervisor] = max(found)
+        return last
+
+    def paused_count(self, workers: Sequence[WorkerInfo] | None = None) -> int:
+        """How many live workers are paused by a remote command."""
+        return sum(w.paused for w in (self.workers() if workers is None else workers))
 
     def control(self, cmd: str, target: str = "*") -> int:
         """Send ``pause``, ``resume`` or ``stop`` to every worker (``*``) or one worker or supervisor.
@@ -178,6 +218,32 @@ class Inspector:
         """How many workers have a fresh heartbeat."""
         return self.broker.workers.live_count()
 
+    def other_namespaces(self) -> list[str]:
+        """The other namespaces of this Redis database that hold resq keys (a hint for an empty one)."""
+        own = self.broker.keys.namespace
+        return [name for name in self.broker.admin.namespaces() if name != own]
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def tasks(self) -> list[TaskInfo]:
+        """The tasks the app registers, by name, with their options and periodic entries."""
+        periodic: dict[str, list[str]] = {}
+        for name, entry in self.app.periodic_entries.items():
+            periodic.setdefault(str(getattr(entry, "task", "")), []).append(name)
+        return [
+            TaskInfo(
+                name=task.name,
+                queue=task.queue,
+                retries=task.options.retries,
+                backoff=describe_backoff(task.options.backoff),
+                timeout=task.options.timeout,
+                soft_timeout=task.options.soft_timeout,
+                result_ttl=task.options.result_ttl,
+                periodic=sorted(periodic.get(task.name, [])),
+            )
+            for task in sorted(self.app.tasks.values(), key=lambda t: t.name)
+        ]
+
     # -- jobs -------------------------------------------------------------------------------------
 
     def job_info(self, job_id: str) -> dict[str, Any]:
@@ -186,7 +252,29 @@ class Inspector:
         Raises:
             UnknownJob: no such job (or its record expired).
         """
-        return Job(self.app, job_id).info()
+        job: Job[Any] = Job(self.app, job_id)
+        info = job.info()
+        if "result" not in info:  # a ``Job.info()`` that does not include it
+            info["result"] = self._result(job) if info.get("status") == JobStatus.SUCCEEDED else None
+        return info
+
+    @staticmethod
+    def _result(job: Job[Any]) -> Any:
+        try:
+            return job.result(timeout=0)
+        except DecodeError:
+            return "(undecodable result)"
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a job: a queued or scheduled job is removed, a running one is asked to stop.
+
+        Returns:
+            The status after the call (see :meth:`resq.Job.cancel`).
+
+        Raises:
+            UnknownJob: no such job (or its record expired).
+        """
+        return Job(self.app, job_id).cancel()
 
     def enqueue(
         self,
@@ -198,20 +286,25 @@ class Inspector:
         delay: float | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        registered_only: bool = False,
     ) -> tuple[str, str, str]:
         """Enqueue a job by task name, without importing the task.
 
         Goes through the one enqueue path (:func:`resq.producer.enqueue`, with the ``before_enqueue`` and
         ``after_enqueue`` hooks); a task this app registers goes to its own queue by default, any other
-        name to ``default``, sent as is: the worker decides (an unknown name ends dead).
+        name to ``default``, sent as is: the worker decides (an unknown name ends dead). With
+        ``registered_only`` (the CLI given an app), a name the app does not register is refused.
 
         Returns:
             ``(job id, queue, status)``.
 
         Raises:
-            ConfigError: an invalid queue name, both ``delay`` and ``at``, a naive ``at``.
+            ConfigError: an invalid queue name, both ``delay`` and ``at``, a naive ``at``; with
+                ``registered_only``, a task the app does not register (with the closest name).
         """
         known = self.app.tasks.get(task)
+        if known is None and registered_only:
+            raise ConfigError(_unknown_task(task, sorted(self.app.tasks)))
         target = validate_name(queue or (known.queue if known is not None else "default"), "queue name")
         done = producer.enqueue(
             self.app, task, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id
@@ -256,19 +349,63 @@ class Inspector:
             raise UnknownJob(f"no dead job with id {job_id!r}")
         return queue
 
-    def retry_all_dead(self, queue: str | None = None, progress: Callable[[int], None] | None = None) -> int:
-        """Queue every dead job (of one queue, or of all) again, :data:`BATCH` per round trip.
+    def retry_all_dead(
+        self,
+        queue: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        *,
+        task: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        """Queue every dead job (of one queue, or of all; of one task; of one error type) again,
+        :data:`BATCH` per round trip.
 
         Jobs that die while this runs are left alone (only deaths before the call are revived).
 
         Args:
             queue: only this queue's dead jobs.
-            progress: called with the number of jobs handled after each batch.
+            progress: called with the number of dead jobs looked at after each batch.
+            task: only the jobs of this task (its registered name).
+            error: only the jobs whose last error is of this type: its name (``SMTPError``) or its
+                qualified name (``myapp.mail.SMTPError``).
 
         Returns:
             How many jobs were queued again.
         """
-        return self._each_dead_batch(now_ms(), queue, lambda q, ids: producer.revive(self.app, q, ids), progress)
+
+        def revive(name: str, ids: list[str]) -> int:
+            return producer.revive(self.app, name, ids)
+
+        if task is None and error is None:
+            return self._each_dead_batch(now_ms(), queue, revive, progress)
+        return self._each_matching_dead(now_ms(), queue, (task, error), revive, progress)
+
+    def _each_matching_dead(
+        self,
+        until_ms: int,
+        queue: str | None,
+        wanted: tuple[str | None, str | None],
+        act: Callable[[str, list[str]], int],
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        """Apply ``act(queue, ids)`` to the jobs dead before ``until_ms`` whose task and error type match
+        ``wanted``, one page of :data:`BATCH` dead jobs at a time.
+
+        Matching jobs leave the dead set (``act`` takes them out); the others stay, so the next page
+        starts after the ones kept so far.
+        """
+        done = 0
+        for name in [queue] if queue else self.queue_names():
+            kept = 0
+            while ids := self.broker.admin.dead_page(name, until_ms, kept, BATCH):
+                details = self.broker.jobs.summaries([(name, job_id) for job_id in ids], ("task", "error"))
+                chosen = [job_id for job_id, row in zip(ids, details, strict=True) if _matches(row, *wanted)]
+                if chosen:
+                    done += act(name, chosen)
+                kept += len(ids) - len(chosen)
+                if progress is not None:
+                    progress(len(ids))
+        return done
 
     def purge_dead(
         self, older_than_s: float | None = None, queue: str | None = None, progress: Callable[[int], None] | None = None
@@ -305,10 +442,18 @@ class Inspector:
     def events(self, poll_s: float = 1.0) -> Iterator[dict[str, Any] | None]:
         """Follow the lifecycle events every worker publishes, decoded.
 
-        Yields None after ``poll_s`` seconds without an event, so callers can check for a stop. A lost
-        connection is retried (events published meanwhile are missed: pub/sub keeps no backlog).
+        Yields None once subscribed (events from then on are received), then after ``poll_s`` seconds
+        without an event, so callers can check for a stop. A lost connection is retried (events
+        published meanwhile are missed: pub/sub keeps no backlog).
+
+        Raises:
+            BrokerUnavailable: Redis does not answer when subscribing.
         """
         subscription: Subscription = self.broker.admin.events()
+        first = self.broker.with_retry(lambda: subscription.message(0))
+        yield None
+        if first is not None:
+            yield decode_event(first)
         while True:
             try:
                 message = subscription.message(poll_s)
@@ -317,6 +462,30 @@ class Inspector:
                 yield None
                 continue
             yield None if message is None else decode_event(message)
+
+
+def _unknown_task(task: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(task, known, n=1)
+    if close:
+        hint = f" — did you mean {close[0]!r}?"
+    else:
+        hint = f" (it registers: {', '.join(known[:10])}{', …' if len(known) > 10 else ''})" if known else ""
+    return f"unknown task {task!r}: the app does not register it{hint} (see `resq tasks`)"
+
+
+def _matches(row: Sequence[bytes | None], task: str | None, error: str | None) -> bool:
+    """Whether a dead job's ``(task, error)`` fields match the wanted task and error type."""
+    raw_task, raw_error = row
+    if task is not None and _text(raw_task or b"") != task:
+        return False
+    if error is None:
+        return True
+    try:
+        value = unpack(raw_error) if raw_error else {}
+    except DecodeError:
+        return False
+    found = str(value.get("type", "")) if isinstance(value, dict) else ""
+    return error in (found, found.rsplit(".", 1)[-1])
 
 
 def _error_text(raw: bytes | None) -> str:

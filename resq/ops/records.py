@@ -5,7 +5,9 @@ The remote-control message format lives here too (:func:`control_message`).
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -14,7 +16,17 @@ from resq.clock import from_ms, now_ms
 from resq.codec import unpack
 from resq.errors import ConfigError, DecodeError
 
-__all__ = ["CONTROL_COMMANDS", "DeadJob", "QueueInfo", "WorkerInfo", "control_message", "read_command", "to_json"]
+__all__ = [
+    "CONTROL_COMMANDS",
+    "DeadJob",
+    "QueueInfo",
+    "TaskInfo",
+    "WorkerInfo",
+    "control_message",
+    "describe_backoff",
+    "read_command",
+    "to_json",
+]
 
 #: Commands the workers obey (``resq workers pause|resume|stop``).
 CONTROL_COMMANDS = ("pause", "resume", "stop")
@@ -59,10 +71,21 @@ class WorkerInfo:
     heartbeat_ms: int
     #: the job ids it is running (empty when idle)
     current: list[str] = field(default_factory=list)
+    #: the last remote command its supervisor obeys is ``pause`` (Sidekiq's "quiet": running jobs finish,
+    #: no new job is fetched); a pause by signal (USR2) is not recorded in Redis and does not show here
+    paused: bool = False
+
+    @property
+    def state(self) -> str:
+        """``paused``, ``busy`` (running a job) or ``idle``."""
+        if self.paused:
+            return "paused"
+        return "busy" if self.current else "idle"
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (times as ISO 8601 UTC)."""
+        """A JSON-ready dict (times as ISO 8601 UTC, with ``state``)."""
         data = asdict(self)
+        data["state"] = self.state
         data["started"] = _iso(self.started_ms)
         data["heartbeat"] = _iso(self.heartbeat_ms)
         return data
@@ -82,6 +105,27 @@ class DeadJob:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``died`` as ISO 8601 UTC)."""
         return {**asdict(self), "died": _iso(self.died_ms)}
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One registered task and its options, for ``resq tasks``."""
+
+    name: str
+    queue: str
+    retries: int
+    #: the backoff policy, described (``exponential 1s (cap 3600s)``, ``fixed 30s``, a function's name)
+    backoff: str
+    timeout: float | None
+    soft_timeout: float | None
+    #: seconds the result is kept (None: the app's ``result_ttl``)
+    result_ttl: float | None
+    #: names of the periodic entries that run this task (declared in code)
+    periodic: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
 
 
 def control_message(cmd: str, target: str = "*", at_ms: int | None = None) -> dict[str, Any]:
@@ -107,6 +151,18 @@ def read_command(raw: bytes | None) -> tuple[int, str, str] | None:
     if not isinstance(value, dict) or value.get("cmd") not in CONTROL_COMMANDS:
         return None
     return int(value.get("at_ms", 0)), str(value["cmd"]), str(value.get("target", "*"))
+
+
+def describe_backoff(policy: Callable[[int], float]) -> str:
+    """A backoff policy in words: ``fixed 30s``, ``linear 1s``, ``exponential 1s (cap 3600s)``, or the
+    qualified name of a function of the app's own."""
+    qualname = getattr(policy, "__qualname__", type(policy).__name__)
+    kind = qualname.split(".", 1)[0]
+    if getattr(policy, "__module__", None) == "resq.retry" and kind in ("fixed", "linear", "exponential"):
+        free = inspect.getclosurevars(policy).nonlocals
+        text = f"{kind} {free.get('base_s', '?'):g}s" if "base_s" in free else kind
+        return f"{text} (cap {free['cap_s']:g}s)" if "cap_s" in free else text
+    return f"{getattr(policy, '__module__', '?')}.{qualname}"
 
 
 def _iso(ms: int) -> str | None:

@@ -199,10 +199,10 @@ def test_dead_retry_all_in_batches(obs: ModuleType, run_worker: RunWorker, redis
 
 def test_dead_purge(obs: ModuleType, run_worker: RunWorker, redis_client: redis.Redis, cli: Any) -> None:
     ids = make_dead(obs, run_worker, 2)
-    assert cli("dead", "purge", "--older-than", "1h").output.strip().endswith("purged 0 dead jobs")
+    assert cli("dead", "purge", "--older-than", "1h", "-y").output.strip().endswith("purged 0 dead jobs")
     keys = obs.app.broker.keys
     assert redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0])) == 2
-    result = cli("dead", "purge", "--json")
+    result = cli("dead", "purge", "--json", "--yes")
     assert json.loads(result.output.splitlines()[-1]) == {"purged": 2}
     assert (
         redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0]), keys.done("default", ids[0]))
@@ -218,8 +218,8 @@ def test_queue_clear_asks_then_deletes(obs: ModuleType, redis_client: redis.Redi
     jobs = [obs.add.apply_async((i, i), queue="bulk") for i in range(3)]
     later = obs.add.apply_async((9, 9), queue="bulk", delay=3600)
     kept = obs.add.delay(1, 1)
-    refused = cli("queue", "clear", "bulk", input="n\n")
-    assert refused.exit_code == 1 and "Delete the 4 jobs" in refused.output
+    refused = cli("queue", "clear", "bulk")  # no terminal to ask on, no -y: refused
+    assert refused.exit_code == 2 and "delete the 4 jobs" in refused.output and "pass -y/--yes" in refused.output
     assert jobs[0].status() == "queued"
     result = cli("queue", "clear", "bulk", "--yes")
     assert result.exit_code == 0 and result.output.strip() == "cleared bulk: 4 jobs"
@@ -292,7 +292,10 @@ def test_workers_list_pause_and_stop(run_worker: RunWorker, redis_client: redis.
     assert paused.exit_code == 0 and "pause sent to all workers" in paused.output
     state = msgpack.unpackb(redis_client.hget("{resq}:control:state", "*"))
     assert state["cmd"] == "pause" and isinstance(state["at_ms"], int)
+    assert [w["state"] for w in json.loads(cli("workers", "--json").output)] == ["paused", "paused"]
+    assert json.loads(cli("stats", "--json").output)["paused"] == 2
     assert cli("workers", "resume", "--all").exit_code == 0
+    assert json.loads(cli("stats", "--json").output)["paused"] == 0
     assert cli("workers", "stop", "nope").exit_code == 1
     assert cli("workers", "stop").exit_code == 2
     stopped = cli("workers", "stop", found[0]["supervisor"], "--json")

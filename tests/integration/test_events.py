@@ -84,4 +84,4 @@ def test_events_human_lines_and_queue_filter(obs: ModuleType, follow: Any) -> No
     job = obs.add.apply_async((1, 2), queue="mail")
     lines = finish(proc)
     assert len(lines) == 1
-    assert lines[0].split()[1:5] == ["enqueued", job.id, "obs.add", "mail"]
+    assert lines[0].split()[2:6] == ["enqueued", job.id, "obs.add", "mail"]  # after "YYYY-MM-DD HH:MM:SS"

@@ -18,6 +18,7 @@ COMMANDS = [
     "workers",
     "job",
     "enqueue",
+    "tasks",
     "events",
     "dead",
     "queue",
@@ -25,7 +26,12 @@ COMMANDS = [
     "scheduled",
     "cron",
 ]
-SUBCOMMANDS = {"workers": ["pause", "resume", "stop"], "dead": ["list", "show", "retry", "purge"], "queue": ["clear"]}
+SUBCOMMANDS = {
+    "workers": ["pause", "resume", "stop"],
+    "job": ["cancel"],
+    "dead": ["list", "show", "retry", "purge"],
+    "queue": ["clear"],
+}
 
 #: In a fresh interpreter that imports nothing but ``resq.cli``: the command names of ``resq --help``.
 FRESH = """\
