@@ -71,7 +71,7 @@ def load_app(ref: str | None) -> Resq:
             of a syntax error), or the attribute is missing (with a "did you mean") or not a ``Resq``.
     """
     if not ref:
-        return Resq(namespace=os.environ.get("RESQ_NAMESPACE") or "resq")
+        return Resq()  # url and namespace from RESQ_REDIS_URL / RESQ_NAMESPACE, as every entry point
     module_name, _, attr = ref.partition(":")
     _check_module_path(module_name, attr)
     if os.getcwd() not in sys.path:

@@ -252,18 +252,7 @@ class Inspector:
         Raises:
             UnknownJob: no such job (or its record expired).
         """
-        job: Job[Any] = Job(self.app, job_id)
-        info = job.info()
-        if "result" not in info:  # a ``Job.info()`` that does not include it
-            info["result"] = self._result(job) if info.get("status") == JobStatus.SUCCEEDED else None
-        return info
-
-    @staticmethod
-    def _result(job: Job[Any]) -> Any:
-        try:
-            return job.result(timeout=0)
-        except DecodeError:
-            return "(undecodable result)"
+        return Job(self.app, job_id).info()
 
     def cancel(self, job_id: str) -> JobStatus:
         """Cancel a job: a queued or scheduled job is removed, a running one is asked to stop.
