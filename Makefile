@@ -7,8 +7,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev,fast,metrics]'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,fast,metrics]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -173,7 +173,15 @@ class Resq:
 
         return decorate
 
-    def periodic(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    @overload
+    def periodic(self, fn: Callable[P, R], /, **options: Any) -> Task[P, R]: ...
+
+    @overload
+    def periodic(self, fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def periodic(
+        self, fn: Callable[P, R] | None = None, /, **options: Any
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task and a periodic entry (see ``docs/scheduling.md``).
 
         Example::
@@ -183,8 +191,14 @@ class Resq:
 
             @app.periodic(every=30)
             def ping() -> None: ...
+
+        Returns:
+            The :class:`~resq.Task` (typed like ``@app.task``: ``Task[P, R]`` for a function ``P -> R``),
+            or a decorator returning it.
         """
-        return _periodic_extension().periodic(self, fn, **options)
+        registered: Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]
+        registered = _periodic_extension().periodic(self, fn, **options)
+        return registered
 
     def add_periodic(self, task: Task[Any, Any] | str, **options: Any) -> Any:
         """Add a periodic entry for an existing task; entries added at run time persist in Redis."""

@@ -20,6 +20,23 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@app.periodic(every=5)
+def ping(host: str) -> bool:
+    return bool(host)
+
+
+@app.periodic(cron="*/5 * * * *", tz="Europe/Paris", retries=2)
+def refresh() -> None:
+    return None
+
+
+def report(day: str) -> int:
+    return len(day)
+
+
+report_task = app.periodic(report, every=86400, args=("today",))
+
+
 def check_types() -> None:
     task: Task[[str, str], str] = send_mail
     assert_type(task.name, str)
@@ -30,3 +47,11 @@ def check_types() -> None:
     assert_type(add.apply_async((1, 2), queue="urgent"), Job[int])
     assert_type(add.delay(1, 2).result(timeout=5), int)
     add.delay("one", 2)  # type: ignore[arg-type]
+    periodic_task: Task[[str], bool] = ping
+    assert_type(ping.delay("example.org"), Job[bool])
+    assert_type(refresh.delay().result(timeout=5), None)
+    daily: Task[[str], int] = report_task
+    assert_type(report_task.enqueue_in(60, "monday"), Job[int])
+    ping.delay(42)  # type: ignore[arg-type]
+    assert_type(periodic_task.name, str)
+    assert_type(daily.name, str)
