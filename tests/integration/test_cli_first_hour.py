@@ -167,8 +167,8 @@ def test_every_command_with_redis_down_says_so_in_one_line(free_port: int) -> No
         result = CliRunner().invoke(main, [*args, "-A", APP, "--url", url], env={"RESQ_APP": None})
         assert result.exit_code == 1, (args, result.output)
         connecting, error = result.output.strip().splitlines()  # exactly two lines, no traceback
-        assert connecting.startswith(f"connecting to redis://***@127.0.0.1:{free_port}/0 …"), args
-        assert error.startswith(f"Error: cannot reach Redis at redis://***@127.0.0.1:{free_port}/0"), (args, error)
+        assert connecting.startswith(f"connecting to redis://:***@127.0.0.1:{free_port}/0 …"), args
+        assert error.startswith(f"Error: cannot reach Redis at redis://:***@127.0.0.1:{free_port}/0"), (args, error)
         assert error.endswith("check the url (--url or RESQ_REDIS_URL) and that redis-server is running"), args
         assert "s3cret" not in result.output
 

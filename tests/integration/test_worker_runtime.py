@@ -40,7 +40,8 @@ def test_sigkill_of_the_whole_worker_tree_loses_no_job(app: Any, redis_client: r
     run_worker(APP, "-c", "2", "--heartbeat-interval", "1")
     # Then every job completes; only jobs that were running when the tree died ran twice
     wait_for(lambda: set(_ints(redis_client, "runtime:done")) == set(range(40)), timeout=40, message="all 40 jobs done")
-    assert all(job.status() == "succeeded" for job in jobs)
+    # (a job killed between its body's end and its recorded success is run again once it is reaped)
+    wait_for(lambda: all(job.status() == "succeeded" for job in jobs), timeout=20, message="all 40 succeeded")
     reruns = [i for i, n in Counter(_ints(redis_client, "runtime:started")).items() if n > 1]
     assert len(reruns) <= 2, f"only the jobs running at the kill may run again, got {reruns}"
 
