@@ -247,8 +247,9 @@ def inspector_from(app_ref: str | None, url: str | None, namespace: str | None) 
 
 
 def reach(app: Resq) -> None:
-    """Check that Redis answers; when it does not at once, say so on stderr, then retry for
-    ``broker_retry_s`` (a Redis restarting) before giving up.
+    """Check that Redis answers; when it does not at once, retry for ``broker_retry_s`` (a Redis
+    restarting) before giving up. On a terminal, a "connecting to …" line says so meanwhile and is
+    erased when the wait ends, so the output is one line either way (scripts see only the error).
 
     Raises:
         BrokerUnavailable: Redis still did not answer.
@@ -257,18 +258,18 @@ def reach(app: Resq) -> None:
         app.broker.admin.ping()
         return
     except BrokerUnavailable as first:
-        budget = app.settings.broker_retry_s
-        click.echo(
-            f"connecting to {app.broker.connection.safe_url()} … (no answer yet; retrying for up to {budget:g} s)",
-            err=True,
-        )
+        budget, url = app.settings.broker_retry_s, app.broker.connection.safe_url()
+        progress = sys.stderr.isatty()
+        if progress:
+            click.echo(f"connecting to {url} … (no answer yet; retrying for up to {budget:g} s)", err=True, nl=False)
         try:
             app.broker.with_retry(app.broker.admin.ping)
         except BrokerUnavailable as exc:
             cause = first.__cause__ or first
-            raise BrokerUnavailable(
-                f"cannot reach Redis at {app.broker.connection.safe_url()} (tried for {budget:g} s): {cause}"
-            ) from exc
+            raise BrokerUnavailable(f"cannot reach Redis at {url} (tried for {budget:g} s): {cause}") from exc
+        finally:
+            if progress:
+                click.echo("\r\033[K", err=True, nl=False)
 
 
 def guard(action: Callable[[], T]) -> T:

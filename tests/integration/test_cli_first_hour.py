@@ -166,11 +166,38 @@ def test_every_command_with_redis_down_says_so_in_one_line(free_port: int) -> No
     for args in REDIS_COMMANDS:
         result = CliRunner().invoke(main, [*args, "-A", APP, "--url", url], env={"RESQ_APP": None})
         assert result.exit_code == 1, (args, result.output)
-        connecting, error = result.output.strip().splitlines()  # exactly two lines, no traceback
-        assert connecting.startswith(f"connecting to redis://:***@127.0.0.1:{free_port}/0 …"), args
+        (error,) = result.output.strip().splitlines()  # exactly one line, no traceback
         assert error.startswith(f"Error: cannot reach Redis at redis://:***@127.0.0.1:{free_port}/0"), (args, error)
         assert error.endswith("check the url (--url or RESQ_REDIS_URL) and that redis-server is running"), args
         assert "s3cret" not in result.output
+
+
+def test_on_a_terminal_a_connecting_line_shows_at_once_then_gives_way_to_the_error(free_port: int) -> None:
+    url = f"redis://127.0.0.1:{free_port}/0"
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "RESQ_REDIS_URL": url, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resq", "stats", "-A", APP],
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=child_fd,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    os.close(child_fd)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main_fd)
+    assert proc.wait(timeout=30) == 1
+    text = seen.decode()
+    assert text.index(f"connecting to {url} …") < text.index("\r\x1b[K") < text.index("Error: cannot reach Redis")
 
 
 # -- destructive commands confirm -------------------------------------------------------------------
