@@ -113,7 +113,7 @@ def enqueue(
     else:
         status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
     job: Job[Any] = Job(app, envelope.id, envelope.queue, task=task)
-    log.info(
+    log.debug(
         "enqueued",
         job_id=job.id,
         task=task,

@@ -75,7 +75,7 @@ class Settings:
     broker_retry_s: float = 5.0
     #: jobs a worker thread leases per fetch (``resq worker --prefetch``); more saves round trips on
     #: short jobs, but leased jobs wait behind the running one
-    prefetch: int = 1
+    prefetch: int | None = None
     #: how many per-day statistics are kept, in days
     stats_days: int = 90
     #: run jobs inline, in the caller, without Redis (for tests; see ``resq.testing.eager``)
@@ -83,7 +83,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         validate_name(self.namespace, "namespace")
-        for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "prefetch", "stats_days"):
+        if self.prefetch is not None and (not isinstance(self.prefetch, int) or self.prefetch < 1):
+            raise ConfigError(f"setting prefetch must be a positive integer or None (adaptive), got {self.prefetch!r}")
+        for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "stats_days"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.eager, bool):

@@ -45,6 +45,7 @@ SCRIPT_NAMES = (
     "cancelled",
     "revive",
     "purge",
+    "wait",
 )
 
 T = TypeVar("T")

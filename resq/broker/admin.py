@@ -116,7 +116,7 @@ class Admin(Part):
         also(pipe)
         k = self.keys
         for job_id in ids:
-            pipe.delete(k.job(queue, job_id), k.done(queue, job_id), k.history(queue, job_id))
+            pipe.delete(k.job(queue, job_id), k.done(queue, job_id))
         pipe.execute()
 
     def scheduled(self, queues: Sequence[str], limit: int) -> list[tuple[int, str, str]]:

@@ -48,6 +48,8 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.T
 #: Upper bound of one blocking call, in seconds; longer waits are made of several (keeps the socket
 #: timeout meaningful, so a Redis that stops answering is noticed).
 MAX_BLOCK_S = 2.0
+#: How often a process looks whether anyone follows the events channel, in seconds.
+LISTENERS_EVERY_S = 0.5
 
 T = TypeVar("T")
 
@@ -90,6 +92,8 @@ class Connection:
         self._client: redis.Redis | None = None
         self._sources: dict[str, ScriptSource] = {}
         self._shas: dict[str, str] = {}
+        #: channel -> (monotonic time of the last look, whether anyone listened then)
+        self._listened: dict[str, tuple[float, bool]] = {}
 
     @property
     def client(self) -> Any:
@@ -200,6 +204,21 @@ class Connection:
             if isinstance(result, Exception):
                 raise result
         return list(results)
+
+    def listened(self, channel: str) -> str:
+        """``channel`` if anyone subscribes to it, else ``''`` (what scripts take: publish only when
+        someone listens). Looked up at most every ``LISTENERS_EVERY_S`` per channel, so a new follower is
+        served within that time; a lookup that fails counts as "listened" (publishing is harmless)."""
+        now = time.monotonic()
+        looked = self._listened.get(channel)
+        if looked is None or now - looked[0] >= LISTENERS_EVERY_S:
+            try:
+                count = sum(int(n) for _, n in self.client.pubsub_numsub(channel))
+            except redis.RedisError:
+                count = 1
+            looked = (now, count > 0)
+            self._listened[channel] = looked
+        return channel if looked[1] else ""
 
     def subscribe(self, channel: str) -> Subscription:
         """A pub/sub subscription to ``channel``."""

@@ -13,8 +13,9 @@ from typing import Any
 from resq.broker.connection import MAX_BLOCK_S, Part, Pipeline, status_of, text
 from resq.broker.queues import GROUP
 from resq.clock import now_ms, to_ms
-from resq.codec import decode_event
-from resq.job import JobStatus
+from resq.codec import unpack
+from resq.errors import DecodeError
+from resq.job import TERMINAL_STATUSES, JobStatus
 
 __all__ = ["Jobs"]
 
@@ -42,9 +43,15 @@ class Jobs(Part):
         return {text(k): v for k, v in raw.items()}
 
     def history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
-        """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details)."""
-        raw = self.connection.with_retry(lambda: self._redis.lrange(self.keys.history(queue, job_id), 0, -1))
-        return [decode_event(item) for item in raw]
+        """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details).
+
+        The job hash keeps one entry per attempt and per other transition (``_lib.lua``); they are
+        expanded here into the events they stand for: an entry that ends an attempt into its ``started``
+        event, then ``failed`` when it failed, then itself.
+        """
+        key = self.keys.job(queue, job_id)
+        enqueued_ms, raw = self.connection.with_retry(lambda: self._redis.hmget(key, "enqueued_ms", "history"))
+        return expand_history(decode_history(raw), int(enqueued_ms or 0))
 
     def status(self, queue: str, job_id: str) -> JobStatus | None:
         """A job's status, or None when it is unknown or expired."""
@@ -58,9 +65,16 @@ class Jobs(Part):
     def wait_done(self, queue: str, job_id: str, timeout_s: float | None) -> bool:
         """Block until the job reaches a final state (True) or ``timeout_s`` passes (False).
 
-        Waits on the job's ``done`` list with BLMOVE onto itself, so any number of waiters wake
-        without polling and without consuming the signal.
+        First says that it waits (the ``wait`` script sets the job's ``waiting`` flag, so its final
+        transition pushes to its ``done`` list; jobs nobody waits for skip that push), then waits on the
+        ``done`` list with BLMOVE onto itself, so any number of waiters wake without polling and without
+        consuming the signal.
         """
+        status = status_of(
+            self.connection.with_retry(lambda: self.connection.script("wait", [self.keys.job(queue, job_id)], []))
+        )
+        if status is None or status in TERMINAL_STATUSES:
+            return status is not None
         key = self.keys.done(queue, job_id)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
@@ -80,22 +94,15 @@ class Jobs(Part):
             The status after the call, or None when the job is unknown.
         """
         k, c = self.keys, self.connection
-        return status_of(
-            c.with_retry(
-                lambda: c.script(
-                    "cancel",
-                    [
-                        k.queue(queue),
-                        k.job(queue, job_id),
-                        k.scheduled(queue),
-                        k.done(queue, job_id),
-                        k.cancel_requests(queue),
-                        k.history(queue, job_id),
-                    ],
-                    [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), k.events],
-                )
-            )
-        )
+        keys = [
+            k.queue(queue),
+            k.job(queue, job_id),
+            k.scheduled(queue),
+            k.done(queue, job_id),
+            k.cancel_requests(queue),
+        ]
+        args = [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), c.listened(k.events)]
+        return status_of(c.with_retry(lambda: c.script("cancel", keys, args)))
 
     # -- dead jobs --------------------------------------------------------------------------------
 
@@ -108,21 +115,12 @@ class Jobs(Part):
         if not job_ids:
             return []
         k, c, now = self.keys, self.connection, now_ms()
+        channel = c.listened(k.events)
 
         def build(pipe: Pipeline) -> None:
             for job_id in job_ids:
-                c.eval(
-                    pipe,
-                    "revive",
-                    [
-                        k.dead(queue),
-                        k.queue(queue),
-                        k.job(queue, job_id),
-                        k.done(queue, job_id),
-                        k.history(queue, job_id),
-                    ],
-                    [job_id, now, k.events],
-                )
+                keys = [k.dead(queue), k.queue(queue), k.job(queue, job_id), k.done(queue, job_id)]
+                c.eval(pipe, "revive", keys, [job_id, now, channel])
 
         replies = c.with_retry(lambda: c.pipeline(build))
         return [job_id for job_id, revived in zip(job_ids, replies, strict=True) if int(revived)]
@@ -137,7 +135,7 @@ class Jobs(Part):
                 lambda: c.script(
                     "purge",
                     [k.dead(queue)],
-                    [k.job_prefix(queue), k.done_prefix(queue), k.history_prefix(queue), *job_ids],
+                    [k.job_prefix(queue), k.done_prefix(queue), *job_ids],
                 )
             )
         )
@@ -167,3 +165,53 @@ class Jobs(Part):
         for queue, job_id in jobs:
             pipe.hmget(self.keys.job(queue, job_id), *fields)
         return [list(row) for row in pipe.execute()]
+
+
+def decode_history(raw: bytes | None) -> list[dict[str, Any]]:
+    """The entries of a job hash's ``history`` field (empty when absent or unreadable)."""
+    if not raw:
+        return []
+    try:
+        entries = unpack(raw)
+    except DecodeError:
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+
+
+#: Fields of an attempt-ending entry that belong to its ``failed`` event.
+_FAILED_FIELDS = ("duration_ms", "error")
+
+
+def expand_history(entries: list[dict[str, Any]], enqueued_ms: int) -> list[dict[str, Any]]:
+    """The events that compact history entries stand for, oldest first.
+
+    An entry that ends an attempt (it has ``started_ms``) is preceded by that attempt's ``started``
+    event; a ``retrying`` entry, or a ``dead`` one whose attempt failed, by its ``failed`` event; a job
+    enqueued plainly (no first ``enqueued``/``scheduled`` entry) gets its ``enqueued`` event back.
+    """
+    events: list[dict[str, Any]] = []
+    if not entries or entries[0].get("event") not in ("enqueued", "scheduled"):
+        first = entries[0] if entries else {}
+        base: dict[str, Any] = {k: first[k] for k in ("job_id", "task", "queue") if k in first}
+        events.append({"event": "enqueued", **base, "attempt": 0, "at_ms": enqueued_ms})
+    for entry in entries:
+        events.extend(_expand(entry))
+    return events
+
+
+def _expand(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    base: dict[str, Any] = {k: entry[k] for k in ("job_id", "task", "queue", "attempt") if k in entry}
+    found: list[dict[str, Any]] = []
+    started_ms = entry.pop("started_ms", None)
+    worker = entry.pop("worker", None)
+    if started_ms is not None:
+        found.append({"event": "started", **base, "at_ms": started_ms, **({"worker": worker} if worker else {})})
+    event = entry.get("event")
+    if event == "retrying" or (event == "dead" and entry.get("failed")):
+        failed = {k: entry.pop(k) for k in _FAILED_FIELDS if k in entry}
+        found.append({"event": "failed", **base, "at_ms": entry.get("at_ms"), **failed})
+        if event == "dead":
+            entry["error"] = failed.get("error", "")
+    entry.pop("failed", None)
+    found.append(entry)
+    return found

@@ -66,14 +66,6 @@ class Keys:
         """The prefix of ``done`` lists in ``queue`` (scripts append the id)."""
         return f"{self._q(queue)}:done:"
 
-    def history(self, queue: str, job_id: str) -> str:
-        """A capped list of the job's lifecycle events (msgpack), for ``job.info()`` and ``resq job``."""
-        return f"{self._q(queue)}:history:{job_id}"
-
-    def history_prefix(self, queue: str) -> str:
-        """The prefix of history lists in ``queue`` (scripts append the id)."""
-        return f"{self._q(queue)}:history:"
-
     def scheduled(self, queue: str) -> str:
         """The zset of delayed jobs and retries of ``queue``: id -> due time (ms)."""
         return f"{self._q(queue)}:scheduled"

@@ -11,6 +11,7 @@ the start of the next, because round trips, not Python, are the budget of a job 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = ["GROUP", "Queues"]
 
 #: The consumer group every worker reads queues through.
 GROUP = "resq"
+#: How often a producer adds the queues it enqueues to to the namespace's set of queues, in seconds.
+ANNOUNCE_EVERY_S = 60.0
 #: How Redis answers a read of a stream (or a group) that no longer exists.
 STREAM_GONE = ("NOGROUP", "UNBLOCKED")
 
@@ -36,6 +39,8 @@ class Queues(Part):
     def __init__(self, connection: Any, keys: Any, stats: Stats) -> None:
         super().__init__(connection, keys)
         self._stats = stats
+        #: queue -> when this process last added it to the set of queues (monotonic)
+        self._announced: dict[str, float] = {}
 
     # -- producing --------------------------------------------------------------------------------
 
@@ -54,20 +59,27 @@ class Queues(Part):
             (with ``if_absent``: when any record existed; its status is None when it has none).
         """
         k, c = self.keys, self.connection
+        keys = [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.done(queue, job_id)]
 
         def build(pipe: Pipeline) -> None:
-            pipe.sadd(k.queues, queue)
-            c.eval(
-                pipe,
-                "enqueue",
-                [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.history(queue, job_id)],
-                [job_id, envelope, now_ms(), due_ms, task, queue, k.events, *(["nx"] if if_absent else [])],
-            )
+            args = [job_id, envelope, now_ms(), due_ms, task, queue, c.listened(k.events)]
+            c.eval(pipe, "enqueue", keys, [*args, *(["nx"] if if_absent else [])])
             if due_ms:
                 pipe.publish(k.wakeup, due_ms)
+            if self._announce(queue):
+                pipe.sadd(k.queues, queue)
 
-        status, created = c.with_retry(lambda: c.pipeline(build))[1]
+        status, created = c.with_retry(lambda: c.pipeline(build))[0]
         return status_of(status), bool(created)
+
+    def _announce(self, queue: str) -> bool:
+        """Whether to add ``queue`` to the namespace's set of queues now: on its first enqueue in this
+        process, then again every ``ANNOUNCE_EVERY_S`` (the set may have been flushed meanwhile)."""
+        now = time.monotonic()
+        if now - self._announced.get(queue, -ANNOUNCE_EVERY_S) < ANNOUNCE_EVERY_S:
+            return False
+        self._announced[queue] = now
+        return True
 
     def wake(self, due_ms: int | None = None) -> None:
         """Tell schedulers and supervisors that something is due at ``due_ms`` (default: now)."""
@@ -141,105 +153,73 @@ class Queues(Part):
             What to run (or, through ``Started.runnable``, that the job must not run).
         """
         k, q, now = self.keys, delivery.queue, now_ms()
+        channel = self.connection.listened(k.events)
 
         def build(pipe: Pipeline) -> None:
-            self._add_outcomes(pipe, outcomes, now)
+            self._add_outcomes(pipe, outcomes, now, channel)
             self._stats.add(pipe, counted)
-            pipe.hset(k.worker(worker_id), "current", delivery.job_id or "")
             if delivery.job_id is not None:
                 self.connection.eval(
                     pipe,
                     "start",
-                    [k.job(q, delivery.job_id), k.history(q, delivery.job_id)],
-                    [worker_id, now, delivery.entry, delivery.job_id, k.events],
+                    [k.job(q, delivery.job_id)],
+                    [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
-        replies = self.connection.pipeline(build)
         if delivery.job_id is None:
+            self.connection.pipeline(build)
             return Started(delivery, None, 0, None)
-        envelope, attempt, status = replies[-1]
+        envelope, attempt, status = self.connection.pipeline(build)[-1]
         return Started(delivery, envelope or None, int(attempt), status_of(status))
 
-    def record(
-        self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None, worker_id: str | None = None
-    ) -> None:
+    def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> None:
         """Record outcomes (results, retries, deaths, cancellations, discards) in one round trip.
 
         Args:
             counted: outcomes whose counters to add (default: ``outcomes``).
-            worker_id: the worker that now runs nothing (its ``current`` job is cleared).
         """
         counted = outcomes if counted is None else counted
         if not outcomes and not counted:
             return
+        channel = self.connection.listened(self.keys.events) if outcomes else ""
 
         def build(pipe: Pipeline) -> None:
-            self._add_outcomes(pipe, outcomes, now_ms())
+            self._add_outcomes(pipe, outcomes, now_ms(), channel)
             self._stats.add(pipe, counted)
-            if worker_id is not None:
-                pipe.hset(self.keys.worker(worker_id), "current", "")
 
         self.connection.pipeline(build)
 
-    def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int) -> None:
+    def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int, channel: str) -> None:
         for outcome in outcomes:
-            self._add_outcome(pipe, outcome, now)
-            if isinstance(outcome, Succeeded | Retried | Dead | Lost):
-                # a cancellation asked for while the job was finishing on its own must not linger
-                pipe.srem(self.keys.cancel_requests(outcome.delivery.queue), outcome.job_id)
+            self._add_outcome(pipe, outcome, now, channel)
 
-    def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int) -> None:
+    def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int, channel: str) -> None:
         k, d, s, run = self.keys, outcome.delivery, self.settings, self.connection.eval
         q, job_id = d.queue, outcome.job_id
         if isinstance(outcome, Discarded):
             pipe.xack(k.queue(q), GROUP, d.entry)
             pipe.xdel(k.queue(q), d.entry)
         elif isinstance(outcome, Succeeded):
-            run(
-                pipe,
-                "succeed",
-                [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.history(q, job_id)],
-                [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, k.events],
-            )
+            keys = [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
+            args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
+            run(pipe, "succeed", keys, args)
         elif isinstance(outcome, Retried):
-            run(
-                pipe,
-                "retry",
-                [k.queue(q), k.job(q, job_id), k.scheduled(q), k.history(q, job_id)],
-                [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, k.events],
-            )
+            keys = [k.queue(q), k.job(q, job_id), k.scheduled(q), k.cancel_requests(q)]
+            args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]
+            run(pipe, "retry", keys, args)
             pipe.publish(k.wakeup, outcome.due_ms)
         elif isinstance(outcome, Lost):
-            self._add_release(pipe, d, "lost", outcome.error, now)
+            self._add_release(pipe, d, "lost", outcome.error, now, channel)
+            pipe.srem(k.cancel_requests(q), job_id)  # a cancellation asked for meanwhile must not linger
         elif isinstance(outcome, Dead):
-            run(
-                pipe,
-                "dead",
-                [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
-                [
-                    GROUP,
-                    d.entry,
-                    outcome.error,
-                    now,
-                    job_id,
-                    to_ms(s.dead_ttl),
-                    s.dead_max_jobs,
-                    k.job_prefix(q),
-                    k.done_prefix(q),
-                    outcome.raw,
-                    outcome.duration_ms,
-                    k.history_prefix(q),
-                    k.events,
-                    "1" if outcome.failed_attempt else "0",
-                ],
-            )
+            keys = [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q)]
+            dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
+            attempt = "1" if outcome.failed_attempt else "0"
+            args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, outcome.raw, outcome.duration_ms]
+            run(pipe, "dead", keys, [*args, channel, attempt])
         else:
-            run(
-                pipe,
-                "cancelled",
-                [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.history(q, job_id)],
-                [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, k.events],
-            )
+            keys = [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
+            run(pipe, "cancelled", keys, [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, channel])
 
     def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
@@ -264,30 +244,16 @@ class Queues(Part):
         """
         if delivery.job_id is None:
             return "gone"
-        return text(self.connection.pipeline(lambda pipe: self._add_release(pipe, delivery, mode, error, now_ms()))[0])
+        channel = self.connection.listened(self.keys.events)
+        reply = self.connection.pipeline(lambda pipe: self._add_release(pipe, delivery, mode, error, now_ms(), channel))
+        return text(reply[0])
 
-    def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int) -> None:
+    def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int, channel: str) -> None:
         k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
-        self.connection.eval(
-            pipe,
-            "release",
-            [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.history(q, job_id)],
-            [
-                GROUP,
-                delivery.entry,
-                job_id,
-                now,
-                mode,
-                s.max_worker_losses,
-                error,
-                to_ms(s.dead_ttl),
-                s.dead_max_jobs,
-                k.job_prefix(q),
-                k.done_prefix(q),
-                k.history_prefix(q),
-                k.events,
-            ],
-        )
+        keys = [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)]
+        dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
+        args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
+        self.connection.eval(pipe, "release", keys, args)
 
     def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
         """The entries of ``queue`` leased by ``consumer``."""
@@ -325,11 +291,8 @@ class Queues(Part):
             ``(moved, next_due_ms)``; ``next_due_ms`` is None when nothing else is scheduled.
         """
         k = self.keys
-        moved, nxt = self.connection.script(
-            "promote",
-            [k.scheduled(queue), k.queue(queue)],
-            [now_ms() if now is None else now, limit, k.job_prefix(queue), k.history_prefix(queue), k.events],
-        )
+        args = [now_ms() if now is None else now, limit, k.job_prefix(queue), self.connection.listened(k.events)]
+        moved, nxt = self.connection.script("promote", [k.scheduled(queue), k.queue(queue)], args)
         return int(moved), (None if int(nxt) < 0 else int(nxt))
 
     def run_now(self, queue: str, job_id: str) -> tuple[bool, JobStatus | None]:
@@ -343,8 +306,8 @@ class Queues(Part):
         moved, status = c.with_retry(
             lambda: c.script(
                 "run_now",
-                [k.scheduled(queue), k.queue(queue), k.job(queue, job_id), k.history(queue, job_id)],
-                [job_id, now_ms(), k.events],
+                [k.scheduled(queue), k.queue(queue), k.job(queue, job_id)],
+                [job_id, now_ms(), c.listened(k.events)],
             )
         )
         return bool(moved), status_of(status)

@@ -35,6 +35,13 @@ class Workers(Part):
             pipe.pexpire(self.keys.worker(worker_id), silent_ms + 1000)
         pipe.execute()
 
+    def show_current(self, current: dict[str, str]) -> None:
+        """Record the jobs each worker runs (``worker id -> comma-separated job ids``), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for worker_id, jobs in current.items():
+            pipe.hset(self.keys.worker(worker_id), "current", jobs)
+        pipe.execute()
+
     def unregister(self, worker_ids: Sequence[str]) -> None:
         """Forget workers that stopped."""
         if not worker_ids:

@@ -60,7 +60,7 @@ def _app_from(ctx: click.Context, ref: str | None, url: str | None = None, names
     "--prefetch",
     default=None,
     type=click.IntRange(1, 1000),
-    help="Jobs leased per fetch by each thread (default: the app's prefetch setting, 1).",
+    help="Jobs leased per fetch by each thread (default: adaptive, 1 to 100 by how long jobs take).",
 )
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit 0.")
 @click.option(

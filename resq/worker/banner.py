@@ -38,7 +38,7 @@ def _settings(app: Resq, config: WorkerConfig) -> list[tuple[str, str]]:
         ("redis", app.broker.connection.safe_url()),
         ("namespace", app.settings.namespace),
         ("queues", ", ".join(config.queues) + (" (in priority order)" if len(config.queues) > 1 else "")),
-        ("concurrency", f"{processes} x {threads} each, prefetch {config.prefetch}"),
+        ("concurrency", f"{processes} x {threads} each, prefetch {config.prefetch or 'adaptive'}"),
     ]
     if config.burst:
         rows.append(("burst", "on: exits once the queues are empty"))

@@ -51,7 +51,7 @@ class ChildConfig:
     worker_id: str
     queues: list[str]
     threads: int = 1
-    prefetch: int = 1
+    prefetch: int | None = None
     burst: bool = False
     max_jobs: int | None = None
     max_memory_mb: int | None = None

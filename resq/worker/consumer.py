@@ -10,6 +10,7 @@ one step at a time in-process and read what each step did from its :class:`StepR
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -35,6 +36,9 @@ log = get_logger("resq.worker")
 RECONNECT_CAP_S = 5.0
 #: How often a consumer waiting for Redis looks whether it was asked to stop, in seconds.
 STOP_POLL_S = 0.1
+#: Adaptive prefetch: the most leases per fetch, and how long a batch should take at most, in seconds.
+ADAPTIVE_MAX = 100
+ADAPTIVE_WINDOW_S = 0.05
 #: Longest time counters of finished jobs wait before they are added to Redis, in seconds.
 COUNTERS_EVERY_S = 0.5
 #: In burst mode, scheduled jobs due within this many seconds (retries, mostly) are waited for.
@@ -108,7 +112,9 @@ class Consumer:
         app: the app (its registry decides what may run).
         worker_id: this child's id, used as its consumer name in every queue's group.
         queues: queue names in priority order.
-        prefetch: leases taken per fetch.
+        prefetch: leases taken per fetch; None (the default) adapts it to how long jobs take: as many as
+            run in ``ADAPTIVE_WINDOW_S`` (1 to ``ADAPTIVE_MAX``), so fast jobs cost one fetch per batch
+            while slow ones are leased one at a time and stay available to other workers.
         burst: stop once the queues are empty.
         state: shared flags and counters.
         executor: performs one attempt.
@@ -123,7 +129,7 @@ class Consumer:
         worker_id: str,
         queues: list[str],
         *,
-        prefetch: int = 1,
+        prefetch: int | None = None,
         burst: bool = False,
         state: ConsumerState | None = None,
         executor: Executor | None = None,
@@ -139,9 +145,22 @@ class Consumer:
         self.executor = executor or Executor(app)
         self._on_job = on_job or (lambda message: None)
         self._backoff_s = 0.0
+        #: the adaptive batch size, and the moving average of one job's time (None: not measured yet)
+        self._adaptive = 1
+        self._job_s: float | None = None
+        #: outcomes recorded whose counters are not added yet, and when counters were last added
+        self._uncounted: list[Outcome] = []
+        self._counted_at = time.monotonic()
 
     def run(self) -> None:
         """Loop over :meth:`step` until stopped (or, in burst mode, until the queues are empty)."""
+        try:
+            self._loop()
+        finally:
+            with contextlib.suppress(BrokerUnavailable):
+                self.flush_counters()
+
+    def _loop(self) -> None:
         while not self.state.stopping.is_set():
             if self.state.paused.is_set():
                 self.state.stopping.wait(0.2)
@@ -173,10 +192,13 @@ class Consumer:
         Raises:
             FetchInterrupted: on the main thread, when ``state.stopping`` is already set.
         """
-        deliveries = self._fetch(None if self.burst else block_s)
+        deliveries = self._fetch(None) if self._uncounted or self.burst else []
+        if not deliveries and not self.burst:
+            self.flush_counters()  # about to wait for work: add what is not counted yet
+            deliveries = self._fetch(block_s)
         if not deliveries and self.burst and not self._wait_for_due_jobs():
             # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
-            deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.prefetch, None)
+            deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.batch_size, None)
             if not deliveries:
                 return StepReport(drained=True)
         if not deliveries:
@@ -192,7 +214,7 @@ class Consumer:
                 self.state.waiting_on_main = False
                 raise FetchInterrupted
         try:
-            return self.broker.queues.fetch(self.worker_id, self.queues, self.prefetch, block_s)
+            return self.broker.queues.fetch(self.worker_id, self.queues, self.batch_size, block_s)
         finally:
             if main:
                 self.state.waiting_on_main = False
@@ -200,28 +222,48 @@ class Consumer:
     def perform_batch(self, deliveries: list[Delivery]) -> StepReport:
         """Perform leased deliveries in order; hand back those not started once asked to stop or pause.
 
-        Each job's outcome is recorded with the start of the next; counters are added once for the
-        batch (or every ``COUNTERS_EVERY_S`` in a long batch), summed.
+        Each job's outcome is recorded with the start of the next. Counters are summed and added at most
+        every ``COUNTERS_EVERY_S`` (and when the consumer goes idle or stops), not per job or per batch.
         """
         outcomes: list[Outcome] = []
-        uncounted: list[Outcome] = []
         done: list[Outcome] = []
-        counted_at = time.monotonic()
+        began = time.monotonic()
         for index, delivery in enumerate(deliveries):
             if self._held_up():
-                self._record(outcomes, uncounted + outcomes)
+                self._record(outcomes, self._counters(flush=True))
                 self._hand_back(deliveries[index:])
                 return StepReport(len(deliveries), tuple(done), handed_back=len(deliveries) - index)
-            if time.monotonic() - counted_at >= COUNTERS_EVERY_S:
-                started = self._start(delivery, outcomes, uncounted + outcomes)
-                uncounted, counted_at = [], time.monotonic()
-            else:
-                started = self._start(delivery, outcomes, [])
-                uncounted += outcomes
+            started = self._start(delivery, outcomes, self._counters())
             outcomes = [self._perform(started)]
+            self._uncounted += outcomes
             done += outcomes
-        self._record(outcomes, uncounted + outcomes)
+        self._record(outcomes, self._counters())
+        self._adapt(time.monotonic() - began, len(deliveries))
         return StepReport(len(deliveries), tuple(done))
+
+    @property
+    def batch_size(self) -> int:
+        """Leases the next fetch takes: ``prefetch``, or the adaptive size."""
+        return self.prefetch if self.prefetch is not None else self._adaptive
+
+    def _adapt(self, elapsed_s: float, jobs: int) -> None:
+        """Size the next batch so that it takes about ``ADAPTIVE_WINDOW_S`` (moving average of a job's time)."""
+        per_job = elapsed_s / max(jobs, 1)
+        self._job_s = per_job if self._job_s is None else (self._job_s + per_job) / 2
+        self._adaptive = max(1, min(ADAPTIVE_MAX, int(ADAPTIVE_WINDOW_S / max(self._job_s, 1e-6))))
+
+    def _counters(self, flush: bool = False) -> list[Outcome]:
+        """The outcomes whose counters to add now: all not yet counted, when ``flush`` or when the last
+        addition is ``COUNTERS_EVERY_S`` old; else none (they wait for a later round trip)."""
+        if not self._uncounted or (not flush and time.monotonic() - self._counted_at < COUNTERS_EVERY_S):
+            return []
+        found, self._uncounted, self._counted_at = self._uncounted, [], time.monotonic()
+        return found
+
+    def flush_counters(self) -> None:
+        """Add the counters not yet added (the consumer is idle or stopping)."""
+        if self._uncounted:
+            self._record([], self._counters(flush=True))
 
     def _held_up(self) -> bool:
         """Whether the consumer was asked to stop, pause or abort (then it starts no more jobs)."""
@@ -239,7 +281,7 @@ class Consumer:
         """Record outcomes; while Redis is away keep them and retry (a job is never silently lost)."""
         while outcomes or counted:
             try:
-                self.broker.queues.record(outcomes, counted, worker_id=self.worker_id)
+                self.broker.queues.record(outcomes, counted)
                 return
             except BrokerUnavailable as exc:
                 self._wait_for_redis(exc)

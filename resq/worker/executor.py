@@ -72,7 +72,7 @@ class Executor:
 
     def _attempt(self, task: Task[Any, Any], job: Job[Any], envelope: Envelope, d: Delivery) -> Outcome:
         hooks = self.app.hooks
-        log.info("started")
+        log.debug("started")
         try:
             hooks.run("before_perform", job, job=job, extra=task_hook(task, "before_perform"))
         except SkipJob as exc:

@@ -60,7 +60,8 @@ class WorkerConfig:
     queues: list[str] = field(default_factory=lambda: ["default"])
     concurrency: int = 1
     threads: int = 1
-    prefetch: int = 1
+    #: leases per fetch (None: adaptive, see ``Consumer``)
+    prefetch: int | None = None
     burst: bool = False
     grace_period_s: float = 30.0
     max_jobs_per_child: int | None = None
@@ -108,6 +109,12 @@ class _ChildProc:
     started: float = 0.0
     #: thread ident -> the job running on it
     running: dict[int, _Running] = field(default_factory=dict)
+    #: the ``current`` jobs last written to the worker registry for this child
+    shown: str = ""
+
+    def current(self) -> str:
+        """The ids of the jobs it runs, comma-separated, as the registry shows them."""
+        return ",".join(sorted(str(r.delivery.job_id) for r in self.running.values()))
 
 
 class Supervisor:
@@ -138,6 +145,8 @@ class Supervisor:
         #: True while the main thread waits on Redis in a place a stop signal may interrupt
         self._interruptible = False
         self._last_heartbeat = 0.0
+        #: when ``current`` was last written to the registry (monotonic)
+        self._shown_at = 0.0
         #: ids of children whose leases were not yet given back (given back when the supervisor stops)
         self._unreleased: set[str] = set()
         #: when children that crashed as they started are to be replaced (monotonic)
@@ -290,6 +299,7 @@ class Supervisor:
             beat = self._heartbeat_due()
             if beat:
                 self.broker.workers.heartbeat(child_ids)
+            self._show_current()
             commands = self.control.poll([self.supervisor_id, *child_ids], durable=beat)
             if self._scheduler is not None:
                 self._scheduler_at = time.monotonic() + self._scheduler()
@@ -299,6 +309,19 @@ class Supervisor:
                 self._stop(signal.SIGTERM)
             else:
                 self._forward(signal.SIGUSR2 if command == "pause" else signal.SIGCONT)
+
+    def _show_current(self) -> None:
+        """Write to the registry which jobs each child runs, for the children where that changed (so the
+        children themselves spend no command on it: ``resq workers`` is at most one tick behind)."""
+        now = time.monotonic()
+        if now - self._shown_at < TICK_S:
+            return
+        self._shown_at = now
+        changed = {c.worker_id: c.current() for c in self.children.values() if c.current() != c.shown}
+        if changed:
+            self.broker.workers.show_current(changed)
+            for child in self.children.values():
+                child.shown = changed.get(child.worker_id, child.shown)
 
     def _drain(self, reader: Connection) -> None:
         child = next((c for c in self.children.values() if c.reader is reader), None)

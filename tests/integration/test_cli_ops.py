@@ -201,13 +201,10 @@ def test_dead_purge(obs: ModuleType, run_worker: RunWorker, redis_client: redis.
     ids = make_dead(obs, run_worker, 2)
     assert cli("dead", "purge", "--older-than", "1h", "-y").output.strip().endswith("purged 0 dead jobs")
     keys = obs.app.broker.keys
-    assert redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0])) == 2
+    assert redis_client.exists(keys.job("default", ids[0])) == 1
     result = cli("dead", "purge", "--json", "--yes")
     assert json.loads(result.output.splitlines()[-1]) == {"purged": 2}
-    assert (
-        redis_client.exists(keys.job("default", ids[0]), keys.history("default", ids[0]), keys.done("default", ids[0]))
-        == 0
-    )
+    assert redis_client.exists(keys.job("default", ids[0]), keys.done("default", ids[0])) == 0
     assert cli("dead", "purge", "--older-than", "7 days").exit_code == 2
 
 

@@ -36,7 +36,7 @@ def test_the_banner_names_redis_namespace_queues_concurrency_and_tasks() -> None
 
 def test_the_banner_of_an_app_without_tasks_says_so() -> None:
     text = banner(Resq("redis://localhost:6379/0"), WorkerConfig())
-    assert "  .> queues:      default\n" in text and "1 process x 1 thread each, prefetch 1" in text
+    assert "  .> queues:      default\n" in text and "1 process x 1 thread each, prefetch adaptive" in text
     assert "scheduler" not in text
     assert text.endswith("[tasks] (0)\n  (none)")
 

@@ -1,20 +1,68 @@
 -- Shared helpers, prepended to every script by resq/broker/connection.py (after the line that defines
 -- RESQ_TERMINAL, the set of terminal statuses, from resq.job.TERMINAL_STATUSES).
 -- Keys built here from a prefix share the queue's hash tag, so a script still touches one slot.
+--
+-- A job's history is the msgpack array in its hash's `history` field, one entry per attempt and per
+-- other transition (the last 100): an entry that ends an attempt carries the attempt's `started_ms` and
+-- `worker`, and readers expand it into the events it stands for (resq/broker/jobs.py). A plain enqueue
+-- writes no entry (its time is `enqueued_ms`). Events are published only when someone listens: callers
+-- pass the channel, or '' when nobody is subscribed.
 
--- Record a final state: expire the job's keys and wake result() waiters through the done list.
-local function resq_finish(job_key, done_key, history_key, ttl_ms)
+local RESQ_HISTORY_MAX = 100
+
+-- A lifecycle event: who, what, when, plus event-specific fields.
+local function resq_event(event, job_id, task, queue, attempt, now_ms, extra)
+  local e = {event = event, job_id = job_id, task = task or '', queue = queue or '',
+             attempt = tonumber(attempt or 0) or 0, at_ms = tonumber(now_ms)}
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+-- Add the start of the attempt that an entry ends (`started_ms` and `worker` fields as read, or false).
+local function resq_with_start(extra, started_ms, worker)
+  extra.started_ms = tonumber(started_ms)
+  extra.worker = worker or nil
+  return extra
+end
+
+-- Publish an event for live followers (`resq events`), when the channel is not ''.
+local function resq_publish(channel, e)
+  if channel ~= '' then redis.call('PUBLISH', channel, cmsgpack.pack(e)) end
+end
+
+-- The history field's new value: `packed` (false when none) with the entry `e` appended, capped.
+local function resq_history(packed, e)
+  local list = {}
+  if packed then
+    local ok, value = pcall(cmsgpack.unpack, packed)
+    if ok and type(value) == 'table' then list = value end
+  end
+  list[#list + 1] = e
+  while #list > RESQ_HISTORY_MAX do table.remove(list, 1) end
+  return cmsgpack.pack(list)
+end
+
+-- Record an event: publish it and return the history field's new value (for the caller's HSET).
+local function resq_note(packed, channel, e)
+  resq_publish(channel, e)
+  return resq_history(packed, e)
+end
+
+-- Record a final state: expire the job's hash; wake result() waiters through the done list, if any
+-- waits (`waiting` is the hash's flag, set by the wait script).
+local function resq_finish(job_key, done_key, ttl_ms, waiting)
   redis.call('PEXPIRE', job_key, ttl_ms)
-  redis.call('PEXPIRE', history_key, ttl_ms)
-  redis.call('RPUSH', done_key, '1')
-  redis.call('PEXPIRE', done_key, ttl_ms)
+  if waiting then
+    redis.call('RPUSH', done_key, '1')
+    redis.call('PEXPIRE', done_key, ttl_ms)
+  end
 end
 
 -- Put a job in the dead set, then trim the set by age and size (dropping the trimmed jobs' keys).
-local function resq_add_dead(dead_key, job_key, done_key, history_key, job_id, now_ms, dead_ttl_ms, dead_max,
-                         job_prefix, done_prefix, history_prefix)
+local function resq_add_dead(dead_key, job_key, done_key, job_id, now_ms, dead_ttl_ms, dead_max,
+                             job_prefix, done_prefix, waiting)
   redis.call('ZADD', dead_key, now_ms, job_id)
-  resq_finish(job_key, done_key, history_key, dead_ttl_ms)
+  resq_finish(job_key, done_key, dead_ttl_ms, waiting)
   local old = redis.call('ZRANGEBYSCORE', dead_key, '-inf', now_ms - dead_ttl_ms)
   local size = redis.call('ZCARD', dead_key)
   local extra = size - #old - dead_max
@@ -24,7 +72,7 @@ local function resq_add_dead(dead_key, job_key, done_key, history_key, job_id, n
   end
   for _, id in ipairs(old) do
     redis.call('ZREM', dead_key, id)
-    redis.call('DEL', job_prefix .. id, done_prefix .. id, history_prefix .. id)
+    redis.call('DEL', job_prefix .. id, done_prefix .. id)
   end
 end
 
@@ -34,19 +82,6 @@ local function resq_ack(stream_key, group, entry)
   local acked = redis.call('XACK', stream_key, group, entry)
   redis.call('XDEL', stream_key, entry)
   return acked
-end
-
--- Append a lifecycle event to the job's history (capped) and publish it for live followers.
--- `extra` holds event-specific fields; task, queue and attempt are read from the job hash.
-local function resq_note(job_key, history_key, channel, event, job_id, now_ms, extra)
-  local info = redis.call('HMGET', job_key, 'task', 'queue', 'attempt')
-  local e = {event = event, job_id = job_id, task = info[1] or '', queue = info[2] or '',
-             attempt = tonumber(info[3] or '0') or 0, at_ms = tonumber(now_ms)}
-  for k, v in pairs(extra or {}) do e[k] = v end
-  local packed = cmsgpack.pack(e)
-  redis.call('RPUSH', history_key, packed)
-  redis.call('LTRIM', history_key, -100, -1)
-  if channel ~= '' then redis.call('PUBLISH', channel, packed) end
 end
 
 -- The "type: message" text of an encoded error record (for history and events; the full record,

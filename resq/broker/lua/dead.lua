@@ -1,23 +1,29 @@
 -- dead: a job that will not run again goes to the capped dead set, error kept.
--- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list   KEYS[5] history list
+-- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list   KEYS[5] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id ('' if none)   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] job id   ARGV[6] dead ttl (ms)   ARGV[7] dead max size   ARGV[8] job key prefix
 -- ARGV[9] done key prefix   ARGV[10] raw payload to keep when the envelope is missing ('' if none)
--- ARGV[11] duration (ms)   ARGV[12] history key prefix   ARGV[13] events channel
--- ARGV[14] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
+-- ARGV[11] duration (ms)   ARGV[12] events channel ('' = none)
+-- ARGV[13] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
 -- Returns: 1
 resq_ack(KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], 'status', 'dead', 'error', ARGV[3], 'finished_ms', ARGV[4],
-  'duration_ms', ARGV[11])
+local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+  'waiting', 'cancel_requested')
+local err = resq_error_text(ARGV[3])
+local failed = ARGV[13] == '1'
+if failed then
+  resq_publish(ARGV[12], resq_event('failed', ARGV[5], f[2], f[3], f[4], ARGV[4],
+    {duration_ms = tonumber(ARGV[11]), error = err}))
+end
+local extra = resq_with_start({error = err, failed = failed and 1 or 0}, f[5], f[6])
+if failed then extra.duration_ms = tonumber(ARGV[11]) end
+local e = resq_event('dead', ARGV[5], f[2], f[3], f[4], ARGV[4], extra)
+redis.call('HSET', KEYS[2], 'status', 'dead', 'error', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[11],
+  'history', resq_note(f[7], ARGV[12], e))
 if ARGV[10] ~= '' and redis.call('HEXISTS', KEYS[2], 'envelope') == 0 then
   redis.call('HSET', KEYS[2], 'envelope', ARGV[10])
 end
-redis.call('HDEL', KEYS[2], 'entry')
-local err = resq_error_text(ARGV[3])
-if ARGV[14] == '1' then
-  resq_note(KEYS[2], KEYS[5], ARGV[13], 'failed', ARGV[5], ARGV[4], {duration_ms = tonumber(ARGV[11]), error = err})
-end
-resq_note(KEYS[2], KEYS[5], ARGV[13], 'dead', ARGV[5], ARGV[4], {error = err})
-resq_add_dead(KEYS[3], KEYS[2], KEYS[4], KEYS[5], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7]),
-  ARGV[8], ARGV[9], ARGV[12])
+if f[9] then redis.call('SREM', KEYS[5], ARGV[5]) end
+resq_add_dead(KEYS[3], KEYS[2], KEYS[4], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7]),
+  ARGV[8], ARGV[9], f[8])
 return 1

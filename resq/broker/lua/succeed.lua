@@ -1,13 +1,16 @@
 -- succeed: record a job's result and take it off the queue, in one step.
--- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] done list   KEYS[4] history list
+-- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] done list   KEYS[4] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] result (msgpack)   ARGV[4] now (ms)
--- ARGV[5] result ttl (ms)   ARGV[6] duration (ms)   ARGV[7] job id   ARGV[8] events channel
+-- ARGV[5] result ttl (ms)   ARGV[6] duration (ms)   ARGV[7] job id   ARGV[8] events channel ('' = none)
 -- Returns: 1, or 0 when the job hash is gone.
 resq_ack(KEYS[1], ARGV[1], ARGV[2])
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+  'waiting', 'cancel_requested')
+if not f[1] then return 0 end
+local e = resq_event('succeeded', ARGV[7], f[2], f[3], f[4], ARGV[4],
+  resq_with_start({duration_ms = tonumber(ARGV[6])}, f[5], f[6]))
 redis.call('HSET', KEYS[2], 'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4],
-  'duration_ms', ARGV[6])
-redis.call('HDEL', KEYS[2], 'entry')
-resq_note(KEYS[2], KEYS[4], ARGV[8], 'succeeded', ARGV[7], ARGV[4], {duration_ms = tonumber(ARGV[6])})
-resq_finish(KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[5]))
+  'duration_ms', ARGV[6], 'history', resq_note(f[7], ARGV[8], e))
+if f[9] then redis.call('SREM', KEYS[4], ARGV[7]) end
+resq_finish(KEYS[2], KEYS[3], tonumber(ARGV[5]), f[8])
 return 1
