@@ -160,8 +160,8 @@ def render(
         "",
         *machine(redis_version),
         f"- {plan['n']:,} jobs pre-queued per drain, {plan['repeats']} repeats (interleaved), medians; latency: "
-        f"{plan['latency_n']} jobs one at a time after {plan['warmup']} warm-up; {plan['due_n']:,} jobs due at "
-        f"once; memory over {plan['mem_n']:,} queued jobs; run took {took:.0f} s",
+        f"{plan['latency_n']} jobs one at a time (for {plan['latency_s']:.0f} s at most) after {plan['warmup']} "
+        f"warm-up; {plan['due_n']:,} jobs due at once; memory over {plan['mem_n']:,} queued jobs; took {took:.0f} s",
         "- job body for every system: one pipelined round trip `HSET bench:start <i> <time>` + `INCR bench:done`"
         " through the system's own client; ONE worker process started, default settings (systems.py lists the"
         " departures), logging to a file",

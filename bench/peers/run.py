@@ -45,6 +45,7 @@ from systems import APPS, SYSTEMS, System  # noqa: E402
 
 RESULTS = PEERS.parent / "results" / "peers.md"
 T0 = time.monotonic()
+MEMORY_PRODUCERS = 3  # the memory figure's jobs are queued by 3 producers at once (only to save time)
 
 
 def say(text: str) -> None:
@@ -59,14 +60,15 @@ class Plan:
     n: int
     repeats: int
     latency_n: int
+    latency_s: float
     warmup: int
     due_n: int
     mem_n: int
     smoke: bool
 
 
-FULL = Plan(n=5000, repeats=3, latency_n=200, warmup=20, due_n=1000, mem_n=100_000, smoke=False)
-SMOKE = Plan(n=50, repeats=1, latency_n=5, warmup=2, due_n=20, mem_n=200, smoke=True)
+FULL = Plan(n=5000, repeats=3, latency_n=200, latency_s=30.0, warmup=20, due_n=1000, mem_n=100_000, smoke=False)
+SMOKE = Plan(n=50, repeats=1, latency_n=5, latency_s=5.0, warmup=2, due_n=20, mem_n=200, smoke=True)
 
 
 @dataclass
@@ -90,19 +92,34 @@ class Bench:
 
     def produce(self, system: System, mode: str, n: int, lead: float = 1.0, timeout: float = 900) -> dict[str, Any]:
         """Run the system's producer in one mode; its JSON answer."""
-        proc = subprocess.run(
-            system.producer_cmd(mode, n, lead),
-            cwd=system.cwd,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{system.label} producer {mode} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-        return result
+        return self.produce_many(system, mode, n, 1, lead, timeout)[0]
+
+    def produce_many(
+        self, system: System, mode: str, n: int, procs: int, lead: float = 1.0, timeout: float = 900
+    ) -> list[dict[str, Any]]:
+        """Run ``procs`` producers at once, sharing ``n`` jobs (distinct numbers); their JSON answers."""
+        share = -(-n // procs)
+        running = [
+            subprocess.Popen(
+                system.producer_cmd(mode, min(share, n - k * share), lead, k * share),
+                cwd=system.cwd,
+                env=self.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for k in range(procs)
+        ]
+        return [answer(system, mode, proc, timeout) for proc in running]
+
+
+def answer(system: System, mode: str, proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """A producer's JSON answer, once it has exited 0."""
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{system.label} producer {mode} exited {proc.returncode}:\n{err[-3000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def steady_rate(starts: dict[int, float]) -> float | None:
@@ -153,13 +170,14 @@ def latency(bench: Bench, system: System, plan: Plan) -> dict[str, Any]:
     worker = bench.worker(system).start()
     try:
         bench.probe.reset_body()
-        sent = bench.produce(system, "latency", plan.warmup + plan.latency_n)["sent"]
+        sent = bench.produce(system, "latency", plan.warmup + plan.latency_n, plan.latency_s)["sent"]
         starts = bench.probe.starts()
-        lat = [(starts[i] - sent[str(i)]) * 1000 for i in range(plan.warmup, plan.warmup + plan.latency_n)]
+        lat = [(starts[int(i)] - t) * 1000 for i, t in sent.items() if int(i) >= plan.warmup and int(i) in starts]
         if system.delayed_worker is not None:
             worker.stop()
             worker = bench.worker(system, delayed=True).start()
-        result = {"latency_p50": percentile(lat, 0.5), "latency_p99": percentile(lat, 0.99)}
+        p50, p99 = (percentile(lat, 0.5), percentile(lat, 0.99)) if lat else (None, None)
+        result = {"latency_p50": p50, "latency_p99": p99, "latency_n": len(lat)}
         return result | delayed(bench, system, worker, plan)
     finally:
         worker.stop()
@@ -183,10 +201,10 @@ def delayed(bench: Bench, system: System, worker: Worker, plan: Plan) -> dict[st
 
 
 def memory(bench: Bench, system: System, n: int) -> dict[str, Any]:
-    """Bytes of ``used_memory`` per queued job over ``n`` jobs, no worker running."""
+    """Bytes of ``used_memory`` per queued job over ``n`` jobs (queued by a few producers), no worker running."""
     bench.server.client.flushall()
     before = bench.probe.used_memory()
-    bench.produce(system, "fill", n, timeout=1800)
+    bench.produce_many(system, "fill", n, MEMORY_PRODUCERS, timeout=1800)
     per_job = (bench.probe.used_memory() - before) / n
     bench.server.client.flushall()
     return {"memory_per_job": per_job}

@@ -61,11 +61,12 @@ class System:
         args = self.delayed_worker if delayed and self.delayed_worker else self.worker
         return [a.replace("{url}", url) for a in self._command(args)]
 
-    def producer_cmd(self, mode: str, n: int, lead: float = 1.0) -> list[str]:
-        """The producer's command line for one mode."""
+    def producer_cmd(self, mode: str, n: int, lead: float = 1.0, first: int = 0) -> list[str]:
+        """The producer's command line for one mode (jobs numbered from ``first``)."""
+        args = [mode, str(n), str(lead), str(first)]
         if self.runtime == "node":
-            return ["node", "producer.js", mode, str(n), str(lead)]
-        return [str(PYTHONS[self.runtime]), "producer.py", self.key, mode, str(n), str(lead)]
+            return ["node", "producer.js", *args]
+        return [str(PYTHONS[self.runtime]), "producer.py", self.key, *args]
 
 
 RQ = ("bin/rq", "worker", "-w", "rq.worker.SimpleWorker", "-u", "{url}")

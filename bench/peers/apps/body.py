@@ -34,6 +34,6 @@ def record(i: int) -> None:
     pipe.execute()
 
 
-def done() -> int:
-    """How many jobs have run their body."""
-    return int(client().get(DONE) or 0)
+def started(i: int) -> bool:
+    """Whether job ``i``'s body has started."""
+    return bool(client().hexists(START, str(i)))
