@@ -28,6 +28,7 @@ def systems() -> list[object]:
     spec = importlib.util.spec_from_file_location("peers_systems", PEERS / "systems.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return list(module.SYSTEMS)
 
