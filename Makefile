@@ -3,7 +3,7 @@ PY = $(VENV)/bin/python
 # Prefer python3.11 (the minimum supported version) when it is installed.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
-.PHONY: install test lint format type demo bench clean
+.PHONY: install test lint format type demo bench peers-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,9 +36,15 @@ type: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m examples.demo
 
-bench: $(VENV)/.installed
+# The peer benchmark's own environments (bench/.peers-venv*, bench/peers/bullmq/node_modules); the smoke test
+# in tests/test_bench_smoke.py builds them on demand too.
+peers-env: $(VENV)/.installed
+	$(PY) bench/peers/envs.py
+
+bench: $(VENV)/.installed peers-env
 	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .tox
+	rm -rf bench/.peers-venv bench/.peers-venv-arq bench/peers/bullmq/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
