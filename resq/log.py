@@ -8,10 +8,13 @@ writes through the standard ``logging`` module once the CLI has configured it.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -31,12 +34,101 @@ def _shared_processors() -> list[Any]:
     ]
 
 
-def get_logger(name: str) -> Any:
-    """A structlog logger named ``name`` that writes through the standard ``logging`` module.
+class Logger:
+    """resq's own logger: ``log.info("event", key=value, …)``, like structlog's.
+
+    In a host application it writes through the standard ``logging`` module (structlog's stdlib
+    processors), as a library should. Once the resq CLI has called :func:`configure`, plain events go
+    straight to the CLI's fast sink instead (one level check, one render, one write: a worker writes a
+    line per job, and the generic path costs several times more); events with ``exc_info`` keep the
+    full path, for their traceback.
+    """
+
+    __slots__ = ("_std", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._std = _stdlib_logger(name)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log ``event`` at DEBUG."""
+        self.log(logging.DEBUG, event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Log ``event`` at INFO."""
+        self.log(logging.INFO, event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log ``event`` at WARNING."""
+        self.log(logging.WARNING, event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """Log ``event`` at ERROR."""
+        self.log(logging.ERROR, event, **fields)
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        """Log ``event`` at ``level`` (a ``logging`` level number)."""
+        sink = _sink
+        if sink is not None and not fields.get("exc_info"):
+            if level >= sink.level:
+                sink.write(level, self.name, event, fields)
+            return
+        self._std.log(level, event, **fields)
+
+
+class _Sink:
+    """Where the CLI's logs go: rendered by hand (key=value or JSON) and written to stderr, a line each."""
+
+    def __init__(self, fmt: str, level: int, handler: logging.StreamHandler[Any]) -> None:
+        self.level = level
+        self.json = fmt == "json"
+        self._handler = handler  # its stream, and its lock: lines of both paths never interleave
+
+    def write(self, level: int, name: str, event: str, fields: dict[str, Any]) -> None:
+        record = {**structlog.contextvars.get_contextvars(), **fields}
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        level_name = _LEVEL_NAMES.get(level, "info")
+        if self.json:
+            line = json.dumps(
+                {"event": event, **record, "level": level_name, "logger": name, "timestamp": stamp}, default=repr
+            )
+        else:
+            pairs = " ".join(f"{key}={_plain(value)}" for key, value in sorted(record.items()))
+            line = f"{stamp} [{level_name:<9}] {event:<30} [{name}] {pairs}".rstrip()
+        with self._handler.lock or threading.RLock():
+            self._handler.stream.write(line + "\n")
+            self._handler.stream.flush()
+
+
+_LEVEL_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+#: The CLI's sink, once :func:`configure` ran (None: a library inside a host application).
+_sink: _Sink | None = None
+
+
+def _plain(value: Any) -> str:
+    """A value as the console renderer shows it: strings bare unless they need quotes, others by repr."""
+    if isinstance(value, str):
+        return value if value and " " not in value and "=" not in value else repr(value)
+    return repr(value)
+
+
+def get_logger(name: str) -> Logger:
+    """resq's logger named ``name`` (see :class:`Logger`).
 
     Nothing is shown until the host application (or the resq CLI, through :func:`configure`)
     configures logging, as a library should behave; job context is merged into every event.
     """
+    return Logger(name)
+
+
+def _stdlib_logger(name: str) -> Any:
+    """A structlog logger over the standard ``logging`` logger ``name`` (the library-mode path)."""
     return structlog.wrap_logger(
         logging.getLogger(name),
         # filter first: an event below the level costs a level check, not a pass through the processors
@@ -91,3 +183,6 @@ def configure(fmt: str = "console", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    global _sink
+    # the fast path renders plain lines; a terminal keeps structlog's coloured console renderer
+    _sink = _Sink(fmt, numeric, handler) if fmt == "json" or not sys.stderr.isatty() else None
