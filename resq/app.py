@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -11,8 +11,8 @@ from resq.broker import Broker
 from resq.errors import ConfigError
 from resq.hooks import Hooks
 from resq.job import Job, JobStore
-from resq.producer import InlineRunner
-from resq.settings import Settings
+from resq.producer import Call, InlineRunner, enqueue_many
+from resq.settings import Settings, validate_name
 from resq.task import Task, build_options
 
 __all__ = ["PERIODIC_GROUP", "Resq", "default_app"]
@@ -153,6 +153,41 @@ class Resq:
         if existing is not None and existing.fn is not task.fn:
             raise ConfigError(f"two tasks are named {task.name!r}: give one of them name=...")
         self.tasks[task.name] = task
+
+    def enqueue_many(self, calls: Iterable[tuple[Any, ...]], *, queue: str | None = None) -> list[Job[Any]]:
+        """Enqueue many jobs of any tasks, in chunks of ``resq.producer.CHUNK`` per round trip.
+
+        Each call is ``(task, args)`` or ``(task, args, kwargs)``, where ``task`` is a :class:`Task` or a
+        task name (a name this app does not register is sent as is, to ``queue`` or ``default``)::
+
+            app.enqueue_many([(send_mail, ("a@b.c", "hi")), (refresh, (), {"user_id": 42})])
+
+        Args:
+            calls: the jobs.
+            queue: the queue of every job (default: each task's own).
+
+        Returns:
+            A handle on each job, in order.
+
+        Raises:
+            ConfigError: a call is not ``(task, args[, kwargs])``, or an invalid queue name.
+            ArgumentsError: a call's arguments do not fit its task (the chunks before it are enqueued).
+            EncodeError, PayloadTooLarge, BrokerUnavailable: as for ``Task.apply_async``.
+        """
+        target = None if queue is None else validate_name(queue, "queue name")
+        return enqueue_many(self, (self._call(item, target) for item in calls))
+
+    def _call(self, item: tuple[Any, ...], queue: str | None) -> Call:
+        if not isinstance(item, tuple) or not 2 <= len(item) <= 3:
+            raise ConfigError(f"enqueue_many takes (task, args) or (task, args, kwargs) tuples, got {item!r}")
+        task, args, kwargs = item[0], item[1], (item[2] if len(item) == 3 else None)
+        known = task if isinstance(task, Task) else self.tasks.get(task) if isinstance(task, str) else None
+        if known is None and not isinstance(task, str):
+            raise ConfigError(f"enqueue_many: {task!r} is neither a task nor a task name")
+        if known is not None:
+            known.check_arguments(args, kwargs, " (nothing was enqueued for it)")
+        name = known.name if known is not None else str(task)
+        return Call(name, tuple(args), dict(kwargs or {}), queue or (known.queue if known else "default"))
 
     def job(self, job_id: str) -> Job[Any]:
         """A handle on the job with this id (its queue is looked up when needed)."""

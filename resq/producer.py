@@ -18,9 +18,10 @@ not new: their arguments were fixed when they were created, so ``before_enqueue`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from itertools import islice
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from resq.clock import now_ms
 from resq.codec import Envelope, encode_envelope
@@ -31,7 +32,7 @@ from resq.settings import validate_name
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["Enqueued", "InlineRunner", "enqueue", "requeue", "revive", "run_now"]
+__all__ = ["CHUNK", "Call", "Enqueued", "InlineRunner", "enqueue", "enqueue_many", "requeue", "revive", "run_now"]
 
 log = get_logger("resq.producer")
 
@@ -128,6 +129,74 @@ def enqueue(
         if inline is not None:
             status = inline.perform(job)
     return Enqueued(job, status, created)
+
+
+#: Jobs per script call (and round trip) of a bulk enqueue.
+CHUNK = 500
+
+
+class Call(NamedTuple):
+    """One job of a bulk enqueue: its task's name, arguments, queue and due time (ms; 0: now)."""
+
+    task: str
+    args: Sequence[Any] = ()
+    kwargs: dict[str, Any] | None = None
+    queue: str = "default"
+    due_ms: int = 0
+
+
+def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> list[Job[Any]]:
+    """Create many jobs, ``chunk`` of one queue per script call and round trip (``task.map``,
+    ``app.enqueue_many``): the same encoding, hooks and records as :func:`enqueue` for each.
+
+    Returns:
+        A handle on each job, in order.
+
+    Raises:
+        Veto, ConfigError, EncodeError, PayloadTooLarge: as for :func:`enqueue`, before the chunk that
+            holds the job is sent (earlier chunks are enqueued).
+        BrokerUnavailable: Redis could not be reached after a bounded retry.
+    """
+    if app.inline is not None:  # eager: each job runs here, one after the other
+        return [enqueue(app, c.task, c.args, c.kwargs, queue=c.queue, due_ms=c.due_ms).job for c in calls]
+    jobs: list[Job[Any]] = []
+    for part in _chunks(iter(calls), chunk):
+        jobs += _enqueue_chunk(app, part)
+    return jobs
+
+
+def _chunks(calls: Iterator[Call], size: int) -> Iterator[list[Call]]:
+    while part := list(islice(calls, size)):
+        yield part
+
+
+def _enqueue_chunk(app: Resq, calls: list[Call]) -> list[Job[Any]]:
+    limit, created_ms = app.settings.max_payload_bytes, now_ms()
+    by_queue: dict[str, list[tuple[str, str, bytes, int]]] = {}
+    jobs: list[Job[Any]] = []
+    for call in calls:
+        envelope = Envelope(
+            id=new_job_id(),
+            task=call.task,
+            queue=call.queue,
+            args=list(call.args),
+            kwargs=dict(call.kwargs or {}),
+            created_ms=created_ms,
+        )
+        envelope = _before_enqueue(app, envelope)
+        raw = encode_envelope(envelope, limit)
+        by_queue.setdefault(envelope.queue, []).append((envelope.id, call.task, raw, call.due_ms))
+        jobs.append(Job(app, envelope.id, envelope.queue, task=call.task))
+    created: set[str] = set()
+    for queue, batch in by_queue.items():
+        replies = app.broker.queues.enqueue_many(queue, batch)
+        created.update(job[0] for job, (_, new) in zip(batch, replies, strict=True) if new)
+    log.debug("enqueued_many", jobs=len(jobs), created=len(created), queues=sorted(by_queue))
+    if app.hooks.registered("after_enqueue"):
+        for job in jobs:
+            if job.id in created:
+                app.hooks.run("after_enqueue", job, job=job)
+    return jobs
 
 
 def _before_enqueue(app: Resq, envelope: Envelope) -> Envelope:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from resq.clock import due_time_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.job import Job
-from resq.producer import enqueue
+from resq.producer import Call, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
 from resq.settings import validate_name
 
@@ -196,6 +196,43 @@ class Task(Generic[P, R]):
             ConfigError: ``when`` is naive (it would be ambiguous).
         """
         return self.apply_async(args, kwargs, at=when)
+
+    def map(
+        self,
+        items: Iterable[Any],
+        *,
+        queue: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+    ) -> list[Job[R]]:
+        """Enqueue one job per item, in chunks of ``resq.producer.CHUNK`` per round trip (bulk enqueue).
+
+        Each item is the positional arguments of one job as a tuple, or else its single argument::
+
+            resize.map((path, width) for path in paths)      # resize(path, width) for each path
+            notify.map(user_ids)                              # notify(user_id) for each id
+
+        Args:
+            items: the jobs' arguments.
+            queue, delay, at: as for :meth:`apply_async`, for every job.
+
+        Returns:
+            A handle on each job, in order.
+
+        Raises:
+            ArgumentsError: an item does not fit the signature (the chunks before it are enqueued).
+            ConfigError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`apply_async`.
+        """
+        target = validate_name(queue, "queue name") if queue is not None else self.queue
+        due_ms = due_time_ms(delay, at)
+
+        def calls() -> Iterator[Call]:
+            for item in items:
+                args = item if isinstance(item, tuple) else (item,)
+                self.check_arguments(args, None, " (nothing was enqueued for it)")
+                yield Call(self.name, args, None, target, due_ms)
+
+        return enqueue_many(self.app, calls())
 
     def apply_async(
         self,

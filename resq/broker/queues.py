@@ -58,19 +58,38 @@ class Queues(Part):
             ``(status, created)``: ``created`` is False when a live job with this id already existed
             (with ``if_absent``: when any record existed; its status is None when it has none).
         """
+        return self.enqueue_many(queue, [(job_id, task, envelope, due_ms)], if_absent=if_absent)[0]
+
+    def enqueue_many(
+        self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], *, if_absent: bool = False
+    ) -> list[tuple[JobStatus | None, bool]]:
+        """Store jobs of one queue in one round trip and one script call, as :meth:`enqueue` does each.
+
+        Args:
+            jobs: ``(job id, task name, envelope, due ms or 0)`` of each job (a chunk: the caller splits
+                large batches, so that one script call stays short).
+
+        Returns:
+            ``(status, created)`` of each job, in order.
+        """
         k, c = self.keys, self.connection
-        keys = [k.job(queue, job_id), k.queue(queue), k.scheduled(queue), k.done(queue, job_id)]
+        keys = [k.queue(queue), k.scheduled(queue)]
+        args: list[Any] = []
+        for job_id, task, envelope, due_ms in jobs:
+            keys += [k.job(queue, job_id), k.done(queue, job_id)]
+            args += [job_id, envelope, due_ms, task]
+        due = min((job[3] for job in jobs if job[3]), default=0)
 
         def build(pipe: Pipeline) -> None:
-            args = [job_id, envelope, now_ms(), due_ms, task, queue, c.listened(k.events)]
-            c.eval(pipe, "enqueue", keys, [*args, *(["nx"] if if_absent else [])])
-            if due_ms:
-                pipe.publish(k.wakeup, due_ms)
+            head = [now_ms(), queue, c.listened(k.events), "nx" if if_absent else ""]
+            c.eval(pipe, "enqueue", keys, [*head, *args])
+            if due:
+                pipe.publish(k.wakeup, due)
             if self._announce(queue):
                 pipe.sadd(k.queues, queue)
 
-        status, created = c.with_retry(lambda: c.pipeline(build))[0]
-        return status_of(status), bool(created)
+        replies = c.with_retry(lambda: c.pipeline(build))[0]
+        return [(status_of(status), bool(created)) for status, created in replies]
 
     def _announce(self, queue: str) -> bool:
         """Whether to add ``queue`` to the namespace's set of queues now: on its first enqueue in this
