@@ -215,20 +215,7 @@ def rq_round(server: PrivateRedis, n: int, worker_class: str | None) -> tuple[fl
     queue = Queue("default", connection=server.client)
     for i in range(n):
         queue.enqueue(noop_plain, i)
-    cmd = [
-        sys.executable,
-        "-m",
-        "rq.cli",
-        "worker",
-        "--burst",
-        "--url",
-        server.url,
-        "--logging_level",
-        "WARNING",
-        "--quiet",
-    ]
-    if worker_class:
-        cmd += ["--worker-class", worker_class]
+    cmd = _rq_worker(server, worker_class)
     before = server.counters()
     elapsed = run_timed(cmd, server.url, timeout=1800)
     per_job = server.per_job(before, n)
@@ -239,22 +226,16 @@ def rq_round(server: PrivateRedis, n: int, worker_class: str | None) -> tuple[fl
     return elapsed, *per_job
 
 
+def _rq_worker(server: PrivateRedis, worker_class: str | None) -> list[str]:
+    """The command line of an ``rq worker --burst`` on the benchmark's server."""
+    cmd = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", server.url]
+    cmd += ["--logging_level", "WARNING", "--quiet"]
+    return cmd + (["--worker-class", worker_class] if worker_class else [])
+
+
 def rq_startup(server: PrivateRedis, worker_class: str | None) -> float:
     server.client.flushall()
-    cmd = [
-        sys.executable,
-        "-m",
-        "rq.cli",
-        "worker",
-        "--burst",
-        "--url",
-        server.url,
-        "--logging_level",
-        "WARNING",
-        "--quiet",
-    ]
-    if worker_class:
-        cmd += ["--worker-class", worker_class]
+    cmd = _rq_worker(server, worker_class)
     return run_timed(cmd, server.url, timeout=120)
 
 
