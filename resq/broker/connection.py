@@ -220,9 +220,63 @@ class Connection:
             self._listened[channel] = looked
         return channel if looked[1] else ""
 
+    def fast_pipeline(self, build: Callable[[Any], None]) -> list[Any]:
+        """As :meth:`pipeline`, for the hot path's plain positional commands (scripts, counters, acks):
+        packed and sent on a pooled connection directly, without redis-py's pipeline machinery (a third
+        of a short pipeline's cost)."""
+        if not self._shas:
+            self.load_scripts()
+        for _ in range(2):
+            batch = _Batch()
+            build(batch)
+            replies = self._send(batch.commands)
+            if not any(isinstance(r, NoScriptError) for r in replies):
+                break
+            self.load_scripts()
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            return [_reply(conn) for _ in commands]
+        except BaseException:
+            conn.disconnect()  # a reply left unread would be the next caller's
+            raise
+        finally:
+            pool.release(conn)
+
     def subscribe(self, channel: str) -> Subscription:
         """A pub/sub subscription to ``channel``."""
         return Subscription(self, channel)
+
+
+class _Batch:
+    """Collects plain commands for :meth:`Connection.fast_pipeline`: ``batch.incrby(key, 2)`` records
+    ``("INCRBY", key, 2)`` (positional arguments only, as the hot path sends them)."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[Any, ...]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        command = name.upper()
+
+        def record(*args: Any) -> None:
+            self.commands.append((command, *args))
+
+        return record
+
+
+def _reply(conn: Any) -> Any:
+    """One reply, an error reply as its exception (to be raised once every reply is read)."""
+    try:
+        return conn.read_response()
+    except redis.ResponseError as exc:
+        return exc
 
 
 class Subscription:

@@ -79,13 +79,17 @@ class Queues(Part):
             keys += [k.job(queue, job_id), k.done(queue, job_id)]
             args += [job_id, envelope, due_ms, task]
         due = min((job[3] for job in jobs if job[3]), default=0)
+        announce = self._announce(queue)
+        head = [now_ms(), queue, c.listened(k.events), "nx" if if_absent else ""]
+        if not due and not announce:  # the script alone: no pipeline to build (the common .delay())
+            replies = c.with_retry(lambda: c.script("enqueue", keys, [*head, *args]))
+            return [(status_of(status), bool(created)) for status, created in replies]
 
         def build(pipe: Pipeline) -> None:
-            head = [now_ms(), queue, c.listened(k.events), "nx" if if_absent else ""]
             c.eval(pipe, "enqueue", keys, [*head, *args])
             if due:
                 pipe.publish(k.wakeup, due)
-            if self._announce(queue):
+            if announce:
                 pipe.sadd(k.queues, queue)
 
         replies = c.with_retry(lambda: c.pipeline(build))[0]
@@ -186,9 +190,9 @@ class Queues(Part):
                 )
 
         if delivery.job_id is None:
-            self.connection.pipeline(build)
+            self.connection.fast_pipeline(build)
             return Started(delivery, None, 0, None)
-        envelope, attempt, status = self.connection.pipeline(build)[-1]
+        envelope, attempt, status = self.connection.fast_pipeline(build)[-1]
         return Started(delivery, envelope or None, int(attempt), status_of(status))
 
     def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> None:
@@ -206,7 +210,7 @@ class Queues(Part):
             self._add_outcomes(pipe, outcomes, now_ms(), channel)
             self._stats.add(pipe, counted)
 
-        self.connection.pipeline(build)
+        self.connection.fast_pipeline(build)
 
     def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int, channel: str) -> None:
         for outcome in outcomes:

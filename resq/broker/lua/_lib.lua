@@ -30,6 +30,11 @@ local function resq_publish(channel, e)
   if channel ~= '' then redis.call('PUBLISH', channel, cmsgpack.pack(e)) end
 end
 
+-- Publish an event built only when someone listens (`make` returns it): the hot paths' way.
+local function resq_publish_lazy(channel, make)
+  if channel ~= '' then resq_publish(channel, make()) end
+end
+
 -- The history field's new value: `packed` (false when none) with the entry `e` appended, capped.
 local function resq_history(packed, e)
   local list = {}

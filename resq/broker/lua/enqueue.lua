@@ -30,7 +30,7 @@ for i = 0, (#KEYS - 2) / 2 - 1 do
       local entry = redis.call('XADD', KEYS[1], '*', 'id', id)
       redis.call('HSET', job_key, 'envelope', envelope, 'task', task, 'queue', ARGV[2], 'attempt', 0,
         'enqueued_ms', now, 'status', 'queued', 'entry', entry)
-      resq_publish(ARGV[3], resq_event('enqueued', id, task, ARGV[2], 0, now, nil))
+      resq_publish_lazy(ARGV[3], function() return resq_event('enqueued', id, task, ARGV[2], 0, now, nil) end)
       replies[#replies + 1] = {'queued', 1}
     end
   end

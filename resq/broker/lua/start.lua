@@ -17,5 +17,7 @@ else
   redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', attempt, 'started_ms', ARGV[2], 'worker', ARGV[1],
     'entry', ARGV[3])
 end
-resq_publish(ARGV[5], resq_event('started', ARGV[4], f[4], f[5], attempt, ARGV[2], {worker = ARGV[1]}))
+resq_publish_lazy(ARGV[5], function()
+  return resq_event('started', ARGV[4], f[4], f[5], attempt, ARGV[2], {worker = ARGV[1]})
+end)
 return {f[2], attempt, status}
