@@ -50,8 +50,23 @@ class Jobs(Part):
         event, then ``failed`` when it failed, then itself.
         """
         key = self.keys.job(queue, job_id)
-        enqueued_ms, raw = self.connection.with_retry(lambda: self._redis.hmget(key, "enqueued_ms", "history"))
-        return expand_history(decode_history(raw), int(enqueued_ms or 0))
+        fields = ("enqueued_ms", "history", "status", "started_ms", "worker", "attempt", "task")
+        enqueued_ms, raw, status, started_ms, worker, attempt, task = self.connection.with_retry(
+            lambda: self._redis.hmget(key, *fields)
+        )
+        events = expand_history(decode_history(raw), int(enqueued_ms or 0))
+        if status_of(status) == JobStatus.RUNNING and started_ms:  # the attempt under way has no entry yet
+            started = {
+                "event": "started",
+                "job_id": job_id,
+                "task": text(task or b""),
+                "queue": queue,
+                "attempt": int(attempt or 0),
+                "at_ms": int(started_ms),
+                "worker": text(worker or b""),
+            }
+            events = sorted([*events, started], key=lambda e: int(e.get("at_ms") or 0))
+        return events
 
     def status(self, queue: str, job_id: str) -> JobStatus | None:
         """A job's status, or None when it is unknown or expired."""

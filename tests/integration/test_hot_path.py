@@ -80,3 +80,13 @@ def test_events_are_published_while_someone_listens(app: Resq, redis_client: red
     subscription.close()
     assert len(seen) == 3, seen  # enqueued, started, succeeded
     assert job.result(timeout=1) == 4
+
+
+def test_a_running_job_shows_its_started_event(app: Resq) -> None:
+    job = app.tasks["hot.add"].delay(1, 1)
+    delivery = app.broker.queues.fetch("hot-consumer", ["default"], 1, None)[0]
+    started = app.broker.queues.start("hot-consumer", delivery)
+    assert started.runnable and job.status() == "running"
+    events = job.info()["history"]
+    assert [e["event"] for e in events] == ["enqueued", "started"]
+    assert events[1]["worker"] == "hot-consumer" and events[1]["attempt"] == 1
