@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,7 +79,10 @@ class Executor:
             return Cancelled(d, job.id, f"skipped: {exc}", task=task.name)
         began = time.monotonic()
         try:
-            with hooks.around_perform(job):
+            if hooks.registered("around_perform"):
+                with hooks.around_perform(job):
+                    result = self._call(task, envelope)
+            else:
                 result = self._call(task, envelope)
             encoded = pack(result)
         except CancelInterrupt:
@@ -98,15 +100,24 @@ class Executor:
         return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name)
 
     def _call(self, task: Task[Any, Any], envelope: Envelope) -> Any:
-        # A job from a producer that did not bind (an older signature, a job enqueued by name) fails here,
-        # before the call, with an ArgumentsError that the failure path never retries.
-        task.check_arguments(envelope.args, envelope.kwargs)
+        try:
+            return self._invoke(task, envelope)
+        except TypeError:
+            # Arguments that do not fit (a job from a producer that did not bind: an older signature, a
+            # job enqueued by name) fail before the body runs: say so with an ArgumentsError, which the
+            # failure path never retries. A TypeError of the task's own stays what it is. Binding only
+            # here costs the jobs that fit nothing.
+            task.check_arguments(envelope.args, envelope.kwargs)
+            raise
+
+    def _invoke(self, task: Task[Any, Any], envelope: Envelope) -> Any:
         options = task.options
         if task.is_async:
             timeout = options.timeout if self._time_limits else None
             return self._run_coroutine(task.fn(*envelope.args, **envelope.kwargs), timeout)
-        limits = time_limits(options.soft_timeout, options.timeout) if self._time_limits else contextlib.nullcontext()
-        with limits:
+        if not self._time_limits or (options.soft_timeout is None and options.timeout is None):
+            return task.fn(*envelope.args, **envelope.kwargs)
+        with time_limits(options.soft_timeout, options.timeout):
             return task.fn(*envelope.args, **envelope.kwargs)
 
     def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException, duration: int) -> Outcome:
