@@ -97,17 +97,7 @@ def enqueue(
         EncodeError, PayloadTooLarge: the job cannot be encoded (nothing is enqueued).
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
-    envelope = Envelope(
-        id=job_id or new_job_id(),
-        task=task,
-        queue=queue,
-        args=list(args),
-        kwargs=dict(kwargs or {}),
-        created_ms=now_ms(),
-        meta=dict(meta or {}),
-    )
-    envelope = _before_enqueue(app, envelope)
-    raw = encode_envelope(envelope, app.settings.max_payload_bytes)
+    envelope, raw = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
     inline = app.inline
     if inline is None:
         status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
@@ -171,20 +161,10 @@ def _chunks(calls: Iterator[Call], size: int) -> Iterator[list[Call]]:
 
 
 def _enqueue_chunk(app: Resq, calls: list[Call]) -> list[Job[Any]]:
-    limit, created_ms = app.settings.max_payload_bytes, now_ms()
     by_queue: dict[str, list[tuple[str, str, bytes, int]]] = {}
     jobs: list[Job[Any]] = []
     for call in calls:
-        envelope = Envelope(
-            id=new_job_id(),
-            task=call.task,
-            queue=call.queue,
-            args=list(call.args),
-            kwargs=dict(call.kwargs or {}),
-            created_ms=created_ms,
-        )
-        envelope = _before_enqueue(app, envelope)
-        raw = encode_envelope(envelope, limit)
+        envelope, raw = _prepare(app, call.task, call.args, call.kwargs, call.queue)
         by_queue.setdefault(envelope.queue, []).append((envelope.id, call.task, raw, call.due_ms))
         jobs.append(Job(app, envelope.id, envelope.queue, task=call.task))
     created: set[str] = set()
@@ -197,6 +177,30 @@ def _enqueue_chunk(app: Resq, calls: list[Call]) -> list[Job[Any]]:
             if job.id in created:
                 app.hooks.run("after_enqueue", job, job=job)
     return jobs
+
+
+def _prepare(
+    app: Resq,
+    task: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    queue: str,
+    *,
+    job_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[Envelope, bytes]:
+    """A new job's envelope, as the ``before_enqueue`` hooks leave it, and its encoded form."""
+    envelope = Envelope(
+        id=job_id or new_job_id(),
+        task=task,
+        queue=queue,
+        args=list(args),
+        kwargs=dict(kwargs or {}),
+        created_ms=now_ms(),
+        meta=dict(meta or {}),
+    )
+    envelope = _before_enqueue(app, envelope)
+    return envelope, encode_envelope(envelope, app.settings.max_payload_bytes)
 
 
 def _before_enqueue(app: Resq, envelope: Envelope) -> Envelope:

@@ -65,7 +65,7 @@ class Broker:
         self.connection.add_scripts(ScriptSource("resq.broker", SCRIPT_NAMES, prelude=["_lib.lua"]))
         self.stats = Stats(self.connection, self.keys)
         self.queues = Queues(self.connection, self.keys, self.stats)
-        self.jobs = Jobs(self.connection, self.keys)
+        self.jobs = Jobs(self.connection, self.keys, self.queues)
         self.workers = Workers(self.connection, self.keys)
         self.admin = Admin(self.connection, self.keys)
 

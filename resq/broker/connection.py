@@ -38,6 +38,7 @@ __all__ = [
     "Pipeline",
     "ScriptSource",
     "Subscription",
+    "as_int",
     "mask_password",
     "status_of",
     "text",
@@ -191,19 +192,13 @@ class Connection:
 
     def pipeline(self, build: Callable[[Pipeline], None]) -> list[Any]:
         """Run the commands ``build`` adds in one round trip; reload scripts once if Redis lost them."""
-        if not self._shas:
-            self.load_scripts()
-        for _ in range(2):
+
+        def run() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             build(pipe)
-            results = pipe.execute(raise_on_error=False)
-            if not any(isinstance(r, NoScriptError) for r in results):
-                break
-            self.load_scripts()
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return list(results)
+            return list(pipe.execute(raise_on_error=False))
+
+        return self._round_trip(run)
 
     def listened(self, channel: str) -> str:
         """``channel`` if anyone subscribes to it, else ``''`` (what scripts take: publish only when
@@ -224,15 +219,23 @@ class Connection:
         """As :meth:`pipeline`, for the hot path's plain positional commands (scripts, counters, acks):
         packed and sent on a pooled connection directly, without redis-py's pipeline machinery (a third
         of a short pipeline's cost)."""
-        if not self._shas:
-            self.load_scripts()
-        for _ in range(2):
+
+        def run() -> list[Any]:
             batch = _Batch()
             build(batch)
-            replies = self._send(batch.commands)
-            if not any(isinstance(r, NoScriptError) for r in replies):
-                break
+            return self._send(batch.commands)
+
+        return self._round_trip(run)
+
+    def _round_trip(self, run: Callable[[], list[Any]]) -> list[Any]:
+        """The replies of ``run`` (one round trip), run once more after reloading the scripts if Redis
+        lost them; the first error reply is raised."""
+        if not self._shas:
             self.load_scripts()
+        replies = run()
+        if any(isinstance(r, NoScriptError) for r in replies):
+            self.load_scripts()  # Redis restarted or was flushed
+            replies = run()
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -291,23 +294,30 @@ class Subscription:
         self._pubsub: Any = None
 
     def message(self, timeout_s: float = 0.0) -> bytes | None:
-        """The next message's payload, waiting up to ``timeout_s`` (0: only what already arrived)."""
+        """The next message's payload, waiting up to ``timeout_s`` (0: only what already arrived).
+
+        The subscription's own confirmations are skipped without ending the wait (redis-py hands them
+        back as ``None``, which would otherwise cut a wait short the first time).
+        """
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while True:
+            found = self._next(max(deadline - time.monotonic(), 0.0))
+            if found is not None and found.get("type") == "message":
+                data = found["data"]
+                return data if isinstance(data, bytes) else str(data).encode()
+            if found is None and time.monotonic() >= deadline:
+                return None
+
+    def _next(self, timeout_s: float) -> Any:
+        """redis-py's next item (a message, a confirmation, or None), subscribing first if needed."""
         try:
             if self._pubsub is None:
                 self._pubsub = self._connection.client.pubsub(ignore_subscribe_messages=True)
                 self._pubsub.subscribe(self.channel)
-            found = self._pubsub.get_message(timeout=max(timeout_s, 0.0))
+            return self._pubsub.get_message(timeout=timeout_s)
         except redis.RedisError as exc:
             self._drop()
             raise self._connection.translate(exc) from exc
-        if found is None or found.get("type") != "message":
-            return None
-        data = found["data"]
-        return data if isinstance(data, bytes) else str(data).encode()
-
-    def listening(self) -> bool:
-        """Whether the subscription is established (call :meth:`message` once to establish it)."""
-        return self._pubsub is not None
 
     def close(self) -> None:
         """Unsubscribe and close the subscription's connection."""
@@ -397,6 +407,14 @@ def status_of(raw: bytes | str | None) -> JobStatus | None:
         return JobStatus(text(raw))
     except ValueError:
         return None
+
+
+def as_int(value: Any) -> int:
+    """A reply or field as an integer (0 when absent or not a number)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def text(value: bytes | str) -> str:

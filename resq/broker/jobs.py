@@ -10,8 +10,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from resq.broker.connection import MAX_BLOCK_S, Part, Pipeline, status_of, text
-from resq.broker.queues import GROUP
+from resq.broker.connection import MAX_BLOCK_S, Connection, Part, Pipeline, status_of, text
+from resq.broker.keys import Keys
+from resq.broker.queues import GROUP, Queues
 from resq.clock import now_ms, to_ms
 from resq.codec import unpack
 from resq.errors import DecodeError
@@ -23,10 +24,14 @@ __all__ = ["Jobs"]
 class Jobs(Part):
     """The job-side operations of one namespace."""
 
+    def __init__(self, connection: Connection, keys: Keys, queues: Queues) -> None:
+        super().__init__(connection, keys)
+        self._queues = queues
+
     def find_queue(self, job_id: str) -> str | None:
         """The queue whose keys hold job ``job_id``, or None if no queue knows it."""
         c, k = self.connection, self.keys
-        queues = sorted(text(q) for q in c.with_retry(lambda: self._redis.smembers(k.queues)))
+        queues = c.with_retry(self._queues.known)
         if not queues:
             return None
 

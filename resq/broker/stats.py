@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-from resq.broker.connection import Part, Pipeline, text
+from resq.broker.connection import Part, Pipeline, as_int, text
 from resq.outcomes import Cancelled, Dead, Lost, Outcome, Retried, Succeeded
 
 __all__ = ["COUNTERS", "DURATION_BUCKETS_MS", "Stats", "counter_names"]
@@ -73,7 +72,7 @@ class Stats(Part):
         """The :data:`COUNTERS` in total and on each of ``days``, in one round trip."""
         k = self.keys
         names = [k.stat(name) for name in COUNTERS] + [k.stat(name, day) for day in days for name in COUNTERS]
-        values = [_int(v) for v in self._redis.mget(names)]
+        values = [as_int(v) for v in self._redis.mget(names)]
         n = len(COUNTERS)
         total = dict(zip(COUNTERS, values[:n], strict=True))
         per_day = [dict(zip(COUNTERS, values[n * (i + 1) : n * (i + 2)], strict=True)) for i in range(len(days))]
@@ -85,7 +84,7 @@ class Stats(Part):
         for raw_key, value in self._redis.hgetall(self.keys.stat_by_task).items():
             parts = text(raw_key).rsplit("|", 2)
             if len(parts) == 3:
-                found[(parts[0], parts[1], parts[2])] = _int(value)
+                found[(parts[0], parts[1], parts[2])] = as_int(value)
         return found
 
     def durations(self) -> dict[str, dict[str, int]]:
@@ -93,12 +92,5 @@ class Stats(Part):
         found: dict[str, dict[str, int]] = {}
         for raw_key, value in self._redis.hgetall(self.keys.stat_durations).items():
             task, _, bucket = text(raw_key).rpartition("|")
-            found.setdefault(task, {})[bucket] = _int(value)
+            found.setdefault(task, {})[bucket] = as_int(value)
         return found
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0

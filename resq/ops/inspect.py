@@ -24,6 +24,7 @@ from resq import producer
 from resq.app import Resq
 from resq.broker import COUNTERS, Broker, Subscription
 from resq.broker.admin import BATCH
+from resq.broker.connection import as_int, text
 from resq.clock import due_time_ms, now_ms, to_ms
 from resq.codec import decode_event, pack, unpack
 from resq.errors import BrokerUnavailable, ConfigError, DecodeError, UnknownJob
@@ -128,17 +129,17 @@ class Inspector:
         last = self._last_commands([(worker_id, row.get("supervisor", "")) for worker_id, row in rows])
         found = []
         for worker_id, row in rows:  # rows that expired between the two reads are gone
-            started_ms = _int(row.get("started_ms"))
+            started_ms = as_int(row.get("started_ms"))
             command = last.get(row.get("supervisor", "") or worker_id)
             found.append(
                 WorkerInfo(
                     id=worker_id,
                     host=row.get("host", ""),
-                    pid=_int(row.get("pid")),
+                    pid=as_int(row.get("pid")),
                     supervisor=row.get("supervisor", ""),
                     queues=_split(row.get("queues", "")),
                     started_ms=started_ms,
-                    heartbeat_ms=_int(row.get("heartbeat_ms")),
+                    heartbeat_ms=as_int(row.get("heartbeat_ms")),
                     current=_split(row.get("current", "")),
                     paused=command is not None and command[1] == "pause" and command[0] > started_ms,
                 )
@@ -316,7 +317,7 @@ class Inspector:
         rows = sorted(rows, reverse=True)[:limit]
         details = self.broker.jobs.summaries([(name, job_id) for _, name, job_id in rows], ("task", "error"))
         return [
-            DeadJob(job_id, name, _text(task or b""), died, _error_text(error))
+            DeadJob(job_id, name, text(task or b""), died, _error_text(error))
             for (died, name, job_id), (task, error) in zip(rows, details, strict=True)
         ]
 
@@ -465,7 +466,7 @@ def _unknown_task(task: str, known: Sequence[str]) -> str:
 def _matches(row: Sequence[bytes | None], task: str | None, error: str | None) -> bool:
     """Whether a dead job's ``(task, error)`` fields match the wanted task and error type."""
     raw_task, raw_error = row
-    if task is not None and _text(raw_task or b"") != task:
+    if task is not None and text(raw_task or b"") != task:
         return False
     if error is None:
         return True
@@ -489,16 +490,5 @@ def _error_text(raw: bytes | None) -> str:
     return str(value)
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _split(value: str) -> list[str]:
     return [part for part in value.split(",") if part]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

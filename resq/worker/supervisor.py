@@ -317,11 +317,11 @@ class Supervisor:
         if now - self._shown_at < TICK_S:
             return
         self._shown_at = now
-        changed = {c.worker_id: c.current() for c in self.children.values() if c.current() != c.shown}
+        changed = [(child, jobs) for child in self.children.values() if (jobs := child.current()) != child.shown]
         if changed:
-            self.broker.workers.show_current(changed)
-            for child in self.children.values():
-                child.shown = changed.get(child.worker_id, child.shown)
+            self.broker.workers.show_current({child.worker_id: jobs for child, jobs in changed})
+            for child, jobs in changed:
+                child.shown = jobs
 
     def _drain(self, reader: Connection) -> None:
         child = next((c for c in self.children.values() if c.reader is reader), None)

@@ -15,6 +15,7 @@ import redis
 from resq import Resq
 from resq.broker.keys import Keys
 from resq.worker.consumer import Consumer
+from tests.helpers import wait_for
 
 N = 200
 K = Keys("resq")
@@ -71,7 +72,8 @@ def test_only_a_waited_for_job_gets_a_done_list(app: Resq, redis_client: redis.R
 
 def test_events_are_published_while_someone_listens(app: Resq, redis_client: redis.Redis) -> None:
     subscription = app.broker.admin.events()
-    assert subscription.message() is None  # subscribes
+    assert subscription.message() is None  # subscribes; the server counts it once it has read SUBSCRIBE:
+    wait_for(lambda: redis_client.pubsub_numsub(K.events)[0][1] == 1, timeout=5, message="subscribed")
     job = app.tasks["hot.add"].delay(2, 2)
     _drain(app)
     seen = []
