@@ -1,11 +1,15 @@
-"""Test-app fixtures shared by the integration tests: each binds a test app module to the test's database."""
+"""Fixtures shared by the integration tests: the test app modules, each bound to the test's database, and
+the ``resq`` command line run in this process against that database."""
 
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from resq.cli import main
 from tests.apps import core as core_module
 from tests.apps import obs as obs_module
 from tests.apps import sched as sched_module
@@ -30,3 +34,16 @@ def sched(redis_url: str) -> ModuleType:
     """``tests.apps.sched`` (scheduler tasks) bound to this test's database."""
     sched_module.bind(redis_url)
     return sched_module
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Any:
+    """``cli(*args, input=None)``: run ``resq ARGS`` with click's runner on this test's database (no ``-A``
+    from the environment)."""
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(
+            main, list(args), env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None}, input=input, catch_exceptions=False
+        )
+
+    return invoke

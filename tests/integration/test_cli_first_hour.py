@@ -44,16 +44,6 @@ def fh(redis_url: str) -> ModuleType:
     return firsthour_module
 
 
-@pytest.fixture
-def cli(redis_url: str) -> Any:
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(
-            main, list(args), env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None}, input=input, catch_exceptions=False
-        )
-
-    return invoke
-
-
 def resq_env(redis_url: str) -> dict[str, str]:
     env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     env.pop("RESQ_APP", None)

@@ -13,24 +13,12 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from click.testing import CliRunner, Result
 
-from resq.cli import main
 from resq.ops import Inspector
 from tests.conftest import REPO_ROOT, RunWorker
 from tests.helpers import burst, read_log, wait_for
 
 APP = "tests.apps.obs:app"
-
-
-@pytest.fixture
-def cli(redis_url: str) -> Any:
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(
-            main, list(args), env={"RESQ_REDIS_URL": redis_url, "RESQ_APP": None}, input=input, catch_exceptions=False
-        )
-
-    return invoke
 
 
 def resq_process(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
