@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -27,9 +26,10 @@ from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded
 from resq.log import get_logger
 from resq.maintenance import task_of
 from resq.outcomes import Delivery
+from resq.worker.board import Board
 from resq.worker.consumer import Consumer, ConsumerState, FetchInterrupted
 from resq.worker.executor import Executor, LoopThread
-from resq.worker.messages import ChildMessage, JobBegan, JobEnded
+from resq.worker.messages import ChildMessage, JobBegan
 from resq.worker.timeouts import interrupt_thread
 
 __all__ = ["EXIT_RECYCLE", "ChildConfig", "run_child"]
@@ -60,10 +60,12 @@ class ChildConfig:
 class Child:
     """The running state of one child process."""
 
-    def __init__(self, app: Resq, config: ChildConfig, report: Callable[[ChildMessage], None]) -> None:
+    def __init__(self, app: Resq, config: ChildConfig, board: Board) -> None:
         self.app = app
         self.config = config
-        self.report = report
+        self.board = board
+        #: thread ident -> its row of the board
+        self._rows: dict[int, int] = {}
         self.state = ConsumerState()
         self.loop = LoopThread()
         self.executor = Executor(app, self.loop.run)
@@ -76,18 +78,29 @@ class Child:
         self._tasks: dict[str, Any] = {}
 
     def on_job(self, message: ChildMessage) -> None:
-        """Tell the supervisor which job this child runs (it enforces hard time limits)."""
+        """Show the supervisor which job each thread runs, on the board (it enforces hard time limits)."""
+        row = self._row_of(message.thread)
         if isinstance(message, JobBegan):
-            self._began[message.thread] = (_now(), False)
-        else:
-            self._began.pop(message.thread, None)
-            self._tasks.pop(str(message.job_id), None)
-        self.report(message)
-        if isinstance(message, JobEnded):
-            self._check_recycle()
+            began = _now()
+            self._began[message.thread] = (began, False)
+            self.board.begin(row, message.delivery, began)
+            return
+        self._began.pop(message.thread, None)
+        self._tasks.pop(str(message.job_id), None)
+        self.board.end(row)
+        self._check_recycle()
+
+    def _row_of(self, thread: int) -> int:
+        row = self._rows.get(thread)
+        if row is None:
+            with self.state.lock:
+                row = self._rows.setdefault(thread, len(self._rows))
+        return row
 
     def _check_recycle(self) -> None:
         cfg = self.config
+        if cfg.max_jobs is None and cfg.max_memory_mb is None:
+            return
         too_many = cfg.max_jobs is not None and self.state.processed >= cfg.max_jobs
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB elsewhere
@@ -237,10 +250,10 @@ def _stop_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def run_child(app: Resq, config: ChildConfig, report: Callable[[ChildMessage], None]) -> int:
+def run_child(app: Resq, config: ChildConfig, board: Board) -> int:
     """The whole life of a child after fork: register, announce, run, exit status."""
     _stop_with_parent()
-    child = Child(app, config, report)
+    child = Child(app, config, board)
     child.install_signals()
     app.hooks.run("child_start", child)
     return child.run()

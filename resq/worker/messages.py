@@ -1,7 +1,7 @@
-"""What a child tells its supervisor over their pipe: which job each of its threads runs.
+"""What a consumer tells its child: which job each of its threads begins and ends.
 
-The pipe is process-internal (both ends run the same code), so these small frozen dataclasses travel
-pickled; job payloads never do (they stay msgpack in Redis).
+The child shows them to its supervisor on the shared board (:mod:`resq.worker.board`); nothing is sent
+per job between the processes.
 """
 
 from __future__ import annotations

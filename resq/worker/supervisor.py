@@ -24,9 +24,9 @@ from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
 from resq.maintenance import Maintenance
 from resq.outcomes import Delivery
+from resq.worker.board import Board, Running
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
-from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
 __all__ = ["SCHEDULER_GROUP", "Supervisor", "WorkerConfig", "embedded_scheduler"]
 
@@ -93,10 +93,9 @@ def embedded_scheduler(app: Resq) -> Callable[[], float]:
 
 @dataclass
 class _Running:
-    """A job a child reported running: when it began, and its hard limit once looked up."""
+    """A job a child's board shows running, and its hard limit once looked up."""
 
-    delivery: Delivery
-    began: float
+    job: Running
     limit: float | None = None
     looked_up: bool = False
 
@@ -105,16 +104,26 @@ class _Running:
 class _ChildProc:
     pid: int
     worker_id: str
+    #: the child's end of this pipe closes when it exits (which wakes the supervisor at once)
     reader: Connection
+    board: Board
     started: float = 0.0
-    #: thread ident -> the job running on it
+    #: board row -> the job running on that thread
     running: dict[int, _Running] = field(default_factory=dict)
     #: the ``current`` jobs last written to the worker registry for this child
     shown: str = ""
 
+    def look(self) -> None:
+        """Read the child's board (what each thread runs now), keeping what is known of unchanged rows."""
+        board = self.board.read()
+        old = self.running
+        self.running = {
+            row: old[row] if row in old and old[row].job.seq == job.seq else _Running(job) for row, job in board.items()
+        }
+
     def current(self) -> str:
         """The ids of the jobs it runs, comma-separated, as the registry shows them."""
-        return ",".join(sorted(str(r.delivery.job_id) for r in self.running.values()))
+        return ",".join(sorted(str(r.job.delivery.job_id) for r in self.running.values()))
 
 
 class Supervisor:
@@ -222,6 +231,7 @@ class Supervisor:
     def _spawn(self) -> None:
         worker_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
         reader, writer = connection.Pipe(duplex=False)
+        board = Board(self.config.threads)
         info = {
             "host": self.host,
             "pid": "0",
@@ -233,13 +243,13 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the child
             reader.close()
-            os._exit(self._child_main(worker_id, writer, info))
+            os._exit(self._child_main(worker_id, board, info))
         writer.close()
-        self.children[pid] = _ChildProc(pid, worker_id, reader, started=time.monotonic())
+        self.children[pid] = _ChildProc(pid, worker_id, reader, board, started=time.monotonic())
         self._unreleased.add(worker_id)
         log.info("child_started", child_pid=pid, worker=worker_id)
 
-    def _child_main(self, worker_id: str, writer: Connection, info: dict[str, str]) -> int:
+    def _child_main(self, worker_id: str, board: Board, info: dict[str, str]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT):
             signal.signal(sig, signal.SIG_DFL)
         try:
@@ -255,7 +265,7 @@ class Supervisor:
                 cfg.max_jobs_per_child,
                 cfg.max_memory_per_child_mb,
             )
-            return run_child(self.app, child_cfg, writer.send)
+            return run_child(self.app, child_cfg, board)
         except SystemExit as exc:
             return int(exc.code or 0)
         except BaseException as exc:
@@ -267,9 +277,9 @@ class Supervisor:
         timeout = min(TICK_S, self.maintenance.seconds_until_due())
         if self._scheduler is not None:
             timeout = min(timeout, self._scheduler_at - time.monotonic())
-        ready = connection.wait([c.reader for c in self.children.values()], timeout=max(timeout, 0.0))
-        for reader in ready:
-            self._drain(reader)  # type: ignore[arg-type]
+        connection.wait([c.reader for c in self.children.values()], timeout=max(timeout, 0.0))
+        for child in self.children.values():
+            child.look()
         self._handle_signals()
         self._reap_children()
         if self._stop_requests:
@@ -323,20 +333,6 @@ class Supervisor:
             for child, jobs in changed:
                 child.shown = jobs
 
-    def _drain(self, reader: Connection) -> None:
-        child = next((c for c in self.children.values() if c.reader is reader), None)
-        try:
-            while reader.poll():
-                message: ChildMessage = reader.recv()
-                if child is None:
-                    continue
-                if isinstance(message, JobBegan):
-                    child.running[message.thread] = _Running(message.delivery, time.monotonic())
-                elif isinstance(message, JobEnded):
-                    child.running.pop(message.thread, None)
-        except (EOFError, OSError):
-            pass
-
     def _reap_children(self) -> None:
         while self.children:
             try:
@@ -352,6 +348,7 @@ class Supervisor:
 
     def _child_exited(self, child: _ChildProc, status: int) -> None:
         child.reader.close()
+        child.board.close()
         code = os.waitstatus_to_exitcode(status)
         clean = code in (0, EXIT_RECYCLE)
         log.log(20 if clean else 40, "child_exited", child_pid=child.pid, exit_code=code, worker=child.worker_id)
@@ -402,14 +399,15 @@ class Supervisor:
         now = time.monotonic()
         for child in list(self.children.values()):
             for running in list(child.running.values()):
-                if now - running.began <= shortest + KILL_MARGIN_S:
+                job = running.job
+                if now - job.began <= shortest + KILL_MARGIN_S or not job.whole:
                     continue
                 if not running.looked_up:
-                    task = self.maintenance.task_of(running.delivery)
+                    task = self.maintenance.task_of(job.delivery)
                     running.limit = None if task is None else task.options.timeout
                     running.looked_up = True
-                if running.limit is not None and now - running.began > running.limit + KILL_MARGIN_S:
-                    self._kill_for_timeout(child, running.delivery, running.limit)
+                if running.limit is not None and now - job.began > running.limit + KILL_MARGIN_S:
+                    self._kill_for_timeout(child, job.delivery, running.limit)
                     break
 
     def _kill_for_timeout(self, child: _ChildProc, delivery: Delivery, limit: float) -> None:

@@ -1,13 +1,11 @@
-"""The typed messages a child sends its supervisor over their pipe."""
+"""The reports a consumer gives its child, and the board on which the child shows them to its supervisor."""
 
 from __future__ import annotations
 
-import pickle
-from multiprocessing import connection
-
-import pytest
+import os
 
 from resq.outcomes import Delivery
+from resq.worker.board import ROW_BYTES, Board
 from resq.worker.messages import JobBegan, JobEnded
 
 
@@ -19,12 +17,39 @@ def test_a_report_carries_queue_entry_id_and_thread_but_not_the_fields() -> None
     assert JobEnded.of(delivery, 42) != began  # same job and thread, another kind of message
 
 
-@pytest.mark.parametrize("kind", [JobBegan, JobEnded])
-def test_messages_cross_a_pipe_as_themselves(kind: type[JobBegan] | type[JobEnded]) -> None:
-    message = kind("default", "2-1", "xyz", 7)
-    reader, writer = connection.Pipe(duplex=False)
-    with reader, writer:
-        writer.send(message)
-        received = reader.recv()
-    assert type(received) is kind and received == message
-    assert pickle.loads(pickle.dumps(message)) == message
+def test_a_board_shows_what_each_row_runs_until_it_ends() -> None:
+    board = Board(3)
+    board.begin(0, Delivery("mail", "1-0", "abc", {}), 12.5)
+    board.begin(2, Delivery("default", "2-7", "xyz", {}), 13.0)
+    rows = board.read()
+    assert sorted(rows) == [0, 2]
+    assert (rows[0].delivery, rows[0].began, rows[0].whole) == (Delivery("mail", "1-0", "abc", {}), 12.5, True)
+    board.end(0)
+    assert sorted(board.read()) == [2]
+    board.begin(0, Delivery("mail", "1-1", "def", {}), 14.0)
+    again = board.read()[0]
+    assert again.delivery.job_id == "def" and again.seq > rows[0].seq  # a new attempt on the row is a new row state
+
+
+def test_a_forked_child_writes_what_its_parent_reads() -> None:
+    board = Board(1)
+    pid = os.fork()
+    if pid == 0:  # the child
+        board.begin(0, Delivery("q", "5-0", "from-child", {}), 1.0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert board.read()[0].delivery.job_id == "from-child"
+
+
+def test_an_id_too_long_for_its_row_is_cut_and_says_so() -> None:
+    board = Board(1)
+    board.begin(0, Delivery("q", "1-0", "x" * (2 * ROW_BYTES), {}), 1.0)
+    row = board.read()[0]
+    assert not row.whole and row.delivery.job_id.startswith("xxx") and len(row.delivery.job_id) < ROW_BYTES
+
+
+def test_a_row_being_written_is_left_for_the_next_read() -> None:
+    board = Board(1)
+    board.begin(0, Delivery("q", "1-0", "abc", {}), 1.0)
+    board._mem[0:8] = (board._seqs[0] + 1).to_bytes(8, "little")  # as a writer mid-row leaves it: odd
+    assert board.read() == {}
