@@ -55,22 +55,13 @@ class Jobs(Part):
         event, then ``failed`` when it failed, then itself.
         """
         key = self.keys.job(queue, job_id)
-        fields = ("enqueued_ms", "history", "status", "started_ms", "worker", "attempt", "task")
-        enqueued_ms, raw, status, started_ms, worker, attempt, task = self.connection.with_retry(
-            lambda: self._redis.hmget(key, *fields)
-        )
-        events = expand_history(decode_history(raw), int(enqueued_ms or 0))
-        if status_of(status) == JobStatus.RUNNING and started_ms:  # the attempt under way has no entry yet
-            started = {
-                "event": "started",
-                "job_id": job_id,
-                "task": text(task or b""),
-                "queue": queue,
-                "attempt": int(attempt or 0),
-                "at_ms": int(started_ms),
-                "worker": text(worker or b""),
-            }
-            events = sorted([*events, started], key=lambda e: int(e.get("at_ms") or 0))
+        names = ("enqueued_ms", "history", "status", "started_ms", "worker", "attempt", "task")
+        values = self.connection.with_retry(lambda: self._redis.hmget(key, *names, "finished_ms", "duration_ms"))
+        fields = dict(zip(names, values[: len(names)], strict=True))
+        events = expand_history(decode_history(fields["history"]), int(fields["enqueued_ms"] or 0))
+        implied = _implied_events(job_id, queue, fields, *values[len(names) :])
+        if implied and not (events and events[-1].get("event") == implied[-1]["event"]):
+            events = sorted([*events, *implied], key=lambda e: int(e.get("at_ms") or 0))
         return events
 
     def status(self, queue: str, job_id: str) -> JobStatus | None:
@@ -200,6 +191,24 @@ def decode_history(raw: bytes | None) -> list[dict[str, Any]]:
 
 #: Fields of an attempt-ending entry that belong to its ``failed`` event.
 _FAILED_FIELDS = ("duration_ms", "error")
+
+
+def _implied_events(
+    job_id: str, queue: str, fields: dict[str, Any], finished_ms: Any, duration_ms: Any
+) -> list[dict[str, Any]]:
+    """The events the job hash implies but holds no entry for: the ``started`` of the attempt under
+    way, or ``started`` and ``succeeded`` of a first attempt that succeeded (``succeed.lua`` writes no
+    entry for it); none for any other job."""
+    status, started_ms = status_of(fields["status"]), fields["started_ms"]
+    if not started_ms or status not in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
+        return []
+    attempt, task = int(fields["attempt"] or 0), text(fields["task"] or b"")
+    base = {"job_id": job_id, "task": task, "queue": queue, "attempt": attempt}
+    started = {"event": "started", **base, "at_ms": int(started_ms), "worker": text(fields["worker"] or b"")}
+    if status == JobStatus.RUNNING:
+        return [started]
+    succeeded = {"event": "succeeded", **base, "at_ms": int(finished_ms or 0), "duration_ms": int(duration_ms or 0)}
+    return [started, succeeded]
 
 
 def expand_history(entries: list[dict[str, Any]], enqueued_ms: int) -> list[dict[str, Any]]:

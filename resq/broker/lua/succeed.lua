@@ -7,10 +7,20 @@ resq_ack(KEYS[1], ARGV[1], ARGV[2])
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'cancel_requested')
 if not f[1] then return 0 end
-local e = resq_event('succeeded', ARGV[7], f[2], f[3], f[4], ARGV[4],
-  resq_with_start({duration_ms = tonumber(ARGV[6])}, f[5], f[6]))
-redis.call('HSET', KEYS[2], 'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4],
-  'duration_ms', ARGV[6], 'history', resq_note(f[7], ARGV[8], e))
+local fields = {'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[6]}
+if f[7] or ARGV[8] ~= '' then
+  local e = resq_event('succeeded', ARGV[7], f[2], f[3], f[4], ARGV[4],
+    resq_with_start({duration_ms = tonumber(ARGV[6])}, f[5], f[6]))
+  if f[7] then
+    fields[#fields + 1] = 'history'
+    fields[#fields + 1] = resq_note(f[7], ARGV[8], e)
+  else
+    resq_publish(ARGV[8], e)
+  end
+end
+-- A job with no history entry yet (a first attempt that succeeds) gets none: its fields say it all
+-- (readers imply the entry from them, resq/broker/jobs.py).
+redis.call('HSET', KEYS[2], unpack(fields))
 if f[9] then redis.call('SREM', KEYS[4], ARGV[7]) end
 resq_finish(KEYS[2], KEYS[3], tonumber(ARGV[5]), f[8])
 return 1
