@@ -92,3 +92,15 @@ def test_a_running_job_shows_its_started_event(app: Resq) -> None:
     events = job.info()["history"]
     assert [e["event"] for e in events] == ["enqueued", "started"]
     assert events[1]["worker"] == "hot-consumer" and events[1]["attempt"] == 1
+
+
+def test_a_first_attempt_that_succeeds_writes_no_history_entry_but_shows_its_events(
+    app: Resq, redis_client: redis.Redis
+) -> None:
+    job = app.tasks["hot.add"].delay(1, 1)
+    _drain(app)
+    assert redis_client.hget(K.job("default", job.id), "history") is None  # its fields say it all
+    started, succeeded = job.info()["history"][1:]
+    assert (started["event"], started["attempt"], started["worker"]) == ("started", 1, "hot-consumer")
+    assert (succeeded["event"], succeeded["attempt"], succeeded["task"]) == ("succeeded", 1, "hot.add")
+    assert succeeded["at_ms"] >= started["at_ms"] and succeeded["duration_ms"] >= 0
