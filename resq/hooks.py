@@ -155,7 +155,10 @@ class Hooks:
         Raises:
             Veto, SkipJob: only from the hook allowed to raise it.
         """
-        hooks = [*self._hooks[name], *extra]
+        registered = self._hooks.get(name)
+        if not registered and not extra:
+            return  # the common case: nothing to call
+        hooks = [*(registered or ()), *extra]
         if name not in IN_ORDER:
             hooks.reverse()
         for fn in hooks:
