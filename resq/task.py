@@ -151,6 +151,17 @@ class Task(Generic[P, R]):
         except (TypeError, ValueError):
             return None
 
+    @functools.cached_property
+    def _plain_arity(self) -> int:
+        """The number of parameters when every one is positional-or-keyword without a default (so that
+        exactly that many positional arguments bind, and nothing else needs checking); else -1."""
+        signature = self.signature
+        if signature is None:
+            return -1
+        params = list(signature.parameters.values())
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
+        return len(params) if plain else -1
+
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None, suffix: str = "") -> None:
         """Raise :class:`~resq.errors.ArgumentsError` unless the function accepts these arguments.
 
@@ -164,6 +175,8 @@ class Task(Generic[P, R]):
             ArgumentsError: e.g. "arguments do not match the signature of mail.send(to, subject): missing a
                 required argument: 'subject'".
         """
+        if not kwargs and len(args) == self._plain_arity:
+            return  # all positional, as many as the function's plain parameters: binds (the common call)
         signature = self.signature
         if signature is None:
             return

@@ -251,3 +251,33 @@ def test_public_api_names() -> None:
         "cancelled",
     }
     assert resq.current_job() is None
+
+
+def _two(a: int, b: int) -> None: ...
+
+
+def _star(*args: int) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "kwargs", "fits"),
+    [
+        (_two, (1, 2), None, True),  # the quick check: as many positional arguments as plain parameters
+        (_two, (1,), None, False),
+        (_two, (1, 2, 3), None, False),
+        (_two, (1,), {"b": 2}, True),  # keywords: bound by the signature
+        (_two, (1, 2), {"b": 2}, False),
+        (plain, (1,), None, True),  # a default: bound by the signature
+        (plain, (1, 2, 3), None, False),
+        (_star, (1, 2, 3), None, True),
+    ],
+)
+def test_arguments_are_checked_against_the_signature(
+    app: Resq, fn: object, args: tuple[int, ...], kwargs: dict[str, int] | None, fits: bool
+) -> None:
+    task = app.task(name=f"t.{getattr(fn, '__name__', '')}")(fn)  # type: ignore[call-overload]
+    if fits:
+        task.check_arguments(args, kwargs)
+    else:
+        with pytest.raises(resq.ArgumentsError, match="do not match the signature"):
+            task.check_arguments(args, kwargs)
