@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
 import time
 from enum import StrEnum
@@ -62,8 +64,27 @@ class JobStore(Protocol):
 
 
 def new_job_id() -> str:
-    """A unique, time-sortable id: 12 hex digits of milliseconds, then 10 random hex digits."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(5)}"
+    """A unique, time-sortable id: 12 hex digits of milliseconds, 6 of this process's random prefix, then
+    4 of a counter. Two ids of one process never meet (that would take 65,536 ids in one millisecond),
+    and ids of two processes meet only if their prefixes do (one chance in 16 million per pair), where
+    10 random digits per id would meet about once in three days at 100,000 jobs a second."""
+    return f"{time.time_ns() // 1_000_000:012x}{_ids.prefix:06x}{next(_ids.counter) & 0xFFFF:04x}"
+
+
+class _Ids:
+    """The state of :func:`new_job_id` in this process (a forked child draws a new prefix)."""
+
+    def __init__(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        """A new prefix, and a counter starting anywhere."""
+        self.prefix = secrets.randbits(24)
+        self.counter = itertools.count(secrets.randbits(16))
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.draw)
 
 
 class Job(Generic[R]):

@@ -18,6 +18,7 @@ not new: their arguments were fixed when they were created, so ``before_enqueue`
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from itertools import islice
@@ -137,7 +138,9 @@ class Call(NamedTuple):
 
 def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> list[Job[Any]]:
     """Create many jobs, ``chunk`` of one queue per script call and round trip (``task.map``,
-    ``app.enqueue_many``): the same encoding, hooks and records as :func:`enqueue` for each.
+    ``app.enqueue_many``): the same encoding, hooks and records as :func:`enqueue` for each. Each chunk
+    after the first is encoded while Redis runs the one before, so a chunk's ``after_enqueue`` hooks run
+    after the next chunk's ``before_enqueue`` hooks.
 
     Returns:
         A handle on each job, in order.
@@ -149,10 +152,52 @@ def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> lis
     """
     if app.inline is not None:  # eager: each job runs here, one after the other
         return [enqueue(app, c.task, c.args, c.kwargs, queue=c.queue, due_ms=c.due_ms).job for c in calls]
+    built = _Built(app, calls, chunk)
     jobs: list[Job[Any]] = []
-    for part in _chunks(iter(calls), chunk):
-        jobs += _enqueue_chunk(app, part)
+    created: set[str] = set()
+    for replies in app.broker.queues.enqueue_chunks(built.pieces()):
+        part, batch = built.sent.popleft()
+        created.update(job[0] for job, (_, new) in zip(batch, replies, strict=True) if new)
+        if not built.sent or built.sent[0][0] is not part:  # every queue of the chunk answered
+            jobs += _after_chunk(app, part, created)
+            created = set()
+    if built.error is not None:
+        raise built.error
     return jobs
+
+
+class _Chunk(NamedTuple):
+    """A chunk of a bulk enqueue, encoded: its jobs by queue, and a handle on each, in order."""
+
+    by_queue: dict[str, list[tuple[str, str, bytes, int]]]
+    jobs: list[Job[Any]]
+
+
+class _Built:
+    """The chunks of a bulk enqueue, encoded one at a time as the broker asks for the next (while Redis
+    runs the one before). An error while encoding ends the chunks: it is raised once the chunks before
+    it are answered (they are enqueued)."""
+
+    def __init__(self, app: Resq, calls: Iterable[Call], size: int) -> None:
+        self._app, self._parts = app, _chunks(iter(calls), size)
+        #: (chunk, its jobs of one queue) sent and not yet answered, in order
+        self.sent: deque[tuple[_Chunk, list[tuple[str, str, bytes, int]]]] = deque()
+        self.error: Exception | None = None
+
+    def pieces(self) -> Iterator[tuple[str, list[tuple[str, str, bytes, int]]]]:
+        """Each chunk's jobs, one queue at a time (one script call each)."""
+        while True:
+            try:
+                calls = next(self._parts, None)
+                if calls is None:
+                    return
+                part = _prepare_chunk(self._app, calls)
+            except Exception as exc:
+                self.error = exc
+                return
+            for queue, batch in part.by_queue.items():
+                self.sent.append((part, batch))
+                yield queue, batch
 
 
 def _chunks(calls: Iterator[Call], size: int) -> Iterator[list[Call]]:
@@ -160,23 +205,24 @@ def _chunks(calls: Iterator[Call], size: int) -> Iterator[list[Call]]:
         yield part
 
 
-def _enqueue_chunk(app: Resq, calls: list[Call]) -> list[Job[Any]]:
+def _prepare_chunk(app: Resq, calls: list[Call]) -> _Chunk:
     by_queue: dict[str, list[tuple[str, str, bytes, int]]] = {}
     jobs: list[Job[Any]] = []
     for call in calls:
         envelope, raw = _prepare(app, call.task, call.args, call.kwargs, call.queue)
         by_queue.setdefault(envelope.queue, []).append((envelope.id, call.task, raw, call.due_ms))
         jobs.append(Job(app, envelope.id, envelope.queue, task=call.task))
-    created: set[str] = set()
-    for queue, batch in by_queue.items():
-        replies = app.broker.queues.enqueue_many(queue, batch)
-        created.update(job[0] for job, (_, new) in zip(batch, replies, strict=True) if new)
-    log.debug("enqueued_many", jobs=len(jobs), created=len(created), queues=sorted(by_queue))
+    return _Chunk(by_queue, jobs)
+
+
+def _after_chunk(app: Resq, chunk: _Chunk, created: set[str]) -> list[Job[Any]]:
+    """Log a chunk enqueued and run its new jobs' ``after_enqueue`` hooks; returns its jobs."""
+    log.debug("enqueued_many", jobs=len(chunk.jobs), created=len(created), queues=sorted(chunk.by_queue))
     if app.hooks.registered("after_enqueue"):
-        for job in jobs:
+        for job in chunk.jobs:
             if job.id in created:
                 app.hooks.run("after_enqueue", job, job=job)
-    return jobs
+    return chunk.jobs
 
 
 def _prepare(

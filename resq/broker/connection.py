@@ -38,6 +38,7 @@ __all__ = [
     "MAX_BLOCK_S",
     "Connection",
     "Part",
+    "Pending",
     "Pipeline",
     "ScriptSource",
     "Subscription",
@@ -233,6 +234,24 @@ class Connection:
 
         return self._round_trip(run)
 
+    def send_later(self, build: Callable[[Any], None]) -> Pending:
+        """As :meth:`fast_pipeline`, in two halves: the commands go out now (on a connection of the
+        pool), their replies are read by :meth:`Pending.replies`, so the caller can do something else
+        while Redis runs them. A lost connection makes the replies come from a retried round trip."""
+        if not self._shas:
+            self.load_scripts()
+        batch = _Batch()
+        build(batch)
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(batch.commands))
+        except redis.ConnectionError:
+            conn.disconnect()
+            pool.release(conn)
+            return Pending(self, build, None)
+        return Pending(self, build, conn, len(batch.commands))
+
     def _round_trip(self, run: Callable[[], list[Any]]) -> list[Any]:
         """The replies of ``run`` (one round trip), run once more after reloading the scripts if Redis
         lost them; the first error reply is raised."""
@@ -269,6 +288,36 @@ class Connection:
     def subscribe(self, channel: str) -> Subscription:
         """A pub/sub subscription to ``channel``."""
         return Subscription(self, channel)
+
+
+class Pending:
+    """The replies of commands sent by :meth:`Connection.send_later`, read on demand (once)."""
+
+    def __init__(self, connection: Connection, build: Callable[[Any], None], conn: Any, count: int = 0) -> None:
+        self._connection, self._build, self._conn, self._count = connection, build, conn, count
+
+    def replies(self) -> list[Any]:
+        """The replies, in order; the first error reply is raised (as by :meth:`Connection.fast_pipeline`)."""
+        c, conn = self._connection, self._conn
+        if conn is None:  # the send failed: one retried round trip
+            return c.with_retry(lambda: c.fast_pipeline(self._build))
+        pool, self._conn = c.client.connection_pool, None
+        try:
+            replies = [_reply(conn) for _ in range(self._count)]
+        except redis.ConnectionError:
+            conn.disconnect()
+            return c.with_retry(lambda: c.fast_pipeline(self._build))  # ran or not: ids make it idempotent
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            return c.fast_pipeline(self._build)  # Redis lost the scripts: reloads them and runs again
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
 
 class _Batch:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -72,6 +72,30 @@ class Queues(Part):
         Returns:
             ``(status, created)`` of each job, in order.
         """
+        c = self.connection
+        build = self._enqueue_build(queue, jobs, if_absent)
+        return self._enqueued(c.with_retry(lambda: c.fast_pipeline(build)))
+
+    def enqueue_chunks(
+        self, chunks: Iterable[tuple[str, Sequence[tuple[str, str, bytes, int]]]]
+    ) -> Iterator[list[tuple[JobStatus | None, bool]]]:
+        """Enqueue chunks as :meth:`enqueue_many` does each, yielding each one's ``(status, created)``
+        pairs in order; a chunk is sent before the one before it is answered, so the caller builds the
+        next chunk (this iterator pulls it from ``chunks``) while Redis runs the one in flight."""
+        in_flight = None
+        for queue, jobs in chunks:
+            sent = self.connection.send_later(self._enqueue_build(queue, jobs, False))
+            if in_flight is not None:
+                yield self._enqueued(in_flight.replies())
+            in_flight = sent
+        if in_flight is not None:
+            yield self._enqueued(in_flight.replies())
+
+    def _enqueue_build(
+        self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool
+    ) -> Callable[[Pipeline], None]:
+        """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up and the queue's
+        announcement when due."""
         k, c = self.keys, self.connection
         keys = [k.queue(queue), k.scheduled(queue)]
         args: list[Any] = []
@@ -81,9 +105,6 @@ class Queues(Part):
         due = min((job[3] for job in jobs if job[3]), default=0)
         announce = self._announce(queue)
         head = [now_ms(), queue, c.listened(k.events), "nx" if if_absent else ""]
-        if not due and not announce:  # the script alone: no pipeline to build (the common .delay())
-            replies = c.with_retry(lambda: c.script("enqueue", keys, [*head, *args]))
-            return [(status_of(status), bool(created)) for status, created in replies]
 
         def build(pipe: Pipeline) -> None:
             c.eval(pipe, "enqueue", keys, [*head, *args])
@@ -92,8 +113,11 @@ class Queues(Part):
             if announce:
                 pipe.sadd(k.queues, queue)
 
-        replies = c.with_retry(lambda: c.pipeline(build))[0]
-        return [(status_of(status), bool(created)) for status, created in replies]
+        return build
+
+    @staticmethod
+    def _enqueued(replies: list[Any]) -> list[tuple[JobStatus | None, bool]]:
+        return [(status_of(status), bool(created)) for status, created in replies[0]]
 
     def _announce(self, queue: str) -> bool:
         """Whether to add ``queue`` to the namespace's set of queues now: on its first enqueue in this

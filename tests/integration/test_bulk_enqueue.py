@@ -72,3 +72,30 @@ def test_bulk_jobs_run_the_enqueue_hooks_once_each(app: Resq) -> None:
     jobs = app.tasks["bulk.add"].map([(1,), (2,)])
     ids: list[Any] = [j.id for j in jobs]
     assert sorted(seen) == sorted([("before", i) for i in ids] + [("after", i) for i in ids])
+
+
+def test_a_bad_item_in_a_later_chunk_leaves_the_chunks_before_it_enqueued(app: Resq, redis_client: redis.Redis) -> None:
+    """Chunks are sent while the next is encoded: a bad item ends the bulk enqueue once the chunks before
+    its own are answered (enqueued, with their after_enqueue hooks run), and nothing of its chunk is sent."""
+    after: list[str] = []
+    app.on("after_enqueue")(lambda job: after.append(job.id))
+    items: list[tuple[int, ...]] = [(i,) for i in range(1_100)]
+    items[1_050] = (1, 2, 3)  # in the third chunk
+    with pytest.raises(ArgumentsError, match="nothing was enqueued for it"):
+        app.tasks["bulk.add"].map(items)
+    assert redis_client.xlen(K.queue("default")) == 1_000 == len(after) == len(set(after))
+
+
+def test_chunks_of_several_queues_keep_the_callers_order(app: Resq, redis_client: redis.Redis) -> None:
+    add, shout = app.tasks["bulk.add"], app.tasks["bulk.shout"]
+    calls = [(add, (i,)) if i % 3 else (shout, (str(i),)) for i in range(1_200)]
+    jobs = app.enqueue_many(calls)  # type: ignore[arg-type]
+    assert [j.queue for j in jobs] == ["default" if i % 3 else "loud" for i in range(1_200)]
+    assert redis_client.xlen(K.queue("loud")) == 400 and redis_client.xlen(K.queue("default")) == 800
+
+
+def test_a_bulk_enqueue_reloads_scripts_redis_lost(app: Resq, redis_client: redis.Redis) -> None:
+    app.tasks["bulk.add"].map(range(2))  # loads the scripts
+    redis_client.script_flush()
+    jobs = app.tasks["bulk.add"].map(range(1_200))
+    assert len(jobs) == 1_200 and redis_client.xlen(K.queue("default")) == 1_202

@@ -208,3 +208,22 @@ def test_reconfigure_keeps_other_settings_and_validates() -> None:
     assert app.settings.dead_max_jobs == 3
     with pytest.raises(ConfigError):
         app.reconfigure(nope=1)
+
+
+def test_job_ids_of_one_process_never_meet_and_a_forked_child_draws_its_own_prefix() -> None:
+    import os
+
+    from resq.job import new_job_id
+
+    ids = [new_job_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids) and all(len(i) == 22 for i in ids)
+    assert len({i[12:18] for i in ids}) == 1  # one prefix per process
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)  # time-sortable
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(writer, new_job_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(reader, 64).decode()
+    assert child[12:18] != ids[0][12:18]  # its own prefix (the same by chance: 1 in 16 million)
