@@ -80,3 +80,15 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         if isinstance(value, dict):
             found.append(value)
     return found
+
+
+def stored_envelope(client: Any, queue: str, job_id: str, namespace: str = "resq") -> bytes:
+    """A job's envelope as Redis holds it: in its hash, or (while it waits) in its stream entry."""
+    from resq.broker.keys import Keys
+
+    keys = Keys(namespace)
+    found = client.hget(keys.job(queue, job_id), "envelope")
+    if found is None:
+        entry = client.hget(keys.job(queue, job_id), "entry")
+        found = client.xrange(keys.queue(queue), entry, entry)[0][1][b"envelope"]
+    return bytes(found)

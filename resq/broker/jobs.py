@@ -43,9 +43,16 @@ class Jobs(Part):
         return next((q for q, hit in zip(queues, found, strict=True) if hit), None)
 
     def fields(self, queue: str, job_id: str) -> dict[str, bytes]:
-        """Every field of a job's record (empty when it is unknown or expired)."""
+        """Every field of a job's record (empty when it is unknown or expired), with the envelope of a
+        job that waits or runs read from its stream entry (where ``enqueue`` put it)."""
         raw = self.connection.with_retry(lambda: self._redis.hgetall(self.keys.job(queue, job_id)))
-        return {text(k): v for k, v in raw.items()}
+        fields = {text(k): v for k, v in raw.items()}
+        entry = fields.get("entry")
+        if "envelope" not in fields and entry and fields.get("status") in (b"queued", b"running"):
+            found = self.connection.with_retry(lambda: self._redis.xrange(self.keys.queue(queue), entry, entry))
+            if found and b"envelope" in found[0][1]:
+                fields["envelope"] = found[0][1][b"envelope"]
+        return fields
 
     def history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
         """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details).

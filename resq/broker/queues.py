@@ -217,6 +217,7 @@ class Queues(Part):
             self.connection.fast_pipeline(build)
             return Started(delivery, None, 0, None)
         envelope, attempt, status = self.connection.fast_pipeline(build)[-1]
+        envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
         return Started(delivery, envelope or None, int(attempt), status_of(status))
 
     def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> None:
@@ -249,11 +250,11 @@ class Queues(Part):
         elif isinstance(outcome, Succeeded):
             keys = [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
-            run(pipe, "succeed", keys, args)
+            run(pipe, "succeed", keys, [*args, _carried(d)])
         elif isinstance(outcome, Retried):
             keys = [k.queue(q), k.job(q, job_id), k.scheduled(q), k.cancel_requests(q)]
             args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]
-            run(pipe, "retry", keys, args)
+            run(pipe, "retry", keys, [*args, _carried(d)])
             pipe.publish(k.wakeup, outcome.due_ms)
         elif isinstance(outcome, Lost):
             self._add_release(pipe, d, "lost", outcome.error, now, channel)
@@ -262,11 +263,13 @@ class Queues(Part):
             keys = [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q)]
             dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
             attempt = "1" if outcome.failed_attempt else "0"
-            args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, outcome.raw, outcome.duration_ms]
+            payload = outcome.raw or _carried(d)
+            args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, payload, outcome.duration_ms]
             run(pipe, "dead", keys, [*args, channel, attempt])
         else:
             keys = [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
-            run(pipe, "cancelled", keys, [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, channel])
+            args = [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, channel, _carried(d)]
+            run(pipe, "cancelled", keys, args)
 
     def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
@@ -300,7 +303,7 @@ class Queues(Part):
         keys = [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)]
         dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
         args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
-        self.connection.eval(pipe, "release", keys, args)
+        self.connection.eval(pipe, "release", keys, [*args, _carried(delivery)])
 
     def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
         """The entries of ``queue`` leased by ``consumer``."""
@@ -364,8 +367,18 @@ class Queues(Part):
         return sorted(text(q) for q in self._redis.smembers(self.keys.queues))
 
 
+#: The fields of a resq stream entry: the job id, and its envelope while it waits in the stream.
+ENTRY_FIELDS = frozenset((b"id", b"envelope"))
+
+
+def _carried(delivery: Delivery) -> bytes:
+    """The envelope ``delivery``'s stream entry carried (b"" when it had none, or is not known here: the
+    scripts then read the entry itself, ``_lib.lua``)."""
+    return delivery.fields.get(b"envelope", b"")
+
+
 def _delivery(queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None) -> Delivery:
     fields = fields or {}
     raw_id = fields.get(b"id")
-    job_id = raw_id.decode("utf-8", "replace") if raw_id and len(fields) == 1 else None
+    job_id = raw_id.decode("utf-8", "replace") if raw_id and fields.keys() <= ENTRY_FIELDS else None
     return Delivery(queue, text(entry), job_id, fields)

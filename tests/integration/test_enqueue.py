@@ -22,6 +22,7 @@ from resq import (
 )
 from resq.broker.keys import Keys
 from resq.codec import decode_envelope
+from tests.helpers import stored_envelope
 
 K = Keys("resq")
 
@@ -36,7 +37,11 @@ def test_delay_stores_a_queued_job(core: ModuleType, redis_client: redis.Redis) 
     fields = redis_client.hgetall(K.job("default", job.id))
     assert fields[b"status"] == b"queued"
     assert fields[b"task"] == b"tests.apps.core.add"
-    envelope = decode_envelope(fields[b"envelope"])
+    assert b"envelope" not in fields  # it waits in the stream entry: the hash stays small (listpack)
+    assert redis_client.object("encoding", K.job("default", job.id)) == b"listpack"
+    entries = redis_client.xrange(K.queue("default"))
+    assert [sorted(e[1]) for e in entries] == [[b"envelope", b"id"]] and entries[0][1][b"id"] == job.id.encode()
+    envelope = decode_envelope(entries[0][1][b"envelope"])
     assert (envelope.id, envelope.task, envelope.queue, envelope.args, envelope.kwargs) == (
         job.id,
         "tests.apps.core.add",
@@ -44,8 +49,7 @@ def test_delay_stores_a_queued_job(core: ModuleType, redis_client: redis.Redis) 
         [2, 3],
         {},
     )
-    entries = redis_client.xrange(K.queue("default"))
-    assert [e[1] for e in entries] == [{b"id": job.id.encode()}]
+    assert job.info()["args"] == [2, 3]  # read from the entry while the job waits
     assert redis_client.sismember(K.queues, "default")
 
 
@@ -59,7 +63,7 @@ def test_job_ids_are_unique_and_time_sortable(core: ModuleType) -> None:
 def test_kwargs_and_rich_arguments_are_stored(core: ModuleType, redis_client: redis.Redis) -> None:
     when = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
     job = core.echo.delay((1, 2), when=when, blob=b"\x00")
-    envelope = decode_envelope(redis_client.hget(K.job("default", job.id), "envelope"))
+    envelope = decode_envelope(stored_envelope(redis_client, "default", job.id))
     assert envelope.args == [[1, 2]]
     assert envelope.kwargs == {"when": when, "blob": b"\x00"}
 
@@ -133,7 +137,7 @@ def test_apply_async_to_another_queue(core: ModuleType, redis_client: redis.Redi
 
 def test_apply_async_keeps_arguments_and_options_apart(core: ModuleType, redis_client: redis.Redis) -> None:
     job = core.echo.apply_async(args=[1], kwargs={"queue": "an argument", "delay": 5})
-    envelope = decode_envelope(redis_client.hget(K.job("default", job.id), "envelope"))
+    envelope = decode_envelope(stored_envelope(redis_client, "default", job.id))
     assert envelope.queue == "default"
     assert envelope.kwargs == {"queue": "an argument", "delay": 5}
     assert job.status() == "queued"
@@ -151,7 +155,7 @@ def test_job_id_is_an_idempotency_key_while_live(core: ModuleType, redis_client:
     second = core.add.apply_async(args=(5, 5), job_id="order-42")
     assert first.id == second.id == "order-42"
     assert redis_client.xlen(K.queue("default")) == 1
-    envelope = decode_envelope(redis_client.hget(K.job("default", "order-42"), "envelope"))
+    envelope = decode_envelope(stored_envelope(redis_client, "default", "order-42"))
     assert envelope.args == [1, 2]  # the first one stands
     assert len(job_keys(redis_client)) == 1
 

@@ -18,6 +18,7 @@ from resq.errors import ConfigError
 from resq_scheduler import PeriodicEntry, Scheduler, TickReport, parse_spec
 from resq_scheduler.scheduler import tick_job_id
 from resq_scheduler.store import Store
+from tests.helpers import stored_envelope
 
 K = Keys("resq")
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday, on a whole minute
@@ -50,7 +51,7 @@ def test_tick_fires_once_per_tick(app: Resq, redis_client: redis.Redis) -> None:
 
     t0_ms = int(T0.timestamp() * 1000)
     assert queued_ids(redis_client) == [tick_job_id("minutely", t0_ms), tick_job_id("minutely", t0_ms + 60_000)]
-    envelope = unpack(redis_client.hget(K.job("default", tick_job_id("minutely", t0_ms)), "envelope"))
+    envelope = unpack(stored_envelope(redis_client, "default", tick_job_id("minutely", t0_ms)))
     assert (envelope["task"], envelope["args"], envelope["kwargs"]) == ("t.work", [1], {"k": "v"})
 
 

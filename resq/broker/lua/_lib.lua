@@ -81,12 +81,42 @@ local function resq_add_dead(dead_key, job_key, done_key, job_id, now_ms, dead_t
   end
 end
 
+-- The envelope a stream entry carries (a job enqueued by `enqueue` carries it there while it waits), or
+-- false.
+local function resq_entry_envelope(stream_key, entry)
+  local found = redis.call('XRANGE', stream_key, entry, entry)
+  if #found == 0 then return false end
+  local fields = found[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'envelope' then return fields[i + 1] end
+  end
+  return false
+end
+
+-- Copy the envelope of a job's stream entry into its hash, unless the hash holds one (or is gone): done
+-- before the entry leaves the stream, so the job's record keeps its arguments.
+local function resq_keep_envelope(job_key, stream_key, entry)
+  local f = redis.call('HMGET', job_key, 'status', 'envelope')
+  if not f[1] or f[2] then return end
+  local envelope = resq_entry_envelope(stream_key, entry)
+  if envelope then redis.call('HSET', job_key, 'envelope', envelope) end
+end
+
 -- Take an entry out of the stream and its consumer group's pending list. Returns 1 if it was pending.
-local function resq_ack(stream_key, group, entry)
+-- `envelope` is the one the caller got with the entry ('' if none): when it has none, the entry's own
+-- is copied into the job hash `job_key` first, so the job's record keeps its arguments.
+local function resq_ack(stream_key, group, entry, job_key, envelope)
   if entry == nil or entry == '' then return 0 end
   local acked = redis.call('XACK', stream_key, group, entry)
+  if acked == 1 and envelope == '' then resq_keep_envelope(job_key, stream_key, entry) end
   redis.call('XDEL', stream_key, entry)
   return acked
+end
+
+-- Store in the job hash the envelope a worker got with the job's stream entry ('' if none: then the hash
+-- holds it already, or resq_ack copied it).
+local function resq_set_envelope(job_key, envelope)
+  if envelope ~= '' then redis.call('HSET', job_key, 'envelope', envelope) end
 end
 
 -- The "type: message" text of an encoded error record (for history and events; the full record,

@@ -14,7 +14,10 @@ if status == 'running' then
   redis.call('HSET', KEYS[2], 'cancel_requested', 1, 'history', resq_note(f[6], ARGV[5], e))
   return 'running'
 end
-if status == 'queued' and f[5] then redis.call('XDEL', KEYS[1], f[5]) end
+if status == 'queued' and f[5] then
+  resq_keep_envelope(KEYS[2], KEYS[1], f[5])
+  redis.call('XDEL', KEYS[1], f[5])
+end
 redis.call('ZREM', KEYS[3], ARGV[2])
 local e = resq_event('cancelled', ARGV[2], f[2], f[3], f[4], ARGV[3], nil)
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[3], 'history', resq_note(f[6], ARGV[5], e))

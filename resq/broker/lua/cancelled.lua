@@ -1,13 +1,14 @@
 -- cancelled: a worker records that it stopped (or skipped) a job whose cancellation was asked for.
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] done list   KEYS[4] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] job id   ARGV[4] now (ms)   ARGV[5] ttl (ms)
--- ARGV[6] reason   ARGV[7] events channel ('' = none)
+-- ARGV[6] reason   ARGV[7] events channel ('' = none)   ARGV[8] the envelope the stream entry carried ('' if none)
 -- Returns: 1, or 0 when the job hash is gone.
-resq_ack(KEYS[1], ARGV[1], ARGV[2])
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[8])
 redis.call('SREM', KEYS[4], ARGV[3])
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting')
 if not f[1] then return 0 end
+resq_set_envelope(KEYS[2], ARGV[8])
 local e = resq_event('cancelled', ARGV[3], f[2], f[3], f[4], ARGV[4], resq_with_start({reason = ARGV[6]}, f[5], f[6]))
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[4], 'cancel_reason', ARGV[6],
   'history', resq_note(f[7], ARGV[7], e))

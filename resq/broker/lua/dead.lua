@@ -2,11 +2,12 @@
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list   KEYS[5] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id ('' if none)   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] job id   ARGV[6] dead ttl (ms)   ARGV[7] dead max size   ARGV[8] job key prefix
--- ARGV[9] done key prefix   ARGV[10] raw payload to keep when the envelope is missing ('' if none)
+-- ARGV[9] done key prefix   ARGV[10] the payload to keep when the hash holds no envelope: the envelope the
+-- stream entry carried, or a foreign entry's raw fields ('' if none)
 -- ARGV[11] duration (ms)   ARGV[12] events channel ('' = none)
 -- ARGV[13] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
 -- Returns: 1
-resq_ack(KEYS[1], ARGV[1], ARGV[2])
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[10])
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'cancel_requested')
 local err = resq_error_text(ARGV[3])

@@ -27,9 +27,11 @@ for i = 0, (#KEYS - 2) / 2 - 1 do
         'enqueued_ms', now, 'status', 'scheduled', 'due_ms', due, 'history', resq_note(false, ARGV[3], e))
       replies[#replies + 1] = {'scheduled', 1}
     else
-      local entry = redis.call('XADD', KEYS[1], '*', 'id', id)
-      redis.call('HSET', job_key, 'envelope', envelope, 'task', task, 'queue', ARGV[2], 'attempt', 0,
-        'enqueued_ms', now, 'status', 'queued', 'entry', entry)
+      -- The envelope waits in the stream entry (which the worker's read returns), keeping the hash small
+      -- enough for Redis's compact encoding; it moves into the hash when the entry leaves (resq_ack).
+      local entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'envelope', envelope)
+      redis.call('HSET', job_key, 'task', task, 'queue', ARGV[2], 'attempt', 0, 'enqueued_ms', now,
+        'status', 'queued', 'entry', entry)
       resq_publish_lazy(ARGV[3], function() return resq_event('enqueued', id, task, ARGV[2], 0, now, nil) end)
       replies[#replies + 1] = {'queued', 1}
     end

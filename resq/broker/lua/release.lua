@@ -4,9 +4,9 @@
 -- ARGV[5] 'lost' (worker died: counts towards max) or 'returned' (handed back politely)
 -- ARGV[6] max losses before the job is dead   ARGV[7] error (msgpack) used when it goes dead
 -- ARGV[8] dead ttl (ms)   ARGV[9] dead max size   ARGV[10] job key prefix   ARGV[11] done key prefix
--- ARGV[12] events channel ('' = none)
+-- ARGV[12] events channel ('' = none)   ARGV[13] the envelope the stream entry carried ('' if none)
 -- Returns: 'queued', 'dead', or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
-if resq_ack(KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
+if resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[13]) == 0 then return 'gone' end
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'lost')
 local status = f[1]
@@ -15,6 +15,7 @@ local running = status == 'running'
 if ARGV[5] == 'lost' and running then
   local lost = (tonumber(f[9]) or 0) + 1
   if lost >= tonumber(ARGV[6]) then
+    resq_set_envelope(KEYS[2], ARGV[13])
     local e = resq_event('dead', ARGV[3], f[2], f[3], f[4], ARGV[4],
       resq_with_start({error = resq_error_text(ARGV[7]), from = 'lost'}, f[5], f[6]))
     redis.call('HSET', KEYS[2], 'status', 'dead', 'error', ARGV[7], 'finished_ms', ARGV[4], 'lost', lost,
@@ -30,7 +31,12 @@ if ARGV[5] == 'returned' and running then
   attempt = attempt - 1
   redis.call('HSET', KEYS[2], 'attempt', attempt)
 end
-local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[3])
+local entry  -- the envelope goes on waiting in the new entry, if it waited in the old one
+if ARGV[13] ~= '' then
+  entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[3], 'envelope', ARGV[13])
+else
+  entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[3])
+end
 local extra = {from = ARGV[5]}
 if running then resq_with_start(extra, f[5], f[6]) end
 local e = resq_event('enqueued', ARGV[3], f[2], f[3], attempt, ARGV[4], extra)

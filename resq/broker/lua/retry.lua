@@ -2,11 +2,13 @@
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] scheduled zset   KEYS[4] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] due (ms)   ARGV[6] job id   ARGV[7] duration (ms)   ARGV[8] events channel ('' = none)
+-- ARGV[9] the envelope the stream entry carried ('' if none)
 -- Returns: 1, or 0 when the job hash is gone.
-resq_ack(KEYS[1], ARGV[1], ARGV[2])
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'cancel_requested')
 if not f[1] then return 0 end
+resq_set_envelope(KEYS[2], ARGV[9])
 local err = resq_error_text(ARGV[3])
 local duration = tonumber(ARGV[7])
 resq_publish(ARGV[8], resq_event('failed', ARGV[6], f[2], f[3], f[4], ARGV[4], {duration_ms = duration, error = err}))

@@ -2,12 +2,17 @@
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] done list   KEYS[4] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] result (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] result ttl (ms)   ARGV[6] duration (ms)   ARGV[7] job id   ARGV[8] events channel ('' = none)
+-- ARGV[9] the envelope the stream entry carried ('' if none)
 -- Returns: 1, or 0 when the job hash is gone.
-resq_ack(KEYS[1], ARGV[1], ARGV[2])
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'cancel_requested')
 if not f[1] then return 0 end
 local fields = {'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[6]}
+if ARGV[9] ~= '' then
+  fields[#fields + 1] = 'envelope'
+  fields[#fields + 1] = ARGV[9]
+end
 if f[7] or ARGV[8] ~= '' then
   local e = resq_event('succeeded', ARGV[7], f[2], f[3], f[4], ARGV[4],
     resq_with_start({duration_ms = tonumber(ARGV[6])}, f[5], f[6]))
