@@ -104,3 +104,12 @@ def test_a_first_attempt_that_succeeds_writes_no_history_entry_but_shows_its_eve
     assert (started["event"], started["attempt"], started["worker"]) == ("started", 1, "hot-consumer")
     assert (succeeded["event"], succeeded["attempt"], succeeded["task"]) == ("succeeded", 1, "hot.add")
     assert succeeded["at_ms"] >= started["at_ms"] and succeeded["duration_ms"] >= 0
+
+
+def test_without_hiredis_redis_py_packs_the_hot_path(app: Resq, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resq.broker import connection
+
+    monkeypatch.setattr(connection, "_pack_command", None)  # as without the `fast` extra
+    jobs = [app.tasks["hot.add"].delay(i, 1) for i in range(3)]
+    assert _drain(app) == 3
+    assert [job.result(timeout=1) for job in jobs] == [1, 2, 3]
