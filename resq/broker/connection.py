@@ -199,8 +199,8 @@ class Connection:
         return target.evalsha(self._shas[name], len(keys), *keys, *args)
 
     def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run script ``name`` now (on a pooled connection, as :meth:`fast_pipeline` sends); reload the
-        scripts once if Redis lost them."""
+        """Run script ``name`` now (on this thread's own connection, as :meth:`fast_pipeline` sends);
+        reload the scripts once if Redis lost them."""
         return self.fast_pipeline(lambda batch: self.eval(batch, name, keys, args))[0]
 
     def pipeline(self, build: Callable[[Pipeline], None]) -> list[Any]:
@@ -230,8 +230,8 @@ class Connection:
 
     def fast_pipeline(self, build: Callable[[Any], None]) -> list[Any]:
         """As :meth:`pipeline`, for the hot path's plain positional commands (scripts, counters, acks):
-        packed and sent on a pooled connection directly, without redis-py's pipeline machinery (a third
-        of a short pipeline's cost)."""
+        packed and sent on this thread's own connection directly, without redis-py's pipeline machinery
+        (a third of a short pipeline's cost)."""
 
         def run() -> list[Any]:
             batch = _Batch()
@@ -324,6 +324,13 @@ class Pending:
             if isinstance(reply, Exception):
                 raise reply
         return replies
+
+    def close(self) -> None:
+        """Drop the connection of replies that will not be read (it holds them: no one else may use it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+            self._connection.client.connection_pool.release(conn)
 
 
 class _Batch:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
 
-from resq.broker.connection import MAX_BLOCK_S, Part, Pipeline, Subscription, status_of, text
+from resq.broker.connection import MAX_BLOCK_S, Part, Pending, Pipeline, Subscription, status_of, text
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.job import JobStatus
@@ -82,14 +83,17 @@ class Queues(Part):
         """Enqueue chunks as :meth:`enqueue_many` does each, yielding each one's ``(status, created)``
         pairs in order; a chunk is sent before the one before it is answered, so the caller builds the
         next chunk (this iterator pulls it from ``chunks``) while Redis runs the one in flight."""
-        in_flight = None
-        for queue, jobs in chunks:
-            sent = self.connection.send_later(self._enqueue_build(queue, jobs, False))
-            if in_flight is not None:
-                yield self._enqueued(in_flight.replies())
-            in_flight = sent
-        if in_flight is not None:
-            yield self._enqueued(in_flight.replies())
+        in_flight: deque[Pending] = deque()
+        try:
+            for queue, jobs in chunks:
+                in_flight.append(self.connection.send_later(self._enqueue_build(queue, jobs, False)))
+                if len(in_flight) > 1:
+                    yield self._enqueued(in_flight.popleft().replies())
+            while in_flight:
+                yield self._enqueued(in_flight.popleft().replies())
+        finally:
+            for unread in in_flight:  # an error (or the caller) ended the loop: their connections go
+                unread.close()
 
     def _enqueue_build(
         self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool

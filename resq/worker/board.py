@@ -45,7 +45,7 @@ class Board:
     """The table of one child: ``rows`` rows, one per fetching thread.
 
     Args:
-        rows: how many threads may write (rows are handed out by :meth:`row_for`).
+        rows: how many threads may write (the child gives each fetching thread its own row).
     """
 
     def __init__(self, rows: int) -> None:

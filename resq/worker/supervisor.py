@@ -241,7 +241,7 @@ class Supervisor:
             "current": "",
         }
         pid = os.fork()
-        if pid == 0:  # the child
+        if pid == 0:  # the child: it writes nothing to the pipe; its end closes when it exits
             reader.close()
             os._exit(self._child_main(worker_id, board, info))
         writer.close()
