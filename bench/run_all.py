@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["queue_primitive.py", "scheduler_lateness.py", "throughput.py", "peers/run.py"]
+BENCHMARKS = ["queue_primitive.py", "scheduler_lateness.py", "throughput.py", "capacity.py", "peers/run.py"]
 BUDGET_S = 20 * 60
 
 

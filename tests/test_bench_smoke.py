@@ -66,3 +66,11 @@ def test_peer_benchmark_smoke_run_drains_every_system(tmp_path: Path) -> None:
     for system in expected:
         label = system.label  # type: ignore[attr-defined]
         assert any(row.startswith((f"| {label}", f"| **{label}")) for row in rows), f"no row for {label}"
+    report = tmp_path / "peers.md"
+    report.write_text(data["report"])
+    drawn = subprocess.run(
+        [sys.executable, str(PEERS / "chart.py"), str(report)], capture_output=True, text=True, check=False
+    )
+    assert drawn.returncode == 0, drawn.stderr
+    chart = (tmp_path / "peers.svg").read_text()
+    assert chart.startswith("<svg") and all(s.label in chart for s in expected)  # type: ignore[attr-defined]

@@ -37,6 +37,7 @@ from typing import Any
 PEERS = Path(__file__).resolve().parent
 sys.path[:0] = [str(PEERS.parent), str(PEERS)]
 
+import chart  # noqa: E402
 import envs  # noqa: E402
 import report  # noqa: E402
 from harness import Probe, Snapshot, Worker, command_delta, percentile, wait_done  # noqa: E402
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (None if plan.smoke else RESULTS)
     if out is not None:
         out.write_text(text)
-        print(f"written: {out}")
+        print(f"written: {out}, {chart.draw(out, out.with_suffix('.svg'))}")
     if args.json is not None:
         args.json.write_text(json.dumps({"results": results, "report": text}, indent=1, default=str))
     return 0 if report.all_drained(results) else 1
