@@ -22,9 +22,12 @@ from resq.broker.connection import MAX_BLOCK_S, Part, Pending, Pipeline, Subscri
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.job import JobStatus
+from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
 
 __all__ = ["GROUP", "Queues"]
+
+log = get_logger("resq.broker")
 
 #: The consumer group every worker reads queues through.
 GROUP = "resq"
@@ -205,9 +208,10 @@ class Queues(Part):
         """
         k, q, now = self.keys, delivery.queue, now_ms()
         channel = self.connection.listened(k.events)
+        marks: list[tuple[int, Outcome]] = []
 
         def build(pipe: Pipeline) -> None:
-            self._add_outcomes(pipe, outcomes, now, channel)
+            marks[:] = self._add_outcomes(pipe, outcomes, now, channel)
             self._stats.add(pipe, counted)
             if delivery.job_id is not None:
                 self.connection.eval(
@@ -217,10 +221,11 @@ class Queues(Part):
                     [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
+        replies = self.connection.fast_pipeline(build)
+        _log_refused(marks, replies)
         if delivery.job_id is None:
-            self.connection.fast_pipeline(build)
             return Started(delivery, None, 0, None)
-        envelope, attempt, status = self.connection.fast_pipeline(build)[-1]
+        envelope, attempt, status = replies[-1]
         envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
         return Started(delivery, envelope or None, int(attempt), status_of(status))
 
@@ -234,16 +239,24 @@ class Queues(Part):
         if not outcomes and not counted:
             return
         channel = self.connection.listened(self.keys.events) if outcomes else ""
+        marks: list[tuple[int, Outcome]] = []
 
         def build(pipe: Pipeline) -> None:
-            self._add_outcomes(pipe, outcomes, now_ms(), channel)
+            marks[:] = self._add_outcomes(pipe, outcomes, now_ms(), channel)
             self._stats.add(pipe, counted)
 
-        self.connection.fast_pipeline(build)
+        _log_refused(marks, self.connection.fast_pipeline(build))
 
-    def _add_outcomes(self, pipe: Pipeline, outcomes: Sequence[Outcome], now: int, channel: str) -> None:
+    def _add_outcomes(
+        self, pipe: Any, outcomes: Sequence[Outcome], now: int, channel: str
+    ) -> list[tuple[int, Outcome]]:
+        """Add each outcome's commands to ``pipe`` (a :meth:`~Connection.fast_pipeline` batch); returns
+        where each outcome's first reply will be, to find the ones a script refused."""
+        marks = []
         for outcome in outcomes:
+            marks.append((len(pipe.commands), outcome))
             self._add_outcome(pipe, outcome, now, channel)
+        return marks
 
     def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int, channel: str) -> None:
         k, d, s, run = self.keys, outcome.delivery, self.settings, self.connection.eval
@@ -373,6 +386,21 @@ class Queues(Part):
 
 #: The fields of a resq stream entry: the job id, and its envelope while it waits in the stream.
 ENTRY_FIELDS = frozenset((b"id", b"envelope"))
+
+
+def _log_refused(marks: list[tuple[int, Outcome]], replies: list[Any]) -> None:
+    """Log each outcome an outcome script refused (-1): its worker's lease was stale (the job was given
+    back since, and may run elsewhere), so nothing of it was recorded."""
+    for index, outcome in marks:
+        if replies[index] == -1:
+            d = outcome.delivery
+            log.warning(
+                "stale_outcome_refused",
+                job_id=outcome.job_id,
+                queue=d.queue,
+                entry=d.entry,
+                outcome=type(outcome).__name__.lower(),
+            )
 
 
 def _carried(delivery: Delivery) -> bytes:

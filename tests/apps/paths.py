@@ -131,6 +131,19 @@ def killable() -> str:
     return "ok"
 
 
+@app.task(name="paths.pausable")
+def pausable() -> str:
+    """On its first attempt, announces itself and sleeps 2 s (the test pauses its worker meanwhile), then
+    returns "late"; later attempts return "ok" at once."""
+    job = current_job()
+    assert job is not None
+    if job.attempt == 1:
+        _announce()
+        time.sleep(2.0)
+        return "late"
+    return "ok"
+
+
 @app.periodic(every=60, name="paths.minutely", kwargs={"x": 7})
 def minutely(x: int = 0) -> int:
     return x

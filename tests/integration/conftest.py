@@ -3,6 +3,7 @@ the ``resq`` command line run in this process against that database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +13,7 @@ from click.testing import CliRunner, Result
 from resq.cli import main
 from tests.apps import core as core_module
 from tests.apps import obs as obs_module
+from tests.apps import paths as paths_module
 from tests.apps import sched as sched_module
 
 
@@ -34,6 +36,14 @@ def sched(redis_url: str) -> ModuleType:
     """``tests.apps.sched`` (scheduler tasks) bound to this test's database."""
     sched_module.bind(redis_url)
     return sched_module
+
+
+@pytest.fixture
+def paths(redis_url: str) -> Iterator[ModuleType]:
+    """``tests.apps.paths`` (the one enqueue and failure paths, fencing) bound to this test's database."""
+    paths_module.bind(redis_url)
+    yield paths_module
+    paths_module.app.broker.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -33,13 +33,6 @@ from tests.helpers import read_log, wait_for
 APP_REF = "tests.apps.paths:app"
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # on a whole minute: an every=60 entry fires a tick here
 T0_MS = int(T0.timestamp() * 1000)
-
-
-@pytest.fixture
-def paths(redis_url: str) -> Iterator[ModuleType]:
-    paths_module.bind(redis_url)
-    yield paths_module
-    paths_module.app.broker.close()
 
 
 def records(client: redis.Redis, job_id: str | None = None) -> list[dict[str, Any]]:

@@ -102,9 +102,11 @@ local function resq_keep_envelope(job_key, stream_key, entry)
   if envelope then redis.call('HSET', job_key, 'envelope', envelope) end
 end
 
+
 -- Take an entry out of the stream and its consumer group's pending list. Returns 1 if it was pending.
 -- `envelope` is the one the caller got with the entry ('' if none): when it has none, the entry's own
--- is copied into the job hash `job_key` first, so the job's record keeps its arguments.
+-- is copied into the job hash `job_key` first, so the job's record keeps its arguments (false: copy
+-- nothing, the entry is stale).
 local function resq_ack(stream_key, group, entry, job_key, envelope)
   if entry == nil or entry == '' then return 0 end
   local acked = redis.call('XACK', stream_key, group, entry)
@@ -117,6 +119,23 @@ end
 -- holds it already, or resq_ack copied it).
 local function resq_set_envelope(job_key, envelope)
   if envelope ~= '' then redis.call('HSET', job_key, 'envelope', envelope) end
+end
+
+-- Whether a worker's outcome for the stream entry `leased` may be recorded: the job (its hash's `status`
+-- and `entry`) still runs under that very entry. A job given back by a reaper runs under a new entry, so
+-- the late outcome of a worker that was declared lost (paused, cut off) is refused: the entry id is the
+-- lease's fencing token.
+local function resq_holds(status, entry, leased)
+  return status == 'running' and entry == leased
+end
+
+-- Refuse a stale lease (see resq_holds): take the worker's entry out of the stream and say so. `status`
+-- and `entry` are the job hash's fields as read (a hash that is gone is not stale: there is nothing to
+-- protect). Returns true when the caller must record nothing.
+local function resq_stale(stream_key, group, leased, job_key, status, entry)
+  if not status or leased == '' or resq_holds(status, entry, leased) then return false end
+  resq_ack(stream_key, group, leased, job_key, false)
+  return true
 end
 
 -- The "type: message" text of an encoded error record (for history and events; the full record,

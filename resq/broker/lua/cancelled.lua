@@ -2,11 +2,13 @@
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] done list   KEYS[4] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] job id   ARGV[4] now (ms)   ARGV[5] ttl (ms)
 -- ARGV[6] reason   ARGV[7] events channel ('' = none)   ARGV[8] the envelope the stream entry carried ('' if none)
--- Returns: 1, or 0 when the job hash is gone.
+-- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
+-- nothing is recorded).
+local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+  'waiting', 'entry')
+if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[8])
 redis.call('SREM', KEYS[4], ARGV[3])
-local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting')
 if not f[1] then return 0 end
 resq_set_envelope(KEYS[2], ARGV[8])
 local e = resq_event('cancelled', ARGV[3], f[2], f[3], f[4], ARGV[4], resq_with_start({reason = ARGV[6]}, f[5], f[6]))

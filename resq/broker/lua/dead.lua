@@ -6,10 +6,11 @@
 -- stream entry carried, or a foreign entry's raw fields ('' if none)
 -- ARGV[11] duration (ms)   ARGV[12] events channel ('' = none)
 -- ARGV[13] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
--- Returns: 1
-resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[10])
+-- Returns: 1, or -1 when the lease is stale (the job was given back since: nothing is recorded).
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'cancel_requested')
+  'waiting', 'cancel_requested', 'entry')
+if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[10])
 local err = resq_error_text(ARGV[3])
 local failed = ARGV[13] == '1'
 if failed then

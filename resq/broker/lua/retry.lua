@@ -3,10 +3,12 @@
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] due (ms)   ARGV[6] job id   ARGV[7] duration (ms)   ARGV[8] events channel ('' = none)
 -- ARGV[9] the envelope the stream entry carried ('' if none)
--- Returns: 1, or 0 when the job hash is gone.
-resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
+-- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
+-- nothing is recorded).
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'cancel_requested')
+  'cancel_requested', 'entry')
+if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
 if not f[1] then return 0 end
 resq_set_envelope(KEYS[2], ARGV[9])
 local err = resq_error_text(ARGV[3])

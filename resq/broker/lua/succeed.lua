@@ -3,10 +3,12 @@
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] result (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] result ttl (ms)   ARGV[6] duration (ms)   ARGV[7] job id   ARGV[8] events channel ('' = none)
 -- ARGV[9] the envelope the stream entry carried ('' if none)
--- Returns: 1, or 0 when the job hash is gone.
-resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
+-- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
+-- nothing is recorded).
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'cancel_requested')
+  'waiting', 'cancel_requested', 'entry')
+if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
+resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
 if not f[1] then return 0 end
 local fields = {'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[6]}
 if ARGV[9] ~= '' then
