@@ -11,6 +11,7 @@ from typing import Any
 from resq.app import Resq
 from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
+from resq.errors import BrokerUnavailable
 from resq.failures import WorkerLost, error_record, failed_attempt
 from resq.job import Job, JobStatus
 from resq.log import get_logger, job_context
@@ -24,6 +25,8 @@ log = get_logger("resq.worker")
 #: Longest wait before the scheduled sets are looked at again, in seconds (a safety net under the
 #: wake-up messages that producers publish when they schedule a job).
 MAX_PROMOTE_WAIT_S = 5.0
+#: The backoff between two tries of maintenance while Redis does not answer, in seconds.
+RETRY_MIN_S, RETRY_MAX_S = 0.1, 5.0
 
 
 class Maintenance:
@@ -41,13 +44,32 @@ class Maintenance:
         self._promote_at = 0.0
         self._reap_at = 0.0
         self._wakeups: Subscription | None = None
+        #: the current backoff while Redis does not answer (0: it answered last time)
+        self._retry_s = 0.0
 
     def seconds_until_due(self) -> float:
         """Seconds until the next promotion or reaping is due."""
         return max(0.0, min(self._promote_at, self._reap_at) - time.monotonic())
 
     def run_due(self, force: bool = False, extra_live: Iterable[str] = ()) -> int:
-        """Promote and reap if due (or ``force``); returns how many jobs were promoted."""
+        """Promote and reap if due (or ``force``); returns how many jobs were promoted.
+
+        Raises:
+            BrokerUnavailable: Redis did not answer; the next try is put off by a backoff that grows
+                (``RETRY_MIN_S`` to ``RETRY_MAX_S``) until one succeeds, so a caller that loops on
+                :meth:`seconds_until_due` waits instead of spinning while Redis is away.
+        """
+        try:
+            moved = self._run_due(force, extra_live)
+        except BrokerUnavailable:
+            self._retry_s = min(RETRY_MAX_S, max(RETRY_MIN_S, self._retry_s * 2))
+            later = time.monotonic() + self._retry_s
+            self._promote_at, self._reap_at = max(self._promote_at, later), max(self._reap_at, later)
+            raise
+        self._retry_s = 0.0
+        return moved
+
+    def _run_due(self, force: bool, extra_live: Iterable[str]) -> int:
         self._read_wakeups()
         now = time.monotonic()
         moved = 0
