@@ -94,3 +94,21 @@ def test_a_paused_worker_that_wakes_after_its_job_ran_elsewhere_records_nothing(
     events = [e["event"] for e in job.info()["history"]]
     assert events.count("succeeded") == 1, events
     assert job.info()["lost"] == 1
+
+
+def test_a_child_whose_supervisor_dies_finishes_its_job_and_records_it(
+    paths: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
+) -> None:
+    """SIGKILL of the supervisor alone: its child is told to stop (the kernel's parent-death signal),
+    finishes the job in hand and records it; nothing is reported per job down a pipe any more, so there
+    is no broken pipe to crash on (issue 11: the job ran again 11 s later, as a worker loss)."""
+    job = paths.pausable.delay()
+    proc = run_worker(APP_REF)
+    [(job_id, attempt, child_pid)] = running(redis_client)
+    assert (job_id, attempt) == (job.id, 1) and child_pid != proc.pid
+    os.kill(proc.pid, signal.SIGKILL)
+    assert job.result(timeout=15) == "late", read_log(proc)
+    wait_for(lambda: not os.path.exists(f"/proc/{child_pid}"), timeout=10, message="the child exits")
+    info = job.info()
+    assert (info["attempts"], info["lost"]) == (1, 0), info
+    assert "Traceback" not in read_log(proc) and "BrokenPipe" not in read_log(proc)
