@@ -23,6 +23,7 @@ from resq.context import current_job
 from resq.errors import (
     ArgumentsError,
     BrokerError,
+    BrokerRefused,
     BrokerUnavailable,
     ConfigError,
     DecodeError,
@@ -50,6 +51,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "ArgumentsError",
     "BrokerError",
+    "BrokerRefused",
     "BrokerUnavailable",
     "ConfigError",
     "DecodeError",

@@ -9,7 +9,8 @@
     ├── DecodeError                 a payload that cannot be decoded (keeps the raw bytes)
     ├── PayloadTooLarge             an encoded job over ``max_payload_bytes``
     ├── BrokerError                 Redis refused a command (a wrong type, out of memory, …)
-    │   └── BrokerUnavailable       Redis could not be reached (after bounded retries, for producers)
+    │   ├── BrokerUnavailable       Redis could not be reached (after bounded retries, for producers)
+    │   └── BrokerRefused           Redis refused resq for good: credentials, ACL, TLS certificate
     ├── UnknownJob                  ``app.job(id)`` for an id Redis does not know
     ├── ResultTimeout               ``Job.result(timeout=…)`` ran out of time
     └── JobFailed                   the job ended dead: carries the remote type, message, traceback
@@ -33,6 +34,7 @@ from collections.abc import Iterable
 __all__ = [
     "ArgumentsError",
     "BrokerError",
+    "BrokerRefused",
     "BrokerUnavailable",
     "ConfigError",
     "DecodeError",
@@ -91,6 +93,12 @@ class BrokerError(ResqError):
 
 class BrokerUnavailable(BrokerError):
     """Redis could not be reached (producers and the CLI retry for ``broker_retry_s`` first)."""
+
+
+class BrokerRefused(BrokerError):
+    """Redis refused resq for a reason that waiting will not fix: a wrong user or password, an ACL user
+    that may not run a command or touch a key resq uses, a TLS certificate that cannot be verified.
+    Never retried: workers and the CLI stop at once with this message."""
 
 
 class UnknownJob(ResqError):

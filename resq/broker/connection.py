@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry as RedisRetry
 
 from resq.broker.keys import Keys
-from resq.errors import BrokerError, BrokerUnavailable
+from resq.errors import BrokerError, BrokerRefused, BrokerUnavailable
 from resq.job import TERMINAL_STATUSES, JobStatus
 from resq.settings import Settings
 
@@ -53,6 +53,19 @@ __all__ = [
     "status_of",
     "text",
 ]
+
+
+def refusal_hint(exc: BaseException) -> str | None:
+    """What to fix when Redis refused resq for good (credentials, ACL, TLS certificate), else None (an
+    outage, or an error of one command)."""
+    if isinstance(exc, redis.AuthenticationError):
+        return "check the user and password in the url: redis://user:password@host:port/db"
+    if isinstance(exc, redis.exceptions.NoPermissionError | redis.exceptions.AuthorizationError):
+        return "the ACL user may not run a command or touch a key resq uses: see docs/deploying.md"
+    if isinstance(exc, redis.ConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc).upper().replace(" ", "_"):
+        return "the server's TLS certificate cannot be verified: check ssl_ca_certs in the url, or the certificate"
+    return None
+
 
 #: Errors that mean "Redis is not there right now".
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
@@ -149,6 +162,9 @@ class Connection:
 
     def translate(self, exc: Exception) -> Exception:
         """The resq error for a redis-py error (others are returned unchanged)."""
+        hint = refusal_hint(exc)
+        if hint is not None:
+            return BrokerRefused(f"Redis at {self.safe_url()} refused resq: {exc} ({hint})")
         if isinstance(exc, CONNECTION_ERRORS):
             return BrokerUnavailable(f"Redis at {self.safe_url()} is unavailable: {exc}")
         if isinstance(exc, redis.RedisError):
@@ -167,6 +183,8 @@ class Connection:
             try:
                 return operation()
             except (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable) as exc:
+                if refusal_hint(exc) is not None:
+                    raise self.translate(exc) from exc  # waiting will not fix it
                 if time.monotonic() + delay > limit:
                     raise BrokerUnavailable(
                         f"Redis at {self.safe_url()} is unavailable: {exc} (gave up after retrying)"

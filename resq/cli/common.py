@@ -22,7 +22,7 @@ from click.core import ParameterSource
 
 from resq.app import Resq, default_app
 from resq.clock import from_ms
-from resq.errors import BrokerUnavailable, ConfigError, ResqError, UnknownJob
+from resq.errors import BrokerRefused, BrokerUnavailable, ConfigError, ResqError, UnknownJob
 from resq.log import LOG_FORMATS
 from resq.ops import Inspector
 
@@ -277,7 +277,7 @@ def guard(action: Callable[[], T]) -> T:
     Redis unavailable, with a hint)."""
     try:
         return action()
-    except ConfigError as exc:
+    except (ConfigError, BrokerRefused) as exc:  # waiting or retrying will not fix either
         raise BadInput(str(exc)) from exc
     except UnknownJob as exc:
         raise NotFound(str(exc)) from exc

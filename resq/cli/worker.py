@@ -7,7 +7,7 @@ import sys
 import click
 
 from resq.app import Resq
-from resq.cli.common import app_option, configure_app, load_app, logging_options, redis_options
+from resq.cli.common import app_option, configure_app, guard, load_app, logging_options, redis_options
 from resq.errors import ConfigError
 from resq.log import configure, get_logger
 
@@ -152,4 +152,4 @@ def worker(
         raise click.UsageError(str(exc), ctx) from exc
     if not no_banner:
         click.echo(banner(app, config) + "\n", err=True)
-    sys.exit(supervisor.run())
+    sys.exit(guard(supervisor.run))  # a refusal (credentials, ACL, TLS) ends it with one line
