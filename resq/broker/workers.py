@@ -6,7 +6,7 @@ started with different intervals judge each other correctly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from resq.broker.connection import Part, Subscription, text
 from resq.clock import now_ms, to_ms
@@ -17,21 +17,22 @@ __all__ = ["Workers"]
 class Workers(Part):
     """The worker registry and remote control of one namespace."""
 
-    def register(self, worker_id: str, info: dict[str, str]) -> None:
+    def register(self, worker_id: str, info: Mapping[str, str]) -> None:
         """Record a worker (host, pid, queues, started…) and its first heartbeat."""
-        self._redis.hset(self.keys.worker(worker_id), mapping=info)
-        self.heartbeat([worker_id])
+        self.heartbeat({worker_id: info})
 
-    def heartbeat(self, worker_ids: Sequence[str]) -> None:
-        """Record that these workers are alive now."""
-        if not worker_ids:
+    def heartbeat(self, workers: Mapping[str, Mapping[str, str]]) -> None:
+        """Record that these workers are alive now, with their description (worker id -> host, pid,
+        queues, …): a record that was pruned meanwhile (a worker that looked dead for a while, then
+        came back) is whole again at its next heartbeat, not a heartbeat alone."""
+        if not workers:
             return
         silent_ms = to_ms(self.settings.heartbeat_interval * 3)
         now = now_ms()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self.keys.workers, dict.fromkeys(worker_ids, now + silent_ms))
-        for worker_id in worker_ids:
-            pipe.hset(self.keys.worker(worker_id), "heartbeat_ms", now)
+        pipe.zadd(self.keys.workers, dict.fromkeys(workers, now + silent_ms))
+        for worker_id, info in workers.items():
+            pipe.hset(self.keys.worker(worker_id), mapping={**info, "heartbeat_ms": now})
             pipe.pexpire(self.keys.worker(worker_id), silent_ms + 1000)
         pipe.execute()
 

@@ -107,6 +107,8 @@ class _ChildProc:
     #: the child's end of this pipe closes when it exits (which wakes the supervisor at once)
     reader: Connection
     board: Board
+    #: what the registry shows of it (host, pid, supervisor, queues, started), written with each heartbeat
+    info: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
     #: board row -> the job running on that thread
     running: dict[int, _Running] = field(default_factory=dict)
@@ -245,7 +247,8 @@ class Supervisor:
             reader.close()
             os._exit(self._child_main(worker_id, board, info))
         writer.close()
-        self.children[pid] = _ChildProc(pid, worker_id, reader, board, started=time.monotonic())
+        child = _ChildProc(pid, worker_id, reader, board, {**info, "pid": str(pid)}, started=time.monotonic())
+        self.children[pid] = child
         self._unreleased.add(worker_id)
         log.info("child_started", child_pid=pid, worker=worker_id)
 
@@ -308,7 +311,9 @@ class Supervisor:
             self.maintenance.run_due(extra_live=child_ids)
             beat = self._heartbeat_due()
             if beat:
-                self.broker.workers.heartbeat(child_ids)
+                self.broker.workers.heartbeat(
+                    {c.worker_id: {**c.info, "current": c.shown} for c in self.children.values()}
+                )
             self._show_current()
             commands = self.control.poll([self.supervisor_id, *child_ids], durable=beat)
             if self._scheduler is not None:

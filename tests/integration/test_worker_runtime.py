@@ -295,3 +295,21 @@ def test_children_that_crash_as_they_start_are_replaced_after_a_growing_pause(
     wait_for(lambda: read_log(worker).count("child_respawn_delayed") >= 2, timeout=30, message="respawn delayed")
     assert worker.poll() is None
     assert app.work.delay(5).result(timeout=30) == 5
+
+
+def test_a_worker_pruned_by_mistake_is_described_whole_again_at_its_next_heartbeat(
+    app: Any, redis_client: redis.Redis, run_worker: Any
+) -> None:
+    """After a false prune (the worker looked dead for a while: paused, cut off), its heartbeat brings back
+    the whole record (host, pid, queues), not a heartbeat alone (issue 11 item 6)."""
+    worker = run_worker(APP, "--heartbeat-interval", "0.5")
+    assert app.work.delay(1).result(timeout=10) == 1
+    [child] = [w for w in app.app.broker.workers.live()]
+    before = app.app.broker.workers.info([child])[0]
+    app.app.broker.workers.unregister([child])  # what a reaper does to a worker it judged dead
+    assert app.app.broker.workers.info([child]) == [{}]
+    again = wait_for(lambda: app.app.broker.workers.info([child])[0], timeout=10, message="the next heartbeat")
+    assert {k: again.get(k) for k in ("host", "pid", "supervisor", "queues")} == {
+        k: before[k] for k in ("host", "pid", "supervisor", "queues")
+    }
+    assert child in app.app.broker.workers.live() and worker.poll() is None
