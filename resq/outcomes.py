@@ -35,6 +35,8 @@ class Started:
     #: the status before the start: ``queued`` normally; ``cancelled``, ``succeeded`` or ``dead`` when
     #: the job must not run; None when its record is gone (or the entry is foreign)
     prior: JobStatus | None
+    #: the record is gone but the entry still waited in its stream: something deleted the job under it
+    orphan: bool = False
 
     @property
     def runnable(self) -> bool:

@@ -217,7 +217,7 @@ class Queues(Part):
                 self.connection.eval(
                     pipe,
                     "start",
-                    [k.job(q, delivery.job_id)],
+                    [k.job(q, delivery.job_id), k.queue(q)],
                     [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
@@ -225,9 +225,9 @@ class Queues(Part):
         _log_refused(marks, replies)
         if delivery.job_id is None:
             return Started(delivery, None, 0, None)
-        envelope, attempt, status = replies[-1]
+        envelope, attempt, status, *orphan = replies[-1]
         envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
-        return Started(delivery, envelope or None, int(attempt), status_of(status))
+        return Started(delivery, envelope or None, int(attempt), status_of(status), orphan=bool(orphan and orphan[0]))
 
     def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> None:
         """Record outcomes (results, retries, deaths, cancellations, discards) in one round trip.
@@ -386,6 +386,8 @@ class Queues(Part):
 
 #: The fields of a resq stream entry: the job id, and its envelope while it waits in the stream.
 ENTRY_FIELDS = frozenset((b"id", b"envelope"))
+#: The longest job id a worker takes from a stream entry, in bytes (longer ones make it foreign).
+MAX_ID_BYTES = 1024
 
 
 def _log_refused(marks: list[tuple[int, Outcome]], replies: list[Any]) -> None:
@@ -411,6 +413,16 @@ def _carried(delivery: Delivery) -> bytes:
 
 def _delivery(queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None) -> Delivery:
     fields = fields or {}
+    return Delivery(queue, text(entry), _job_id(fields), fields)
+
+
+def _job_id(fields: dict[bytes, bytes]) -> str | None:
+    """The job id of a resq entry; None for anything else (a foreign entry, set aside as dead): other
+    fields, an id that is empty, not UTF-8, or over ``MAX_ID_BYTES``."""
     raw_id = fields.get(b"id")
-    job_id = raw_id.decode("utf-8", "replace") if raw_id and fields.keys() <= ENTRY_FIELDS else None
-    return Delivery(queue, text(entry), job_id, fields)
+    if not raw_id or len(raw_id) > MAX_ID_BYTES or not fields.keys() <= ENTRY_FIELDS:
+        return None
+    try:
+        return raw_id.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from resq.app import Resq
+from resq.broker.queues import MAX_ID_BYTES
 from resq.clock import now_ms
 from resq.codec import pack
 from resq.errors import BrokerUnavailable
@@ -54,6 +55,11 @@ OUTCOME_KINDS: dict[type, str] = {
     Cancelled: "cancelled",
     Discarded: "discarded",
 }
+
+
+def _raw_fields(delivery: Delivery) -> bytes:
+    """An entry's fields, packed as they are, to keep with a dead record."""
+    return pack({k.decode("utf-8", "replace"): v for k, v in delivery.fields.items()})
 
 
 class FetchInterrupted(BaseException):
@@ -291,7 +297,9 @@ class Consumer:
         if delivery.foreign:
             return self._foreign_entry_dead(delivery)
         if not started.runnable:
-            return Discarded(delivery, str(delivery.job_id))  # cancelled, finished or expired meanwhile
+            if started.orphan:
+                return self._orphan_dead(delivery)
+            return Discarded(delivery, str(delivery.job_id))  # cancelled, finished, or its queue cleared
         ident = threading.get_ident()
         with self.state.lock:
             self.state.running[ident] = delivery
@@ -307,10 +315,20 @@ class Consumer:
     def _foreign_entry_dead(self, delivery: Delivery) -> Outcome:
         """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""
         job_id = "garbage-" + delivery.entry  # the id prefix is part of the data model (docs/design.md)
-        raw = pack({k.decode("utf-8", "replace"): v for k, v in delivery.fields.items()})
-        reason = "undecodable queue entry: expected a single 'id' field"
+        reason = f"not a resq queue entry: expected an 'id' of 1 to {MAX_ID_BYTES} bytes of UTF-8 and an envelope"
         log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
-        return Dead(delivery, job_id, error_record(None, "DecodeError", reason), 0, raw=raw, failed_attempt=False)
+        error = error_record(None, "DecodeError", reason)
+        return Dead(delivery, job_id, error, 0, raw=_raw_fields(delivery), failed_attempt=False)
+
+    def _orphan_dead(self, delivery: Delivery) -> Outcome:
+        """An entry whose job has no record (something deleted it under the waiting entry): a dead job
+        under its own id, with the envelope the entry carried (so it can be retried), and carry on."""
+        job_id = str(delivery.job_id)
+        reason = "no job record for this queue entry (deleted while the job waited)"
+        log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
+        raw = delivery.fields.get(b"envelope") or _raw_fields(delivery)
+        error = error_record(None, "OrphanEntry", reason)
+        return Dead(delivery, job_id, error, 0, raw=raw, failed_attempt=False)
 
     def _hand_back(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:

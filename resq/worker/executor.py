@@ -49,8 +49,13 @@ class Executor:
         """Perform one started attempt and return its outcome."""
         d = started.delivery
         job_id = str(d.job_id)
+        raw, limit = started.envelope or b"", self.app.settings.max_payload_bytes
+        if len(raw) > limit:  # written into Redis past the producers' check
+            reason = f"envelope of {len(raw)} bytes, over max_payload_bytes ({limit})"
+            log.error("dead", job_id=job_id, queue=d.queue, attempt=started.attempt, reason=reason)
+            return Dead(d, job_id, error_record(None, "PayloadTooLarge", reason), 0, failed_attempt=False)
         try:
-            envelope = decode_envelope(started.envelope or b"")
+            envelope = decode_envelope(raw)
         except DecodeError as exc:
             log.error("dead", job_id=job_id, queue=d.queue, attempt=started.attempt, reason=str(exc))
             return Dead(d, job_id, error_record(exc, "DecodeError"), 0, failed_attempt=False)

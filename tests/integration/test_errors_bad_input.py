@@ -137,3 +137,66 @@ def test_job_failed_is_a_resq_error() -> None:
     assert (err.job_id, err.exc_type, err.exc_message, err.traceback) == ("id1", "ValueError", "bad", "Traceback ...")
     assert (err.type, err.message) == ("ValueError", "bad")
     assert "ValueError: bad" in str(err)
+
+
+def _drain_bad(app: Resq) -> None:
+    from resq.testing import drain
+
+    drain(app, ["default"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({b"id": b"\xff\xfe not utf-8"}, "not a resq queue entry"),
+        ({b"id": b"x" * 2_000}, "not a resq queue entry"),  # an id over 1,024 bytes
+        ({b"id": b"ok", b"extra": b"1"}, "not a resq queue entry"),
+    ],
+)
+def test_a_foreign_queue_entry_goes_dead_with_its_raw_fields(
+    redis_url: str, redis_client: redis.Redis, fields: dict[bytes, bytes], reason: str
+) -> None:
+    app = Resq(redis_url)
+    app.broker.queues.ensure_groups(["default"])
+    entry = redis_client.xadd(K.queue("default"), fields)  # type: ignore[arg-type]
+    _drain_bad(app)
+    job_id = "garbage-" + entry.decode()
+    assert redis_client.zscore(K.dead("default"), job_id) is not None  # set aside, not silently dropped
+    record = redis_client.hgetall(K.job("default", job_id))
+    assert reason in record[b"error"].decode("utf-8", "replace") and record[b"envelope"]
+    assert redis_client.xlen(K.queue("default")) == 0
+
+
+def test_an_entry_whose_job_record_was_deleted_goes_dead_and_can_be_retried(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = Resq(redis_url)
+    seen: list[int] = []
+    task = app.task(name="bad.note")(lambda x: seen.append(x))
+    app.broker.queues.ensure_groups(["default"])
+    job = task.delay(7)
+    redis_client.delete(K.job("default", job.id))  # something deleted the record under the waiting entry
+    _drain_bad(app)
+    assert seen == [] and job.status() == "dead"
+    assert "no job record" in job.info()["error"]["message"]
+    assert app.broker.jobs.revive("default", [job.id]) == [job.id]  # its envelope was kept: it can run again
+    _drain_bad(app)
+    assert seen == [7]
+
+
+def test_an_envelope_over_the_limit_written_straight_into_redis_goes_dead(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = Resq(redis_url, max_payload_bytes=1_000)
+    ran: list[object] = []
+    app.task(name="bad.big")(lambda *a: ran.append(a))
+    app.broker.queues.ensure_groups(["default"])
+    job = app.tasks["bad.big"].delay("small")
+    entry = redis_client.hget(K.job("default", job.id), "entry")
+    big = b"\x00" * 5_000  # bypasses the producer's check
+    redis_client.xdel(K.queue("default"), entry)  # type: ignore[arg-type]
+    new = redis_client.xadd(K.queue("default"), {b"id": job.id.encode(), b"envelope": big})
+    redis_client.hset(K.job("default", job.id), "entry", new)
+    _drain_bad(app)
+    assert ran == [] and job.status() == "dead"
+    assert "over max_payload_bytes" in job.info()["error"]["message"]

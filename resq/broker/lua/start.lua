@@ -1,13 +1,15 @@
 -- start: a worker begins an attempt of a job it fetched from the stream.
--- KEYS[1] job hash
+-- KEYS[1] job hash   KEYS[2] queue stream
 -- ARGV[1] worker id   ARGV[2] now (ms)   ARGV[3] stream entry id   ARGV[4] job id
 -- ARGV[5] events channel ('' = nobody listens)
 -- Returns: {envelope, attempt, status} on start; {false, 0, status} when the job must not run
--- (cancelled, or finished by an earlier delivery); {false, 0, false} when the hash is gone.
+-- (cancelled, or finished by an earlier delivery); {false, 0, false, orphan} when the hash is gone:
+-- `orphan` is 1 when the entry still waits in the stream (its job's record was deleted under it: a
+-- worker sets it aside as dead), 0 when the entry went too (the queue was cleared).
 -- Writes no history entry: the entry that ends the attempt carries its start (see _lib.lua).
 local f = redis.call('HMGET', KEYS[1], 'status', 'envelope', 'attempt', 'task', 'queue')
 local status = f[1]
-if not status then return {false, 0, false} end
+if not status then return {false, 0, false, #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3])} end
 if RESQ_TERMINAL[status] then return {false, 0, status} end
 local attempt = (tonumber(f[3]) or 0) + 1
 if attempt == 1 then
