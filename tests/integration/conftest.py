@@ -47,6 +47,23 @@ def paths(redis_url: str) -> Iterator[ModuleType]:
 
 
 @pytest.fixture
+def adder(redis_url: str) -> Iterator[Any]:
+    """An app with one task, ``add(x, y)`` (named ``add``), the ``default`` queue's group made: for tests of
+    the hot path's data (commands, envelopes, fencing) that drive the broker directly."""
+    from resq import Resq
+
+    app = Resq(redis_url)
+
+    @app.task(name="add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    app.broker.queues.ensure_groups(["default"])
+    yield app
+    app.broker.close()
+
+
+@pytest.fixture
 def cli(redis_url: str) -> Any:
     """``cli(*args, input=None)``: run ``resq ARGS`` with click's runner on this test's database (no ``-A``
     from the environment)."""

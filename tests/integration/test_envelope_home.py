@@ -3,8 +3,6 @@ Redis's compact encoding), in its hash once the entry is gone, and never lost on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
@@ -18,16 +16,8 @@ K = Keys("resq")
 
 
 @pytest.fixture
-def app(redis_url: str) -> Iterator[Resq]:
-    app = Resq(redis_url)
-
-    @app.task(name="home.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    app.broker.queues.ensure_groups(["default"])
-    yield app
-    app.broker.close()
+def app(adder: Resq) -> Resq:
+    return adder
 
 
 def _hash(client: redis.Redis, job_id: str) -> dict[bytes, bytes]:
@@ -42,7 +32,7 @@ def _lease(app: Resq) -> Delivery:
 def test_a_waiting_job_keeps_its_envelope_in_its_entry_and_a_finished_one_in_its_hash(
     app: Resq, redis_client: redis.Redis
 ) -> None:
-    job = app.tasks["home.add"].delay(2, 3)
+    job = app.tasks["add"].delay(2, 3)
     assert b"envelope" not in _hash(redis_client, job.id)
     assert redis_client.object("encoding", K.job("default", job.id)) == b"listpack"
     assert job.info()["args"] == [2, 3]
@@ -52,7 +42,7 @@ def test_a_waiting_job_keeps_its_envelope_in_its_entry_and_a_finished_one_in_its
 
 
 def test_a_retried_job_carries_its_envelope_in_its_hash_and_runs_again(app: Resq, redis_client: redis.Redis) -> None:
-    job = app.tasks["home.add"].delay(1, 1)
+    job = app.tasks["add"].delay(1, 1)
     delivery = _lease(app)
     started = app.broker.queues.start("home-consumer", delivery)
     assert started.envelope == delivery.fields[b"envelope"]  # from the entry: the hash has none
@@ -65,7 +55,7 @@ def test_a_retried_job_carries_its_envelope_in_its_hash_and_runs_again(app: Resq
 
 
 def test_a_job_handed_back_waits_again_with_its_envelope_in_its_new_entry(app: Resq, redis_client: redis.Redis) -> None:
-    job = app.tasks["home.add"].delay(4, 4)
+    job = app.tasks["add"].delay(4, 4)
     delivery = _lease(app)
     app.broker.queues.start("home-consumer", delivery)
     assert app.broker.queues.release(delivery, "returned") == "queued"
@@ -79,7 +69,7 @@ def test_an_outcome_recorded_without_the_entry_fields_copies_the_envelope_from_t
 ) -> None:
     """The supervisor knows a running job by queue, entry and id only (its board): the script reads the
     envelope from the entry before taking it out of the stream."""
-    job = app.tasks["home.add"].delay(5, 6)
+    job = app.tasks["add"].delay(5, 6)
     delivery = _lease(app)
     app.broker.queues.start("home-consumer", delivery)
     bare = Delivery(delivery.queue, delivery.entry, delivery.job_id, {})
@@ -89,7 +79,7 @@ def test_an_outcome_recorded_without_the_entry_fields_copies_the_envelope_from_t
 
 
 def test_a_job_cancelled_while_it_waits_keeps_its_arguments(app: Resq, redis_client: redis.Redis) -> None:
-    job = app.tasks["home.add"].delay(7, 8)
+    job = app.tasks["add"].delay(7, 8)
     assert job.cancel() == "cancelled"
     assert redis_client.xlen(K.queue("default")) == 0
     assert job.info()["args"] == [7, 8]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -25,16 +24,8 @@ K = Keys("resq")
 
 
 @pytest.fixture
-def app(redis_url: str) -> Iterator[Resq]:
-    app = Resq(redis_url)
-
-    @app.task(name="fence.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    app.broker.queues.ensure_groups(["default"])
-    yield app
-    app.broker.close()
+def app(adder: Resq) -> Resq:
+    return adder
 
 
 def _lease(app: Resq, worker: str) -> Delivery:
@@ -57,7 +48,7 @@ def _outcomes(d: Delivery) -> list[Outcome]:
 def test_the_late_outcome_of_a_lease_given_back_is_refused(
     app: Resq, redis_client: redis.Redis, kind: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = app.tasks["fence.add"].delay(1, 2)
+    job = app.tasks["add"].delay(1, 2)
     stale = _lease(app, "paused-worker")
     assert app.broker.queues.release(stale, "lost") == "queued"  # a reaper declared its worker lost
     fresh = _lease(app, "other-worker")  # and another worker runs it now

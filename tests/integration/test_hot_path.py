@@ -7,8 +7,6 @@ jobs someone waits for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
@@ -22,16 +20,8 @@ K = Keys("resq")
 
 
 @pytest.fixture
-def app(redis_url: str) -> Iterator[Resq]:
-    app = Resq(redis_url)
-
-    @app.task(name="hot.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    app.broker.queues.ensure_groups(["default"])
-    yield app
-    app.broker.close()
+def app(adder: Resq) -> Resq:
+    return adder
 
 
 def _drain(app: Resq) -> int:
@@ -45,7 +35,7 @@ def _calls(client: redis.Redis) -> dict[str, int]:
 
 
 def test_a_job_that_succeeds_costs_at_most_ten_commands(app: Resq, redis_client: redis.Redis) -> None:
-    jobs = [app.tasks["hot.add"].delay(i, 1) for i in range(N)]
+    jobs = [app.tasks["add"].delay(i, 1) for i in range(N)]
     redis_client.config_resetstat()
     assert _drain(app) == N
     calls = _calls(redis_client)
@@ -60,7 +50,7 @@ def test_a_job_that_succeeds_costs_at_most_ten_commands(app: Resq, redis_client:
 
 
 def test_only_a_waited_for_job_gets_a_done_list(app: Resq, redis_client: redis.Redis) -> None:
-    waited, alone = app.tasks["hot.add"].delay(1, 2), app.tasks["hot.add"].delay(3, 4)
+    waited, alone = app.tasks["add"].delay(1, 2), app.tasks["add"].delay(3, 4)
     with pytest.raises(Exception, match="did not finish"):
         waited.result(timeout=0.05)  # says that it waits, then times out (no worker yet)
     assert redis_client.hget(K.job("default", waited.id), "waiting") == b"1"
@@ -74,7 +64,7 @@ def test_events_are_published_while_someone_listens(app: Resq, redis_client: red
     subscription = app.broker.admin.events()
     assert subscription.message() is None  # subscribes; the server counts it once it has read SUBSCRIBE:
     wait_for(lambda: redis_client.pubsub_numsub(K.events)[0][1] == 1, timeout=5, message="subscribed")
-    job = app.tasks["hot.add"].delay(2, 2)
+    job = app.tasks["add"].delay(2, 2)
     _drain(app)
     seen = []
     while (raw := subscription.message(0.5)) is not None:
@@ -85,7 +75,7 @@ def test_events_are_published_while_someone_listens(app: Resq, redis_client: red
 
 
 def test_a_running_job_shows_its_started_event(app: Resq) -> None:
-    job = app.tasks["hot.add"].delay(1, 1)
+    job = app.tasks["add"].delay(1, 1)
     delivery = app.broker.queues.fetch("hot-consumer", ["default"], 1, None)[0]
     started = app.broker.queues.start("hot-consumer", delivery)
     assert started.runnable and job.status() == "running"
@@ -97,12 +87,12 @@ def test_a_running_job_shows_its_started_event(app: Resq) -> None:
 def test_a_first_attempt_that_succeeds_writes_no_history_entry_but_shows_its_events(
     app: Resq, redis_client: redis.Redis
 ) -> None:
-    job = app.tasks["hot.add"].delay(1, 1)
+    job = app.tasks["add"].delay(1, 1)
     _drain(app)
     assert redis_client.hget(K.job("default", job.id), "history") is None  # its fields say it all
     started, succeeded = job.info()["history"][1:]
     assert (started["event"], started["attempt"], started["worker"]) == ("started", 1, "hot-consumer")
-    assert (succeeded["event"], succeeded["attempt"], succeeded["task"]) == ("succeeded", 1, "hot.add")
+    assert (succeeded["event"], succeeded["attempt"], succeeded["task"]) == ("succeeded", 1, "add")
     assert succeeded["at_ms"] >= started["at_ms"] and succeeded["duration_ms"] >= 0
 
 
@@ -110,6 +100,6 @@ def test_without_hiredis_redis_py_packs_the_hot_path(app: Resq, monkeypatch: pyt
     from resq.broker import connection
 
     monkeypatch.setattr(connection, "_pack_command", None)  # as without the `fast` extra
-    jobs = [app.tasks["hot.add"].delay(i, 1) for i in range(3)]
+    jobs = [app.tasks["add"].delay(i, 1) for i in range(3)]
     assert _drain(app) == 3
     assert [job.result(timeout=1) for job in jobs] == [1, 2, 3]
