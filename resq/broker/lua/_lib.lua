@@ -102,7 +102,6 @@ local function resq_keep_envelope(job_key, stream_key, entry)
   if envelope then redis.call('HSET', job_key, 'envelope', envelope) end
 end
 
-
 -- Take an entry out of the stream and its consumer group's pending list. Returns 1 if it was pending.
 -- `envelope` is the one the caller got with the entry ('' if none): when it has none, the entry's own
 -- is copied into the job hash `job_key` first, so the job's record keeps its arguments (false: copy
