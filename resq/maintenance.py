@@ -11,7 +11,7 @@ from typing import Any
 from resq.app import Resq
 from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerUnavailable
+from resq.errors import BrokerError, BrokerUnavailable
 from resq.failures import WorkerLost, error_record, failed_attempt
 from resq.job import Job, JobStatus
 from resq.log import get_logger, job_context
@@ -25,6 +25,8 @@ log = get_logger("resq.worker")
 #: Longest wait before the scheduled sets are looked at again, in seconds (a safety net under the
 #: wake-up messages that producers publish when they schedule a job).
 MAX_PROMOTE_WAIT_S = 5.0
+#: What to do about a key of resq's that Redis says holds another type.
+BROKEN_KEY_HINT = "a key in resq's namespace holds a value of another type: delete or rename it (resq will recreate it)"
 #: The backoff between two tries of maintenance while Redis does not answer, in seconds.
 RETRY_MIN_S, RETRY_MAX_S = 0.1, 5.0
 
@@ -55,13 +57,14 @@ class Maintenance:
         """Promote and reap if due (or ``force``); returns how many jobs were promoted.
 
         Raises:
-            BrokerUnavailable: Redis did not answer; the next try is put off by a backoff that grows
-                (``RETRY_MIN_S`` to ``RETRY_MAX_S``) until one succeeds, so a caller that loops on
-                :meth:`seconds_until_due` waits instead of spinning while Redis is away.
+            BrokerError: Redis did not answer (``BrokerUnavailable``), or refused a command (a key of the
+                wrong type); the next try is put off by a backoff that grows (``RETRY_MIN_S`` to
+                ``RETRY_MAX_S``) until one succeeds, so a caller that loops on :meth:`seconds_until_due`
+                waits instead of spinning.
         """
         try:
             moved = self._run_due(force, extra_live)
-        except BrokerUnavailable:
+        except BrokerError:  # Redis away, or a key of the wrong type: not again at once
             self._retry_s = min(RETRY_MAX_S, max(RETRY_MIN_S, self._retry_s * 2))
             later = time.monotonic() + self._retry_s
             self._promote_at, self._reap_at = max(self._promote_at, later), max(self._reap_at, later)
@@ -84,7 +87,13 @@ class Maintenance:
         """Move every due job of the queues into them; schedule the next look at the earliest due time."""
         moved, earliest = 0, None
         for queue in self._queues():
-            count, nxt = self.broker.queues.promote(queue, now)
+            try:
+                count, nxt = self.broker.queues.promote(queue, now)
+            except BrokerError as exc:
+                if isinstance(exc, BrokerUnavailable):
+                    raise
+                log.error("promote_failed", queue=queue, error=str(exc), hint=BROKEN_KEY_HINT)
+                continue  # one queue's broken scheduled set must not hold up the others
             moved += count
             if nxt is not None and (earliest is None or nxt < earliest):
                 earliest = nxt

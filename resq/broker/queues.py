@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from resq.broker.connection import MAX_BLOCK_S, Part, Pending, Pipeline, Subscription, status_of, text
 from resq.broker.stats import Stats
@@ -78,7 +78,9 @@ class Queues(Part):
         """
         c = self.connection
         build = self._enqueue_build(queue, jobs, if_absent)
-        return self._enqueued(c.with_retry(lambda: c.fast_pipeline(build)))
+        replies = self._enqueued(c.with_retry(lambda: c.fast_pipeline(build)))
+        self._announce(queue)
+        return replies
 
     def enqueue_chunks(
         self, chunks: Iterable[tuple[str, Sequence[tuple[str, str, bytes, int]]]]
@@ -89,6 +91,7 @@ class Queues(Part):
         in_flight: deque[Pending] = deque()
         try:
             for queue, jobs in chunks:
+                self._announce(queue)
                 in_flight.append(self.connection.send_later(self._enqueue_build(queue, jobs, False)))
                 if len(in_flight) > 1:
                     yield self._enqueued(in_flight.popleft().replies())
@@ -101,8 +104,7 @@ class Queues(Part):
     def _enqueue_build(
         self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool
     ) -> Callable[[Pipeline], None]:
-        """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up and the queue's
-        announcement when due."""
+        """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up when a job is due later."""
         k, c = self.keys, self.connection
         keys = [k.queue(queue), k.scheduled(queue)]
         args: list[Any] = []
@@ -110,15 +112,12 @@ class Queues(Part):
             keys += [k.job(queue, job_id), k.done(queue, job_id)]
             args += [job_id, envelope, due_ms, task]
         due = min((job[3] for job in jobs if job[3]), default=0)
-        announce = self._announce(queue)
         head = [now_ms(), queue, c.listened(k.events), "nx" if if_absent else ""]
 
         def build(pipe: Pipeline) -> None:
             c.eval(pipe, "enqueue", keys, [*head, *args])
             if due:
                 pipe.publish(k.wakeup, due)
-            if announce:
-                pipe.sadd(k.queues, queue)
 
         return build
 
@@ -126,14 +125,18 @@ class Queues(Part):
     def _enqueued(replies: list[Any]) -> list[tuple[JobStatus | None, bool]]:
         return [(status_of(status), bool(created)) for status, created in replies[0]]
 
-    def _announce(self, queue: str) -> bool:
-        """Whether to add ``queue`` to the namespace's set of queues now: on its first enqueue in this
-        process, then again every ``ANNOUNCE_EVERY_S`` (the set may have been flushed meanwhile)."""
+    def _announce(self, queue: str) -> None:
+        """Add ``queue`` to the namespace's set of queues: on its first enqueue in this process, then
+        again every ``ANNOUNCE_EVERY_S`` (the set may have been flushed meanwhile). Advisory, so its own
+        round trip (once a minute) whose failure is logged, never raised: the jobs are enqueued."""
         now = time.monotonic()
         if now - self._announced.get(queue, -ANNOUNCE_EVERY_S) < ANNOUNCE_EVERY_S:
-            return False
+            return
         self._announced[queue] = now
-        return True
+        try:
+            self._redis.sadd(self.keys.queues, queue)
+        except RedisError as exc:
+            log.warning("announce_failed", queue=queue, error=str(exc), hint="the set of queues is broken or away")
 
     def wake(self, due_ms: int | None = None) -> None:
         """Tell schedulers and supervisors that something is due at ``due_ms`` (default: now)."""
@@ -146,14 +149,16 @@ class Queues(Part):
     # -- consuming --------------------------------------------------------------------------------
 
     def ensure_groups(self, queues: Iterable[str]) -> None:
-        """Create the consumer group of each queue (and its stream) if missing."""
+        """Create the consumer group of each queue (and its stream) if missing, then add the queues to
+        the namespace's set of queues (last: an error there leaves the groups made)."""
         for queue in queues:
-            self._redis.sadd(self.keys.queues, queue)
             try:
                 self._redis.xgroup_create(self.keys.queue(queue), GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        if queues:
+            self._redis.sadd(self.keys.queues, *queues)
 
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_s: float | None) -> list[Delivery]:
         """Lease up to ``count`` new entries, blocking up to ``block_s`` (None: not at all).

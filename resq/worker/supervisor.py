@@ -19,10 +19,10 @@ from types import FrameType
 
 from resq.app import Resq
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerUnavailable, ConfigError
+from resq.errors import BrokerError, BrokerRefused, BrokerUnavailable, ConfigError
 from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
-from resq.maintenance import Maintenance
+from resq.maintenance import BROKEN_KEY_HINT, Maintenance
 from resq.outcomes import Delivery
 from resq.worker.board import Board, Running
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
@@ -40,6 +40,8 @@ QUICK_CRASH_S = 2.0
 MAX_RESPAWN_DELAY_S = 10.0
 #: Seconds past a task's hard timeout before the supervisor kills a child that did not stop it itself.
 KILL_MARGIN_S = 2.0
+#: How often one part of the upkeep logs that a key of resq's holds the wrong type, at most, in seconds.
+BROKEN_LOG_EVERY_S = 30.0
 #: The entry-point group naming the scheduler ``resq worker --scheduler`` embeds (``resq_scheduler``'s):
 #: a callable ``(app) -> pass``, where ``pass()`` runs a scheduler pass if due and returns the seconds
 #: until the next one is.
@@ -163,6 +165,8 @@ class Supervisor:
         #: when children that crashed as they started are to be replaced (monotonic)
         self._respawn_at: list[float] = []
         self._crash_backoff_s = 0.0
+        #: part of the upkeep -> when it last logged a key of the wrong type (monotonic)
+        self._broken_logged: dict[str, float] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -207,8 +211,7 @@ class Supervisor:
             with self._stop_may_interrupt():
                 while not self._stop_pending():
                     try:
-                        self.broker.queues.ensure_groups(self.config.queues)
-                        self.maintenance.run_due(force=True)
+                        self._step("start", self._first_maintenance)
                         return True
                     except BrokerUnavailable as exc:
                         log.warning("redis_unavailable", error=str(exc), retry_in_s=delay)
@@ -257,7 +260,12 @@ class Supervisor:
             signal.signal(sig, signal.SIG_DFL)
         try:
             self.app.broker.reset_after_fork()
-            self.app.broker.workers.register(worker_id, {**info, "pid": str(os.getpid())})
+            try:
+                self.app.broker.workers.register(worker_id, {**info, "pid": str(os.getpid())})
+            except BrokerError as exc:  # the registry's keys are broken: run anyway (the supervisor says so)
+                if isinstance(exc, BrokerUnavailable | BrokerRefused):
+                    raise
+                log.error("register_failed", worker=worker_id, error=str(exc), hint=BROKEN_KEY_HINT)
             cfg = self.config
             child_cfg = ChildConfig(
                 worker_id,
@@ -304,18 +312,34 @@ class Supervisor:
             except _StopSignal:
                 self._handle_signals()  # a stop cut a call to an unresponsive Redis short
 
+    def _first_maintenance(self) -> None:
+        self.broker.queues.ensure_groups(self.config.queues)
+        self.maintenance.run_due(force=True)
+
+    def _step(self, name: str, action: Callable[[], object]) -> None:
+        """Run one part of the upkeep; a key of the wrong type in it is logged (at most every
+        ``BROKEN_LOG_EVERY_S`` per part) and does not stop the others, nor the supervisor."""
+        try:
+            action()
+        except BrokerError as exc:
+            if isinstance(exc, BrokerUnavailable | BrokerRefused):
+                raise
+            now = time.monotonic()
+            if now - self._broken_logged.get(name, -BROKEN_LOG_EVERY_S) >= BROKEN_LOG_EVERY_S:
+                self._broken_logged[name] = now
+                log.error("maintenance_failed", step=name, error=str(exc), hint=BROKEN_KEY_HINT)
+
     def _maintain(self) -> None:
         """Promotion, reaping, heartbeats and remote commands (every command here may hit Redis)."""
         child_ids = [c.worker_id for c in self.children.values()]
+        commands: list[str] = []
         with self._stop_may_interrupt():
-            self.maintenance.run_due(extra_live=child_ids)
+            self._step("promote and reap", lambda: self.maintenance.run_due(extra_live=child_ids))
             beat = self._heartbeat_due()
             if beat:
-                self.broker.workers.heartbeat(
-                    {c.worker_id: {**c.info, "current": c.shown} for c in self.children.values()}
-                )
-            self._show_current()
-            commands = self.control.poll([self.supervisor_id, *child_ids], durable=beat)
+                self._step("heartbeat", self._heartbeat)
+            self._step("current jobs", self._show_current)
+            self._step("remote commands", lambda: commands.extend(self._poll(child_ids, beat)))
             if self._scheduler is not None:
                 self._scheduler_at = time.monotonic() + self._scheduler()
         for command in commands:
@@ -324,6 +348,12 @@ class Supervisor:
                 self._stop(signal.SIGTERM)
             else:
                 self._forward(signal.SIGUSR2 if command == "pause" else signal.SIGCONT)
+
+    def _heartbeat(self) -> None:
+        self.broker.workers.heartbeat({c.worker_id: {**c.info, "current": c.shown} for c in self.children.values()})
+
+    def _poll(self, child_ids: list[str], durable: bool) -> list[str]:
+        return list(self.control.poll([self.supervisor_id, *child_ids], durable=durable))
 
     def _show_current(self) -> None:
         """Write to the registry which jobs each child runs, for the children where that changed (so the
@@ -359,14 +389,17 @@ class Supervisor:
         log.log(20 if clean else 40, "child_exited", child_pid=child.pid, exit_code=code, worker=child.worker_id)
         mode = "returned" if clean or self._stop_requests else "lost"
         try:
-            self.maintenance.release_consumers([child.worker_id], mode)
-            self.broker.workers.unregister([child.worker_id])
-            self._unreleased.discard(child.worker_id)
+            self._step("child exit", lambda: self._forget_child(child, mode))
         except BrokerUnavailable as exc:
             log.warning("redis_unavailable", error=str(exc), during="child exit")
         if self._stop_requests or (self.config.burst and code == 0):
             return
         self._schedule_respawn(crashed_early=not clean and time.monotonic() - child.started < QUICK_CRASH_S)
+
+    def _forget_child(self, child: _ChildProc, mode: str) -> None:
+        self.maintenance.release_consumers([child.worker_id], mode)
+        self.broker.workers.unregister([child.worker_id])
+        self._unreleased.discard(child.worker_id)
 
     def _schedule_respawn(self, crashed_early: bool) -> None:
         """Replace a child at once, or after a growing pause when children keep dying as they start

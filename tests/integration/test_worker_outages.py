@@ -151,3 +151,21 @@ def test_idle_workers_keep_serving_when_the_stream_disappears(
     assert worker.poll() is None
     assert _child_failures(worker) == []
     assert "UNBLOCKED" not in read_log(worker)
+
+
+@pytest.mark.parametrize("key", ["{resq:default}:scheduled", "{resq}:workers", "{resq}:queues"])
+def test_a_key_of_the_wrong_type_is_logged_and_the_worker_goes_on(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker, key: str
+) -> None:
+    """A key of resq's that holds another type (something else wrote there) does not kill the supervisor
+    or stop it starting: that part of the upkeep logs an error with a hint, and jobs still run (issue 11
+    item 2)."""
+    client = redis.Redis.from_url(private_redis.url(0))
+    client.set(key, "not what resq keeps here")
+    worker = run_worker(APP, "--heartbeat-interval", "0.5", url=private_redis.url(0))
+    wait_for(lambda: "another type" in read_log(worker), timeout=15, message="the broken key logged")
+    assert runtime.work.delay(5).result(timeout=15) == 5
+    time.sleep(1.5)  # three heartbeats, promotions and reaps with the key still broken
+    assert worker.poll() is None, read_log(worker)
+    assert "child_crashed" not in read_log(worker) and "Traceback" not in read_log(worker)
+    client.close()
