@@ -33,8 +33,9 @@ __all__ = ["OUTCOME_KINDS", "Consumer", "ConsumerState", "FetchInterrupted", "St
 
 log = get_logger("resq.worker")
 
-#: Longest pause between reconnection attempts while Redis is away, in seconds.
-RECONNECT_CAP_S = 5.0
+#: Longest pause between reconnection attempts while Redis is away, in seconds: short, so a worker is
+#: fetching again within about a second of Redis (or the network) coming back.
+RECONNECT_CAP_S = 1.0
 #: How often a consumer waiting for Redis looks whether it was asked to stop, in seconds.
 STOP_POLL_S = 0.1
 #: Adaptive prefetch: the most leases per fetch, and how long a batch should take at most, in seconds.

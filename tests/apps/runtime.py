@@ -90,3 +90,10 @@ def spins() -> None:
     """Pure Python busy work: interruptible on any thread (signal on the main one, async exception else)."""
     while True:
         sum(range(100))
+
+
+@app.task(retries=0)
+def naps(seconds: float) -> float:
+    """Sleeps without touching Redis (for tests that cut the worker off from it)."""
+    time.sleep(seconds)
+    return seconds

@@ -200,3 +200,28 @@ def test_an_envelope_over_the_limit_written_straight_into_redis_goes_dead(
     _drain_bad(app)
     assert ran == [] and job.status() == "dead"
     assert "over max_payload_bytes" in job.info()["error"]["message"]
+
+
+def test_a_delay_whose_reply_was_lost_is_retried_with_the_same_id_and_enqueues_once(
+    redis_server: RedisServer, redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Redis ran the enqueue but its answer was lost with the connection: ``.delay()`` reconnects and sends
+    the same job (same id) again, which finds it already queued: one job, not two (issue 11 item 8)."""
+    from tests.proxy import Proxy
+
+    proxy = Proxy(redis_server.port)
+    db = int(redis_url.rsplit("/", 1)[1])
+    app = Resq(proxy.url(db), broker_retry_s=3)
+    task = app.task(name="bad.once")(lambda: None)
+    try:
+        task.delay()  # connects, loads the scripts, announces the queue
+        proxy.lose_next_reply()
+        job = task.delay()
+        assert proxy.lost == 1  # the first try ran in Redis and its answer never came
+        assert job.status() == "queued"
+        entries = redis_client.xrange(K.queue("default"))
+        assert [e[1][b"id"] for e in entries].count(job.id.encode()) == 1
+        assert redis_client.xlen(K.queue("default")) == 2
+    finally:
+        app.broker.close()
+        proxy.close()

@@ -169,3 +169,30 @@ def test_a_key_of_the_wrong_type_is_logged_and_the_worker_goes_on(
     assert worker.poll() is None, read_log(worker)
     assert "child_crashed" not in read_log(worker) and "Traceback" not in read_log(worker)
     client.close()
+
+
+def test_a_network_cut_loses_nothing_and_the_worker_fetches_again_within_two_seconds(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker
+) -> None:
+    """The connections between a worker and Redis dropped and refused for 3 s (a TCP proxy between them):
+    the job running meanwhile is recorded once the network is back, no process dies, and a job queued
+    during the cut starts within 2 s of the network's return (issue 11: "silently stops consuming")."""
+    from tests.proxy import Proxy
+
+    proxy = Proxy(private_redis.port)
+    try:
+        worker = run_worker(APP, "--heartbeat-interval", "2", url=proxy.url(0))
+        assert runtime.work.delay(1).result(timeout=10) == 1
+        during = runtime.naps.delay(1.0)  # runs through the cut
+        wait_for(lambda: during.status() == "running", message="a job running")
+        proxy.cut()
+        queued = runtime.naps.delay(0.0)  # straight to Redis, while the worker is cut off
+        time.sleep(3.0)
+        proxy.restore()
+        back = time.monotonic()
+        assert queued.result(timeout=10) == 0.0
+        assert time.monotonic() - back < 2.0, read_log(worker)[-2000:]
+        assert during.result(timeout=5) == 1.0 and during.info()["attempts"] == 1
+        assert worker.poll() is None and "child_crashed" not in read_log(worker)
+    finally:
+        proxy.close()
