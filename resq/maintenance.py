@@ -48,6 +48,8 @@ class Maintenance:
         self._wakeups: Subscription | None = None
         #: the current backoff while Redis does not answer (0: it answered last time)
         self._retry_s = 0.0
+        #: consumer -> when a look first found it silent with leases (monotonic); reaped at a later look
+        self._suspects: dict[str, float] = {}
 
     def seconds_until_due(self) -> float:
         """Seconds until the next promotion or reaping is due."""
@@ -115,19 +117,29 @@ class Maintenance:
             self._promote_at = min(self._promote_at, time.monotonic() + max(due, 0.0))
 
     def reap(self, extra_live: Iterable[str] = ()) -> int:
-        """Give back the leases of consumers whose worker stopped heartbeating; returns how many."""
+        """Give back the leases of consumers whose worker stopped heartbeating; returns how many.
+
+        A worker whose heartbeat deadline passed is only suspected at first: its leases are given back
+        when a later look, at least one heartbeat interval on (this process's clock), still finds it
+        silent. After Redis itself was frozen or unreachable, every worker's deadline has passed at once;
+        the live ones beat again within an interval and are cleared, so none is reaped for the outage.
+        """
         live = self.broker.workers.live() | set(extra_live)
         stale_ms = to_ms(self.app.settings.heartbeat_interval * 3)
-        released = 0
+        now, released, silent = time.monotonic(), 0, set()
         queues = self.broker.queues
         for queue in queues.known():
             for consumer in queues.consumers(queue):
-                if consumer["name"] in live:
+                name = consumer["name"]
+                if name in live:
                     continue
                 if consumer["pending"]:
-                    released += self._release_all(queue, consumer["name"], "lost")
+                    silent.add(name)
+                    if now - self._suspects.setdefault(name, now) >= self.app.settings.heartbeat_interval:
+                        released += self._release_all(queue, name, "lost")
                 elif consumer["idle"] > stale_ms:
-                    queues.forget_consumer(queue, consumer["name"])
+                    queues.forget_consumer(queue, name)
+        self._suspects = {name: since for name, since in self._suspects.items() if name in silent}
         self.broker.workers.prune()
         return released
 

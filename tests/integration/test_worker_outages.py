@@ -196,3 +196,25 @@ def test_a_network_cut_loses_nothing_and_the_worker_fetches_again_within_two_sec
         assert worker.poll() is None and "child_crashed" not in read_log(worker)
     finally:
         proxy.close()
+
+
+def test_redis_frozen_longer_than_the_heartbeats_makes_no_live_worker_lost(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker
+) -> None:
+    """Redis SIGSTOPped for longer than three heartbeats under two workers, one running a job: every
+    deadline passes at once, but a reaper only suspects a silent worker at first, and the live one beats
+    again before the confirming look. The job runs once; no process dies (issue 11 item 1)."""
+    url = private_redis.url(0)
+    running = run_worker(APP, "--heartbeat-interval", "0.5", url=url)
+    job = runtime.naps.delay(4.0)
+    wait_for(lambda: job.status() == "running", message="the job running")
+    reaper = run_worker(APP, "--heartbeat-interval", "0.5", "-q", "other", url=url)  # idle: it only reaps
+    wait_for(lambda: "worker_started" in read_log(reaper), message="the second worker")
+    private_redis.pause()
+    time.sleep(2.5)  # five heartbeat intervals
+    private_redis.resume()
+    assert job.result(timeout=15) == 4.0
+    info = job.info()
+    assert (info["attempts"], info["lost"]) == (1, 0), info
+    assert running.poll() is None and reaper.poll() is None
+    assert "lease_released" not in read_log(reaper) + read_log(running)

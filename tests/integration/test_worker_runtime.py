@@ -212,9 +212,13 @@ def test_reaper_gives_back_leases_of_a_worker_that_vanished(redis_url: str) -> N
     assert app.broker.queues.fetch("ghost", ["default"], 1, None)
     from resq.maintenance import Maintenance
 
-    # When the heartbeat deadline has passed, a reaper gives the lease back
+    # When the heartbeat deadline has passed, a reaper suspects it, and gives the lease back when a look
+    # one heartbeat interval later still finds it silent
     wait_for(lambda: "ghost" not in app.broker.workers.live(), message="ghost silent")
-    assert Maintenance(app, ["default"]).reap() == 1
+    reaper = Maintenance(app, ["default"])
+    assert reaper.reap() == 0  # the first look only suspects it
+    assert app.broker.queues.pending_of("default", "ghost")
+    assert wait_for(reaper.reap, timeout=5, interval=0.05, message="the confirming look") == 1
     assert job.status() == "queued"
 
 
