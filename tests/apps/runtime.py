@@ -97,3 +97,10 @@ def naps(seconds: float) -> float:
     """Sleeps without touching Redis (for tests that cut the worker off from it)."""
     time.sleep(seconds)
     return seconds
+
+
+@app.task(retries=0)
+def holds_gil(n: int) -> int:
+    """One C call that keeps the GIL the whole time (``sum`` over a range of ``n``: about a second per
+    50 million here)."""
+    return sum(range(n))

@@ -218,3 +218,19 @@ def test_redis_frozen_longer_than_the_heartbeats_makes_no_live_worker_lost(
     assert (info["attempts"], info["lost"]) == (1, 0), info
     assert running.poll() is None and reaper.poll() is None
     assert "lease_released" not in read_log(reaper) + read_log(running)
+
+
+def test_a_task_that_holds_the_gil_past_the_heartbeats_is_not_declared_lost(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker
+) -> None:
+    """The heartbeat comes from the supervisor, a process of its own, so a task stuck in one long C call
+    (the GIL held for several heartbeat intervals) does not make its worker look dead to a reaper."""
+    url = private_redis.url(0)
+    busy = run_worker(APP, "--heartbeat-interval", "0.5", url=url)
+    job = runtime.holds_gil.delay(150_000_000)  # several seconds in one call, against 0.5 s heartbeats
+    wait_for(lambda: job.status() == "running", message="the job running")
+    reaper = run_worker(APP, "--heartbeat-interval", "0.5", "-q", "other", url=url)
+    assert job.result(timeout=60) == sum(range(150_000_000))
+    info = job.info()
+    assert (info["attempts"], info["lost"]) == (1, 0), info
+    assert "lease_released" not in read_log(reaper) + read_log(busy)
