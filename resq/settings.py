@@ -31,6 +31,14 @@ def validate_name(value: str, what: str) -> str:
     return value
 
 
+def redact_names(names: Any, what: str) -> tuple[str, ...]:
+    """``names`` as a tuple of argument names, or ``ConfigError`` (a bare string is refused: it would be
+    read as its letters)."""
+    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{what} must be a list of argument names, got {names!r}")
+    return tuple(names)
+
+
 #: Where resq looks for Redis when neither an url nor ``RESQ_REDIS_URL`` is given.
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: The namespace when neither one nor ``RESQ_NAMESPACE`` is given.
@@ -80,9 +88,13 @@ class Settings:
     stats_days: int = 90
     #: run jobs inline, in the caller, without Redis (for tests; see ``resq.testing.eager``)
     eager: bool = False
+    #: argument names whose values every task hides wherever resq shows arguments (CLI, inspector),
+    #: next to each task's own ``redact``
+    redact: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_name(self.namespace, "namespace")
+        object.__setattr__(self, "redact", redact_names(self.redact, "setting redact"))
         if self.prefetch is not None and (not isinstance(self.prefetch, int) or self.prefetch < 1):
             raise ConfigError(f"setting prefetch must be a positive integer or None (adaptive), got {self.prefetch!r}")
         for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "stats_days"):

@@ -14,7 +14,7 @@ from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.job import Job
 from resq.producer import Call, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
-from resq.settings import validate_name
+from resq.settings import redact_names, validate_name
 
 if TYPE_CHECKING:
     from resq.app import Resq
@@ -27,7 +27,20 @@ R = TypeVar("R")
 #: Per-task hooks accepted as task options (see ``docs/hooks.md``).
 TASK_HOOKS = ("before_perform", "after_perform", "on_success", "on_failure", "on_retry", "on_dead")
 #: Every option ``@app.task`` accepts.
-TASK_OPTIONS = ("name", "queue", "retries", "backoff", "retry_on", "timeout", "soft_timeout", "result_ttl", *TASK_HOOKS)
+TASK_OPTIONS = (
+    "name",
+    "queue",
+    "retries",
+    "backoff",
+    "retry_on",
+    "timeout",
+    "soft_timeout",
+    "result_ttl",
+    "redact",
+    *TASK_HOOKS,
+)
+#: What a redacted argument's value is shown as.
+REDACTED = "***"
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,8 @@ class TaskOptions:
     soft_timeout: float | None = None
     #: seconds the result is kept (None: the app's ``result_ttl``)
     result_ttl: float | None = None
+    #: names of the arguments whose values are hidden wherever resq shows arguments (``redacted``)
+    redact: tuple[str, ...] = ()
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
@@ -81,6 +96,7 @@ def build_options(fn: Callable[..., Any] | None, options: dict[str, Any]) -> Tas
         timeout=_positive(options.get("timeout"), "timeout"),
         soft_timeout=_positive(options.get("soft_timeout"), "soft_timeout"),
         result_ttl=_positive(options.get("result_ttl"), "result_ttl"),
+        redact=redact_names(options.get("redact", ()), "task option redact"),
         hooks=hooks,
     )
 
@@ -150,6 +166,18 @@ class Task(Generic[P, R]):
             return inspect.signature(self.fn)
         except (TypeError, ValueError):
             return None
+
+    def redacted(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """``args`` and ``kwargs`` with the values of the arguments named in this task's ``redact`` (and
+        the app's) replaced by ``REDACTED``: what the CLI and the inspector show. Positional arguments
+        are named by the function's signature."""
+        names = set(self.options.redact) | set(self.app.settings.redact)
+        if not names:
+            return list(args), dict(kwargs)
+        params = [] if self.signature is None else list(self.signature.parameters.values())
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        shown = [REDACTED if i < len(positional) and positional[i] in names else a for i, a in enumerate(args)]
+        return shown, {k: REDACTED if k in names else v for k, v in kwargs.items()}
 
     @functools.cached_property
     def _plain_arity(self) -> int:

@@ -41,6 +41,7 @@ from resq.ops.records import (
     to_json,
 )
 from resq.settings import validate_name
+from resq.task import REDACTED
 
 __all__ = [
     "BATCH",
@@ -253,7 +254,23 @@ class Inspector:
         Raises:
             UnknownJob: no such job (or its record expired).
         """
-        return Job(self.app, job_id).info()
+        info = Job(self.app, job_id).info()
+        return self._redacted(info)
+
+    def _redacted(self, info: dict[str, Any]) -> dict[str, Any]:
+        """``info`` with the values of redacted arguments hidden (the task's ``redact`` and the app's;
+        for a task this app does not register, the app's list on keyword arguments)."""
+        args, kwargs = info.get("args"), info.get("kwargs")
+        if args is None and kwargs is None:
+            return info
+        task = self.app.tasks.get(info.get("task") or "")
+        if task is not None:
+            shown_args, shown_kwargs = task.redacted(args or [], kwargs or {})
+        else:
+            names = set(self.app.settings.redact)
+            shown_args = list(args or [])
+            shown_kwargs = {k: REDACTED if k in names else v for k, v in (kwargs or {}).items()}
+        return {**info, "args": shown_args, "kwargs": shown_kwargs}
 
     def cancel(self, job_id: str) -> JobStatus:
         """Cancel a job: a queued or scheduled job is removed, a running one is asked to stop.

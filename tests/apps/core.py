@@ -42,6 +42,12 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@app.task(redact=("password",))
+def login(user: str, password: str, *, token: str = "") -> str:
+    """Its password is never shown (``redact``)."""
+    return user
+
+
 @app.task
 def echo(*args: Any, **kwargs: Any) -> list[Any]:
     """Returns what it was given: arguments and results both cross the codec."""
