@@ -11,7 +11,7 @@ from typing import Any
 from resq.app import Resq
 from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerError, BrokerUnavailable
+from resq.errors import BrokerError, BrokerRefused, BrokerUnavailable
 from resq.failures import WorkerLost, error_record, failed_attempt
 from resq.job import Job, JobStatus
 from resq.log import get_logger, job_context
@@ -29,6 +29,12 @@ MAX_PROMOTE_WAIT_S = 5.0
 BROKEN_KEY_HINT = "a key in resq's namespace holds a value of another type: delete or rename it (resq will recreate it)"
 #: The backoff between two tries of maintenance while Redis does not answer, in seconds.
 RETRY_MIN_S, RETRY_MAX_S = 0.1, 5.0
+
+
+def command_refused(exc: BrokerError) -> bool:
+    """Whether Redis refused one command (a key of the wrong type, say), not an outage or a refusal of
+    resq altogether: the error the upkeep logs (with ``BROKEN_KEY_HINT``) and goes on from."""
+    return not isinstance(exc, BrokerUnavailable | BrokerRefused)
 
 
 class Maintenance:
@@ -92,7 +98,7 @@ class Maintenance:
             try:
                 count, nxt = self.broker.queues.promote(queue, now)
             except BrokerError as exc:
-                if isinstance(exc, BrokerUnavailable):
+                if not command_refused(exc):
                     raise
                 log.error("promote_failed", queue=queue, error=str(exc), hint=BROKEN_KEY_HINT)
                 continue  # one queue's broken scheduled set must not hold up the others

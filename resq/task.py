@@ -43,6 +43,15 @@ TASK_OPTIONS = (
 REDACTED = "***"
 
 
+def redact(
+    args: Sequence[Any], kwargs: Mapping[str, Any], names: set[str], positional: Sequence[str] = ()
+) -> tuple[list[Any], dict[str, Any]]:
+    """``args`` and ``kwargs`` with the values of the arguments in ``names`` replaced by ``REDACTED``;
+    ``positional`` names the positional arguments, in order (unnamed ones are shown)."""
+    shown = [REDACTED if i < len(positional) and positional[i] in names else a for i, a in enumerate(args)]
+    return shown, {k: REDACTED if k in names else v for k, v in kwargs.items()}
+
+
 @dataclass(frozen=True)
 class TaskOptions:
     """A task's validated options."""
@@ -172,12 +181,9 @@ class Task(Generic[P, R]):
         the app's) replaced by ``REDACTED``: what the CLI and the inspector show. Positional arguments
         are named by the function's signature."""
         names = set(self.options.redact) | set(self.app.settings.redact)
-        if not names:
-            return list(args), dict(kwargs)
         params = [] if self.signature is None else list(self.signature.parameters.values())
         positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        shown = [REDACTED if i < len(positional) and positional[i] in names else a for i, a in enumerate(args)]
-        return shown, {k: REDACTED if k in names else v for k, v in kwargs.items()}
+        return redact(args, kwargs, names, positional)
 
     @functools.cached_property
     def _plain_arity(self) -> int:

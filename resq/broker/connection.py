@@ -61,7 +61,7 @@ def refusal_hint(exc: BaseException) -> str | None:
     if isinstance(exc, redis.AuthenticationError):
         return "check the user and password in the url: redis://user:password@host:port/db"
     if isinstance(exc, redis.exceptions.NoPermissionError | redis.exceptions.AuthorizationError):
-        return "the ACL user may not run a command or touch a key resq uses: see docs/deploying.md"
+        return "the ACL user may not run a command or touch a key resq uses: grant it the namespace's keys"
     if isinstance(exc, redis.ConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc).upper().replace(" ", "_"):
         return "the server's TLS certificate cannot be verified: check ssl_ca_certs in the url, or the certificate"
     return None
@@ -285,10 +285,7 @@ class Connection:
         if any(isinstance(r, NoScriptError) for r in replies):
             self.load_scripts()  # Redis restarted or was flushed
             replies = run()
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+        return _raise_first_error(replies)
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self._own()
@@ -338,10 +335,7 @@ class Pending:
             pool.release(conn)
         if any(isinstance(r, NoScriptError) for r in replies):
             return c.fast_pipeline(self._build)  # Redis lost the scripts: reloads them and runs again
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+        return _raise_first_error(replies)
 
     def close(self) -> None:
         """Drop the connection of replies that will not be read (it holds them: no one else may use it)."""
@@ -365,6 +359,14 @@ class _Batch:
             self.commands.append((command, *args))
 
         return record
+
+
+def _raise_first_error(replies: list[Any]) -> list[Any]:
+    """``replies``, unless one is an error reply: then the first of them is raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 def _packed(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:

@@ -151,6 +151,7 @@ class Queues(Part):
     def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue (and its stream) if missing, then add the queues to
         the namespace's set of queues (last: an error there leaves the groups made)."""
+        queues = list(queues)
         for queue in queues:
             try:
                 self._redis.xgroup_create(self.keys.queue(queue), GROUP, id="0", mkstream=True)

@@ -41,7 +41,7 @@ from resq.ops.records import (
     to_json,
 )
 from resq.settings import validate_name
-from resq.task import REDACTED
+from resq.task import redact
 
 __all__ = [
     "BATCH",
@@ -267,9 +267,7 @@ class Inspector:
         if task is not None:
             shown_args, shown_kwargs = task.redacted(args or [], kwargs or {})
         else:
-            names = set(self.app.settings.redact)
-            shown_args = list(args or [])
-            shown_kwargs = {k: REDACTED if k in names else v for k, v in (kwargs or {}).items()}
+            shown_args, shown_kwargs = redact(args or [], kwargs or {}, set(self.app.settings.redact))
         return {**info, "args": shown_args, "kwargs": shown_kwargs}
 
     def cancel(self, job_id: str) -> JobStatus:

@@ -63,6 +63,13 @@ def _raw_fields(delivery: Delivery) -> bytes:
     return pack({k.decode("utf-8", "replace"): v for k, v in delivery.fields.items()})
 
 
+def _set_aside(delivery: Delivery, job_id: str, kind: str, reason: str, raw: bytes) -> Outcome:
+    """An entry no attempt can run: a dead job ``job_id`` with the error ``kind: reason`` and ``raw`` kept,
+    logged; it counts no failed attempt."""
+    log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
+    return Dead(delivery, job_id, error_record(None, kind, reason), 0, raw=raw, failed_attempt=False)
+
+
 class FetchInterrupted(BaseException):
     """Raised by the stop signal handler into a blocking fetch on the main thread, so a stopping child
     does not wait out the fetch. Entries the interrupted fetch leased stay pending for this consumer and
@@ -317,19 +324,14 @@ class Consumer:
         """An entry that is not a resq job: keep its raw fields as a dead job, and carry on."""
         job_id = "garbage-" + delivery.entry  # the id prefix is part of the data model (docs/design.md)
         reason = f"not a resq queue entry: expected an 'id' of 1 to {MAX_ID_BYTES} bytes of UTF-8 and an envelope"
-        log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
-        error = error_record(None, "DecodeError", reason)
-        return Dead(delivery, job_id, error, 0, raw=_raw_fields(delivery), failed_attempt=False)
+        return _set_aside(delivery, job_id, "DecodeError", reason, _raw_fields(delivery))
 
     def _orphan_dead(self, delivery: Delivery) -> Outcome:
         """An entry whose job has no record (something deleted it under the waiting entry): a dead job
         under its own id, with the envelope the entry carried (so it can be retried), and carry on."""
-        job_id = str(delivery.job_id)
         reason = "no job record for this queue entry (deleted while the job waited)"
-        log.error("dead", job_id=job_id, queue=delivery.queue, reason=reason)
         raw = delivery.fields.get(b"envelope") or _raw_fields(delivery)
-        error = error_record(None, "OrphanEntry", reason)
-        return Dead(delivery, job_id, error, 0, raw=raw, failed_attempt=False)
+        return _set_aside(delivery, str(delivery.job_id), "OrphanEntry", reason, raw)
 
     def _hand_back(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:

@@ -19,10 +19,10 @@ from types import FrameType
 
 from resq.app import Resq
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerError, BrokerRefused, BrokerUnavailable, ConfigError
+from resq.errors import BrokerError, BrokerUnavailable, ConfigError
 from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
-from resq.maintenance import BROKEN_KEY_HINT, Maintenance
+from resq.maintenance import BROKEN_KEY_HINT, Maintenance, command_refused
 from resq.outcomes import Delivery
 from resq.worker.board import Board, Running
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
@@ -263,7 +263,7 @@ class Supervisor:
             try:
                 self.app.broker.workers.register(worker_id, {**info, "pid": str(os.getpid())})
             except BrokerError as exc:  # the registry's keys are broken: run anyway (the supervisor says so)
-                if isinstance(exc, BrokerUnavailable | BrokerRefused):
+                if not command_refused(exc):
                     raise
                 log.error("register_failed", worker=worker_id, error=str(exc), hint=BROKEN_KEY_HINT)
             cfg = self.config
@@ -322,7 +322,7 @@ class Supervisor:
         try:
             action()
         except BrokerError as exc:
-            if isinstance(exc, BrokerUnavailable | BrokerRefused):
+            if not command_refused(exc):
                 raise
             now = time.monotonic()
             if now - self._broken_logged.get(name, -BROKEN_LOG_EVERY_S) >= BROKEN_LOG_EVERY_S:
