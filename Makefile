@@ -3,12 +3,12 @@ PY = $(VENV)/bin/python
 # Prefer python3.11 (the minimum supported version) when it is installed.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
-.PHONY: install test lint format type demo bench peers-env clean
+.PHONY: install test chaos lint format type demo bench peers-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,fast,metrics]'
+	$(PY) -m pip install -q -e '.[dev,fast,metrics,crypto]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -20,6 +20,10 @@ test: $(VENV)/.installed
 	$(VENV)/bin/mypy resq resq_scheduler
 	$(VENV)/bin/mypy --strict tests/typing
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The chaos suite at full size (thousands of jobs per fault); `make test` runs the same scenarios short.
+chaos: $(VENV)/.installed
+	RESQ_CHAOS=full $(VENV)/bin/pytest -q -p no:cacheprovider -m chaos tests/chaos
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
