@@ -27,6 +27,9 @@ log = get_logger("resq.worker")
 MAX_PROMOTE_WAIT_S = 5.0
 #: What to do about a key of resq's that Redis says holds another type.
 BROKEN_KEY_HINT = "a key in resq's namespace holds a value of another type: delete or rename it (resq will recreate it)"
+#: A suspect is confirmed dead by a look this many heartbeat intervals after the first (a little under one:
+#: looks come once per interval, and a live worker beats again within one).
+CONFIRM_AFTER = 0.9
 #: The backoff between two tries of maintenance while Redis does not answer, in seconds.
 RETRY_MIN_S, RETRY_MAX_S = 0.1, 5.0
 
@@ -126,13 +129,14 @@ class Maintenance:
         """Give back the leases of consumers whose worker stopped heartbeating; returns how many.
 
         A worker whose heartbeat deadline passed is only suspected at first: its leases are given back
-        when a later look, at least one heartbeat interval on (this process's clock), still finds it
-        silent. After Redis itself was frozen or unreachable, every worker's deadline has passed at once;
+        when a later look, about one heartbeat interval on (``CONFIRM_AFTER``, this process's clock), still
+        finds it silent. After Redis itself was frozen or unreachable, every worker's deadline has passed at once;
         the live ones beat again within an interval and are cleared, so none is reaped for the outage.
         """
         live = self.broker.workers.live() | set(extra_live)
         stale_ms = to_ms(self.app.settings.heartbeat_interval * 3)
         now, released, silent = time.monotonic(), 0, set()
+        confirm_s = self.app.settings.heartbeat_interval * CONFIRM_AFTER
         queues = self.broker.queues
         for queue in queues.known():
             for consumer in queues.consumers(queue):
@@ -141,7 +145,7 @@ class Maintenance:
                     continue
                 if consumer["pending"]:
                     silent.add(name)
-                    if now - self._suspects.setdefault(name, now) >= self.app.settings.heartbeat_interval:
+                    if now - self._suspects.setdefault(name, now) >= confirm_s:
                         released += self._release_all(queue, name, "lost")
                 elif consumer["idle"] > stale_ms:
                     queues.forget_consumer(queue, name)

@@ -33,7 +33,8 @@ class Started:
     envelope: bytes | None
     attempt: int
     #: the status before the start: ``queued`` normally; ``cancelled``, ``succeeded`` or ``dead`` when
-    #: the job must not run; None when its record is gone (or the entry is foreign)
+    #: the job must not run; None when its record is gone, the entry is foreign, or the entry is not the
+    #: job's current one (a stale duplicate of a job given back under a new entry)
     prior: JobStatus | None
     #: the record is gone but the entry still waited in its stream: something deleted the job under it
     orphan: bool = False

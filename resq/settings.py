@@ -74,7 +74,7 @@ class Settings:
     #: how many times a job may lose its worker (crash, kill -9) before it is dead ("worker lost")
     max_worker_losses: int = 3
     #: seconds between worker heartbeats; a worker silent for 3 intervals is dead
-    heartbeat_interval: float = 5.0
+    heartbeat_interval: float = 3.0
     #: seconds to wait for a TCP connection to Redis
     connect_timeout: float = 2.0
     #: seconds to wait for a reply to a (non-blocking) command

@@ -21,20 +21,30 @@ class Workers(Part):
         """Record a worker (host, pid, queues, started…) and its first heartbeat."""
         self.heartbeat({worker_id: info})
 
-    def heartbeat(self, workers: Mapping[str, Mapping[str, str]]) -> None:
+    def heartbeat(self, workers: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
         """Record that these workers are alive now, with their description (worker id -> host, pid,
         queues, …): a record that was pruned meanwhile (a worker that looked dead for a while, then
-        came back) is whole again at its next heartbeat, not a heartbeat alone."""
+        came back) is whole again at its next heartbeat, not a heartbeat alone.
+
+        Returns:
+            Each worker's count of heartbeats as Redis holds it (the record's ``beats`` field, added to at
+            each beat): a count lower than the beats sent means Redis lost writes (it came back from an
+            older snapshot, a replica that lagged took over, or the record was pruned), so what Redis
+            holds of the worker's leases may be older than what the worker holds.
+        """
         if not workers:
-            return
+            return {}
         silent_ms = to_ms(self.settings.heartbeat_interval * 3)
         now = now_ms()
         pipe = self._redis.pipeline(transaction=False)
         pipe.zadd(self.keys.workers, dict.fromkeys(workers, now + silent_ms))
         for worker_id, info in workers.items():
-            pipe.hset(self.keys.worker(worker_id), mapping={**info, "heartbeat_ms": now})
-            pipe.pexpire(self.keys.worker(worker_id), silent_ms + 1000)
-        pipe.execute()
+            key = self.keys.worker(worker_id)
+            pipe.hset(key, mapping={**info, "heartbeat_ms": now})
+            pipe.hincrby(key, "beats", 1)
+            pipe.pexpire(key, silent_ms + 1000)
+        replies = pipe.execute()
+        return {worker_id: int(replies[2 + 3 * i]) for i, worker_id in enumerate(workers)}
 
     def show_current(self, current: dict[str, str]) -> None:
         """Record the jobs each worker runs (``worker id -> comma-separated job ids``), in one round trip."""

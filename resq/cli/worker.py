@@ -67,7 +67,7 @@ def _app_from(ctx: click.Context, ref: str | None, url: str | None = None, names
     "--heartbeat-interval",
     type=click.FloatRange(0.1),
     default=None,
-    help="Seconds between heartbeats (default 5); silent for 3 intervals = dead.",
+    help="Seconds between heartbeats (default 3); silent for 3 intervals = dead.",
 )
 @click.option(
     "--grace-period",

@@ -5,6 +5,7 @@ enforces hard time limits, and turns the operator's signals into a polite (or im
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -116,6 +117,8 @@ class _ChildProc:
     running: dict[int, _Running] = field(default_factory=dict)
     #: the ``current`` jobs last written to the worker registry for this child
     shown: str = ""
+    #: its heartbeats as Redis last counted them (0: not known yet); fewer later means Redis lost writes
+    beats: int = 0
 
     def look(self) -> None:
         """Read the child's board (what each thread runs now), keeping what is known of unchanged rows."""
@@ -350,7 +353,29 @@ class Supervisor:
                 self._forward(signal.SIGUSR2 if command == "pause" else signal.SIGCONT)
 
     def _heartbeat(self) -> None:
-        self.broker.workers.heartbeat({c.worker_id: {**c.info, "current": c.shown} for c in self.children.values()})
+        children = {c.worker_id: c for c in self.children.values()}
+        beats = self.broker.workers.heartbeat({w: {**c.info, "current": c.shown} for w, c in children.items()})
+        for worker_id, count in beats.items():
+            child = children[worker_id]
+            rewound = count <= child.beats  # Redis counts fewer beats than it did: it lost writes
+            child.beats = count
+            if rewound:
+                self._step("leases after lost writes", functools.partial(self._reconcile, child))
+
+    def _reconcile(self, child: _ChildProc) -> None:
+        """Redis lost writes (it came back from an older snapshot, say): the leases it holds for ``child``
+        may be older than the child's. Give back every lease of the child that it does not run now, so that
+        none waits for ever under a live worker that will never look at it again (a job it finished after
+        the snapshot runs again: at-least-once). The child's outcome for a job it still runs is recorded as
+        usual, or refused if Redis no longer has it leased to the child (fencing)."""
+        child.look()
+        running = {r.job.delivery.entry for r in child.running.values()}
+        released = 0
+        for queue in self.config.queues:
+            for delivery in self.broker.queues.pending_of(queue, child.worker_id):
+                if delivery.entry not in running and self.broker.queues.release(delivery, "returned") != "gone":
+                    released += 1
+        log.warning("redis_lost_writes", worker=child.worker_id, leases_given_back=released)
 
     def _poll(self, child_ids: list[str], durable: bool) -> list[str]:
         return list(self.control.poll([self.supervisor_id, *child_ids], durable=durable))

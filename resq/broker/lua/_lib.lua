@@ -123,9 +123,10 @@ end
 -- Whether a worker's outcome for the stream entry `leased` may be recorded: the job (its hash's `status`
 -- and `entry`) still runs under that very entry. A job given back by a reaper runs under a new entry, so
 -- the late outcome of a worker that was declared lost (paused, cut off) is refused: the entry id is the
--- lease's fencing token.
+-- lease's fencing token. A job still `queued` under the very entry is held too: Redis came back from a
+-- snapshot taken between the worker's fetch and its start, and the worker ran it.
 local function resq_holds(status, entry, leased)
-  return status == 'running' and entry == leased
+  return entry == leased and (status == 'running' or status == 'queued')
 end
 
 -- Refuse a stale lease (see resq_holds): take the worker's entry out of the stream and say so. `status`
