@@ -18,6 +18,8 @@ class Delivery:
     #: the job id, or None when the entry is not a resq entry (then ``fields`` holds what it carried)
     job_id: str | None
     fields: dict[bytes, bytes]
+    #: the entry is in the queue's front stream (a job given back, served before the queue's backlog)
+    front: bool = False
 
     @property
     def foreign(self) -> bool:

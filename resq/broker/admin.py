@@ -6,6 +6,7 @@ part only reads and writes what the scripts keep, in batched pipelines so that i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,18 +25,27 @@ class Admin(Part):
     """Reads and repairs for ``resq stats``, ``resq queue clear``, ``resq dead``, ``resq scheduled`` and the metrics."""
 
     def queue_sizes(self, queues: Sequence[str]) -> list[tuple[int, int, int]]:
-        """``(stream length, scheduled, dead)`` of each queue, in one round trip."""
+        """``(entries in its streams, scheduled, dead)`` of each queue, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         for name in queues:
+            pipe.xlen(self.keys.front(name))
             pipe.xlen(self.keys.queue(name))
             pipe.zcard(self.keys.scheduled(name))
             pipe.zcard(self.keys.dead(name))
-        sizes = [int(n) for n in pipe.execute()]
-        return [(sizes[3 * i], sizes[3 * i + 1], sizes[3 * i + 2]) for i in range(len(queues))]
+        n = [int(size) for size in pipe.execute()]
+        return [(n[4 * i] + n[4 * i + 1], n[4 * i + 2], n[4 * i + 3]) for i in range(len(queues))]
 
     def lease_state(self, queue: str) -> tuple[int, int | None]:
-        """``(leased entries, time the oldest undelivered entry was added in ms or None)`` of a queue."""
-        stream = self.keys.queue(queue)
+        """``(leased entries, time the oldest undelivered entry was added in ms or None)`` of a queue
+        (its front stream and its own)."""
+        leased, oldest = 0, None
+        for stream in self.keys.streams(queue):
+            pending, added = self._stream_lease_state(stream)
+            leased += pending
+            oldest = added if oldest is None or (added is not None and added < oldest) else oldest
+        return leased, oldest
+
+    def _stream_lease_state(self, stream: str) -> tuple[int, int | None]:
         try:
             groups = self._redis.xinfo_groups(stream)
         except ResponseError:  # no stream yet
@@ -80,7 +90,8 @@ class Admin(Part):
         return [int(n) for n in pipe.execute()]
 
     def clear_queue(self, queue: str) -> int:
-        """Delete the entries of a queue's stream and its scheduled set, and the records of their jobs.
+        """Delete the entries of a queue's streams (its front and its own) and its scheduled set, and the
+        records of their jobs.
 
         The stream and its consumer group stay (workers blocked on the queue carry on); leases of the
         deleted entries are acknowledged. Running jobs lose their records too (their workers' outcomes
@@ -90,13 +101,14 @@ class Admin(Part):
             How many jobs were removed.
         """
         k = self.keys
-        stream = k.queue(queue)
-        self._ensure_group(stream)
         removed = 0
-        while entries := self._redis.xrange(stream, "-", "+", count=BATCH):
-            ids = [text(f[b"id"]) for _, f in entries if b"id" in f]
-            self._drop(queue, ids, lambda pipe: _forget_entries(pipe, stream, [e for e, _ in entries]))
-            removed += len(ids)
+        for stream in k.streams(queue):
+            self._ensure_group(stream)
+            while entries := self._redis.xrange(stream, "-", "+", count=BATCH):
+                ids = [text(f[b"id"]) for _, f in entries if b"id" in f]
+                entry_ids = [e for e, _ in entries]
+                self._drop(queue, ids, functools.partial(_forget_entries, stream=stream, entries=entry_ids))
+                removed += len(ids)
         while members := self._redis.zrange(k.scheduled(queue), 0, BATCH - 1):
             ids = [text(m) for m in members]
             self._drop(queue, ids, lambda pipe: pipe.zrem(k.scheduled(queue), *members))

@@ -49,10 +49,18 @@ class Jobs(Part):
         fields = {text(k): v for k, v in raw.items()}
         entry = fields.get("entry")
         if "envelope" not in fields and entry and fields.get("status") in (b"queued", b"running"):
-            found = self.connection.with_retry(lambda: self._redis.xrange(self.keys.queue(queue), entry, entry))
-            if found and b"envelope" in found[0][1]:
-                fields["envelope"] = found[0][1][b"envelope"]
+            envelope = self.connection.with_retry(lambda: self._entry_envelope(queue, job_id, entry))
+            if envelope is not None:
+                fields["envelope"] = envelope
         return fields
+
+    def _entry_envelope(self, queue: str, job_id: str, entry: bytes) -> bytes | None:
+        """The envelope carried by the job's entry, in the queue's front stream or its own."""
+        for stream in self.keys.streams(queue):
+            found = self._redis.xrange(stream, entry, entry)
+            if found and found[0][1].get(b"id") == job_id.encode() and b"envelope" in found[0][1]:
+                return bytes(found[0][1][b"envelope"])
+        return None
 
     def history(self, queue: str, job_id: str) -> list[dict[str, Any]]:
         """The job's lifecycle events, oldest first (each: event, at_ms, attempt, and details).
@@ -118,6 +126,7 @@ class Jobs(Part):
             k.scheduled(queue),
             k.done(queue, job_id),
             k.cancel_requests(queue),
+            k.front(queue),
         ]
         args = [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), c.listened(k.events)]
         return status_of(c.with_retry(lambda: c.script("cancel", keys, args)))

@@ -50,6 +50,19 @@ class Keys:
         """The stream of ids ready to run in ``queue``."""
         return f"{self._q(queue)}:queue"
 
+    def front(self, queue: str) -> str:
+        """The stream of jobs given back to ``queue`` (their worker died or stopped), served before the
+        queue's own stream: a recovered job goes to the front of its queue, not behind the backlog."""
+        return f"{self._q(queue)}:front"
+
+    def stream(self, queue: str, front: bool) -> str:
+        """The front stream of ``queue`` or its own one."""
+        return self.front(queue) if front else self.queue(queue)
+
+    def streams(self, queue: str) -> tuple[str, str]:
+        """The streams of ``queue`` in the order they are served: the front, then the queue."""
+        return self.front(queue), self.queue(queue)
+
     def job_prefix(self, queue: str) -> str:
         """The prefix of job hashes in ``queue`` (scripts append the id)."""
         return f"{self._q(queue)}:job:"

@@ -152,9 +152,9 @@ class Queues(Part):
         """Create the consumer group of each queue (and its stream) if missing, then add the queues to
         the namespace's set of queues (last: an error there leaves the groups made)."""
         queues = list(queues)
-        for queue in queues:
+        for stream in (s for queue in queues for s in self.keys.streams(queue)):
             try:
-                self._redis.xgroup_create(self.keys.queue(queue), GROUP, id="0", mkstream=True)
+                self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -165,7 +165,8 @@ class Queues(Part):
         """Lease up to ``count`` new entries, blocking up to ``block_s`` (None: not at all).
 
         Strict priority: the queues are tried in order without blocking and the first that has
-        entries wins; only when all are empty does one blocking read wait on all of them at once.
+        entries wins; only when all are empty does one blocking read wait on all of them at once. Each
+        read takes a queue's front stream (jobs given back) with its own, the front first.
         """
         if len(queues) > 1:
             for queue in queues:
@@ -178,7 +179,7 @@ class Queues(Part):
         return self._read(consumer, queues, count, block)
 
     def _read(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None) -> list[Delivery]:
-        by_key = {self.keys.queue(q): q for q in queues}
+        by_key = {stream: q for q in queues for stream in self.keys.streams(q)}
         try:
             reply = self._redis.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
         except ResponseError as exc:
@@ -190,9 +191,25 @@ class Queues(Part):
             return []
         found: dict[str, list[Delivery]] = {}
         for stream, entries in reply or []:
-            queue = by_key[text(stream)]
-            found[queue] = [_delivery(queue, entry, fields) for entry, fields in entries]
-        return [d for q in queues for d in found.get(q, [])]
+            key = text(stream)
+            queue, front = by_key[key], key == self.keys.front(by_key[key])
+            found[key] = [_delivery(queue, entry, fields, front) for entry, fields in entries]
+        deliveries = [d for key in by_key for d in found.get(key, [])]
+        if len(deliveries) > count:
+            self._hand_back_extra(deliveries[count:])
+        return deliveries[:count]
+
+    def _hand_back_extra(self, extra: list[Delivery]) -> None:
+        """A read over several streams takes up to its count from each: give the leases past the count
+        back at once, to their queue's front, where they are next in line as they were (a worker asking
+        for one job holds one, and the others stay free for other workers)."""
+        channel, now = self.connection.listened(self.keys.events), now_ms()
+
+        def build(pipe: Pipeline) -> None:
+            for delivery in extra:
+                self._add_release(pipe, delivery, "returned", b"", now, channel)
+
+        self.connection.pipeline(build)
 
     def start(
         self, worker_id: str, delivery: Delivery, outcomes: Sequence[Outcome] = (), counted: Sequence[Outcome] = ()
@@ -223,7 +240,7 @@ class Queues(Part):
                 self.connection.eval(
                     pipe,
                     "start",
-                    [k.job(q, delivery.job_id), k.queue(q)],
+                    [k.job(q, delivery.job_id), k.stream(q, delivery.front)],
                     [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
@@ -266,16 +283,16 @@ class Queues(Part):
 
     def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int, channel: str) -> None:
         k, d, s, run = self.keys, outcome.delivery, self.settings, self.connection.eval
-        q, job_id = d.queue, outcome.job_id
+        q, job_id, stream = d.queue, outcome.job_id, k.stream(d.queue, d.front)
         if isinstance(outcome, Discarded):
-            pipe.xack(k.queue(q), GROUP, d.entry)
-            pipe.xdel(k.queue(q), d.entry)
+            pipe.xack(stream, GROUP, d.entry)
+            pipe.xdel(stream, d.entry)
         elif isinstance(outcome, Succeeded):
-            keys = [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
             run(pipe, "succeed", keys, [*args, _carried(d)])
         elif isinstance(outcome, Retried):
-            keys = [k.queue(q), k.job(q, job_id), k.scheduled(q), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q)]
             args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]
             run(pipe, "retry", keys, [*args, _carried(d)])
             pipe.publish(k.wakeup, outcome.due_ms)
@@ -283,14 +300,14 @@ class Queues(Part):
             self._add_release(pipe, d, "lost", outcome.error, now, channel)
             pipe.srem(k.cancel_requests(q), job_id)  # a cancellation asked for meanwhile must not linger
         elif isinstance(outcome, Dead):
-            keys = [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q)]
             dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
             attempt = "1" if outcome.failed_attempt else "0"
             payload = outcome.raw or _carried(d)
             args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, payload, outcome.duration_ms]
             run(pipe, "dead", keys, [*args, channel, attempt])
         else:
-            keys = [k.queue(q), k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
             args = [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, channel, _carried(d)]
             run(pipe, "cancelled", keys, args)
 
@@ -304,7 +321,7 @@ class Queues(Part):
     # -- leases -----------------------------------------------------------------------------------
 
     def release(self, delivery: Delivery, mode: str, error: bytes = b"") -> str:
-        """Give a leased entry back to its queue.
+        """Give a leased entry back to the front of its queue (its front stream).
 
         Args:
             delivery: the lease.
@@ -323,37 +340,47 @@ class Queues(Part):
 
     def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int, channel: str) -> None:
         k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
-        keys = [k.queue(q), k.job(q, job_id), k.dead(q), k.done(q, job_id)]
+        keys = [k.stream(q, delivery.front), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q)]
         dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
         args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
         self.connection.eval(pipe, "release", keys, [*args, _carried(delivery)])
 
     def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
-        """The entries of ``queue`` leased by ``consumer``."""
-        stream = self.keys.queue(queue)
-        try:
-            pending = self._redis.xpending_range(stream, GROUP, "-", "+", limit, consumername=consumer)
-        except ResponseError:
-            return []
+        """The entries of ``queue`` (its front stream, then its own) leased by ``consumer``."""
         deliveries = []
-        for item in pending:
-            entry = item["message_id"]
-            found = self._redis.xrange(stream, entry, entry)
-            deliveries.append(_delivery(queue, entry, found[0][1] if found else {}))
+        for stream in self.keys.streams(queue):
+            try:
+                pending = self._redis.xpending_range(stream, GROUP, "-", "+", limit, consumername=consumer)
+            except ResponseError:
+                continue
+            front = stream == self.keys.front(queue)
+            for item in pending:
+                entry = item["message_id"]
+                found = self._redis.xrange(stream, entry, entry)
+                deliveries.append(_delivery(queue, entry, found[0][1] if found else {}, front))
         return deliveries
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:
-        """The consumers of a queue's group with their pending count and idle time (ms)."""
-        try:
-            rows = self._redis.xinfo_consumers(self.keys.queue(queue), GROUP)
-        except ResponseError:
-            return []
-        return [{"name": text(r["name"]), "pending": int(r["pending"]), "idle": int(r["idle"])} for r in rows]
+        """The consumers of a queue's groups (front and own stream) with their pending count and idle
+        time (ms): leases summed, the shorter idle time."""
+        found: dict[str, dict[str, Any]] = {}
+        for stream in self.keys.streams(queue):
+            try:
+                rows = self._redis.xinfo_consumers(stream, GROUP)
+            except ResponseError:
+                continue
+            for r in rows:
+                name, pending, idle = text(r["name"]), int(r["pending"]), int(r["idle"])
+                seen = found.setdefault(name, {"name": name, "pending": 0, "idle": idle})
+                seen["pending"] += pending
+                seen["idle"] = min(seen["idle"], idle)
+        return list(found.values())
 
     def forget_consumer(self, queue: str, consumer: str) -> None:
-        """Remove a consumer (that holds no lease) from a queue's group."""
-        with contextlib.suppress(ResponseError):  # no group (the queue was cleared): nothing to forget
-            self._redis.xgroup_delconsumer(self.keys.queue(queue), GROUP, consumer)
+        """Remove a consumer (that holds no lease) from a queue's groups."""
+        for stream in self.keys.streams(queue):
+            with contextlib.suppress(ResponseError):  # no group (the queue was cleared): nothing to forget
+                self._redis.xgroup_delconsumer(stream, GROUP, consumer)
 
     # -- scheduled jobs ---------------------------------------------------------------------------
 
@@ -417,9 +444,9 @@ def _carried(delivery: Delivery) -> bytes:
     return delivery.fields.get(b"envelope", b"")
 
 
-def _delivery(queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None) -> Delivery:
+def _delivery(queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None, front: bool = False) -> Delivery:
     fields = fields or {}
-    return Delivery(queue, text(entry), _job_id(fields), fields)
+    return Delivery(queue, text(entry), _job_id(fields), fields, front)
 
 
 def _job_id(fields: dict[bytes, bytes]) -> str | None:

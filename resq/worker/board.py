@@ -22,8 +22,10 @@ __all__ = ["ROW_BYTES", "Board", "Running"]
 
 #: Bytes of one row: the header, then the queue name, the stream entry id and the job id.
 ROW_BYTES = 2048
-#: sequence number, monotonic start (s), length of queue, entry and job id in bytes, 1 if the id was cut
+#: sequence number, monotonic start (s), length of queue, entry and job id in bytes, flags (``_CUT``, ``_FRONT``)
 _HEAD = struct.Struct("<Qd3HB")
+#: the job id was too long for the row; the entry is in the queue's front stream
+_CUT, _FRONT = 1, 2
 _SEQ = struct.Struct("<Q")
 #: How often a reader tries a row that is being written before it leaves it for its next look.
 _READ_TRIES = 3
@@ -58,16 +60,17 @@ class Board:
         queue, entry = delivery.queue.encode(), delivery.entry.encode()
         job_id = str(delivery.job_id).encode("utf-8", "replace")
         room = ROW_BYTES - _HEAD.size - len(queue) - len(entry)
-        self._write(row, began, queue, entry, job_id[:room], cut=len(job_id) > room)
+        flags = (_CUT if len(job_id) > room else 0) | (_FRONT if delivery.front else 0)
+        self._write(row, began, queue, entry, job_id[:room], flags)
 
     def end(self, row: int) -> None:
         """Row ``row``'s thread ended its attempt."""
         self._write(row, 0.0, b"", b"", b"")
 
-    def _write(self, row: int, began: float, queue: bytes, entry: bytes, job_id: bytes, cut: bool = False) -> None:
+    def _write(self, row: int, began: float, queue: bytes, entry: bytes, job_id: bytes, flags: int = 0) -> None:
         offset, seq = row * ROW_BYTES, self._seqs[row]
         _SEQ.pack_into(self._mem, offset, seq + 1)  # odd: being written
-        _HEAD.pack_into(self._mem, offset, seq + 1, began, len(queue), len(entry), len(job_id), cut)
+        _HEAD.pack_into(self._mem, offset, seq + 1, began, len(queue), len(entry), len(job_id), flags)
         start = offset + _HEAD.size
         self._mem[start : start + len(queue) + len(entry) + len(job_id)] = queue + entry + job_id
         self._seqs[row] = seq + 2
@@ -86,7 +89,7 @@ class Board:
     def _read_row(self, row: int) -> Running | None:
         offset = row * ROW_BYTES
         for _ in range(_READ_TRIES):
-            seq, began, n_queue, n_entry, n_id, cut = _HEAD.unpack_from(self._mem, offset)
+            seq, began, n_queue, n_entry, n_id, flags = _HEAD.unpack_from(self._mem, offset)
             if seq % 2:
                 continue
             start = offset + _HEAD.size
@@ -97,7 +100,8 @@ class Board:
                 return None
             queue, entry = data[:n_queue].decode(), data[n_queue : n_queue + n_entry].decode()
             job_id = data[n_queue + n_entry :].decode("utf-8", "replace")
-            return Running(Delivery(queue, entry, job_id, {}), began, seq, whole=not cut)
+            delivery = Delivery(queue, entry, job_id, {}, front=bool(flags & _FRONT))
+            return Running(delivery, began, seq, whole=not flags & _CUT)
         return None
 
     def close(self) -> None:

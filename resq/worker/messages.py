@@ -22,16 +22,18 @@ class _JobReport:
     job_id: str | None
     #: ident of the child's thread that runs the job
     thread: int
+    #: the entry is in the queue's front stream
+    front: bool = False
 
     @classmethod
     def of(cls, delivery: Delivery, thread: int) -> Self:
         """The report of ``delivery`` running on ``thread`` (its fields stay behind)."""
-        return cls(delivery.queue, delivery.entry, delivery.job_id, thread)
+        return cls(delivery.queue, delivery.entry, delivery.job_id, thread, delivery.front)
 
     @property
     def delivery(self) -> Delivery:
-        """The delivery reported, without its fields (the supervisor needs queue, entry and id only)."""
-        return Delivery(self.queue, self.entry, self.job_id, {})
+        """The delivery reported, without its fields (the supervisor needs queue, entry, id and stream)."""
+        return Delivery(self.queue, self.entry, self.job_id, {}, self.front)
 
 
 @dataclass(frozen=True)

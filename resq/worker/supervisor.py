@@ -369,11 +369,13 @@ class Supervisor:
         the snapshot runs again: at-least-once). The child's outcome for a job it still runs is recorded as
         usual, or refused if Redis no longer has it leased to the child (fencing)."""
         child.look()
-        running = {r.job.delivery.entry for r in child.running.values()}
+        running = {(r.job.delivery.entry, r.job.delivery.front) for r in child.running.values()}
         released = 0
         for queue in self.config.queues:
             for delivery in self.broker.queues.pending_of(queue, child.worker_id):
-                if delivery.entry not in running and self.broker.queues.release(delivery, "returned") != "gone":
+                if (delivery.entry, delivery.front) in running:
+                    continue
+                if self.broker.queues.release(delivery, "returned") != "gone":
                     released += 1
         log.warning("redis_lost_writes", worker=child.worker_id, leases_given_back=released)
 

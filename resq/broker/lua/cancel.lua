@@ -1,5 +1,6 @@
 -- cancel: remove a queued or scheduled job; ask the worker to stop a running one.
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] scheduled zset   KEYS[4] done list   KEYS[5] cancel set
+-- KEYS[6] the queue's front stream (a job given back waits there)
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] now (ms)   ARGV[4] ttl of the cancelled record (ms)
 -- ARGV[5] events channel ('' = none)
 -- Returns: the status after the call ('cancelled', 'running' when a stop was requested, or the final
@@ -15,8 +16,14 @@ if status == 'running' then
   return 'running'
 end
 if status == 'queued' and f[5] then
-  resq_keep_envelope(KEYS[2], KEYS[1], f[5])
-  redis.call('XDEL', KEYS[1], f[5])
+  for _, stream in ipairs({KEYS[6], KEYS[1]}) do  -- the stream whose entry of that id is this job's
+    local found = redis.call('XRANGE', stream, f[5], f[5])
+    if #found == 1 and found[1][2][2] == ARGV[2] then
+      resq_keep_envelope(KEYS[2], stream, f[5])
+      redis.call('XDEL', stream, f[5])
+      break
+    end
+  end
 end
 redis.call('ZREM', KEYS[3], ARGV[2])
 local e = resq_event('cancelled', ARGV[2], f[2], f[3], f[4], ARGV[3], nil)

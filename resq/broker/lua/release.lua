@@ -1,5 +1,6 @@
--- release: give a leased job back to its queue (worker stopping, or its worker died).
--- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list
+-- release: give a leased job back to the front of its queue (worker stopping, or its worker died).
+-- KEYS[1] the stream the lease is in   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list
+-- KEYS[5] the queue's front stream (served before the queue's own: the job goes before the backlog)
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] job id   ARGV[4] now (ms)
 -- ARGV[5] 'lost' (worker died: counts towards max) or 'returned' (handed back politely)
 -- ARGV[6] max losses before the job is dead   ARGV[7] error (msgpack) used when it goes dead
@@ -31,11 +32,12 @@ if ARGV[5] == 'returned' and running then
   attempt = attempt - 1
   redis.call('HSET', KEYS[2], 'attempt', attempt)
 end
-local entry  -- the envelope goes on waiting in the new entry, if it waited in the old one
-if ARGV[13] ~= '' then
-  entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[3], 'envelope', ARGV[13])
-else
-  entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[3])
+local fields = {'id', ARGV[3]}  -- the envelope goes on waiting in the new entry, if it waited in the old one
+if ARGV[13] ~= '' then fields = {'id', ARGV[3], 'envelope', ARGV[13]} end
+local entry = redis.call('XADD', KEYS[5], '*', unpack(fields))
+if entry == ARGV[2] then  -- the two streams draw their ids apart: the lease's token must not come back
+  redis.call('XDEL', KEYS[5], entry)
+  entry = redis.call('XADD', KEYS[5], '*', unpack(fields))
 end
 local extra = {from = ARGV[5]}
 if running then resq_with_start(extra, f[5], f[6]) end
