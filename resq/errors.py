@@ -7,6 +7,7 @@
     ├── ArgumentsError (TypeError)  arguments that do not match the task's signature
     ├── EncodeError (TypeError)     an argument or result msgpack cannot carry
     ├── DecodeError                 a payload that cannot be decoded (keeps the raw bytes)
+    │   └── DecryptError            a sealed payload that cannot be opened: unknown key, or altered
     ├── PayloadTooLarge             an encoded job over ``max_payload_bytes``
     ├── BrokerError                 Redis refused a command (a wrong type, out of memory, …)
     │   ├── BrokerUnavailable       Redis could not be reached (after bounded retries, for producers)
@@ -33,11 +34,13 @@ from collections.abc import Iterable
 
 __all__ = [
     "ArgumentsError",
+    "BrokenKey",
     "BrokerError",
     "BrokerRefused",
     "BrokerUnavailable",
     "ConfigError",
     "DecodeError",
+    "DecryptError",
     "EncodeError",
     "JobCancelled",
     "JobFailed",
@@ -78,6 +81,16 @@ class DecodeError(ResqError):
         self.raw = raw
 
 
+class DecryptError(DecodeError):
+    """A sealed payload (``encrypt=True``) cannot be opened: it names a key this process does not hold,
+    or it fails authentication (altered, moved from another job, or a different key under that id).
+    ``key_id`` is the id the seal names; ``raw`` keeps the seal. A worker makes such a job dead."""
+
+    def __init__(self, message: str, raw: bytes = b"", key_id: str = "") -> None:
+        super().__init__(message, raw)
+        self.key_id = key_id
+
+
 class PayloadTooLarge(ResqError):
     """An encoded job is larger than the configured ``max_payload_bytes``."""
 
@@ -99,6 +112,16 @@ class BrokerRefused(BrokerError):
     """Redis refused resq for a reason that waiting will not fix: a wrong user or password, an ACL user
     that may not run a command or touch a key resq uses, a TLS certificate that cannot be verified.
     Never retried: workers and the CLI stop at once with this message."""
+
+
+class BrokenKey(BrokerError):
+    """A key in resq's namespace holds another type than resq keeps there (something else wrote to it):
+    a script found it before writing anything, and names it. Workers set the key aside (rename it, see
+    ``Admin.set_aside``) and go on."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class UnknownJob(ResqError):

@@ -11,14 +11,14 @@ from typing import Any
 from resq.app import Resq
 from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokerError, BrokerRefused, BrokerUnavailable
+from resq.errors import BrokenKey, BrokerError, BrokerRefused, BrokerUnavailable
 from resq.failures import WorkerLost, error_record, failed_attempt
 from resq.job import Job, JobStatus
 from resq.log import get_logger, job_context
 from resq.outcomes import Delivery
 from resq.task import Task
 
-__all__ = ["Maintenance", "task_of"]
+__all__ = ["BROKEN_KEY_HINT", "Maintenance", "command_refused", "set_aside", "task_of"]
 
 log = get_logger("resq.worker")
 
@@ -26,12 +26,30 @@ log = get_logger("resq.worker")
 #: wake-up messages that producers publish when they schedule a job).
 MAX_PROMOTE_WAIT_S = 5.0
 #: What to do about a key of resq's that Redis says holds another type.
-BROKEN_KEY_HINT = "a key in resq's namespace holds a value of another type: delete or rename it (resq will recreate it)"
+BROKEN_KEY_HINT = (
+    "a key in resq's namespace holds a value of another type (something else wrote to it): resq renames it "
+    "to {ns...}:broken:<ms>:<name> when a script names it; else delete or rename it (resq recreates it)"
+)
 #: A suspect is confirmed dead by a look this many heartbeat intervals after the first (a little under one:
 #: looks come once per interval, and a live worker beats again within one).
 CONFIRM_AFTER = 0.9
 #: The backoff between two tries of maintenance while Redis does not answer, in seconds.
 RETRY_MIN_S, RETRY_MAX_S = 0.1, 5.0
+
+
+def set_aside(app: Resq, exc: BrokerError) -> bool:
+    """If ``exc`` names a key of resq's that holds another type (``BrokenKey``), rename that key out of the
+    way (``Admin.set_aside``: its value is kept for a look, resq recreates the key) and log it. Returns
+    whether a key was set aside."""
+    if not isinstance(exc, BrokenKey):
+        return False
+    try:
+        moved_to = app.broker.admin.set_aside(exc.key)
+    except BrokerError as failed:
+        log.error("set_aside_failed", key=exc.key, error=str(failed))
+        return False
+    log.error("broken_key_set_aside", key=exc.key, moved_to=moved_to, error=str(exc), hint=BROKEN_KEY_HINT)
+    return True
 
 
 def command_refused(exc: BrokerError) -> bool:
@@ -103,7 +121,8 @@ class Maintenance:
             except BrokerError as exc:
                 if not command_refused(exc):
                     raise
-                log.error("promote_failed", queue=queue, error=str(exc), hint=BROKEN_KEY_HINT)
+                if not set_aside(self.app, exc):
+                    log.error("promote_failed", queue=queue, error=str(exc), hint=BROKEN_KEY_HINT)
                 continue  # one queue's broken scheduled set must not hold up the others
             moved += count
             if nxt is not None and (earliest is None or nxt < earliest):

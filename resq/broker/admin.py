@@ -58,6 +58,12 @@ class Admin(Part):
         first = self._redis.xrange(stream, start, "+", count=1)
         return pending, (int(text(first[0][0]).split("-", 1)[0]) if first else None)
 
+    def set_aside(self, key: str) -> str:
+        """Move a key of the wrong type out of resq's way (something else wrote to it): renamed to
+        ``Keys.broken`` with its value kept for a look, so that resq recreates the key it needs. Returns
+        the new name ("" when the key was gone meanwhile)."""
+        return self._set_aside(key)
+
     def ping(self) -> None:
         """Check that Redis answers (raises ``BrokerUnavailable`` when it does not)."""
         self._redis.ping()

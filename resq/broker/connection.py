@@ -14,6 +14,7 @@ import functools
 import inspect
 import os
 import random
+import re
 import threading
 import time
 import weakref
@@ -29,7 +30,7 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry as RedisRetry
 
 from resq.broker.keys import Keys
-from resq.errors import BrokerError, BrokerRefused, BrokerUnavailable
+from resq.errors import BrokenKey, BrokerError, BrokerRefused, BrokerUnavailable
 from resq.job import TERMINAL_STATUSES, JobStatus
 from resq.settings import Settings
 
@@ -50,9 +51,14 @@ __all__ = [
     "Subscription",
     "as_int",
     "mask_password",
+    "raise_first_error",
     "status_of",
     "text",
 ]
+
+
+#: How a script names a key of the wrong type (``resq_broken`` in ``_lib.lua``).
+_BROKEN_KEY = re.compile(r"WRONGTYPE resq key (?P<key>.+?) holds a \w+, not a \w+")
 
 
 def refusal_hint(exc: BaseException) -> str | None:
@@ -167,6 +173,9 @@ class Connection:
             return BrokerRefused(f"Redis at {self.safe_url()} refused resq: {exc} ({hint})")
         if isinstance(exc, CONNECTION_ERRORS):
             return BrokerUnavailable(f"Redis at {self.safe_url()} is unavailable: {exc}")
+        broken = _BROKEN_KEY.search(str(exc))
+        if broken is not None:
+            return BrokenKey(f"Redis refused a command: {exc}", broken["key"])
         if isinstance(exc, redis.RedisError):
             return BrokerError(f"Redis refused a command: {exc}")
         return exc
@@ -246,17 +255,18 @@ class Connection:
             self._listened[channel] = looked
         return channel if looked[1] else ""
 
-    def fast_pipeline(self, build: Callable[[Any], None]) -> list[Any]:
+    def fast_pipeline(self, build: Callable[[Any], None], *, keep_errors: bool = False) -> list[Any]:
         """As :meth:`pipeline`, for the hot path's plain positional commands (scripts, counters, acks):
         packed and sent on this thread's own connection directly, without redis-py's pipeline machinery
-        (a third of a short pipeline's cost)."""
+        (a third of a short pipeline's cost). With ``keep_errors`` error replies are returned in their
+        place (as redis-py exceptions) instead of the first being raised."""
 
         def run() -> list[Any]:
             batch = _Batch()
             build(batch)
             return self._send(batch.commands)
 
-        return self._round_trip(run)
+        return self._round_trip(run, keep_errors=keep_errors)
 
     def send_later(self, build: Callable[[Any], None]) -> Pending:
         """As :meth:`fast_pipeline`, in two halves: the commands go out now (on a connection of the
@@ -276,16 +286,16 @@ class Connection:
             return Pending(self, build, None)
         return Pending(self, build, conn, len(batch.commands))
 
-    def _round_trip(self, run: Callable[[], list[Any]]) -> list[Any]:
+    def _round_trip(self, run: Callable[[], list[Any]], *, keep_errors: bool = False) -> list[Any]:
         """The replies of ``run`` (one round trip), run once more after reloading the scripts if Redis
-        lost them; the first error reply is raised."""
+        lost them; the first error reply is raised (unless ``keep_errors``)."""
         if not self._shas:
             self.load_scripts()
         replies = run()
         if any(isinstance(r, NoScriptError) for r in replies):
             self.load_scripts()  # Redis restarted or was flushed
             replies = run()
-        return _raise_first_error(replies)
+        return replies if keep_errors else raise_first_error(replies)
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self._own()
@@ -335,7 +345,7 @@ class Pending:
             pool.release(conn)
         if any(isinstance(r, NoScriptError) for r in replies):
             return c.fast_pipeline(self._build)  # Redis lost the scripts: reloads them and runs again
-        return _raise_first_error(replies)
+        return raise_first_error(replies)
 
     def close(self) -> None:
         """Drop the connection of replies that will not be read (it holds them: no one else may use it)."""
@@ -361,7 +371,7 @@ class _Batch:
         return record
 
 
-def _raise_first_error(replies: list[Any]) -> list[Any]:
+def raise_first_error(replies: list[Any]) -> list[Any]:
     """``replies``, unless one is an error reply: then the first of them is raised."""
     for reply in replies:
         if isinstance(reply, Exception):
@@ -451,6 +461,17 @@ class Part:
     @property
     def _redis(self) -> Any:
         return self.connection.client
+
+    def _set_aside(self, key: str) -> str:
+        """Rename ``key`` to ``Keys.broken`` (see ``Admin.set_aside``); "" when it was gone."""
+        aside = self.keys.broken(key, int(time.time() * 1000))
+        try:
+            self._redis.rename(key, aside)
+        except redis.ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return ""
+            raise
+        return aside
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

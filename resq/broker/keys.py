@@ -63,6 +63,14 @@ class Keys:
         """The streams of ``queue`` in the order they are served: the front, then the queue."""
         return self.front(queue), self.queue(queue)
 
+    def broken(self, key: str, at_ms: int) -> str:
+        """Where a key of the wrong type is set aside (``Admin.set_aside``): the same hash tag (so the
+        rename stays in its slot), then ``broken:<ms>:`` and the rest of its name."""
+        tag, brace, rest = key.partition("}")
+        if not brace or not tag.startswith("{"):
+            return f"{self._ns}:broken:{at_ms}:{key}"
+        return f"{tag}}}:broken:{at_ms}{rest}"
+
     def job_prefix(self, queue: str) -> str:
         """The prefix of job hashes in ``queue`` (scripts append the id)."""
         return f"{self._q(queue)}:job:"

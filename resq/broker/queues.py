@@ -14,13 +14,23 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.exceptions import RedisError, ResponseError
 
-from resq.broker.connection import MAX_BLOCK_S, Part, Pending, Pipeline, Subscription, status_of, text
+from resq.broker.connection import (
+    MAX_BLOCK_S,
+    Part,
+    Pending,
+    Pipeline,
+    Subscription,
+    raise_first_error,
+    status_of,
+    text,
+)
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
+from resq.errors import BrokenKey
 from resq.job import JobStatus
 from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
@@ -157,7 +167,7 @@ class Queues(Part):
                 self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
-                    raise
+                    self._raise_broken([stream], exc)
         if queues:
             self._redis.sadd(self.keys.queues, *queues)
 
@@ -184,7 +194,7 @@ class Queues(Part):
             reply = self._redis.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
         except ResponseError as exc:
             if not str(exc).startswith(STREAM_GONE):
-                raise
+                self._raise_broken(list(by_key), exc)
             # The stream went (FLUSHDB, FLUSHALL, DEL, a restart from an empty dataset): NOGROUP on the next
             # read, UNBLOCKED for a read blocked on it then. Recreate the stream and its group and go on.
             self.ensure_groups(queues)
@@ -198,6 +208,19 @@ class Queues(Part):
         if len(deliveries) > count:
             self._hand_back_extra(deliveries[count:])
         return deliveries[:count]
+
+    def _raise_broken(self, streams: list[str], exc: ResponseError) -> NoReturn:
+        """A read or a group creation failed with ``exc``: raise the error naming the first of ``streams``
+        that holds another type than a stream (something else wrote to it), else ``exc`` itself."""
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.type(stream)
+        for stream, kind in zip(streams, pipe.execute(), strict=True):
+            if text(kind) not in ("stream", "none"):
+                raise BrokenKey(
+                    f"Redis refused a command: {stream} holds a {text(kind)}, not a stream", stream
+                ) from exc
+        raise exc
 
     def _hand_back_extra(self, extra: list[Delivery]) -> None:
         """A read over several streams takes up to its count from each: give the leases past the count
@@ -232,10 +255,11 @@ class Queues(Part):
         k, q, now = self.keys, delivery.queue, now_ms()
         channel = self.connection.listened(k.events)
         marks: list[tuple[int, Outcome]] = []
+        counters: list[tuple[int, str]] = []
 
         def build(pipe: Pipeline) -> None:
             marks[:] = self._add_outcomes(pipe, outcomes, now, channel)
-            self._stats.add(pipe, counted)
+            counters[:] = self._add_counters(pipe, counted)
             if delivery.job_id is not None:
                 self.connection.eval(
                     pipe,
@@ -244,7 +268,7 @@ class Queues(Part):
                     [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
-        replies = self.connection.fast_pipeline(build)
+        replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
         _log_refused(marks, replies)
         if delivery.job_id is None:
             return Started(delivery, None, 0, None)
@@ -263,12 +287,29 @@ class Queues(Part):
             return
         channel = self.connection.listened(self.keys.events) if outcomes else ""
         marks: list[tuple[int, Outcome]] = []
+        counters: list[tuple[int, str]] = []
 
         def build(pipe: Pipeline) -> None:
             marks[:] = self._add_outcomes(pipe, outcomes, now_ms(), channel)
-            self._stats.add(pipe, counted)
+            counters[:] = self._add_counters(pipe, counted)
 
-        _log_refused(marks, self.connection.fast_pipeline(build))
+        _log_refused(marks, self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters))
+
+    def _add_counters(self, pipe: Any, counted: Sequence[Outcome]) -> list[tuple[int, str]]:
+        """Add the counters of ``counted`` to ``pipe``; returns where each command is, and its key."""
+        first = len(pipe.commands)
+        self._stats.add(pipe, counted)
+        return [(first + i, command[1]) for i, command in enumerate(pipe.commands[first:])]
+
+    def _replies(self, replies: list[Any], counters: list[tuple[int, str]]) -> list[Any]:
+        """The replies of a round trip of outcomes, counters and a start: a counter Redis refused (its
+        key holds something else) is set aside and logged, and loses that addition only (counters are
+        advisory, and must never stop a job's outcome); any other error reply is raised."""
+        for index, key in counters:
+            if isinstance(replies[index], Exception):
+                log.error("counter_set_aside", key=key, moved_to=self._set_aside(key), error=str(replies[index]))
+                replies[index] = None
+        return raise_first_error(replies)
 
     def _add_outcomes(
         self, pipe: Any, outcomes: Sequence[Outcome], now: int, channel: str

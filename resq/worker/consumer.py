@@ -22,9 +22,10 @@ from resq.app import Resq
 from resq.broker.queues import MAX_ID_BYTES
 from resq.clock import now_ms
 from resq.codec import pack
-from resq.errors import BrokerUnavailable
+from resq.errors import BrokerError, BrokerUnavailable
 from resq.failures import error_record
 from resq.log import get_logger
+from resq.maintenance import BROKEN_KEY_HINT, command_refused, set_aside
 from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
 from resq.worker.executor import Executor
 from resq.worker.messages import ChildMessage, JobBegan, JobEnded
@@ -36,6 +37,8 @@ log = get_logger("resq.worker")
 #: Longest pause between reconnection attempts while Redis is away, in seconds: short, so a worker is
 #: fetching again within about a second of Redis (or the network) coming back.
 RECONNECT_CAP_S = 1.0
+#: Longest silence between two log lines about a command Redis keeps refusing, in seconds.
+REFUSED_LOG_EVERY_S = 30.0
 #: How often a consumer waiting for Redis looks whether it was asked to stop, in seconds.
 STOP_POLL_S = 0.1
 #: Adaptive prefetch: the most leases per fetch, and how long a batch should take at most, in seconds.
@@ -165,6 +168,8 @@ class Consumer:
         #: outcomes recorded whose counters are not added yet, and when counters were last added
         self._uncounted: list[Outcome] = []
         self._counted_at = time.monotonic()
+        #: when a refused command was last logged (monotonic)
+        self._refused_logged = -REFUSED_LOG_EVERY_S
 
     def run(self) -> None:
         """Loop over :meth:`step` until stopped (or, in burst mode, until the queues are empty)."""
@@ -183,7 +188,7 @@ class Consumer:
                 report = self.step(RUN_BLOCK_S)
             except FetchInterrupted:
                 return  # asked to stop while waiting for jobs: what the fetch leased is given back
-            except BrokerUnavailable as exc:
+            except BrokerError as exc:
                 self._wait_for_redis(exc)
                 continue
             self._backoff_s = 0.0
@@ -288,7 +293,7 @@ class Consumer:
         while True:
             try:
                 return self.broker.queues.start(self.worker_id, delivery, outcomes, counted)
-            except BrokerUnavailable as exc:
+            except BrokerError as exc:
                 self._wait_for_redis(exc)
 
     def _record(self, outcomes: list[Outcome], counted: list[Outcome]) -> None:
@@ -297,7 +302,7 @@ class Consumer:
             try:
                 self.broker.queues.record(outcomes, counted)
                 return
-            except BrokerUnavailable as exc:
+            except BrokerError as exc:
                 self._wait_for_redis(exc)
 
     def _perform(self, started: Started) -> Outcome:
@@ -337,7 +342,7 @@ class Consumer:
         for delivery in deliveries:
             try:
                 self.broker.queues.release(delivery, "returned")
-            except BrokerUnavailable:
+            except BrokerError:
                 return  # the supervisor or the reaper gives them back once Redis answers
 
     def _wait_for_due_jobs(self) -> bool:
@@ -355,10 +360,21 @@ class Consumer:
         self.state.stopping.wait(max(0.0, (earliest - now_ms()) / 1000))
         return True
 
-    def _wait_for_redis(self, exc: BaseException) -> None:
+    def _wait_for_redis(self, exc: BrokerError) -> None:
+        """Wait before the next try after ``exc``: Redis away (a growing backoff, up to
+        ``RECONNECT_CAP_S``), or a command refused. A key of the wrong type that a script named is set aside
+        first; another refusal is logged at most every ``REFUSED_LOG_EVERY_S``. A refusal of resq altogether
+        (``BrokerRefused``) ends the child."""
+        if not isinstance(exc, BrokerUnavailable) and not command_refused(exc):
+            raise exc
+        moved = set_aside(self.app, exc)
         self._backoff_s = min(RECONNECT_CAP_S, max(0.1, self._backoff_s * 2))
         delay = random.uniform(self._backoff_s / 2, self._backoff_s)
-        log.warning("redis_unavailable", error=str(exc), retry_in_s=round(delay, 2))
+        if isinstance(exc, BrokerUnavailable):
+            log.warning("redis_unavailable", error=str(exc), retry_in_s=round(delay, 2))
+        elif not moved and time.monotonic() - self._refused_logged >= REFUSED_LOG_EVERY_S:
+            self._refused_logged = time.monotonic()
+            log.error("command_refused", error=str(exc), retry_in_s=round(delay, 2), hint=BROKEN_KEY_HINT)
         deadline = time.monotonic() + delay
         # Looks at the flags often: a stop signal only sets them (waiting on the event the handler sets
         # could deadlock), and a stopping child must not sit out a long backoff.

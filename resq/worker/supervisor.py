@@ -23,7 +23,7 @@ from resq.clock import now_ms, to_ms
 from resq.errors import BrokerError, BrokerUnavailable, ConfigError
 from resq.failures import TimeLimitExceeded
 from resq.log import get_logger
-from resq.maintenance import BROKEN_KEY_HINT, Maintenance, command_refused
+from resq.maintenance import BROKEN_KEY_HINT, Maintenance, command_refused, set_aside
 from resq.outcomes import Delivery
 from resq.worker.board import Board, Running
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
@@ -327,6 +327,8 @@ class Supervisor:
         except BrokerError as exc:
             if not command_refused(exc):
                 raise
+            if set_aside(self.app, exc):
+                return
             now = time.monotonic()
             if now - self._broken_logged.get(name, -BROKEN_LOG_EVERY_S) >= BROKEN_LOG_EVERY_S:
                 self._broken_logged[name] = now

@@ -146,3 +146,29 @@ local function resq_error_text(packed)
   if not ok or type(err) ~= 'table' then return '' end
   return tostring(err['type'] or '?') .. ': ' .. tostring(err['message'] or '')
 end
+
+-- The error a script returns, before it writes anything, when a key holds another type than resq keeps
+-- there (something else wrote to it). It names the key: the worker sets it aside and goes on.
+local function resq_broken(key, kind, found)
+  return redis.error_reply('WRONGTYPE resq key ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
+end
+
+-- Check keys before the first write: `...` is key, kind, key, kind, ... (a key of false is skipped).
+-- Returns the error reply for the first key that exists with another type, or nil.
+local function resq_guard(...)
+  local list = {...}
+  for i = 1, #list, 2 do
+    if list[i] then
+      local found = redis.call('TYPE', list[i]).ok
+      if found ~= 'none' and found ~= list[i + 1] then return resq_broken(list[i], list[i + 1], found) end
+    end
+  end
+  return nil
+end
+
+-- HMGET of a job hash; nil and the error reply naming the key when it holds another type.
+local function resq_fields(job_key, ...)
+  local f = redis.pcall('HMGET', job_key, ...)
+  if f.err then return nil, resq_broken(job_key, 'hash', redis.call('TYPE', job_key).ok) end
+  return f
+end

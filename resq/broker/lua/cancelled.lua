@@ -4,8 +4,11 @@
 -- ARGV[6] reason   ARGV[7] events channel ('' = none)   ARGV[8] the envelope the stream entry carried ('' if none)
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
-local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'entry')
+if not f then return broken end
+broken = resq_guard(KEYS[4], 'set', f[8] and KEYS[3], 'list')
+if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[8])
 redis.call('SREM', KEYS[4], ARGV[3])

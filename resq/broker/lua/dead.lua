@@ -7,8 +7,11 @@
 -- ARGV[11] duration (ms)   ARGV[12] events channel ('' = none)
 -- ARGV[13] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
 -- Returns: 1, or -1 when the lease is stale (the job was given back since: nothing is recorded).
-local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'cancel_requested', 'entry')
+if not f then return broken end
+broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[9] and KEYS[5], 'set')
+if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[10])
 local err = resq_error_text(ARGV[3])

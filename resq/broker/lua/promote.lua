@@ -4,12 +4,16 @@
 -- ARGV[1] now (ms)   ARGV[2] batch limit   ARGV[3] job key prefix   ARGV[4] events channel ('' = none)
 -- (the prefix carries the same hash tag as KEYS, so the keys built from it live in the same slot)
 -- Returns: {moved, next due (ms) or -1}
+local broken = resq_guard(KEYS[1], 'zset', KEYS[2], 'stream')
+if broken then return broken end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
   local job_key = ARGV[3] .. id
-  local f = redis.call('HMGET', job_key, 'status', 'task', 'queue', 'attempt', 'history')
+  local f
+  f, broken = resq_fields(job_key, 'status', 'task', 'queue', 'attempt', 'history')
+  if not f then return broken end  -- the jobs moved so far stay moved: each move is whole
+  redis.call('ZREM', KEYS[1], id)
   local status = f[1]
   if status == 'scheduled' or status == 'retrying' then
     local entry = redis.call('XADD', KEYS[2], '*', 'id', id)

@@ -7,9 +7,12 @@
 -- ARGV[8] dead ttl (ms)   ARGV[9] dead max size   ARGV[10] job key prefix   ARGV[11] done key prefix
 -- ARGV[12] events channel ('' = none)   ARGV[13] the envelope the stream entry carried ('' if none)
 -- Returns: 'queued', 'dead', or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
-if resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[13]) == 0 then return 'gone' end
-local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'lost')
+if not f then return broken end
+broken = resq_guard(KEYS[5], 'stream', KEYS[3], 'zset', f[8] and KEYS[4], 'list')
+if broken then return broken end
+if resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[13]) == 0 then return 'gone' end
 local status = f[1]
 if not status or RESQ_TERMINAL[status] then return 'gone' end
 local running = status == 'running'

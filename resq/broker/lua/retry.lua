@@ -5,8 +5,11 @@
 -- ARGV[9] the envelope the stream entry carried ('' if none)
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
-local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
+local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'cancel_requested', 'entry')
+if not f then return broken end
+broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'set')
+if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
 if not f[1] then return 0 end

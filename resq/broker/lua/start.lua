@@ -9,7 +9,8 @@
 -- too when the entry is not the job's current one (a stale duplicate: the job was given back under a new
 -- entry, e.g. by a worker that found Redis restored from an older snapshot, while this one was leased).
 -- Writes no history entry: the entry that ends the attempt carries its start (see _lib.lua).
-local f = redis.call('HMGET', KEYS[1], 'status', 'envelope', 'attempt', 'task', 'queue', 'entry')
+local f, broken = resq_fields(KEYS[1], 'status', 'envelope', 'attempt', 'task', 'queue', 'entry')
+if not f then return broken end
 local status = f[1]
 if not status then return {false, 0, false, #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3])} end
 if RESQ_TERMINAL[status] then return {false, 0, status} end
