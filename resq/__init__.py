@@ -27,6 +27,7 @@ from resq.errors import (
     BrokerUnavailable,
     ConfigError,
     DecodeError,
+    DecryptError,
     EncodeError,
     JobCancelled,
     JobFailed,
@@ -41,6 +42,7 @@ from resq.errors import (
 )
 from resq.hooks import HOOK_NAMES, Plugin
 from resq.job import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus
+from resq.sealing import generate_key
 from resq.task import Task
 
 __version__ = "0.1.0"
@@ -55,6 +57,7 @@ __all__ = [
     "BrokerUnavailable",
     "ConfigError",
     "DecodeError",
+    "DecryptError",
     "EncodeError",
     "Job",
     "JobCancelled",
@@ -74,6 +77,7 @@ __all__ = [
     "__version__",
     "current_job",
     "default_app",
+    "generate_key",
     "task",
 ]
 

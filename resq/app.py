@@ -12,6 +12,7 @@ from resq.errors import ConfigError
 from resq.hooks import Hooks
 from resq.job import Job, JobStore
 from resq.producer import Call, InlineRunner, enqueue_many
+from resq.sealing import require_crypto
 from resq.settings import Settings, validate_name
 from resq.task import Task, build_options
 
@@ -40,7 +41,8 @@ class Resq:
             ``max_payload_bytes``, ``heartbeat_interval``, …).
 
     Raises:
-        ConfigError: an unknown setting or an invalid value.
+        ConfigError: an unknown setting or an invalid value (``encrypt=True`` without the ``crypto``
+            extra, a malformed encryption key).
 
     Example::
 
@@ -51,7 +53,7 @@ class Resq:
     """
 
     def __init__(self, url: str | None = None, *, namespace: str | None = None, **settings: Any) -> None:
-        self.settings = Settings.build(url, namespace, **settings)
+        self.settings = _checked(Settings.build(url, namespace, **settings))
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks = Hooks()
         self._broker: Broker | None = None
@@ -72,7 +74,7 @@ class Resq:
         merged.update(settings)
         url, namespace = merged.pop("url"), merged.pop("namespace")
         eager = self.settings.eager
-        self.settings = Settings.build(url, namespace, **merged)
+        self.settings = _checked(Settings.build(url, namespace, **merged))
         if self.settings.eager != eager:
             self._inline = None
         if self._broker is not None:
@@ -124,7 +126,8 @@ class Resq:
             **options: ``name`` (default ``module.qualname``), ``queue`` (``"default"``), ``retries``
                 (0), ``backoff`` (seconds, ``"fixed"``, ``"linear"``, ``"exponential"`` or a callable
                 ``attempt -> seconds``), ``retry_on`` (exception types, default ``Exception``),
-                ``timeout`` and ``soft_timeout`` (seconds), ``result_ttl`` (seconds), and per-task
+                ``timeout`` and ``soft_timeout`` (seconds), ``result_ttl`` (seconds), ``redact``,
+                ``encrypt`` (seal arguments and result; default: the app's ``encrypt``), and per-task
                 hooks (``on_failure=fn``, …).
 
         Raises:
@@ -242,6 +245,13 @@ class Resq:
     def add_plugin(self, plugin: object) -> None:
         """Register every hook method of a plugin object (see :class:`resq.Plugin`)."""
         self.hooks.add_plugin(plugin)
+
+
+def _checked(settings: Settings) -> Settings:
+    """``settings``, once what they need is installed (``encrypt=True``: the ``crypto`` extra)."""
+    if settings.encrypt:
+        require_crypto()
+    return settings
 
 
 def _periodic_extension() -> Any:

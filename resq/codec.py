@@ -4,6 +4,10 @@ Arguments, results and errors travel as msgpack. Beyond msgpack's own types (Non
 str, bytes, list, dict), four extension types carry tz-aware ``datetime``, ``date``, ``Decimal`` and
 ``UUID``. Tuples come back as lists. Nothing is ever pickled: a payload names a task, it never carries
 code.
+
+A sealed value (``resq.sealing``: encrypted arguments and results) travels as an opaque token: in an
+envelope's ``sealed`` field (its ``args`` and ``kwargs`` are then absent), or as extension type 5 for
+a sealed result. This module only carries tokens; ``resq.sealing`` makes and opens them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ __all__ = [
     "decode_event",
     "encode_envelope",
     "pack",
+    "pack_sealed",
+    "sealed_token",
     "unpack",
 ]
 
@@ -35,6 +41,7 @@ _EXT_DATETIME = 1  # ISO 8601 text of an aware datetime
 _EXT_DATE = 2  # ISO 8601 text of a date
 _EXT_DECIMAL = 3  # str(Decimal)
 _EXT_UUID = 4  # the 16 raw bytes
+_EXT_SEALED = 5  # a sealed result: the token of resq.sealing (left undecoded, as an ExtType)
 
 
 def _default(value: Any) -> Any:
@@ -58,7 +65,10 @@ def _default(value: Any) -> Any:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == _EXT_DATETIME:
-        return dt.datetime.fromisoformat(data.decode())
+        value = dt.datetime.fromisoformat(data.decode())
+        if value.utcoffset() is None:  # the format carries aware datetimes only (pack refuses naive ones)
+            raise ValueError(f"naive datetime {value.isoformat()!r} in a datetime extension")
+        return value
     if code == _EXT_DATE:
         return dt.date.fromisoformat(data.decode())
     if code == _EXT_DECIMAL:
@@ -90,6 +100,20 @@ def pack(value: Any) -> bytes:
     return raw
 
 
+def pack_sealed(token: bytes) -> bytes:
+    """The encoded form of a sealed value (a result of an encrypted task): extension type 5."""
+    raw: bytes = msgpack.packb(msgpack.ExtType(_EXT_SEALED, token))
+    return raw
+
+
+def sealed_token(value: Any) -> bytes | None:
+    """The token of a decoded sealed value (see :func:`pack_sealed`), or None for any other value."""
+    if isinstance(value, msgpack.ExtType) and value.code == _EXT_SEALED:
+        token: bytes = value.data
+        return token
+    return None
+
+
 def unpack(raw: bytes) -> Any:
     """Decode one value encoded by :func:`pack`.
 
@@ -114,6 +138,9 @@ class Envelope:
     created_ms: int = 0
     #: options that travel with the job (e.g. per-job overrides set by hooks)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the arguments sealed (``resq.sealing`` token of ``[args, kwargs]``); ``args`` and ``kwargs`` are
+    #: then empty until a process holding the key opens it. None: the arguments travel in clear.
+    sealed: bytes | None = None
 
 
 def encode_envelope(envelope: Envelope, max_bytes: int) -> bytes:
@@ -123,8 +150,9 @@ def encode_envelope(envelope: Envelope, max_bytes: int) -> bytes:
         EncodeError: an argument has no msgpack form.
         PayloadTooLarge: the encoded job is over ``max_bytes``.
     """
-    raw = pack(
-        {
+    data: dict[str, Any]
+    if envelope.sealed is None:
+        data = {
             "v": ENVELOPE_VERSION,
             "id": envelope.id,
             "task": envelope.task,
@@ -134,10 +162,26 @@ def encode_envelope(envelope: Envelope, max_bytes: int) -> bytes:
             "created_ms": envelope.created_ms,
             "meta": envelope.meta,
         }
-    )
+    else:
+        data = _sealed_map(envelope)
+    raw = pack(data)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(len(raw), max_bytes)
     return raw
+
+
+def _sealed_map(envelope: Envelope) -> dict[str, Any]:
+    """A sealed envelope's map: no ``args`` or ``kwargs`` in clear, so a resq that predates sealing
+    refuses the job (a malformed envelope) instead of running it without its arguments."""
+    return {
+        "v": ENVELOPE_VERSION,
+        "id": envelope.id,
+        "task": envelope.task,
+        "queue": envelope.queue,
+        "sealed": envelope.sealed,
+        "created_ms": envelope.created_ms,
+        "meta": envelope.meta,
+    }
 
 
 def decode_envelope(raw: bytes) -> Envelope:
@@ -153,6 +197,8 @@ def decode_envelope(raw: bytes) -> Envelope:
     if not isinstance(version, int) or version > ENVELOPE_VERSION:
         raise DecodeError(f"unsupported envelope version {version!r} (this resq reads {ENVELOPE_VERSION})", raw)
     try:
+        if data.get("sealed") is not None:
+            return _sealed_envelope(data)
         return Envelope(
             id=_typed(data, "id", str),
             task=_typed(data, "task", str),
@@ -164,6 +210,19 @@ def decode_envelope(raw: bytes) -> Envelope:
         )
     except TypeError as exc:
         raise DecodeError(f"malformed job envelope: {exc}", raw) from exc
+
+
+def _sealed_envelope(data: dict[str, Any]) -> Envelope:
+    if "args" in data or "kwargs" in data:
+        raise TypeError("a sealed envelope carries no 'args' or 'kwargs' in clear")
+    return Envelope(
+        id=_typed(data, "id", str),
+        task=_typed(data, "task", str),
+        queue=_typed(data, "queue", str),
+        created_ms=_typed(data, "created_ms", int),
+        meta=_typed(data, "meta", dict),
+        sealed=_typed(data, "sealed", bytes),
+    )
 
 
 def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
@@ -179,4 +238,10 @@ def decode_event(raw: bytes) -> dict[str, Any]:
         value = unpack(raw)
     except DecodeError:
         return {"event": "?", "raw": repr(raw)}
-    return value if isinstance(value, dict) else {"event": "?", "raw": repr(value)}
+    if isinstance(value, dict):
+        return value
+    try:
+        shown = repr(value)
+    except RecursionError:  # msgpack reads up to 1024 nested levels, repr fewer
+        shown = repr(raw)
+    return {"event": "?", "raw": shown}

@@ -10,8 +10,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from resq.clock import from_ms
-from resq.codec import decode_envelope, unpack
-from resq.errors import DecodeError, JobCancelled, JobFailed, ResultTimeout, UnknownJob
+from resq.codec import Envelope, decode_envelope, sealed_token, unpack
+from resq.errors import ConfigError, DecodeError, JobCancelled, JobFailed, ResultTimeout, UnknownJob
+from resq.sealing import Keyring, key_id_of, keyring, open_envelope, open_result
 
 if TYPE_CHECKING:
     from resq.app import Resq
@@ -150,6 +151,7 @@ class Job(Generic[R]):
             JobCancelled: the job was cancelled.
             ResultTimeout: the job did not finish within ``timeout``.
             UnknownJob: the job is unknown or its record expired.
+            DecryptError: the result is sealed (an encrypted task) under a key this app does not hold.
         """
         status = self.status()
         if status not in TERMINAL_STATUSES and not self.app.job_store.wait_done(self.queue, self.id, timeout):
@@ -157,7 +159,10 @@ class Job(Generic[R]):
         fields = self.app.job_store.fields(self.queue, self.id)
         status = JobStatus(fields["status"].decode())
         if status == JobStatus.SUCCEEDED:
-            return unpack(fields["result"])  # type: ignore[no-any-return]
+            value = unpack(fields["result"])
+            if sealed_token(value) is not None:
+                value = open_result(value, self.id, self._keys())
+            return value  # type: ignore[no-any-return]
         error = _error(fields)
         if status == JobStatus.CANCELLED:
             reason = fields.get("cancel_reason", b"cancelled").decode()
@@ -169,7 +174,8 @@ class Job(Generic[R]):
         (the decoded return value of a succeeded job, else None), ``error`` (the *last failed attempt's*
         error, kept after a later attempt succeeds; None if no attempt failed), and its history (each
         event: ``event``, ``at``, ``attempt`` and details such as each attempt's ``error`` and
-        ``duration_ms``).
+        ``duration_ms``). An encrypted job's arguments and result are opened with the app's keys; what
+        they cannot open is None, and named in ``encrypted`` (see :func:`describe`).
 
         Raises:
             UnknownJob: the job is unknown or its record expired.
@@ -177,7 +183,7 @@ class Job(Generic[R]):
         fields = self.app.job_store.fields(self.queue, self.id)
         if not fields:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
-        info = describe(self.id, self.queue, fields)
+        info = describe(self.id, self.queue, fields, self._keys())
         info["history"] = [
             {**event, "at": from_ms(int(event.get("at_ms", 0)))}
             for event in self.app.job_store.history(self.queue, self.id)
@@ -198,6 +204,10 @@ class Job(Generic[R]):
         if status is None:
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         return status
+
+    def _keys(self) -> Keyring:
+        """The keys this app opens sealed payloads with."""
+        return keyring(self.app.settings.encryption_keys)
 
 
 def _error(fields: dict[str, bytes]) -> dict[str, str]:
@@ -222,8 +232,13 @@ def _result(fields: dict[str, bytes]) -> Any:
 _TIMESTAMPS = ("enqueued_ms", "first_started_ms", "started_ms", "finished_ms", "failed_ms", "due_ms")
 
 
-def describe(job_id: str, queue: str, fields: dict[str, bytes]) -> dict[str, Any]:
-    """A plain dict describing a job record, for ``Job.info()`` and the CLI."""
+def describe(job_id: str, queue: str, fields: dict[str, bytes], keys: Keyring | None = None) -> dict[str, Any]:
+    """A plain dict describing a job record, for ``Job.info()`` and the CLI; never raises.
+
+    An encrypted job's sealed arguments and result are opened with ``keys`` (none: left sealed); the
+    dict then has ``encrypted``: ``{"args": key id or None, "result": key id or None, "unreadable":
+    the parts that stayed sealed ("args", "result"), shown as None}``.
+    """
     text = {k: v.decode("utf-8", "replace") for k, v in fields.items() if k not in ("envelope", "result", "error")}
     info: dict[str, Any] = {
         "id": job_id,
@@ -239,10 +254,40 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes]) -> dict[str, Any
     }
     for name in _TIMESTAMPS:
         info[name.removesuffix("_ms") + "_at"] = from_ms(int(text[name])) if name in text else None
+    envelope: Envelope | None = None
     try:
         envelope = decode_envelope(fields.get("envelope", b""))
         info["args"], info["kwargs"] = envelope.args, envelope.kwargs
     except DecodeError:
         info["args"], info["kwargs"] = None, None
         info["raw_payload"] = fields.get("envelope", b"")
+    sealed_args = None if envelope is None else envelope.sealed
+    sealed_result = sealed_token(info["result"])
+    if sealed_args is not None or sealed_result is not None:
+        info["encrypted"] = _open_sealed(info, job_id, envelope, keys or Keyring(()))
     return info
+
+
+def _open_sealed(info: dict[str, Any], job_id: str, envelope: Envelope | None, keys: Keyring) -> dict[str, Any]:
+    """Replace the sealed parts of ``info`` by what they seal, or None where ``keys`` cannot open them;
+    returns what ``info["encrypted"]`` says of them."""
+    unreadable = []
+    sealed_args, sealed_result = None if envelope is None else envelope.sealed, sealed_token(info["result"])
+    if envelope is not None and sealed_args is not None:
+        try:
+            opened = open_envelope(envelope, job_id, keys)
+            info["args"], info["kwargs"] = opened.args, opened.kwargs
+        except (DecodeError, ConfigError):  # a DecryptError too (a key it lacks, altered); no cryptography
+            info["args"], info["kwargs"] = None, None
+            unreadable.append("args")
+    if sealed_result is not None:
+        try:
+            info["result"] = open_result(info["result"], job_id, keys)
+        except (DecodeError, ConfigError):
+            info["result"] = None
+            unreadable.append("result")
+    return {
+        "args": None if sealed_args is None else key_id_of(sealed_args),
+        "result": None if sealed_result is None else key_id_of(sealed_result),
+        "unreadable": unreadable,
+    }

@@ -3,7 +3,8 @@
 New jobs: ``Task.delay``/``apply_async``/``enqueue_in``/``enqueue_at``, ``resq enqueue`` (the
 Inspector, by task name), the scheduler's cron ticks and ``resq cron run``. For each, in this order:
 the ``before_enqueue`` hooks (which may change the job's queue, args, kwargs and meta, or raise ``Veto``),
-the encoding (``EncodeError``/``PayloadTooLarge`` enqueue nothing), the ``enqueue`` script, one log line,
+the sealing of an encrypted task's arguments (``resq.sealing``, after the hooks: they see them in
+clear), the encoding (``EncodeError``/``PayloadTooLarge`` enqueue nothing), the ``enqueue`` script, one log line,
 and the ``after_enqueue`` hooks when a job was created (not for a duplicate id).
 
 In eager mode (``Resq(eager=True)``, ``resq.testing.eager(app)``) the app holds an :class:`InlineRunner`:
@@ -28,6 +29,7 @@ from resq.clock import now_ms
 from resq.codec import Envelope, encode_envelope
 from resq.job import Job, JobStatus, JobStore, new_job_id
 from resq.log import get_logger
+from resq.sealing import keyring, seal_envelope
 from resq.settings import validate_name
 
 if TYPE_CHECKING:
@@ -235,7 +237,12 @@ def _prepare(
     job_id: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> tuple[Envelope, bytes]:
-    """A new job's envelope, as the ``before_enqueue`` hooks leave it, and its encoded form."""
+    """A new job's envelope, as the ``before_enqueue`` hooks leave it (its arguments sealed when the task
+    is encrypted), and its encoded form.
+
+    Raises:
+        ConfigError: the task is encrypted and the app holds no key (or ``cryptography`` is missing).
+    """
     envelope = Envelope(
         id=job_id or new_job_id(),
         task=task,
@@ -246,7 +253,16 @@ def _prepare(
         meta=dict(meta or {}),
     )
     envelope = _before_enqueue(app, envelope)
+    if _encrypts(app, envelope.task):
+        envelope = seal_envelope(envelope, keyring(app.settings.encryption_keys))
     return envelope, encode_envelope(envelope, app.settings.max_payload_bytes)
+
+
+def _encrypts(app: Resq, task: str) -> bool:
+    """Whether a job of ``task`` is sealed: the task's ``encrypt``, or the app's for a task it does not
+    register."""
+    known = app.tasks.get(task)
+    return app.settings.encrypt if known is None else known.encrypts
 
 
 def _before_enqueue(app: Resq, envelope: Envelope) -> Envelope:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from resq.errors import ConfigError, did_you_mean
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_URL",
+    "KEYS_ENV",
     "NAME_RE",
     "Settings",
+    "encryption_keys",
+    "mask_password",
+    "resolve_encryption_keys",
     "resolve_namespace",
     "resolve_url",
     "validate_name",
@@ -37,6 +45,76 @@ def redact_names(names: Any, what: str) -> tuple[str, ...]:
     if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
         raise ConfigError(f"{what} must be a list of argument names, got {names!r}")
     return tuple(names)
+
+
+#: Key ids of ``encryption_keys``: 1-32 letters, digits, ``_ . -`` (no ``:`` or ``,``: they shape the
+#: variable; at most 32, so that a key written where its id goes is never echoed in a message).
+KEY_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+#: The environment variable holding the encryption keys: ``id1:base64key,id2:base64key``, current first.
+KEYS_ENV = "RESQ_ENCRYPTION_KEYS"
+#: How to make a key, for the messages of a bad one.
+_KEYGEN = "a new key: python -c 'import resq; print(resq.generate_key())'"
+
+
+def encryption_keys(value: Any) -> tuple[tuple[str, bytes], ...]:
+    """``value`` as ``((key id, 32-byte key), …)``, the current key first, or ``ConfigError`` in one line
+    (never showing a key).
+
+    ``value`` is the text ``"id1:base64key,id2:base64key"`` (as ``RESQ_ENCRYPTION_KEYS`` holds it), a
+    mapping ``{id: key}`` in order, or a sequence of ``(id, key)`` pairs; each key is 32 raw bytes or
+    their urlsafe base64 (44 characters; the padding ``=`` may be left out).
+    """
+    if isinstance(value, str):
+        pairs: list[tuple[Any, Any]] = [_split_item(item) for item in value.split(",") if item.strip()]
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        try:
+            pairs = [(key_id, key) for key_id, key in value]
+        except (TypeError, ValueError):
+            raise ConfigError(
+                "setting encryption_keys must be 'id:base64key,…', a mapping {id: key} or (id, key) pairs"
+            ) from None
+    keys = tuple((_key_id(key_id), _key_bytes(key_id, key)) for key_id, key in pairs)
+    ids = [key_id for key_id, _ in keys]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"setting encryption_keys names a key id twice ({', '.join(ids)}): each id names one key")
+    return keys
+
+
+def _split_item(item: str) -> tuple[str, str]:
+    key_id, colon, key = item.strip().partition(":")
+    if not colon:  # the item may be a bare key: never echo it
+        raise ConfigError(f"an item of encryption_keys has no id: write id:base64key,… (e.g. k1:<key>); {_KEYGEN}")
+    return key_id.strip(), key.strip()
+
+
+def _key_id(key_id: Any) -> str:
+    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
+        shown = repr(key_id) if isinstance(key_id, str) and len(key_id) <= 32 else f"of {len(str(key_id))} characters"
+        raise ConfigError(
+            f"invalid encryption key id {shown}: use 1-32 letters, digits, '_', '.' or '-' (id:key, the id first)"
+        )
+    return key_id
+
+
+def _key_bytes(key_id: str, key: Any) -> bytes:
+    if isinstance(key, str):
+        try:
+            key = base64.b64decode(key + "=" * (-len(key) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"encryption key {key_id!r} is not urlsafe base64; {_KEYGEN}") from None
+    if not isinstance(key, bytes):
+        raise ConfigError(f"encryption key {key_id!r} must be 32 bytes or their base64, got a {type(key).__name__}")
+    if len(key) != 32:
+        raise ConfigError(f"encryption key {key_id!r} is {len(key)} bytes: AES-256-GCM takes 32; {_KEYGEN}")
+    return key
+
+
+def resolve_encryption_keys(settings: dict[str, Any]) -> Any:
+    """The keys of every entry point: ``encryption_keys`` when given, else ``RESQ_ENCRYPTION_KEYS``,
+    else none."""
+    return settings["encryption_keys"] if "encryption_keys" in settings else os.environ.get(KEYS_ENV, "")
 
 
 #: Where resq looks for Redis when neither an url nor ``RESQ_REDIS_URL`` is given.
@@ -91,19 +169,28 @@ class Settings:
     #: argument names whose values every task hides wherever resq shows arguments (CLI, inspector),
     #: next to each task's own ``redact``
     redact: tuple[str, ...] = ()
+    #: seal the arguments and results of every task (a task's own ``encrypt`` option wins); see
+    #: ``docs/security.md``
+    encrypt: bool = False
+    #: ``(key id, 32-byte key)`` pairs: the first seals, every one opens (``RESQ_ENCRYPTION_KEYS``;
+    #: given as text, a mapping or pairs, see :func:`encryption_keys`); never shown in a repr
+    encryption_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         validate_name(self.namespace, "namespace")
         object.__setattr__(self, "redact", redact_names(self.redact, "setting redact"))
+        object.__setattr__(self, "encryption_keys", encryption_keys(self.encryption_keys))
         if self.prefetch is not None and (not isinstance(self.prefetch, int) or self.prefetch < 1):
             raise ConfigError(f"setting prefetch must be a positive integer or None (adaptive), got {self.prefetch!r}")
         for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "stats_days"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
-        if not isinstance(self.eager, bool):
-            raise ConfigError(f"setting eager must be True or False, got {self.eager!r}")
+        for name in ("eager", "encrypt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"setting {name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.url, str) or self.url.partition("://")[0] not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"invalid Redis url {self.url!r}: use redis://host:port/db, rediss://… or unix://…")
+            shown = mask_password(self.url) if isinstance(self.url, str) else repr(self.url)
+            raise ConfigError(f"invalid Redis url {shown!r}: use redis://host:port/db, rediss://… or unix://…")
         for name in (
             "result_ttl",
             "dead_ttl",
@@ -118,8 +205,8 @@ class Settings:
 
     @classmethod
     def build(cls, url: str | None = None, namespace: str | None = None, **settings: Any) -> Settings:
-        """Settings from keywords; a missing url and namespace follow :func:`resolve_url` and
-        :func:`resolve_namespace` (the environment, then the defaults).
+        """Settings from keywords; a missing url, namespace and encryption keys follow :func:`resolve_url`,
+        :func:`resolve_namespace` and :func:`resolve_encryption_keys` (the environment, then the defaults).
 
         Raises:
             ConfigError: an unknown setting (with a "did you mean" hint) or an invalid value.
@@ -130,4 +217,24 @@ class Settings:
                 hint = did_you_mean(key, fields)
                 suffix = f"; did you mean {hint!r}?" if hint else f"; known settings: {', '.join(fields)}"
                 raise ConfigError(f"unknown setting {key!r}{suffix}")
+        settings["encryption_keys"] = resolve_encryption_keys(settings)
         return cls(url=resolve_url(url), namespace=resolve_namespace(namespace), **settings)
+
+
+def mask_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (in the user info and a ``password=`` parameter)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
+        for key in [pair.split("=", 1)[0]]
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")

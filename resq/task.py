@@ -14,6 +14,7 @@ from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.job import Job
 from resq.producer import Call, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
+from resq.sealing import require_crypto
 from resq.settings import redact_names, validate_name
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ TASK_OPTIONS = (
     "soft_timeout",
     "result_ttl",
     "redact",
+    "encrypt",
     *TASK_HOOKS,
 )
 #: What a redacted argument's value is shown as.
@@ -69,6 +71,8 @@ class TaskOptions:
     result_ttl: float | None = None
     #: names of the arguments whose values are hidden wherever resq shows arguments (``redacted``)
     redact: tuple[str, ...] = ()
+    #: seal the arguments and the result (``resq.sealing``); None: the app's ``encrypt`` setting
+    encrypt: bool | None = None
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
@@ -106,8 +110,18 @@ def build_options(fn: Callable[..., Any] | None, options: dict[str, Any]) -> Tas
         soft_timeout=_positive(options.get("soft_timeout"), "soft_timeout"),
         result_ttl=_positive(options.get("result_ttl"), "result_ttl"),
         redact=redact_names(options.get("redact", ()), "task option redact"),
+        encrypt=_encrypt(options.get("encrypt")),
         hooks=hooks,
     )
+
+
+def _encrypt(value: Any) -> bool | None:
+    """The ``encrypt`` option, checked: a bool or None; True needs the ``crypto`` extra installed."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"encrypt must be True, False or None (the app's setting), got {value!r}")
+    if value:
+        require_crypto()
+    return value
 
 
 def _qualname(fn: Callable[..., Any]) -> str:
@@ -167,6 +181,12 @@ class Task(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the task synchronously, in this process (no Redis involved)."""
         return self.fn(*args, **kwargs)
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether this task's arguments and results are sealed: its ``encrypt`` option, else the app's."""
+        own = self.options.encrypt
+        return self.app.settings.encrypt if own is None else own
 
     @functools.cached_property
     def signature(self) -> inspect.Signature | None:

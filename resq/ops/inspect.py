@@ -259,8 +259,14 @@ class Inspector:
 
     def _redacted(self, info: dict[str, Any]) -> dict[str, Any]:
         """``info`` with the values of redacted arguments hidden (the task's ``redact`` and the app's;
-        for a task this app does not register, the app's list on keyword arguments)."""
+        for a task this app does not register, the app's list on keyword arguments), and what stayed
+        sealed (an encrypted job, a key this process does not hold) shown as ``<encrypted with key …>``."""
+        encrypted = info.get("encrypted")
+        if encrypted and encrypted.get("unreadable"):
+            info = _sealed_shown(info, encrypted)
         args, kwargs = info.get("args"), info.get("kwargs")
+        if isinstance(args, str):  # still sealed: nothing to redact
+            return info
         if args is None and kwargs is None:
             return info
         task = self.app.tasks.get(info.get("task") or "")
@@ -467,6 +473,16 @@ class Inspector:
                 yield None
                 continue
             yield None if message is None else decode_event(message)
+
+
+def _sealed_shown(info: dict[str, Any], encrypted: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with each part that stayed sealed (``encrypted["unreadable"]``) shown as
+    ``<encrypted with key ID>``."""
+    shown = dict(info)
+    for part in encrypted["unreadable"]:
+        marker = f"<encrypted with key {encrypted.get(part) or '?'}>"
+        shown.update({"args": marker, "kwargs": marker} if part == "args" else {part: marker})
+    return shown
 
 
 def _unknown_task(task: str, known: Sequence[str]) -> str:

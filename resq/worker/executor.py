@@ -1,7 +1,8 @@
 """Performing one attempt of a job: decode, look up the task, run hooks and the task, classify the outcome.
 
 Returns an :class:`~resq.outcomes.Outcome` and never raises for anything the job did: a failing task,
-an unknown task, an undecodable payload or a failing hook all become data.
+an unknown task, an undecodable payload, sealed arguments it cannot open (``DecryptError``) or a failing
+hook all become data.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from resq.app import Resq
 from resq.clock import to_ms
 from resq.codec import Envelope, decode_envelope, pack
 from resq.context import _current
-from resq.errors import DecodeError, SkipJob
+from resq.errors import ConfigError, DecodeError, DecryptError, SkipJob
 from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.job import Job
 from resq.log import get_logger, job_context
 from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Started, Succeeded
+from resq.sealing import Keyring, keyring, open_envelope, seal_result
 from resq.task import Task
 from resq.worker.timeouts import time_limits
 
@@ -66,15 +68,43 @@ class Executor:
             return Dead(
                 d, job_id, error_record(None, "UnknownTask", reason), 0, task=envelope.task, failed_attempt=False
             )
+        keys: Keyring | None = None
+        if envelope.sealed is not None or task.encrypts:
+            keys = keyring(self.app.settings.encryption_keys)
+            opened = self._open(task, envelope, keys, started)
+            if isinstance(opened, Dead):
+                return opened
+            envelope = opened
         job: Job[Any] = Job(self.app, job_id, d.queue, task=task.name, attempt=started.attempt)
         token = _current.set(job)
         try:
             with job_context(job_id, task.name, d.queue, started.attempt):
-                return self._attempt(task, job, envelope, d)
+                return self._attempt(task, job, envelope, d, keys)
         finally:
             _current.reset(token)
 
-    def _attempt(self, task: Task[Any, Any], job: Job[Any], envelope: Envelope, d: Delivery) -> Outcome:
+    def _open(self, task: Task[Any, Any], envelope: Envelope, keys: Keyring, started: Started) -> Envelope | Dead:
+        """The envelope of an encrypted job with its arguments opened, or the ``Dead`` outcome of one this
+        worker cannot open (a key it does not hold, altered: ``DecryptError``) or whose result it could
+        not seal (no key: ``ConfigError``). Such a job never runs, and no attempt counts."""
+        d = started.delivery
+        job_id = str(d.job_id)
+        try:
+            if keys.current is None and envelope.sealed is None:
+                raise ConfigError(
+                    f"task {task.name!r} is encrypted but this worker holds no encryption key "
+                    "(set encryption_keys or RESQ_ENCRYPTION_KEYS)"
+                )
+            return open_envelope(envelope, job_id, keys, "this worker")
+        except (DecryptError, ConfigError, DecodeError) as exc:
+            kind = type(exc).__name__
+            log.error("dead", job_id=job_id, task=task.name, queue=d.queue, attempt=started.attempt, reason=str(exc))
+            return Dead(d, job_id, error_record(exc, kind), 0, task=task.name, failed_attempt=False)
+
+    def _attempt(
+        self, task: Task[Any, Any], job: Job[Any], envelope: Envelope, d: Delivery, keys: Keyring | None
+    ) -> Outcome:
+        """Run the attempt; ``keys`` seal the result of an encrypted task (None: it is stored in clear)."""
         hooks = self.app.hooks
         log.debug("started")
         try:
@@ -89,7 +119,7 @@ class Executor:
                     result = self._call(task, envelope)
             else:
                 result = self._call(task, envelope)
-            encoded = pack(result)
+            encoded = pack(result) if keys is None else seal_result(pack(result), job.id, keys)
         except CancelInterrupt:
             log.info("cancelled", reason="cancelled while running", duration_ms=_elapsed_ms(began))
             return Cancelled(d, job.id, "cancelled while running", task=task.name)
