@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 INSTALL_HINT = (
@@ -37,18 +38,38 @@ def _ping(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """What ``redis-server`` needs to serve TLS: its certificate and key, and the CA that verifies clients'
+    certificates (asked for only with ``auth_clients``)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    auth_clients: bool = False
+
+
 class RedisServer:
     """One ``redis-server`` child process bound to 127.0.0.1 on its own port and directory."""
 
     START_TIMEOUT = 10.0
 
-    def __init__(self, port: int | None = None, databases: int = 16, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        databases: int = 16,
+        extra_args: tuple[str, ...] = (),
+        tls: TlsFiles | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(INSTALL_HINT)
         self.binary = binary
         self.databases = databases
         self.extra_args = tuple(extra_args)
+        #: with ``tls``, a second port that speaks TLS only (the plain port stays, for readiness and admin)
+        self.tls = tls
+        self.tls_port: int | None = None
         self.dir = Path(tempfile.mkdtemp(prefix="resq-redis-"))
         self.log_path = self.dir / "redis.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -61,6 +82,7 @@ class RedisServer:
             last: Exception | None = None
             for _ in range(5):
                 self.port = find_free_port()
+                self.tls_port = None
                 try:
                     self._start()
                     break
@@ -82,12 +104,26 @@ class RedisServer:
             "--daemonize", "no",
             "--databases", str(self.databases),
             "--protected-mode", "no",
+            *self._tls_args(),
             *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.paused = False
         self._wait_ready()
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        if self.tls_port is None:
+            self.tls_port = find_free_port()
+        return [
+            "--tls-port", str(self.tls_port),
+            "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key),
+            "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "yes" if self.tls.auth_clients else "no",
+        ]  # fmt: skip
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.START_TIMEOUT
@@ -124,6 +160,12 @@ class RedisServer:
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def tls_url(self, db: int = 0, host: str = "127.0.0.1") -> str:
+        """``rediss://host:TLS_PORT/db`` (no query: the caller adds ``?ssl_ca_certs=…``)."""
+        if self.tls_port is None:
+            raise RuntimeError("this redis-server was started without tls=TlsFiles(...)")
+        return f"rediss://{host}:{self.tls_port}/{db}"
 
     def stop(self) -> None:
         """Terminate gracefully (SIGTERM) and wait; resumes a paused server first."""

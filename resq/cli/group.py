@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 import click
 
+from resq.cli.acl import acl
 from resq.cli.common import CONTEXT_SETTINGS, app_option, load_app, logging_options
 from resq.cli.dead import dead, queue
 from resq.cli.ops import enqueue, events, job, queues, stats, tasks, workers
@@ -50,5 +51,5 @@ def main() -> None:
     """resq: background jobs on Redis."""
 
 
-for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue):
+for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue, acl):
     main.add_command(_command)

@@ -25,6 +25,7 @@ COMMANDS = [
     "scheduler",
     "scheduled",
     "cron",
+    "acl",
 ]
 SUBCOMMANDS = {
     "workers": ["pause", "resume", "stop"],
