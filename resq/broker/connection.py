@@ -21,7 +21,6 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,7 +31,7 @@ from redis.retry import Retry as RedisRetry
 from resq.broker.keys import Keys
 from resq.errors import BrokenKey, BrokerError, BrokerRefused, BrokerUnavailable
 from resq.job import TERMINAL_STATUSES, JobStatus
-from resq.settings import Settings
+from resq.settings import Settings, mask_password
 
 _pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:  # the `fast` extra: hiredis packs a command in a third of redis-py's time
@@ -68,9 +67,17 @@ def refusal_hint(exc: BaseException) -> str | None:
         return "check the user and password in the url: redis://user:password@host:port/db"
     if isinstance(exc, redis.exceptions.NoPermissionError | redis.exceptions.AuthorizationError):
         return "the ACL user may not run a command or touch a key resq uses: grant it the namespace's keys"
-    if isinstance(exc, redis.ConnectionError) and "CERTIFICATE_VERIFY_FAILED" in str(exc).upper().replace(" ", "_"):
-        return "the server's TLS certificate cannot be verified: check ssl_ca_certs in the url, or the certificate"
+    if isinstance(exc, redis.ConnectionError):
+        message = str(exc).upper().replace(" ", "_")
+        if "CERTIFICATE_VERIFY_FAILED" in message:
+            return "the server's TLS certificate cannot be verified: check ssl_ca_certs in the url, or the certificate"
+        if any(alert in message for alert in TLS_ALERTS):
+            return "the server refused this client's TLS certificate: set ssl_certfile and ssl_keyfile in the url"
     return None
+
+
+#: TLS alerts a server sends when it refuses the client's certificate (or the lack of one).
+TLS_ALERTS = ("ALERT_CERTIFICATE_REQUIRED", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA", "ALERT_CERTIFICATE_UNKNOWN")
 
 
 #: Errors that mean "Redis is not there right now".
@@ -272,12 +279,15 @@ class Connection:
         """As :meth:`fast_pipeline`, in two halves: the commands go out now (on a connection of the
         pool), their replies are read by :meth:`Pending.replies`, so the caller can do something else
         while Redis runs them. A lost connection makes the replies come from a retried round trip."""
-        if not self._shas:
-            self.load_scripts()
+        pool = self.client.connection_pool
+        try:
+            if not self._shas:
+                self.load_scripts()
+            conn = pool.get_connection()
+        except redis.ConnectionError:  # Redis away (or refusing resq): the replies' round trip retries
+            return Pending(self, build, None)
         batch = _Batch()
         build(batch)
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
         try:
             conn.send_packed_command(_packed(conn, batch.commands))
         except redis.ConnectionError:
@@ -501,25 +511,6 @@ def _at_boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise self.connection.translate(exc) from exc
 
     return call
-
-
-def mask_password(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (in the user info and a ``password=`` parameter)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
-    query = "&".join(
-        f"{key}=***" if key.lower() == "password" else pair
-        for pair in parts.query.split("&")
-        if pair
-        for key in [pair.split("=", 1)[0]]
-    )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def status_of(raw: bytes | str | None) -> JobStatus | None:

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from redis.exceptions import RedisError, ResponseError
 
 from resq.broker.connection import (
+    CONNECTION_ERRORS,
     MAX_BLOCK_S,
     Part,
     Pending,
@@ -146,7 +147,9 @@ class Queues(Part):
         try:
             self._redis.sadd(self.keys.queues, queue)
         except RedisError as exc:
-            log.warning("announce_failed", queue=queue, error=str(exc), hint="the set of queues is broken or away")
+            del self._announced[queue]  # try again at the next enqueue
+            if not isinstance(exc, CONNECTION_ERRORS):  # an outage or a refusal: the enqueue itself says so
+                log.warning("announce_failed", queue=queue, error=str(exc), hint="the set of queues is broken")
 
     def wake(self, due_ms: int | None = None) -> None:
         """Tell schedulers and supervisors that something is due at ``due_ms`` (default: now)."""

@@ -48,6 +48,12 @@ def login(user: str, password: str, *, token: str = "") -> str:
     return user
 
 
+@app.task(redact=("password",), retries=0)
+def login_fails(user: str, password: str) -> None:
+    """Fails; its password must appear in no log line or traceback."""
+    raise PermissionError(f"no access for {user}")
+
+
 @app.task
 def echo(*args: Any, **kwargs: Any) -> list[Any]:
     """Returns what it was given: arguments and results both cross the codec."""

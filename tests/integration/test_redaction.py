@@ -11,6 +11,8 @@ import pytest
 from resq import ConfigError, Resq
 from resq.ops import Inspector
 from resq.task import REDACTED
+from tests.conftest import RunWorker
+from tests.helpers import read_log, wait_for
 
 
 def test_resq_job_hides_a_redacted_argument_given_by_position_or_name(core: ModuleType, cli: Any) -> None:
@@ -38,3 +40,13 @@ def test_redact_must_be_a_list_of_names(bad: Any) -> None:
         Resq("redis://127.0.0.1:1/0").task(name="t", redact=bad)(lambda password: None)
     with pytest.raises(ConfigError, match="must be a list of argument names"):
         Resq("redis://127.0.0.1:1/0", redact=bad)
+
+
+def test_a_failing_jobs_redacted_argument_is_in_no_log_line_or_traceback(
+    core: ModuleType, run_worker: RunWorker
+) -> None:
+    worker = run_worker("tests.apps.core:app", "--log-format", "console", "--log-level", "DEBUG")
+    job = core.login_fails.delay("ada", password="s3cret-Pa55")
+    wait_for(lambda: job.status() == "dead", message="job dead")
+    wait_for(lambda: "PermissionError" in read_log(worker), message="the failure logged with its traceback")
+    assert "s3cret-Pa55" not in read_log(worker)  # rich tracebacks showed each frame's locals
