@@ -40,6 +40,8 @@ class Started:
     prior: JobStatus | None
     #: the record is gone but the entry still waited in its stream: something deleted the job under it
     orphan: bool = False
+    #: outcomes recorded with this start that were refused as stale (their worker's lease was given back)
+    refused: tuple[Outcome, ...] = ()
 
     @property
     def runnable(self) -> bool:

@@ -272,22 +272,26 @@ class Queues(Part):
                 )
 
         replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
-        _log_refused(marks, replies)
+        refused = _log_refused(marks, replies)
         if delivery.job_id is None:
-            return Started(delivery, None, 0, None)
+            return Started(delivery, None, 0, None, refused=refused)
         envelope, attempt, status, *orphan = replies[-1]
         envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
-        return Started(delivery, envelope or None, int(attempt), status_of(status), orphan=bool(orphan and orphan[0]))
+        orphaned = bool(orphan and orphan[0])
+        return Started(delivery, envelope or None, int(attempt), status_of(status), orphan=orphaned, refused=refused)
 
-    def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> None:
+    def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> tuple[Outcome, ...]:
         """Record outcomes (results, retries, deaths, cancellations, discards) in one round trip.
 
         Args:
             counted: outcomes whose counters to add (default: ``outcomes``).
+
+        Returns:
+            The outcomes refused as stale (nothing of them was recorded; see fencing in ``_lib.lua``).
         """
         counted = outcomes if counted is None else counted
         if not outcomes and not counted:
-            return
+            return ()
         channel = self.connection.listened(self.keys.events) if outcomes else ""
         marks: list[tuple[int, Outcome]] = []
         counters: list[tuple[int, str]] = []
@@ -296,7 +300,7 @@ class Queues(Part):
             marks[:] = self._add_outcomes(pipe, outcomes, now_ms(), channel)
             counters[:] = self._add_counters(pipe, counted)
 
-        _log_refused(marks, self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters))
+        return _log_refused(marks, self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters))
 
     def _add_counters(self, pipe: Any, counted: Sequence[Outcome]) -> list[tuple[int, str]]:
         """Add the counters of ``counted`` to ``pipe``; returns where each command is, and its key."""
@@ -467,19 +471,20 @@ ENTRY_FIELDS = frozenset((b"id", b"envelope"))
 MAX_ID_BYTES = 1024
 
 
-def _log_refused(marks: list[tuple[int, Outcome]], replies: list[Any]) -> None:
+def _log_refused(marks: list[tuple[int, Outcome]], replies: list[Any]) -> tuple[Outcome, ...]:
     """Log each outcome an outcome script refused (-1): its worker's lease was stale (the job was given
-    back since, and may run elsewhere), so nothing of it was recorded."""
-    for index, outcome in marks:
-        if replies[index] == -1:
-            d = outcome.delivery
-            log.warning(
-                "stale_outcome_refused",
-                job_id=outcome.job_id,
-                queue=d.queue,
-                entry=d.entry,
-                outcome=type(outcome).__name__.lower(),
-            )
+    back since, and may run elsewhere), so nothing of it was recorded. Returns them."""
+    refused = tuple(outcome for index, outcome in marks if replies[index] == -1)
+    for outcome in refused:
+        d = outcome.delivery
+        log.warning(
+            "stale_outcome_refused",
+            job_id=outcome.job_id,
+            queue=d.queue,
+            entry=d.entry,
+            outcome=type(outcome).__name__.lower(),
+        )
+    return refused
 
 
 def _carried(delivery: Delivery) -> bytes:

@@ -292,18 +292,27 @@ class Consumer:
         """Record outcomes and start ``delivery`` in one round trip, riding out a Redis outage."""
         while True:
             try:
-                return self.broker.queues.start(self.worker_id, delivery, outcomes, counted)
+                started = self.broker.queues.start(self.worker_id, delivery, outcomes, counted)
             except BrokerError as exc:
                 self._wait_for_redis(exc)
+                continue
+            self._not_counted(started.refused)
+            return started
 
     def _record(self, outcomes: list[Outcome], counted: list[Outcome]) -> None:
         """Record outcomes; while Redis is away keep them and retry (a job is never silently lost)."""
         while outcomes or counted:
             try:
-                self.broker.queues.record(outcomes, counted)
+                self._not_counted(self.broker.queues.record(outcomes, counted))
                 return
             except BrokerError as exc:
                 self._wait_for_redis(exc)
+
+    def _not_counted(self, refused: tuple[Outcome, ...]) -> None:
+        """Outcomes refused as stale count nothing: drop those whose counters are not added yet."""
+        if refused:
+            gone = {id(outcome) for outcome in refused}
+            self._uncounted = [outcome for outcome in self._uncounted if id(outcome) not in gone]
 
     def _perform(self, started: Started) -> Outcome:
         delivery = started.delivery

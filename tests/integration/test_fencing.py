@@ -53,8 +53,9 @@ def test_the_late_outcome_of_a_lease_given_back_is_refused(
     assert app.broker.queues.release(stale, "lost") == "queued"  # a reaper declared its worker lost
     fresh = _lease(app, "other-worker")  # and another worker runs it now
     before = redis_client.hgetall(K.job("default", job.id))
+    late = _outcomes(stale)[kind]
     with caplog.at_level(logging.WARNING, logger="resq.broker"):
-        app.broker.queues.record([_outcomes(stale)[kind]], [])
+        assert app.broker.queues.record([late], []) == (late,)  # said so: the worker counts nothing of it
     assert redis_client.hgetall(K.job("default", job.id)) == before  # nothing recorded
     assert "stale_outcome_refused" in caplog.text and job.id in caplog.text
     assert job.status() == "running" and app.broker.queues.pending_of("default", "other-worker") == [fresh]
