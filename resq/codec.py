@@ -31,6 +31,7 @@ __all__ = [
     "pack",
     "pack_sealed",
     "sealed_token",
+    "shown",
     "unpack",
 ]
 
@@ -230,6 +231,15 @@ def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise TypeError(f"field {key!r} should be {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def shown(value: Any) -> str:
+    """``str(value)`` of a decoded value, which may nest deeper than ``str`` goes (msgpack reads 1024
+    levels): then a placeholder, never a ``RecursionError``."""
+    try:
+        return str(value)
+    except RecursionError:
+        return "(a value nested too deep to show)"
 
 
 def decode_event(raw: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from resq.clock import from_ms
-from resq.codec import Envelope, decode_envelope, sealed_token, unpack
+from resq.codec import Envelope, decode_envelope, sealed_token, shown, unpack
 from resq.errors import ConfigError, DecodeError, JobCancelled, JobFailed, ResultTimeout, UnknownJob
 from resq.sealing import Keyring, key_id_of, keyring, open_envelope, open_result
 
@@ -218,7 +218,7 @@ def _error(fields: dict[str, bytes]) -> dict[str, str]:
         value = unpack(raw)
     except DecodeError:
         return {"type": "DecodeError", "message": "the stored error cannot be decoded"}
-    return value if isinstance(value, dict) else {"message": str(value)}
+    return value if isinstance(value, dict) else {"message": shown(value)}
 
 
 def _result(fields: dict[str, bytes]) -> Any:

@@ -77,6 +77,8 @@ class Maintenance:
         self._retry_s = 0.0
         #: consumer -> when a look first found it silent with leases (monotonic); reaped at a later look
         self._suspects: dict[str, float] = {}
+        #: registered worker -> when a look first found its deadline passed; pruned at a later look
+        self._silent: dict[str, float] = {}
 
     def seconds_until_due(self) -> float:
         """Seconds until the next promotion or reaping is due."""
@@ -169,8 +171,18 @@ class Maintenance:
                 elif consumer["idle"] > stale_ms:
                     queues.forget_consumer(queue, name)
         self._suspects = {name: since for name, since in self._suspects.items() if name in silent}
-        self.broker.workers.prune()
+        self._prune(now, confirm_s)
         return released
+
+    def _prune(self, now: float, confirm_s: float) -> None:
+        """Drop from the registry the workers found past their deadline at two looks, a confirmation apart
+        (as for reaping: after an outage of Redis every deadline has passed, and live workers beat again
+        before the second look)."""
+        silent = set(self.broker.workers.silent())
+        self._silent = {w: self._silent.get(w, now) for w in silent}
+        dead = sorted(w for w, since in self._silent.items() if now - since >= confirm_s)
+        if dead:
+            self.broker.workers.unregister(dead)
 
     def release_consumers(self, worker_ids: Iterable[str], mode: str) -> int:
         """Give back every lease of these consumers (a stopping worker, a child that died)."""

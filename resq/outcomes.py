@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resq.job import ACTIVE_STATUSES, JobStatus
 
@@ -20,6 +20,9 @@ class Delivery:
     fields: dict[bytes, bytes]
     #: the entry is in the queue's front stream (a job given back, served before the queue's backlog)
     front: bool = False
+    #: when a worker's read took the entry (ms; 0 when not known): with the entry id's time, how long
+    #: the job waited in its queue (not part of the lease's identity)
+    fetched_ms: int = field(default=0, compare=False)
 
     @property
     def foreign(self) -> bool:

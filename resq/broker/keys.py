@@ -28,6 +28,9 @@ class Keys:
         self.queues = f"{self._ns}:queues"
         #: zset worker id -> heartbeat deadline (ms): last heartbeat + 3 of that worker's intervals
         self.workers = f"{self._ns}:workers"
+        #: hash worker id -> heartbeats counted (no expiry: a count lower than the last one read means Redis
+        #: lost writes; a field goes when its worker stops or is confirmed dead)
+        self.beats = f"{self._ns}:beats"
         #: hash entry name -> msgpack entry (periodic entries added at run time)
         self.cron = f"{self._ns}:cron"
         #: hash entry name -> last tick fired (ms)
@@ -99,6 +102,10 @@ class Keys:
         """The set of running job ids in ``queue`` whose cancellation was asked for."""
         return f"{self._q(queue)}:cancel"
 
+    def paused(self, queue: str) -> str:
+        """Set (a string holding when, in ms) while ``queue`` is paused: no worker starts its jobs."""
+        return f"{self._q(queue)}:paused"
+
     def worker(self, worker_id: str) -> str:
         """The hash describing one live worker (host, pid, queues, started, current jobs)."""
         return f"{self._ns}:worker:{worker_id}"
@@ -108,6 +115,16 @@ class Keys:
         if day is None:
             return f"{self._ns}:stat:{name}"
         return f"{self._ns}:stat:{name}:{day.isoformat()}"
+
+    def stat_minutes(self, hour: int) -> str:
+        """Hash ``"<counter>|<minute>"`` -> count, for the minutes (since the epoch) of one hour (``minute
+        // 60``): processed and failed per minute, kept two hours."""
+        return f"{self._ns}:stat:minutes:{hour}"
+
+    def stat_waits(self, minute: int) -> str:
+        """Hash ``"<queue>|<bucket>"`` -> jobs, for one minute (since the epoch): how long jobs that
+        started in that minute had waited in their queue, by upper bound in ms (``WAIT_BUCKETS_MS``)."""
+        return f"{self._ns}:stat:waits:{minute}"
 
     @property
     def stat_by_task(self) -> str:

@@ -203,10 +203,11 @@ class Queues(Part):
             self.ensure_groups(queues)
             return []
         found: dict[str, list[Delivery]] = {}
+        now = now_ms()
         for stream, entries in reply or []:
             key = text(stream)
             queue, front = by_key[key], key == self.keys.front(by_key[key])
-            found[key] = [_delivery(queue, entry, fields, front) for entry, fields in entries]
+            found[key] = [_delivery(queue, entry, fields, front, now) for entry, fields in entries]
         deliveries = [d for key in by_key for d in found.get(key, [])]
         if len(deliveries) > count:
             self._hand_back_extra(deliveries[count:])
@@ -378,7 +379,8 @@ class Queues(Part):
             error: the encoded error stored if the job goes dead.
 
         Returns:
-            ``queued``, ``dead``, or ``gone`` when it was no longer leased.
+            ``queued``, ``dead``, ``cancelled`` (its cancellation was asked for while it ran: it ends
+            instead of going back), or ``gone`` when it was no longer leased.
         """
         if delivery.job_id is None:
             return "gone"
@@ -391,7 +393,8 @@ class Queues(Part):
         keys = [k.stream(q, delivery.front), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q)]
         dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
         args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
-        self.connection.eval(pipe, "release", keys, [*args, _carried(delivery)])
+        ttl = to_ms(s.result_ttl)
+        self.connection.eval(pipe, "release", [*keys, k.cancel_requests(q)], [*args, _carried(delivery), ttl])
 
     def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
         """The entries of ``queue`` (its front stream, then its own) leased by ``consumer``."""
@@ -493,9 +496,11 @@ def _carried(delivery: Delivery) -> bytes:
     return delivery.fields.get(b"envelope", b"")
 
 
-def _delivery(queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None, front: bool = False) -> Delivery:
+def _delivery(
+    queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None, front: bool = False, fetched_ms: int = 0
+) -> Delivery:
     fields = fields or {}
-    return Delivery(queue, text(entry), _job_id(fields), fields, front)
+    return Delivery(queue, text(entry), _job_id(fields), fields, front, fetched_ms)
 
 
 def _job_id(fields: dict[bytes, bytes]) -> str | None:

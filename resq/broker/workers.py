@@ -27,9 +27,9 @@ class Workers(Part):
         came back) is whole again at its next heartbeat, not a heartbeat alone.
 
         Returns:
-            Each worker's count of heartbeats as Redis holds it (the record's ``beats`` field, added to at
-            each beat): a count lower than the beats sent means Redis lost writes (it came back from an
-            older snapshot, a replica that lagged took over, or the record was pruned), so what Redis
+            Each worker's count of heartbeats as Redis holds it (``Keys.beats``, added to at each beat, and
+            never expiring while the worker lives): a count not above the last one read means Redis lost
+            writes (it came back from an older snapshot, or a replica that lagged took over), so what Redis
             holds of the worker's leases may be older than what the worker holds.
         """
         if not workers:
@@ -41,10 +41,10 @@ class Workers(Part):
         for worker_id, info in workers.items():
             key = self.keys.worker(worker_id)
             pipe.hset(key, mapping={**info, "heartbeat_ms": now})
-            pipe.hincrby(key, "beats", 1)
             pipe.pexpire(key, silent_ms + 1000)
+            pipe.hincrby(self.keys.beats, worker_id, 1)
         replies = pipe.execute()
-        return {worker_id: int(replies[2 + 3 * i]) for i, worker_id in enumerate(workers)}
+        return {worker_id: int(replies[3 + 3 * i]) for i, worker_id in enumerate(workers)}
 
     def show_current(self, current: dict[str, str]) -> None:
         """Record the jobs each worker runs (``worker id -> comma-separated job ids``), in one round trip."""
@@ -60,6 +60,7 @@ class Workers(Part):
         pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(self.keys.workers, *worker_ids)
         pipe.delete(*(self.keys.worker(w) for w in worker_ids))
+        pipe.hdel(self.keys.beats, *worker_ids)
         pipe.execute()
 
     def live(self) -> set[str]:
@@ -70,12 +71,9 @@ class Workers(Part):
         """How many workers have a fresh heartbeat."""
         return int(self._redis.zcount(self.keys.workers, now_ms(), "+inf"))
 
-    def prune(self) -> list[str]:
-        """Drop workers silent for three intervals from the registry; returns their ids."""
-        gone = [text(w) for w in self._redis.zrangebyscore(self.keys.workers, "-inf", f"({now_ms()}")]
-        if gone:
-            self.unregister(gone)
-        return gone
+    def silent(self) -> list[str]:
+        """Ids of the registered workers whose heartbeat deadline has passed (dead, or Redis was away)."""
+        return [text(w) for w in self._redis.zrangebyscore(self.keys.workers, "-inf", f"({now_ms()}")]
 
     def info(self, worker_ids: Sequence[str]) -> list[dict[str, str]]:
         """The recorded description of each worker (empty when it expired)."""

@@ -26,7 +26,7 @@ from resq.broker import COUNTERS, Broker, Subscription
 from resq.broker.admin import BATCH
 from resq.broker.connection import as_int, text
 from resq.clock import due_time_ms, now_ms, to_ms
-from resq.codec import decode_event, pack, unpack
+from resq.codec import decode_event, pack, shown, unpack
 from resq.errors import BrokerUnavailable, ConfigError, DecodeError, UnknownJob
 from resq.job import Job, JobStatus
 from resq.ops.records import (
@@ -517,8 +517,8 @@ def _error_text(raw: bytes | None) -> str:
     except DecodeError:
         return "(undecodable error record)"
     if isinstance(value, dict):
-        return f"{value.get('type', '?')}: {value.get('message', '')}"
-    return str(value)
+        return f"{shown(value.get('type', '?'))}: {shown(value.get('message', ''))}"
+    return shown(value)
 
 
 def _split(value: str) -> list[str]:

@@ -150,7 +150,10 @@ def read_command(raw: bytes | None) -> tuple[int, str, str] | None:
         return None
     if not isinstance(value, dict) or value.get("cmd") not in CONTROL_COMMANDS:
         return None
-    return int(value.get("at_ms", 0)), str(value["cmd"]), str(value.get("target", "*"))
+    at_ms = value.get("at_ms", 0)
+    if isinstance(at_ms, bool) or not isinstance(at_ms, int):  # a command of another making: not ours
+        return None
+    return at_ms, str(value["cmd"]), str(value.get("target", "*"))
 
 
 def describe_backoff(policy: Callable[[int], float]) -> str:

@@ -33,6 +33,10 @@ __all__ = ["SCHEDULER_GROUP", "Supervisor", "WorkerConfig", "embedded_scheduler"
 
 log = get_logger("resq.worker")
 
+#: A job Redis shows started less than this long (ms) before the supervisor read its child's board may be
+#: one the child began meanwhile (its board shows a job microseconds after its start): lost writes leave
+#: such a lease alone.
+JUST_STARTED_MS = 200
 #: Longest sleep of the supervisor's loop, in seconds (bounds how late a due job is promoted).
 TICK_S = 0.25
 #: A child that dies within this many seconds of its start counts as crashing on start.
@@ -359,27 +363,47 @@ class Supervisor:
         beats = self.broker.workers.heartbeat({w: {**c.info, "current": c.shown} for w, c in children.items()})
         for worker_id, count in beats.items():
             child = children[worker_id]
-            rewound = count <= child.beats  # Redis counts fewer beats than it did: it lost writes
+            rewound = count <= child.beats  # Redis counts no more beats than it did
             child.beats = count
             if rewound:
-                self._step("leases after lost writes", functools.partial(self._reconcile, child))
+                self._step("leases after lost writes", functools.partial(self._reconcile, child, count))
 
-    def _reconcile(self, child: _ChildProc) -> None:
-        """Redis lost writes (it came back from an older snapshot, say): the leases it holds for ``child``
-        may be older than the child's. Give back every lease of the child that it does not run now, so that
-        none waits for ever under a live worker that will never look at it again (a job it finished after
-        the snapshot runs again: at-least-once). The child's outcome for a job it still runs is recorded as
-        usual, or refused if Redis no longer has it leased to the child (fencing)."""
+    def _reconcile(self, child: _ChildProc, count: int) -> None:
+        """Redis lost writes (it came back from an older snapshot, say; ``count`` is the heartbeats it now
+        counts, 1 when it forgot the child altogether, as it does too once the child was declared dead and
+        its leases reaped): the leases it holds for ``child`` may be older than the child's. Give back
+        every lease of the child that it does not run now, so that none waits for ever under a live worker
+        that will never look at it again (a job it finished after the snapshot runs again: at-least-once).
+        The child's outcome for a job it still runs is recorded as usual, or refused if Redis no longer has
+        it leased to the child (fencing)."""
+        looked_ms = now_ms()
         child.look()
         running = {(r.job.delivery.entry, r.job.delivery.front) for r in child.running.values()}
         released = 0
         for queue in self.config.queues:
-            for delivery in self.broker.queues.pending_of(queue, child.worker_id):
-                if (delivery.entry, delivery.front) in running:
-                    continue
+            held = [
+                d for d in self.broker.queues.pending_of(queue, child.worker_id) if (d.entry, d.front) not in running
+            ]
+            for delivery in self._not_just_started(held, looked_ms):
                 if self.broker.queues.release(delivery, "returned") != "gone":
                     released += 1
-        log.warning("redis_lost_writes", worker=child.worker_id, leases_given_back=released)
+        if count > 1:  # an older count: Redis lost writes
+            log.warning("redis_lost_writes", worker=child.worker_id, leases_given_back=released)
+        else:  # no count at all: the worker was declared dead meanwhile (cut off, paused), its leases reaped
+            log.info("worker_registered_again", worker=child.worker_id, leases_given_back=released)
+
+    def _not_just_started(self, deliveries: list[Delivery], looked_ms: int) -> list[Delivery]:
+        """The deliveries whose job Redis does not show started since just before ``looked_ms``: one
+        started that late is one the child began after its board was read (it runs it now), not one the
+        snapshot brought back."""
+        if not deliveries:
+            return []
+        rows = self.broker.jobs.summaries([(d.queue, str(d.job_id)) for d in deliveries], ("status", "started_ms"))
+        return [
+            d
+            for d, (status, started) in zip(deliveries, rows, strict=True)
+            if status != b"running" or int(started or 0) < looked_ms - JUST_STARTED_MS
+        ]
 
     def _poll(self, child_ids: list[str], durable: bool) -> list[str]:
         return list(self.control.poll([self.supervisor_id, *child_ids], durable=durable))

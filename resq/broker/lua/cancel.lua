@@ -20,12 +20,14 @@ if status == 'queued' and f[5] then
     local found = redis.call('XRANGE', stream, f[5], f[5])
     if #found == 1 and found[1][2][2] == ARGV[2] then
       resq_keep_envelope(KEYS[2], stream, f[5])
+      redis.call('XACK', stream, ARGV[1], f[5])  -- a worker that leased it meanwhile drops it at its start
       redis.call('XDEL', stream, f[5])
       break
     end
   end
 end
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('SREM', KEYS[5], ARGV[2])
 local e = resq_event('cancelled', ARGV[2], f[2], f[3], f[4], ARGV[3], nil)
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[3], 'history', resq_note(f[6], ARGV[5], e))
 resq_finish(KEYS[2], KEYS[4], tonumber(ARGV[4]), f[7])

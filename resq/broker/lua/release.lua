@@ -1,21 +1,34 @@
 -- release: give a leased job back to the front of its queue (worker stopping, or its worker died).
 -- KEYS[1] the stream the lease is in   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list
 -- KEYS[5] the queue's front stream (served before the queue's own: the job goes before the backlog)
+-- KEYS[6] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] job id   ARGV[4] now (ms)
 -- ARGV[5] 'lost' (worker died: counts towards max) or 'returned' (handed back politely)
 -- ARGV[6] max losses before the job is dead   ARGV[7] error (msgpack) used when it goes dead
 -- ARGV[8] dead ttl (ms)   ARGV[9] dead max size   ARGV[10] job key prefix   ARGV[11] done key prefix
 -- ARGV[12] events channel ('' = none)   ARGV[13] the envelope the stream entry carried ('' if none)
--- Returns: 'queued', 'dead', or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
+-- ARGV[14] ttl of a cancelled record (ms)
+-- Returns: 'queued', 'dead', 'cancelled' (its cancellation was asked for: it ends instead of going back),
+-- or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'lost')
+  'waiting', 'lost', 'cancel_requested')
 if not f then return broken end
-broken = resq_guard(KEYS[5], 'stream', KEYS[3], 'zset', f[8] and KEYS[4], 'list')
+broken = resq_guard(KEYS[5], 'stream', KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[10] and KEYS[6], 'set')
 if broken then return broken end
 if resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[13]) == 0 then return 'gone' end
 local status = f[1]
 if not status or RESQ_TERMINAL[status] then return 'gone' end
 local running = status == 'running'
+if f[10] then  -- asked to cancel while it ran: it ends cancelled rather than run again
+  resq_set_envelope(KEYS[2], ARGV[13])
+  redis.call('SREM', KEYS[6], ARGV[3])
+  local reason = 'cancelled while running (its worker stopped)'
+  local e = resq_event('cancelled', ARGV[3], f[2], f[3], f[4], ARGV[4], resq_with_start({reason = reason}, f[5], f[6]))
+  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[4], 'cancel_reason', reason,
+    'history', resq_note(f[7], ARGV[12], e))
+  resq_finish(KEYS[2], KEYS[4], tonumber(ARGV[14]), f[8])
+  return 'cancelled'
+end
 if ARGV[5] == 'lost' and running then
   local lost = (tonumber(f[9]) or 0) + 1
   if lost >= tonumber(ARGV[6]) then
