@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,fast,metrics,crypto]'
+	$(PY) -m pip install -q -e '.[dev,fast,metrics,crypto,web]'
 	touch $@
 
 install: $(VENV)/.installed

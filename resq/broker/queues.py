@@ -268,7 +268,7 @@ class Queues(Part):
                 self.connection.eval(
                     pipe,
                     "start",
-                    [k.job(q, delivery.job_id), k.stream(q, delivery.front)],
+                    [k.job(q, delivery.job_id), k.stream(q, delivery.front), k.paused(q)],
                     [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
@@ -276,9 +276,11 @@ class Queues(Part):
         refused = _log_refused(marks, replies)
         if delivery.job_id is None:
             return Started(delivery, None, 0, None, refused=refused)
-        envelope, attempt, status, *orphan = replies[-1]
+        envelope, attempt, status, *more = replies[-1]
+        if len(more) > 1 and more[1]:
+            return Started(delivery, None, 0, None, refused=refused, paused=True)
         envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
-        orphaned = bool(orphan and orphan[0])
+        orphaned = bool(more and more[0])
         return Started(delivery, envelope or None, int(attempt), status_of(status), orphan=orphaned, refused=refused)
 
     def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> tuple[Outcome, ...]:
@@ -432,6 +434,26 @@ class Queues(Part):
         for stream in self.keys.streams(queue):
             with contextlib.suppress(ResponseError):  # no group (the queue was cleared): nothing to forget
                 self._redis.xgroup_delconsumer(stream, GROUP, consumer)
+
+    # -- pausing ----------------------------------------------------------------------------------
+
+    def pause(self, queue: str) -> None:
+        """Pause ``queue`` for every worker: from now on no job of it starts (a worker that took one hands
+        it back to the front of the queue), until :meth:`resume`. Its jobs stay queued; producers go on."""
+        self.connection.with_retry(lambda: self._redis.set(self.keys.paused(queue), now_ms()))
+
+    def resume(self, queue: str) -> None:
+        """Let workers start the jobs of ``queue`` again."""
+        self.connection.with_retry(lambda: self._redis.delete(self.keys.paused(queue)))
+
+    def paused(self, queues: Sequence[str]) -> set[str]:
+        """Which of ``queues`` are paused, in one round trip."""
+        if not queues:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.exists(self.keys.paused(queue))
+        return {queue for queue, flag in zip(queues, pipe.execute(), strict=True) if flag}
 
     # -- scheduled jobs ---------------------------------------------------------------------------
 

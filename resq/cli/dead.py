@@ -172,6 +172,36 @@ def queue() -> None:
     """Act on one queue (see `resq queues` to list them)."""
 
 
+@queue.command("pause", short_help="Pause a queue for every worker (its jobs wait).")
+@ops_options
+@click.argument("name")
+@json_option
+def queue_pause(app_ref: str | None, url: str | None, namespace: str | None, name: str, as_json: bool) -> None:
+    """Pause queue NAME for every worker: its jobs stay queued and no worker starts one (a job already
+    running finishes) until `resq queue resume NAME`. Producers go on enqueueing."""
+    _set_paused(app_ref, url, namespace, name, as_json, paused=True)
+
+
+@queue.command("resume", short_help="Resume a paused queue.")
+@ops_options
+@click.argument("name")
+@json_option
+def queue_resume(app_ref: str | None, url: str | None, namespace: str | None, name: str, as_json: bool) -> None:
+    """Let workers start the jobs of queue NAME again (within a second)."""
+    _set_paused(app_ref, url, namespace, name, as_json, paused=False)
+
+
+def _set_paused(
+    app_ref: str | None, url: str | None, namespace: str | None, name: str, as_json: bool, paused: bool
+) -> None:
+    inspector = inspector_from(app_ref, url, namespace)
+    if name not in guard(inspector.queue_names):
+        raise NotFound(f"no queue named {name!r} (see `resq queues`)")
+    guard(lambda: inspector.pause_queue(name) if paused else inspector.resume_queue(name))
+    word = "paused" if paused else "resumed"
+    click.echo(json.dumps({"queue": name, "paused": paused}) if as_json else f"{word} {name}")
+
+
 @queue.command("clear", short_help="Delete every job of a queue (asks first).")
 @ops_options
 @click.argument("name")

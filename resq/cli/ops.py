@@ -73,11 +73,21 @@ def _queue_rows(found: list[QueueInfo]) -> str:
             q.scheduled,
             q.dead,
             q.workers,
-            "" if q.served else "! no worker",
+            _ms(q.wait_p50_ms),
+            _ms(q.wait_p99_ms),
+            ("paused" if q.paused else "") + ("" if q.served else " ! no worker"),
         ]
         for q in found
     ]
-    return table(["QUEUE", "WAITING", "RUNNING", "OLDEST", "SCHEDULED", "DEAD", "WORKERS", ""], rows)
+    header = ["QUEUE", "WAITING", "RUNNING", "OLDEST", "SCHEDULED", "DEAD", "WORKERS", "WAIT P50", "WAIT P99", ""]
+    return table(header, rows)
+
+
+def _ms(value: int | None) -> str:
+    """A wait in ms as a short duration (``-`` when none was measured)."""
+    if value is None:
+        return "-"
+    return f"{value} ms" if value < 1000 else f"{value / 1000:g} s"
 
 
 @click.command(epilog=STATS_EPILOG, short_help="The overview: queues, workers, jobs processed and failed.")

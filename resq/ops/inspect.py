@@ -25,6 +25,7 @@ from resq.app import Resq
 from resq.broker import COUNTERS, Broker, Subscription
 from resq.broker.admin import BATCH
 from resq.broker.connection import as_int, text
+from resq.broker.stats import WAIT_BUCKETS_MS
 from resq.clock import due_time_ms, now_ms, to_ms
 from resq.codec import decode_event, pack, shown, unpack
 from resq.errors import BrokerUnavailable, ConfigError, DecodeError, UnknownJob
@@ -57,6 +58,25 @@ __all__ = [
 ]
 
 
+#: The minutes over which the wait in each queue (p50, p99) is measured.
+WAIT_WINDOW_MIN = 5
+
+
+def percentile(histogram: dict[str, int], q: float) -> int | None:
+    """The ``q`` quantile (0..1) of a histogram ``{upper bound ms or "+Inf": count}``, as the upper bound
+    of the bucket it falls in (None when the histogram is empty; the largest finite bound for "+Inf")."""
+    bounds = sorted((float(b), n) for b, n in histogram.items() if n > 0)
+    total = sum(n for _, n in bounds)
+    if not total:
+        return None
+    seen = 0
+    for bound, n in bounds:
+        seen += n
+        if seen >= q * total:
+            return int(bound) if bound != float("inf") else int(max(WAIT_BUCKETS_MS))
+    return int(max(WAIT_BUCKETS_MS))
+
+
 class Inspector:
     """Reads and repairs what one app keeps in Redis.
 
@@ -82,6 +102,8 @@ class Inspector:
             return []
         serving = self._serving_counts()
         sizes = self.broker.admin.queue_sizes(names)
+        paused = self.broker.queues.paused(names)
+        waits = self.broker.stats.waits(WAIT_WINDOW_MIN)
         now = now_ms()
         found = []
         for name, (length, scheduled, dead) in zip(names, sizes, strict=True):
@@ -95,9 +117,27 @@ class Inspector:
                     scheduled=scheduled,
                     dead=dead,
                     workers=serving.get(name, 0),
+                    paused=name in paused,
+                    wait_p50_ms=percentile(waits.get(name, {}), 0.50),
+                    wait_p99_ms=percentile(waits.get(name, {}), 0.99),
                 )
             )
         return found
+
+    def pause_queue(self, queue: str) -> None:
+        """Pause ``queue`` for every worker: its jobs stay queued, no worker starts one (a worker that took
+        one hands it back to the front), until :meth:`resume_queue`."""
+        validate_name(queue, "queue name")
+        self.broker.queues.pause(queue)
+
+    def resume_queue(self, queue: str) -> None:
+        """Let workers start the jobs of ``queue`` again (within ``PAUSED_LOOK_S``, 1 s)."""
+        validate_name(queue, "queue name")
+        self.broker.queues.resume(queue)
+
+    def per_minute(self, minutes: int = 60) -> dict[str, list[int]]:
+        """Jobs processed and failed in each of the last ``minutes`` minutes, oldest first."""
+        return self.broker.with_retry(lambda: self.broker.stats.per_minute(minutes))
 
     def _serving_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

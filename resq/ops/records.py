@@ -47,6 +47,11 @@ class QueueInfo:
     dead: int
     #: live workers that serve this queue
     workers: int
+    #: paused (``resq queue pause``): no worker starts its jobs
+    paused: bool = False
+    #: how long jobs that started in the last minutes had waited in this queue, in ms (None: none started)
+    wait_p50_ms: int | None = None
+    wait_p99_ms: int | None = None
 
     @property
     def served(self) -> bool:

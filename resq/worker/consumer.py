@@ -37,6 +37,8 @@ log = get_logger("resq.worker")
 #: Longest pause between reconnection attempts while Redis is away, in seconds: short, so a worker is
 #: fetching again within about a second of Redis (or the network) coming back.
 RECONNECT_CAP_S = 1.0
+#: How often a consumer looks whether a queue it found paused was resumed, in seconds.
+PAUSED_LOOK_S = 1.0
 #: Longest silence between two log lines about a command Redis keeps refusing, in seconds.
 REFUSED_LOG_EVERY_S = 30.0
 #: How often a consumer waiting for Redis looks whether it was asked to stop, in seconds.
@@ -170,6 +172,8 @@ class Consumer:
         self._counted_at = time.monotonic()
         #: when a refused command was last logged (monotonic)
         self._refused_logged = -REFUSED_LOG_EVERY_S
+        #: paused queues this consumer knows of -> when it last looked (monotonic)
+        self._paused: dict[str, float] = {}
 
     def run(self) -> None:
         """Loop over :meth:`step` until stopped (or, in burst mode, until the queues are empty)."""
@@ -233,10 +237,30 @@ class Consumer:
                 self.state.waiting_on_main = False
                 raise FetchInterrupted
         try:
-            return self.broker.queues.fetch(self.worker_id, self.queues, self.batch_size, block_s)
+            queues = self._unpaused()
+            if not queues:  # every queue is paused: look again a little later
+                self.state.stopping.wait(min(block_s or 0.0, PAUSED_LOOK_S))
+                return []
+            return self.broker.queues.fetch(self.worker_id, queues, self.batch_size, block_s)
         finally:
             if main:
                 self.state.waiting_on_main = False
+
+    def _unpaused(self) -> list[str]:
+        """The queues to fetch from: all but those found paused (a start says so), each looked at again
+        every ``PAUSED_LOOK_S`` to see whether it was resumed."""
+        if not self._paused:
+            return self.queues
+        now = time.monotonic()
+        due = [q for q, looked in self._paused.items() if now - looked >= PAUSED_LOOK_S]
+        if due:
+            still = self.broker.queues.paused(due)
+            for queue in due:
+                if queue in still:
+                    self._paused[queue] = now
+                else:
+                    del self._paused[queue]
+        return [q for q in self.queues if q not in self._paused]
 
     def perform_batch(self, deliveries: list[Delivery]) -> StepReport:
         """Perform leased deliveries in order; hand back those not started once asked to stop or pause.
@@ -253,6 +277,10 @@ class Consumer:
                 self._hand_back(deliveries[index:])
                 return StepReport(len(deliveries), tuple(done), handed_back=len(deliveries) - index)
             started = self._start(delivery, outcomes, self._counters())
+            if started.paused:  # paused since the fetch (the outcomes before went with the start)
+                self._paused[delivery.queue] = time.monotonic()
+                self._hand_back(deliveries[index:])  # to the front of their queues, in order
+                return StepReport(len(deliveries), tuple(done), handed_back=len(deliveries) - index)
             outcomes = [self._perform(started)]
             self._uncounted += outcomes
             done += outcomes

@@ -31,7 +31,7 @@ SUBCOMMANDS = {
     "workers": ["pause", "resume", "stop"],
     "job": ["cancel"],
     "dead": ["list", "show", "retry", "purge"],
-    "queue": ["clear"],
+    "queue": ["clear", "pause", "resume"],
 }
 
 #: In a fresh interpreter that imports nothing but ``resq.cli``: the command names of ``resq --help``.
