@@ -45,8 +45,6 @@ class Started:
     orphan: bool = False
     #: outcomes recorded with this start that were refused as stale (their worker's lease was given back)
     refused: tuple[Outcome, ...] = ()
-    #: the queue is paused: nothing was started, and the worker hands the lease back
-    paused: bool = False
 
     @property
     def runnable(self) -> bool:

@@ -72,12 +72,22 @@ def refusal_hint(exc: BaseException) -> str | None:
         if "CERTIFICATE_VERIFY_FAILED" in message:
             return "the server's TLS certificate cannot be verified: check ssl_ca_certs in the url, or the certificate"
         if any(alert in message for alert in TLS_ALERTS):
-            return "the server refused this client's TLS certificate: set ssl_certfile and ssl_keyfile in the url"
+            return (
+                "the server refused this client's TLS handshake: set ssl_certfile and ssl_keyfile in the url if "
+                "it asks for a client certificate, else check the TLS versions and ciphers both sides allow"
+            )
     return None
 
 
-#: TLS alerts a server sends when it refuses the client's certificate (or the lack of one).
-TLS_ALERTS = ("ALERT_CERTIFICATE_REQUIRED", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA", "ALERT_CERTIFICATE_UNKNOWN")
+#: TLS alerts a server sends when it refuses the client's certificate (or the lack of one), or a handshake
+#: it cannot agree on: waiting will not change them.
+TLS_ALERTS = (
+    "ALERT_CERTIFICATE_REQUIRED",
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_UNKNOWN_CA",
+    "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_HANDSHAKE_FAILURE",
+)
 
 
 #: Errors that mean "Redis is not there right now".

@@ -268,7 +268,7 @@ class Queues(Part):
                 self.connection.eval(
                     pipe,
                     "start",
-                    [k.job(q, delivery.job_id), k.stream(q, delivery.front), k.paused(q)],
+                    [k.job(q, delivery.job_id), k.stream(q, delivery.front)],
                     [worker_id, now, delivery.entry, delivery.job_id, channel],
                 )
 
@@ -277,8 +277,6 @@ class Queues(Part):
         if delivery.job_id is None:
             return Started(delivery, None, 0, None, refused=refused)
         envelope, attempt, status, *more = replies[-1]
-        if len(more) > 1 and more[1]:
-            return Started(delivery, None, 0, None, refused=refused, paused=True)
         envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
         orphaned = bool(more and more[0])
         return Started(delivery, envelope or None, int(attempt), status_of(status), orphan=orphaned, refused=refused)
@@ -438,8 +436,9 @@ class Queues(Part):
     # -- pausing ----------------------------------------------------------------------------------
 
     def pause(self, queue: str) -> None:
-        """Pause ``queue`` for every worker: from now on no job of it starts (a worker that took one hands
-        it back to the front of the queue), until :meth:`resume`. Its jobs stay queued; producers go on."""
+        """Pause ``queue`` for every worker until :meth:`resume`: workers look at the flag with each batch
+        they fetch (and at most ``PAUSES_FRESH_S`` apart) and hand a paused queue's leases back to its
+        front unstarted. Its jobs stay queued; producers go on."""
         self.connection.with_retry(lambda: self._redis.set(self.keys.paused(queue), now_ms()))
 
     def resume(self, queue: str) -> None:

@@ -11,6 +11,7 @@ one step at a time in-process and read what each step did from its :class:`StepR
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import threading
 import time
@@ -37,8 +38,10 @@ log = get_logger("resq.worker")
 #: Longest pause between reconnection attempts while Redis is away, in seconds: short, so a worker is
 #: fetching again within about a second of Redis (or the network) coming back.
 RECONNECT_CAP_S = 1.0
-#: How often a consumer looks whether a queue it found paused was resumed, in seconds.
-PAUSED_LOOK_S = 1.0
+#: Longest time between two looks of a consumer at its queues' pause flags, in seconds (a resumed queue is
+#: served again within it), and how old a look may be for a fetched batch to start (a paused queue's jobs
+#: stop starting within it: a round trip per batch, not per job).
+PAUSED_LOOK_S, PAUSES_FRESH_S = 1.0, 0.05
 #: Longest silence between two log lines about a command Redis keeps refusing, in seconds.
 REFUSED_LOG_EVERY_S = 30.0
 #: How often a consumer waiting for Redis looks whether it was asked to stop, in seconds.
@@ -172,8 +175,9 @@ class Consumer:
         self._counted_at = time.monotonic()
         #: when a refused command was last logged (monotonic)
         self._refused_logged = -REFUSED_LOG_EVERY_S
-        #: paused queues this consumer knows of -> when it last looked (monotonic)
-        self._paused: dict[str, float] = {}
+        #: the paused queues among ``queues``, and when the consumer last looked (monotonic)
+        self._paused: set[str] = set()
+        self._pauses_looked = -PAUSED_LOOK_S
 
     def run(self) -> None:
         """Loop over :meth:`step` until stopped (or, in burst mode, until the queues are empty)."""
@@ -216,9 +220,10 @@ class Consumer:
             FetchInterrupted: on the main thread, when ``state.stopping`` is already set.
         """
         deliveries = self._fetch(None) if self._uncounted or self.burst else []
+        waited = False
         if not deliveries and not self.burst:
             self.flush_counters()  # about to wait for work: add what is not counted yet
-            deliveries = self._fetch(block_s)
+            deliveries, waited = self._fetch(block_s), block_s is not None
         if not deliveries and self.burst and not self._wait_for_due_jobs():
             # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
             deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.batch_size, None)
@@ -226,7 +231,10 @@ class Consumer:
                 return StepReport(drained=True)
         if not deliveries:
             return StepReport()
-        return self.perform_batch(deliveries)
+        kept = self._not_paused(deliveries, waited)
+        report = self.perform_batch(kept) if kept else StepReport()
+        held = len(deliveries) - len(kept)
+        return dataclasses.replace(report, fetched=len(deliveries), handed_back=report.handed_back + held)
 
     def _fetch(self, block_s: float | None) -> list[Delivery]:
         """Fetch a batch; on the main thread a stop signal may cut the blocking wait short."""
@@ -247,20 +255,26 @@ class Consumer:
                 self.state.waiting_on_main = False
 
     def _unpaused(self) -> list[str]:
-        """The queues to fetch from: all but those found paused (a start says so), each looked at again
-        every ``PAUSED_LOOK_S`` to see whether it was resumed."""
+        """The queues to fetch from: all but the paused ones, as last looked at (``PAUSED_LOOK_S`` ago at
+        most, so a resumed queue is served again within that)."""
+        if time.monotonic() - self._pauses_looked >= PAUSED_LOOK_S:
+            self._look_at_pauses()
+        return [q for q in self.queues if q not in self._paused] if self._paused else self.queues
+
+    def _look_at_pauses(self) -> None:
+        self._paused = self.broker.queues.paused(self.queues)
+        self._pauses_looked = time.monotonic()
+
+    def _not_paused(self, deliveries: list[Delivery], waited: bool) -> list[Delivery]:
+        """The deliveries to perform. A batch fetched by a read that may have waited, or ``PAUSES_FRESH_S``
+        or more after the last look at the pause flags, looks again (a round trip per batch, not per
+        job); the leases of a paused queue go back to its front unstarted."""
+        if waited or time.monotonic() - self._pauses_looked >= PAUSES_FRESH_S:
+            self._look_at_pauses()
         if not self._paused:
-            return self.queues
-        now = time.monotonic()
-        due = [q for q, looked in self._paused.items() if now - looked >= PAUSED_LOOK_S]
-        if due:
-            still = self.broker.queues.paused(due)
-            for queue in due:
-                if queue in still:
-                    self._paused[queue] = now
-                else:
-                    del self._paused[queue]
-        return [q for q in self.queues if q not in self._paused]
+            return deliveries
+        self._hand_back([d for d in deliveries if d.queue in self._paused])
+        return [d for d in deliveries if d.queue not in self._paused]
 
     def perform_batch(self, deliveries: list[Delivery]) -> StepReport:
         """Perform leased deliveries in order; hand back those not started once asked to stop or pause.
@@ -277,10 +291,6 @@ class Consumer:
                 self._hand_back(deliveries[index:])
                 return StepReport(len(deliveries), tuple(done), handed_back=len(deliveries) - index)
             started = self._start(delivery, outcomes, self._counters())
-            if started.paused:  # paused since the fetch (the outcomes before went with the start)
-                self._paused[delivery.queue] = time.monotonic()
-                self._hand_back(deliveries[index:])  # to the front of their queues, in order
-                return StepReport(len(deliveries), tuple(done), handed_back=len(deliveries) - index)
             outcomes = [self._perform(started)]
             self._uncounted += outcomes
             done += outcomes

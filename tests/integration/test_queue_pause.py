@@ -38,17 +38,18 @@ def test_pausing_an_unknown_queue_is_a_clear_error(core: ModuleType, cli: Any) -
     assert result.exit_code != 0 and "no queue named 'nope'" in result.output
 
 
-def test_a_lease_taken_before_the_pause_is_handed_back_unstarted(adder: Resq) -> None:
-    jobs = [adder.tasks["add"].delay(i, 1) for i in range(3)]
+def test_a_batch_fetched_as_the_queue_is_paused_is_handed_back_unstarted(adder: Resq) -> None:
     consumer = Consumer(adder, "w1", ["default"], prefetch=3)
-    deliveries = adder.broker.queues.fetch("w1", ["default"], 3, None)
+    assert consumer.step(None).fetched == 0  # it looks at the pause flags: none
+    jobs = [adder.tasks["add"].delay(i, 1) for i in range(3)]
     Inspector(adder).pause_queue("default")
-    report = consumer.perform_batch(deliveries)
-    assert report.performed == 0 and report.handed_back == 3
+    time.sleep(0.06)  # PAUSES_FRESH_S: its next batch looks again before it starts
+    report = consumer.step(None)
+    assert (report.fetched, report.performed, report.handed_back) == (3, 0, 3)
     assert [j.status() for j in jobs] == ["queued"] * 3
-    assert consumer.step(None).fetched == 0  # it knows the queue is paused: it does not fetch from it
+    assert consumer.step(None).fetched == 0  # it knows the queue is paused: it does not read it
     Inspector(adder).resume_queue("default")
-    time.sleep(1.1)  # PAUSED_LOOK_S
+    time.sleep(1.05)  # PAUSED_LOOK_S
     assert consumer.step(None).kinds == {"succeeded": 3}
     assert [j.result(timeout=1) for j in jobs] == [1, 2, 3]  # in their order
 

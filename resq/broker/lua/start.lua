@@ -1,5 +1,5 @@
 -- start: a worker begins an attempt of a job it fetched from the stream.
--- KEYS[1] job hash   KEYS[2] queue stream   KEYS[3] the queue's pause flag
+-- KEYS[1] job hash   KEYS[2] queue stream
 -- ARGV[1] worker id   ARGV[2] now (ms)   ARGV[3] stream entry id   ARGV[4] job id
 -- ARGV[5] events channel ('' = nobody listens)
 -- Returns: {envelope, attempt, status} on start; {false, 0, status} when the job must not run
@@ -7,10 +7,8 @@
 -- `orphan` is 1 when the entry still waits in the stream (its job's record was deleted under it: a
 -- worker sets it aside as dead), 0 when the entry went too (the queue was cleared); {false, 0, false, 0}
 -- too when the entry is not the job's current one (a stale duplicate: the job was given back under a new
--- entry, e.g. by a worker that found Redis restored from an older snapshot, while this one was leased);
--- {false, 0, false, 0, 1} when the queue is paused (nothing written: the worker hands the lease back).
+-- entry, e.g. by a worker that found Redis restored from an older snapshot, while this one was leased).
 -- Writes no history entry: the entry that ends the attempt carries its start (see _lib.lua).
-if redis.call('EXISTS', KEYS[3]) == 1 then return {false, 0, false, 0, 1} end
 local f, broken = resq_fields(KEYS[1], 'status', 'envelope', 'attempt', 'task', 'queue', 'entry')
 if not f then return broken end
 local status = f[1]
