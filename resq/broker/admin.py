@@ -149,6 +149,18 @@ class Admin(Part):
         ]
         return sorted(rows)[:limit]
 
+    def stream_entries(
+        self, queue: str, front: bool, after: str | None, count: int
+    ) -> list[tuple[str, str, bytes | None]]:
+        """Up to ``count`` entries of one of ``queue``'s streams (its front or its own), oldest first,
+        after the entry id ``after`` (from the first when None): ``(entry id, job id, envelope or
+        None)``. One ``XRANGE … COUNT``; an entry without a job id is skipped."""
+        start = "-" if after is None else "(" + after
+        rows = self._redis.xrange(self.keys.stream(queue, front), start, "+", count=count)
+        return [
+            (text(entry), text(fields[b"id"]), fields.get(b"envelope")) for entry, fields in rows if b"id" in fields
+        ]
+
     def events(self) -> Subscription:
         """A subscription to the lifecycle events every transition publishes."""
         return self.connection.subscribe(self.keys.events)

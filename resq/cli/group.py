@@ -13,6 +13,7 @@ import click
 
 from resq.cli.acl import acl
 from resq.cli.common import CONTEXT_SETTINGS, app_option, load_app, logging_options
+from resq.cli.dashboard import dashboard
 from resq.cli.dead import dead, queue
 from resq.cli.ops import enqueue, events, job, queues, stats, tasks, workers
 from resq.cli.worker import HELP_EPILOG, worker
@@ -51,5 +52,5 @@ def main() -> None:
     """resq: background jobs on Redis."""
 
 
-for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue, acl):
+for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue, acl, dashboard):
     main.add_command(_command)

@@ -29,11 +29,13 @@ from resq.broker.stats import WAIT_BUCKETS_MS
 from resq.clock import due_time_ms, now_ms, to_ms
 from resq.codec import decode_event, pack, shown, unpack
 from resq.errors import BrokerUnavailable, ConfigError, DecodeError, UnknownJob
-from resq.job import Job, JobStatus
+from resq.job import Job, JobStatus, describe
 from resq.ops.records import (
     CONTROL_COMMANDS,
     DeadJob,
+    QueuedJob,
     QueueInfo,
+    ScheduledInfo,
     TaskInfo,
     WorkerInfo,
     control_message,
@@ -41,6 +43,7 @@ from resq.ops.records import (
     read_command,
     to_json,
 )
+from resq.sealing import keyring
 from resq.settings import validate_name
 from resq.task import redact
 
@@ -48,9 +51,12 @@ __all__ = [
     "BATCH",
     "CONTROL_COMMANDS",
     "COUNTERS",
+    "DEAD_FILTER_WINDOW",
     "DeadJob",
     "Inspector",
     "QueueInfo",
+    "QueuedJob",
+    "ScheduledInfo",
     "TaskInfo",
     "WorkerInfo",
     "control_message",
@@ -60,6 +66,12 @@ __all__ = [
 
 #: The minutes over which the wait in each queue (p50, p99) is measured.
 WAIT_WINDOW_MIN = 5
+
+#: How many of the newest dead jobs of each queue a filtered listing (by task, by error type) looks at.
+DEAD_FILTER_WINDOW = 1000
+
+#: Where a queue's listing goes on: ``front:<entry id>`` or ``queue:<entry id>`` (:meth:`Inspector.queue_jobs`).
+_CURSOR_STREAMS = {"front": True, "queue": False}
 
 
 def percentile(histogram: dict[str, int], q: float) -> int | None:
@@ -157,6 +169,76 @@ class Inspector:
         """
         validate_name(queue, "queue name")
         return self.broker.admin.clear_queue(queue)
+
+    def queue_jobs(self, queue: str, cursor: str | None = None, limit: int = 50) -> tuple[list[QueuedJob], str | None]:
+        """One page of the jobs in ``queue``'s streams (waiting or leased), in the order they are served:
+        its front stream (jobs given back), then its own; arguments redacted as in :meth:`job_info`.
+
+        Each page is one ``XRANGE … COUNT`` per stream (never a scan of the queue).
+
+        Args:
+            queue: the queue.
+            cursor: where the previous page ended (the second value returned), None for the first page.
+            limit: jobs per page.
+
+        Returns:
+            ``(jobs, cursor of the next page or None when this one is the last)``.
+
+        Raises:
+            ConfigError: an invalid queue name or cursor.
+        """
+        validate_name(queue, "queue name")
+        rows = self._stream_rows(queue, _parse_cursor(cursor), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        details = self.broker.jobs.summaries(
+            [(queue, job_id) for _, _, job_id, _ in rows], ("task", "status", "attempt", "envelope")
+        )
+        jobs = [self._queued_job(queue, row, detail) for row, detail in zip(rows, details, strict=True)]
+        last = rows[-1] if more and rows else None
+        return jobs, None if last is None else f"{'front' if last[0] else 'queue'}:{last[1]}"
+
+    def _stream_rows(
+        self, queue: str, start: tuple[bool, str | None], count: int
+    ) -> list[tuple[bool, str, str, bytes | None]]:
+        """Up to ``count`` ``(front, entry id, job id, envelope)`` from ``start`` on: the rest of the front
+        stream (when ``start`` is in it), then the queue's own stream."""
+        front, after = start
+        rows: list[tuple[bool, str, str, bytes | None]] = []
+        if front:
+            found = self.broker.admin.stream_entries(queue, True, after, count)
+            rows += [(True, *row) for row in found]
+            after = None
+        if len(rows) < count:
+            found = self.broker.admin.stream_entries(queue, False, after, count - len(rows))
+            rows += [(False, *row) for row in found]
+        return rows
+
+    def _queued_job(
+        self, queue: str, row: tuple[bool, str, str, bytes | None], detail: Sequence[bytes | None]
+    ) -> QueuedJob:
+        front, entry, job_id, envelope = row
+        task, status, attempt, stored = detail
+        args, kwargs = self._preview(queue, job_id, text(task or b""), envelope or stored)
+        return QueuedJob(
+            id=job_id,
+            queue=queue,
+            entry=entry,
+            front=front,
+            task=text(task or b"?"),
+            status=text(status or b"?"),
+            attempts=as_int(attempt),
+            args=args,
+            kwargs=kwargs,
+        )
+
+    def _preview(self, queue: str, job_id: str, task: str, envelope: bytes | None) -> tuple[Any, Any]:
+        """A job's arguments as operators see them (redacted, sealed ones as ``<encrypted …>``)."""
+        if envelope is None:
+            return None, None
+        keys = keyring(self.app.settings.encryption_keys)
+        info = self._redacted(describe(job_id, queue, {"envelope": envelope, "task": task.encode()}, keys))
+        return info.get("args"), info.get("kwargs")
 
     # -- workers ----------------------------------------------------------------------------------
 
@@ -316,6 +398,37 @@ class Inspector:
             shown_args, shown_kwargs = redact(args or [], kwargs or {}, set(self.app.settings.redact))
         return {**info, "args": shown_args, "kwargs": shown_kwargs}
 
+    def find_queue(self, job_id: str) -> str | None:
+        """The queue that holds job ``job_id`` (its record), or None."""
+        return self.broker.jobs.find_queue(job_id)
+
+    def delete_job(self, job_id: str) -> str:
+        """Delete a job: a dead one with its record (as ``resq dead purge``), a queued, scheduled or
+        retrying one by cancelling it (it leaves its queue; its record, marked cancelled, expires after
+        ``result_ttl``). A running job is cancelled with :meth:`cancel`; a finished one expires by itself.
+
+        Returns:
+            What was done: ``deleted`` or ``cancelled``.
+
+        Raises:
+            UnknownJob: no such job.
+            ConfigError: the job is running or already finished.
+        """
+        queue = self.find_queue(job_id)
+        status = None if queue is None else self.broker.jobs.status(queue, job_id)
+        if queue is None or status is None:
+            raise UnknownJob(f"no job with id {job_id!r} (never enqueued, or its record expired)")
+        if status == JobStatus.DEAD:
+            if not self.broker.jobs.purge_dead(queue, [job_id]):
+                raise ConfigError(f"job {job_id} left the dead set meanwhile: nothing deleted")
+            return "deleted"
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING):
+            return str(self.cancel(job_id))
+        raise ConfigError(
+            f"job {job_id} is {status}: only dead, queued or scheduled jobs can be deleted "
+            f"({'cancel it first' if status == JobStatus.RUNNING else 'its record expires after result_ttl'})"
+        )
+
     def cancel(self, job_id: str) -> JobStatus:
         """Cancel a job: a queued or scheduled job is removed, a running one is asked to stop.
 
@@ -381,6 +494,38 @@ class Inspector:
             DeadJob(job_id, name, text(task or b""), died, _error_text(error))
             for (died, name, job_id), (task, error) in zip(rows, details, strict=True)
         ]
+
+    def dead_jobs(
+        self,
+        queue: str | None = None,
+        *,
+        task: str | None = None,
+        error: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[DeadJob]:
+        """One page of dead jobs (of one queue or all; of one task; of one error type), newest first,
+        with their attempts.
+
+        Without a filter, a page reads ``offset + limit`` ids per queue (``ZREVRANGE`` with limits); with
+        one, the newest :data:`DEAD_FILTER_WINDOW` jobs of each queue are looked at (never more).
+        """
+        names = [queue] if queue else self.queue_names()
+        filtered = task is not None or error is not None
+        window = max(offset + limit, DEAD_FILTER_WINDOW) if filtered else offset + limit
+        rows = sorted(
+            ((died, name, job_id) for name in names for job_id, died in self.broker.jobs.dead_ids(name, 0, window - 1)),
+            reverse=True,
+        )
+        if not filtered:
+            rows = rows[offset : offset + limit]
+        details = self.broker.jobs.summaries([(name, job_id) for _, name, job_id in rows], ("task", "error", "attempt"))
+        found = [
+            DeadJob(job_id, name, text(raw_task or b""), died, _error_text(raw_error), as_int(attempt))
+            for (died, name, job_id), (raw_task, raw_error, attempt) in zip(rows, details, strict=True)
+            if not filtered or _matches((raw_task, raw_error), task, error)
+        ]
+        return found[offset : offset + limit] if filtered else found
 
     def dead_queue_of(self, job_id: str) -> str | None:
         """The queue whose dead set holds ``job_id``, or None."""
@@ -488,6 +633,38 @@ class Inspector:
                     progress(len(ids))
         return done
 
+    # -- scheduled jobs ---------------------------------------------------------------------------
+
+    def scheduled(self, limit: int = 50, offset: int = 0) -> list[ScheduledInfo]:
+        """One page of the delayed jobs and retries over every queue, soonest due first (``ZRANGE`` with
+        limits: ``offset + limit`` ids per queue)."""
+        rows = self.broker.admin.scheduled(self.queue_names(), offset + limit)[offset:]
+        details = self.broker.jobs.summaries(
+            [(queue, job_id) for _, job_id, queue in rows], ("task", "status", "attempt")
+        )
+        return [
+            ScheduledInfo(job_id, queue, due, text(task or b"?"), text(status or b"?"), as_int(attempt))
+            for (due, job_id, queue), (task, status, attempt) in zip(rows, details, strict=True)
+        ]
+
+    def run_scheduled_now(self, job_id: str) -> str:
+        """Move a scheduled (or retrying) job into its queue now, whatever its due time.
+
+        Returns:
+            The queue it went to.
+
+        Raises:
+            UnknownJob: no such job.
+            ConfigError: the job is not scheduled (with its status).
+        """
+        queue = self.find_queue(job_id)
+        if queue is None:
+            raise UnknownJob(f"no job with id {job_id!r} (never enqueued, or its record expired)")
+        moved, status = producer.run_now(self.app, queue, job_id)
+        if not moved:
+            raise ConfigError(f"job {job_id} is {status or 'gone'}, not scheduled: nothing moved")
+        return queue
+
     # -- live events ------------------------------------------------------------------------------
 
     def events(self, poll_s: float = 1.0) -> Iterator[dict[str, Any] | None]:
@@ -513,6 +690,21 @@ class Inspector:
                 yield None
                 continue
             yield None if message is None else decode_event(message)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[bool, str | None]:
+    """``(in the front stream, after this entry id)`` of a queue listing's cursor (None: the start).
+
+    Raises:
+        ConfigError: a malformed cursor.
+    """
+    if cursor is None:
+        return True, None
+    stream, _, entry = cursor.partition(":")
+    ms, dash, seq = entry.partition("-")
+    if stream not in _CURSOR_STREAMS or not (ms.isdigit() and dash and seq.isdigit()):
+        raise ConfigError(f"invalid cursor {cursor!r}: expected front:<ms>-<seq> or queue:<ms>-<seq>")
+    return _CURSOR_STREAMS[stream], entry
 
 
 def _sealed_shown(info: dict[str, Any], encrypted: dict[str, Any]) -> dict[str, Any]:

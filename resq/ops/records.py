@@ -20,6 +20,8 @@ __all__ = [
     "CONTROL_COMMANDS",
     "DeadJob",
     "QueueInfo",
+    "QueuedJob",
+    "ScheduledInfo",
     "TaskInfo",
     "WorkerInfo",
     "control_message",
@@ -106,10 +108,60 @@ class DeadJob:
     died_ms: int
     #: ``"Type: message"`` of the last error
     error: str
+    #: attempts made (0 when unknown)
+    attempts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``died`` as ISO 8601 UTC)."""
         return {**asdict(self), "died": _iso(self.died_ms)}
+
+    @property
+    def error_type(self) -> str:
+        """The type of the last error (``ValueError``), as in ``error``."""
+        return self.error.split(":", 1)[0] if ":" in self.error else ""
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """One job in a queue's streams (waiting, or leased by a worker), for the dashboard's queue page."""
+
+    id: str
+    queue: str
+    #: the stream entry's id (``<ms>-<seq>``: when it was added)
+    entry: str
+    #: the given-back stream (``front``, served first) or the queue's own one
+    front: bool
+    task: str
+    status: str
+    attempts: int
+    #: the arguments as shown to operators: redacted values hidden, a sealed payload as ``<encrypted …>``
+    args: Any
+    kwargs: Any
+
+    @property
+    def added_ms(self) -> int:
+        """When the entry was added to its stream (ms since the epoch)."""
+        return int(self.entry.split("-", 1)[0])
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``added`` as ISO 8601 UTC)."""
+        return {**asdict(self), "added": _iso(self.added_ms)}
+
+
+@dataclass(frozen=True)
+class ScheduledInfo:
+    """One job waiting in a scheduled set (a delayed job or a retry)."""
+
+    id: str
+    queue: str
+    due_ms: int
+    task: str
+    status: str
+    attempts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``due`` as ISO 8601 UTC)."""
+        return {**asdict(self), "due": _iso(self.due_ms)}
 
 
 @dataclass(frozen=True)

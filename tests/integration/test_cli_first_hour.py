@@ -148,6 +148,7 @@ REDIS_COMMANDS = [
     ["cron", "run", "firsthour.nightly"],
     ["cron", "pause", "firsthour.nightly"],
     ["cron", "resume", "firsthour.nightly"],
+    ["dashboard"],
 ]
 
 

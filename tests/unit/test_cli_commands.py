@@ -26,6 +26,7 @@ COMMANDS = [
     "scheduled",
     "cron",
     "acl",
+    "dashboard",
 ]
 SUBCOMMANDS = {
     "workers": ["pause", "resume", "stop"],
