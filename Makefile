@@ -21,9 +21,11 @@ test: $(VENV)/.installed
 	$(VENV)/bin/mypy --strict tests/typing
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-# The chaos suite at full size (thousands of jobs per fault); `make test` runs the same scenarios short.
+# The chaos suite at full size (thousands of jobs per fault), and the property tests with more examples;
+# `make test` runs the same scenarios short.
 chaos: $(VENV)/.installed
 	RESQ_CHAOS=full $(VENV)/bin/pytest -q -p no:cacheprovider -m chaos tests/chaos
+	RESQ_CHAOS=full $(VENV)/bin/pytest -q -p no:cacheprovider tests/property
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests

@@ -8,6 +8,7 @@ round trip: every value built from the supported types survives ``unpack(pack(v)
 from __future__ import annotations
 
 import datetime as dt
+import os
 import struct
 import uuid
 from decimal import Decimal
@@ -27,7 +28,11 @@ from resq.job import JobStatus, _error, _result, describe
 from resq.ops.inspect import _error_text
 from resq.ops.records import CONTROL_COMMANDS, read_command
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+#: Examples per property: a few in make test, more in make chaos (RESQ_CHAOS=full).
+FULL = os.environ.get("RESQ_CHAOS") == "full"
+FUZZ = settings(
+    max_examples=500 if FULL else 80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 #: msgpack reads up to 1024 nested containers; Python's repr and str give up before 1000 levels.
 DEEP = b"\x91" * 1020 + b"\xc0"
 
@@ -289,7 +294,7 @@ def test_an_envelope_survives_a_round_trip(envelope: Envelope) -> None:
 # -- envelopes -------------------------------------------------------------------------------------
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=300 if FULL else 30)
 @given(ENVELOPES)
 def test_every_truncation_of_a_valid_envelope_raises_decode_error(envelope: Envelope) -> None:
     raw = encode_envelope(envelope, max_bytes=2**30)
@@ -505,7 +510,7 @@ COMMANDS = st.fixed_dictionaries(
 ).map(lambda v: msgpack.packb(v, use_bin_type=True))
 
 
-@settings(FUZZ, max_examples=100, report_multiple_bugs=False)
+@settings(FUZZ, max_examples=300 if FULL else 40, report_multiple_bugs=False)
 @given(st.binary(max_size=80) | PACKED_SHAPES | COMMANDS)
 @example(msgpack.packb({"cmd": "pause", "at_ms": "soon"}))
 def test_a_control_message_of_any_bytes_is_a_command_or_none(raw: bytes) -> None:

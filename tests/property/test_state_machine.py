@@ -19,6 +19,7 @@ the transition table of ``docs/design.md``, and the inspector counts what the mo
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -562,7 +563,7 @@ def test_the_job_state_machine_keeps_every_job_in_exactly_one_place(machine: typ
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=25,
+            max_examples=100 if os.environ.get("RESQ_CHAOS") == "full" else 15,
             stateful_step_count=50,
             deadline=None,
             database=None,
