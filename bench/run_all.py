@@ -13,6 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["queue_primitive.py", "scheduler_lateness.py", "throughput.py", "capacity.py", "peers/run.py"]
+BENCHMARKS.append("dashboard.py")  # the dashboard at 100,000 queued and 10,000 dead jobs
 BUDGET_S = 20 * 60
 
 
