@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -107,6 +107,21 @@ class RunResq(Protocol):
 STOP_GRACE = 10.0
 
 
+def spawn_resq(command: str, args: Sequence[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m resq command *args`` from the repository, in its own process group (stop it by group),
+    its output to ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "resq", command, *args],
+            env=env,
+            cwd=str(REPO_ROOT),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _signal_group(pgid: int, sig: int) -> bool:
     """Send ``sig`` to a process group; False if the group no longer exists."""
     try:
@@ -159,16 +174,7 @@ def run_resq(redis_url: str, tmp_path: Path) -> Iterator[RunResq]:
             full_env["RESQ_APP"] = app_ref
         full_env.update(env or {})
         log_path = tmp_path / f"{command}-{next(counter)}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "resq", command, *args],
-                env=full_env,
-                cwd=str(REPO_ROOT),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = spawn_resq(command, args, full_env, log_path)
         proc.log_path = log_path  # type: ignore[attr-defined]
         procs.append(proc)
         return proc

@@ -17,7 +17,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +30,7 @@ import redis
 from resq import Resq
 from resq.producer import Call, enqueue_many
 from tests.apps.chaos import LAST, LEDGER_ENV, RUNS, STARTS
+from tests.conftest import REPO_ROOT, spawn_resq
 
 __all__ = [
     "APP",
@@ -54,7 +54,6 @@ __all__ = [
 #: ``short`` (the default, in ``make test``) or ``full`` (``RESQ_CHAOS=full``, ``make chaos``).
 MODE = "full" if os.environ.get("RESQ_CHAOS", "").strip().lower() == "full" else "short"
 FULL = MODE == "full"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.apps.chaos:app"
 TIMED = "tests.apps.chaos:timed"
 T = TypeVar("T")
@@ -159,22 +158,18 @@ class Procs:
                 raise RuntimeError("the processes of this test were stopped already")
             self._count += 1
             log_path = self.log_dir / f"{command}-{self._count}.log"
-            with open(log_path, "wb") as log:
-                popen = subprocess.Popen(
-                    [sys.executable, "-m", "resq", command, *args],
-                    env=full_env,
-                    cwd=str(REPO_ROOT),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            proc = Proc(popen, log_path, command)
+            proc = Proc(spawn_resq(command, args, full_env, log_path), log_path, command)
             self.all.append(proc)
         return proc
 
     def worker(self, url: str, *args: str, app_ref: str = APP, env: dict[str, str] | None = None) -> Proc:
         return self.start("worker", "--no-banner", "--grace-period", "5", *args, url=url, app_ref=app_ref, env=env)
+
+    def ready_workers(self, url: str, count: int, heartbeat: float | None) -> tuple[list[Proc], dict[int, list[int]]]:
+        """``count`` workers ``-c 2`` with this heartbeat interval (None: the default), started and ready;
+        returns them and each one's children's pids."""
+        workers = [self.worker(url, "-c", "2", *heartbeat_args(heartbeat)) for _ in range(count)]
+        return workers, {w.pid: self.wait_ready(w, 2) for w in workers}
 
     def scheduler(self, url: str, *args: str, app_ref: str = TIMED, env: dict[str, str] | None = None) -> Proc:
         return self.start("scheduler", *args, url=url, app_ref=app_ref, env=env)

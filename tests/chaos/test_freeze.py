@@ -16,7 +16,6 @@ from tests.chaos.harness import (
     Row,
     assert_not_taken_for_lost_writes,
     first_after,
-    heartbeat_args,
     size,
     tally,
     wait_done,
@@ -42,8 +41,7 @@ def test_redis_frozen_then_resumed_loses_nothing_and_consumption_resumes(
 ) -> None:
     server = redis_factory()
     url, app = server.url(0), app_for(server.url(0))
-    workers = [procs.worker(url, "-c", "2", *heartbeat_args(HEARTBEAT_S)) for _ in range(2)]
-    kids = {w.pid: procs.wait_ready(w, 2) for w in workers}
+    workers, kids = procs.ready_workers(url, 2, HEARTBEAT_S)
     began = time.time()
     producer = procs.track(Producer(url, int(RATE * (BEFORE_S + FREEZE_S + AFTER_S)), rate=RATE, chunk=10, ms=2.0))
     producer.start()

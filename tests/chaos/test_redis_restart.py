@@ -15,7 +15,6 @@ from tests.chaos.harness import (
     Producer,
     Row,
     first_after,
-    heartbeat_args,
     size,
     tally,
     wait_done,
@@ -38,8 +37,7 @@ def test_redis_sigkilled_and_restarted_from_its_aof_loses_no_acknowledged_job(
 ) -> None:
     server = redis_factory("--appendonly", "yes", "--appendfsync", "everysec")
     url, app = server.url(0), app_for(server.url(0))
-    workers = [procs.worker(url, "-c", "2", *heartbeat_args(HEARTBEAT_S)) for _ in range(2)]
-    kids = {w.pid: procs.wait_ready(w, 2) for w in workers}
+    workers, kids = procs.ready_workers(url, 2, HEARTBEAT_S)
     began = time.time()
     producer = procs.track(Producer(url, int(RATE * DURATION_S), rate=RATE, chunk=10, ms=1.0))
     producer.start()

@@ -19,7 +19,6 @@ from tests.chaos.harness import (
     Procs,
     Producer,
     Row,
-    heartbeat_args,
     size,
     statuses,
     tally,
@@ -42,8 +41,7 @@ def test_redis_restored_from_an_older_snapshot_runs_again_what_it_forgot(
 ) -> None:
     server = redis_factory()
     url, app = server.url(0), app_for(server.url(0))
-    workers = [procs.worker(url, "-c", "2", *heartbeat_args(HEARTBEAT_S)) for _ in range(2)]
-    kids = {w.pid: procs.wait_ready(w, 2) for w in workers}
+    workers, kids = procs.ready_workers(url, 2, HEARTBEAT_S)
     began = time.time()
     # 20 ms jobs, so that some are running or leased at the SAVE and finish after it
     producer = procs.track(Producer(url, int(RATE * DURATION_S), rate=RATE, chunk=10, ms=20.0))
