@@ -11,9 +11,10 @@ from typing import Any
 
 __all__ = ["HEIGHT", "WIDTH", "chart_points", "chart_svg"]
 
-WIDTH, HEIGHT = 600, 160
+#: The viewBox: about a panel's shape at 1280 px, so the SVG fills its panel's width (``width: 100%``).
+WIDTH, HEIGHT = 1200, 200
 #: Room for the axis labels: left, right, top, bottom.
-_LEFT, _RIGHT, _TOP, _BOTTOM = 40, 8, 10, 20
+_LEFT, _RIGHT, _TOP, _BOTTOM = 34, 4, 10, 22
 
 
 def _scale(series: Sequence[Sequence[int]]) -> int:
@@ -38,10 +39,14 @@ def chart_points(per_minute: dict[str, list[int]]) -> dict[str, Any]:
 
 
 def chart_svg(per_minute: dict[str, list[int]]) -> str:
-    """The chart as an SVG element (every value in it is a number made here: nothing to escape)."""
+    """The chart as an SVG element (every value in it is a number made here: nothing to escape).
+
+    The y labels sit at the left edge, the x labels span the plot's width; "failed" is drawn first so
+    that "processed" (every attempt, failed ones included) is on top of it.
+    """
     points = chart_points(per_minute)
     minutes = len(per_minute.get("processed", [])) or 60
-    bottom, right = HEIGHT - _BOTTOM, WIDTH - _RIGHT
+    bottom, right, middle = HEIGHT - _BOTTOM, WIDTH - _RIGHT, (_TOP + HEIGHT - _BOTTOM) / 2
     labels = [
         (_LEFT, "start", f"-{minutes}m"),
         ((_LEFT + right) / 2, "middle", f"-{minutes // 2}m"),
@@ -49,19 +54,25 @@ def chart_svg(per_minute: dict[str, list[int]]) -> str:
     ]
     return "".join(
         [
-            f'<svg class="chart" id="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-            f'aria-label="jobs processed and failed per minute, last {minutes} minutes">',
+            f'<svg class="chart" id="chart" viewBox="0 0 {WIDTH} {HEIGHT}" preserveAspectRatio="xMinYMid meet" '
+            f'role="img" aria-label="jobs processed and failed per minute, last {minutes} minutes">',
+            f'<line class="chart-grid" x1="{_LEFT}" y1="{_TOP}" x2="{right}" y2="{_TOP}"/>',
+            f'<line class="chart-grid" x1="{_LEFT}" y1="{middle:.0f}" x2="{right}" y2="{middle:.0f}"/>',
             f'<line class="chart-axis" x1="{_LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}"/>',
-            f'<line class="chart-axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{bottom}"/>',
-            f'<text class="chart-label" id="chart-max" x="{_LEFT - 4}" y="{_TOP + 8}" text-anchor="end">'
-            f"{points['max']}</text>",
-            f'<text class="chart-label" x="{_LEFT - 4}" y="{bottom}" text-anchor="end">0</text>',
+            f'<text class="chart-label" id="chart-max" x="0" y="{_TOP + 4}">{points["max"]}</text>',
+            f'<text class="chart-label" id="chart-mid" x="0" y="{middle + 4:.0f}">{_half(points["max"])}</text>',
+            f'<text class="chart-label" x="0" y="{bottom + 4}">0</text>',
             *[
                 f'<text class="chart-label" x="{x:.0f}" y="{HEIGHT - 4}" text-anchor="{anchor}">{label}</text>'
                 for x, anchor, label in labels
             ],
-            f'<polyline class="chart-processed" id="chart-processed" points="{points["processed"]}"/>',
             f'<polyline class="chart-failed" id="chart-failed" points="{points["failed"]}"/>',
+            f'<polyline class="chart-processed" id="chart-processed" points="{points["processed"]}"/>',
             "</svg>",
         ]
     )
+
+
+def _half(top: int) -> str:
+    """The middle gridline's label: half the top value (one decimal when that is not whole)."""
+    return f"{top / 2:g}"

@@ -17,47 +17,47 @@ __all__ = ["ago", "as_json", "preview", "queue_row", "stats_data", "wait", "when
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: How long an argument preview may be, in characters.
 PREVIEW_CHARS = 120
+#: What a page shows for a value that is not there (no time, nothing measured).
+NONE = "—"
 
 
 def ago(seconds: float | None) -> str:
-    """A short duration: ``850ms``, ``12s``, ``3m04s``, ``2h05m``, ``3d04h``; ``-`` for None."""
+    """A short duration: ``850 ms``, ``12 s``, ``3m04s``, ``2h05m``, ``3d04h``; ``—`` for None."""
     if seconds is None:
-        return "-"
+        return NONE
     if seconds < 1:
-        return f"{int(seconds * 1000)}ms"
+        return f"{int(seconds * 1000)} ms"
     whole = int(seconds)
     for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
         if whole >= size:
             return f"{whole // size}{unit}{(whole % size) // sub_size:02d}{sub}"
-    return f"{whole}s"
+    return f"{seconds:.1f} s".replace(".0 s", " s") if seconds < 10 else f"{whole} s"
 
 
 def when(moment: int | datetime | None) -> str:
-    """A time (ms since the epoch, or a datetime) as ``YYYY-MM-DD HH:MM:SS`` UTC; ``-`` for none."""
+    """A time (ms since the epoch, or a datetime) as ``YYYY-MM-DD HH:MM:SS`` UTC; ``—`` for none."""
     if not moment:
-        return "-"
+        return NONE
     value = from_ms(moment) if isinstance(moment, int) else moment
     return value.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def since(ms: int | None) -> str:
-    """How long ago a time in ms was; ``-`` for none."""
-    return "-" if not ms else ago(max(0.0, (now_ms() - ms) / 1000))
+    """How long ago a time in ms was; ``—`` for none."""
+    return NONE if not ms else ago(max(0.0, (now_ms() - ms) / 1000))
 
 
 def until(ms: int | None) -> str:
     """How long until a time in ms (``in 3m04s``, or ``3m04s ago`` when past)."""
     if not ms:
-        return "-"
+        return NONE
     delta = (ms - now_ms()) / 1000
     return f"in {ago(delta)}" if delta >= 0 else f"{ago(-delta)} ago"
 
 
 def wait(value: int | None) -> str:
-    """A wait in ms as a short duration (``-`` when none was measured)."""
-    if value is None:
-        return "-"
-    return f"{value} ms" if value < 1000 else f"{value / 1000:g} s"
+    """A wait in ms as a short duration, as :func:`ago` writes them (``—`` when none was measured)."""
+    return NONE if value is None else ago(value / 1000)
 
 
 def as_json(value: Any, indent: int | None = None) -> str:

@@ -35,8 +35,8 @@ TIMEOUT_MS = 10_000
 START_TIMEOUT_S = 30.0
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="package")  # not the session: Playwright's loop runs in this thread while it lives, and
+def browser() -> Iterator[Any]:  # tests after this package call asyncio.run (eager mode, async tasks)
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the dashboard's browser tests need Debian's headless Chromium. "

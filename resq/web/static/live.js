@@ -40,9 +40,11 @@
     var processed = document.getElementById("chart-processed");
     var failed = document.getElementById("chart-failed");
     var top = document.getElementById("chart-max");
+    var mid = document.getElementById("chart-mid");
     if (processed) processed.setAttribute("points", chart.processed);
     if (failed) failed.setAttribute("points", chart.failed);
     if (top) top.textContent = String(chart.max);
+    if (mid) mid.textContent = String(chart.max / 2);
   }
 
   function stamp(ok, data) {
