@@ -19,7 +19,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy resq resq_scheduler
 	$(VENV)/bin/mypy --strict tests/typing
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto
 
 # The chaos suite at full size (thousands of jobs per fault), and the property tests with more examples;
 # `make test` runs the same scenarios short.
