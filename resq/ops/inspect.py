@@ -640,12 +640,14 @@ class Inspector:
         limits: ``offset + limit`` ids per queue)."""
         rows = self.broker.admin.scheduled(self.queue_names(), offset + limit)[offset:]
         details = self.broker.jobs.summaries(
-            [(queue, job_id) for _, job_id, queue in rows], ("task", "status", "attempt")
+            [(queue, job_id) for _, job_id, queue in rows], ("task", "status", "attempt", "envelope")
         )
-        return [
-            ScheduledInfo(job_id, queue, due, text(task or b"?"), text(status or b"?"), as_int(attempt))
-            for (due, job_id, queue), (task, status, attempt) in zip(rows, details, strict=True)
-        ]
+        found = []
+        for (due, job_id, queue), (task, status, attempt, envelope) in zip(rows, details, strict=True):
+            name = text(task or b"?")
+            args, kwargs = self._preview(queue, job_id, name, envelope)
+            found.append(ScheduledInfo(job_id, queue, due, name, text(status or b"?"), as_int(attempt), args, kwargs))
+        return found
 
     def run_scheduled_now(self, job_id: str) -> str:
         """Move a scheduled (or retrying) job into its queue now, whatever its due time.

@@ -158,6 +158,9 @@ class ScheduledInfo:
     task: str
     status: str
     attempts: int
+    #: the arguments as operators see them (redacted; ``<encrypted with key K>`` for sealed ones)
+    args: Any = None
+    kwargs: Any = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``due`` as ISO 8601 UTC)."""

@@ -203,7 +203,8 @@ class Dashboard:
         """A page of delayed jobs and retries, soonest first."""
         page, limit = _page_number(request), _limit(request)
         found = self.inspector.scheduled(limit + 1, (page - 1) * limit)
-        return {"jobs": [j.as_dict() for j in found[:limit]], "page": page, "more": len(found) > limit}
+        jobs = [j.as_dict() | {"preview": views.preview(j.args, j.kwargs)} for j in found[:limit]]
+        return {"jobs": jobs, "page": page, "more": len(found) > limit}
 
     def dead_data(self, request: Request) -> dict[str, Any]:
         """A page of dead jobs, filtered by queue, task and error type."""

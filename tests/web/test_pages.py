@@ -89,6 +89,14 @@ def test_scheduled_jobs_run_now_or_are_deleted(web: ModuleType, client: TestClie
     assert client.get("/api/scheduled").json()["jobs"] == []
 
 
+def test_scheduled_jobs_show_their_arguments_redacted(web: ModuleType, client: TestClient) -> None:
+    web.login.enqueue_in(3600, "ada", password="s3cret-pw")
+    page = client.get("/scheduled").text
+    assert "ada" in page and "***" in page and "s3cret-pw" not in page
+    [job] = client.get("/api/scheduled").json()["jobs"]
+    assert job["preview"] == '"ada", password="***"' and job["kwargs"] == {"password": "***"}
+
+
 def test_the_job_page_shows_its_record_and_history(web: ModuleType, client: TestClient) -> None:
     job = web.echo.delay("hello", n=3)
     page = client.get(f"/jobs/{job.id}").text
