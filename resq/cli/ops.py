@@ -84,10 +84,8 @@ def _queue_rows(found: list[QueueInfo]) -> str:
 
 
 def _ms(value: int | None) -> str:
-    """A wait in ms as a short duration (``-`` when none was measured)."""
-    if value is None:
-        return "-"
-    return f"{value} ms" if value < 1000 else f"{value / 1000:g} s"
+    """A wait in ms as the tables show durations (``-`` when none was measured)."""
+    return ago(None if value is None else value / 1000)
 
 
 @click.command(epilog=STATS_EPILOG, short_help="The overview: queues, workers, jobs processed and failed.")
