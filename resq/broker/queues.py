@@ -341,9 +341,9 @@ class Queues(Part):
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
             run(pipe, "succeed", keys, [*args, _carried(d)])
         elif isinstance(outcome, Retried):
-            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id)]
             args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]
-            run(pipe, "retry", keys, [*args, _carried(d)])
+            run(pipe, "retry", keys, [*args, _carried(d), to_ms(s.result_ttl)])
             pipe.publish(k.wakeup, outcome.due_ms)
         elif isinstance(outcome, Lost):
             self._add_release(pipe, d, "lost", outcome.error, now, channel)

@@ -332,8 +332,9 @@ class JobMachine(RuleBasedStateMachine):
     def fail_and_retry(self, pick: int, delay_h: int) -> None:
         lease = self._pop_lease(pick, started=True)
         due = now_ms() + delay_h * HOUR_MS
+        flagged = self.jobs[lease.job_id].cancel_flagged  # asked to cancel: the failed attempt is its last
         self._record(Retried(lease.delivery, lease.job_id, pack({"type": "E", "message": "again"}), due, 1))
-        self._settle(lease, S.RETRYING, due)
+        self._settle(lease, S.CANCELLED if flagged else S.RETRYING, 0 if flagged else due)
 
     @precondition(lambda self: bool(self._leases(started=True)))
     @rule(pick=PICK)
@@ -606,8 +607,7 @@ def test_a_run_of_the_machine_reaches_every_kind_of_step(machine: type[JobMachin
         step("fetch", slot=2, count=3)
         for _ in range(3):
             step("start", pick=0)
-        step("cancel", pick=0)
-        step("stop_as_cancelled", pick=0)
+        step("stop_as_cancelled", pick=0)  # as a before_perform hook's SkipJob does
         step("fail_and_retry", pick=0, delay_h=0)
         step("promote", horizon_h=0)
         step("fail_for_good", pick=0)
@@ -643,6 +643,18 @@ def test_a_cancel_request_ends_with_its_job(app: Resq, redis_client: redis.Redis
     # It stops instead, giving the job back: the job ends cancelled, as asked, and its request goes
     assert app.broker.queues.release(lease, "returned") == "cancelled"
     assert job.status() == S.CANCELLED
+    assert redis_client.smembers(app.broker.keys.cancel_requests(Q)) == set()
+    assert redis_client.pttl(app.broker.keys.job(Q, job.id)) > 0
+
+
+def test_a_failed_attempt_of_a_job_asked_to_cancel_is_its_last(app: Resq, redis_client: redis.Redis) -> None:
+    job = app.tasks["add"].delay(1, 2)
+    [lease] = app.broker.queues.fetch("w1", [Q], 1, None)
+    assert app.broker.queues.start("w1", lease).runnable
+    assert job.cancel() == S.RUNNING  # asked to stop; the attempt fails before it notices
+    app.broker.queues.record([Retried(lease, job.id, pack({"type": "E", "message": "x"}), now_ms(), 1)])
+    assert job.status() == S.CANCELLED  # not retried
+    assert redis_client.zcard(app.broker.keys.scheduled(Q)) == 0
     assert redis_client.smembers(app.broker.keys.cancel_requests(Q)) == set()
     assert redis_client.pttl(app.broker.keys.job(Q, job.id)) > 0
 

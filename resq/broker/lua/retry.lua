@@ -1,20 +1,30 @@
--- retry: a failed attempt goes to the scheduled set, due after its backoff.
--- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] scheduled zset   KEYS[4] cancel set
+-- retry: a failed attempt goes to the scheduled set, due after its backoff (or, when its cancellation was
+-- asked for while it ran, the job ends cancelled instead of running again).
+-- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] scheduled zset   KEYS[4] cancel set   KEYS[5] done list
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] due (ms)   ARGV[6] job id   ARGV[7] duration (ms)   ARGV[8] events channel ('' = none)
--- ARGV[9] the envelope the stream entry carried ('' if none)
--- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
--- nothing is recorded).
+-- ARGV[9] the envelope the stream entry carried ('' if none)   ARGV[10] ttl of a cancelled record (ms)
+-- Returns: 1, 2 when it ended cancelled, 0 when the job hash is gone, or -1 when the lease is stale (the
+-- job was given back since: nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'cancel_requested', 'entry')
+  'cancel_requested', 'entry', 'waiting')
 if not f then return broken end
-broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'set')
+broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'set', f[10] and KEYS[5], 'list')
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
 if not f[1] then return 0 end
 resq_set_envelope(KEYS[2], ARGV[9])
 local err = resq_error_text(ARGV[3])
+if f[8] then  -- asked to cancel while it ran: the failed attempt is its last
+  redis.call('SREM', KEYS[4], ARGV[6])
+  local reason = 'cancelled while running (its attempt failed: ' .. err .. ')'
+  local e = resq_event('cancelled', ARGV[6], f[2], f[3], f[4], ARGV[4], resq_with_start({reason = reason}, f[5], f[6]))
+  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'error', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms',
+    ARGV[7], 'cancel_reason', reason, 'history', resq_note(f[7], ARGV[8], e))
+  resq_finish(KEYS[2], KEYS[5], tonumber(ARGV[10]), f[10])
+  return 2
+end
 local duration = tonumber(ARGV[7])
 resq_publish(ARGV[8], resq_event('failed', ARGV[6], f[2], f[3], f[4], ARGV[4], {duration_ms = duration, error = err}))
 local e = resq_event('retrying', ARGV[6], f[2], f[3], f[4], ARGV[4],
@@ -22,5 +32,4 @@ local e = resq_event('retrying', ARGV[6], f[2], f[3], f[4], ARGV[4],
 redis.call('HSET', KEYS[2], 'status', 'retrying', 'error', ARGV[3], 'due_ms', ARGV[5], 'failed_ms', ARGV[4],
   'duration_ms', ARGV[7], 'history', resq_note(f[7], ARGV[8], e))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
-if f[8] then redis.call('SREM', KEYS[4], ARGV[6]) end
 return 1
