@@ -76,6 +76,7 @@ class Executor:
                 return opened
             envelope = opened
         job: Job[Any] = Job(self.app, job_id, d.queue, task=task.name, attempt=started.attempt)
+        job.options["meta"] = envelope.meta  # what travelled with the job, for hooks (trace context, …)
         token = _current.set(job)
         try:
             with job_context(job_id, task.name, d.queue, started.attempt):
