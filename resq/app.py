@@ -60,6 +60,9 @@ class Resq:
         self._inline: InlineRunner | None = None
         #: periodic entries declared in code (filled by ``resq_scheduler``), by name
         self.periodic_entries: dict[str, Any] = {}
+        #: ``fn -> None`` running ``fn`` after the current transaction commits, for ``delay_on_commit``
+        #: (None: the one an integration installed with ``resq.task.use_on_commit``)
+        self.on_commit: Callable[[Callable[[], None]], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Resq namespace={self.settings.namespace!r} tasks={len(self.tasks)}>"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from resq.clock import due_time_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
-from resq.job import Job
+from resq.job import Job, new_job_id
 from resq.producer import Call, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
 from resq.sealing import require_crypto
@@ -20,7 +20,7 @@ from resq.settings import redact_names, validate_name
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["TASK_OPTIONS", "Task", "TaskOptions"]
+__all__ = ["TASK_OPTIONS", "Task", "TaskOptions", "use_on_commit"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,6 +43,20 @@ TASK_OPTIONS = (
 )
 #: What a redacted argument's value is shown as.
 REDACTED = "***"
+
+#: ``fn -> None``: call ``fn`` once the current transaction commits (never if it rolls back).
+OnCommit = Callable[[Callable[[], None]], None]
+#: The on-commit function of apps whose ``on_commit`` is None (set by an integration: ``resq.contrib.django``).
+_default_on_commit: OnCommit | None = None
+
+
+def use_on_commit(fn: OnCommit | None) -> OnCommit | None:
+    """Make ``fn`` the on-commit function of every app that sets none (``app.on_commit``), for
+    ``Task.delay_on_commit``; returns the previous one. ``resq.contrib.django`` installs Django's
+    ``transaction.on_commit`` when it starts."""
+    global _default_on_commit
+    previous, _default_on_commit = _default_on_commit, fn
+    return previous
 
 
 def redact(
@@ -333,3 +347,48 @@ class Task(Generic[P, R]):
         target = validate_name(queue, "queue name") if queue is not None else self.queue
         done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id)
         return done.job
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue the task once the surrounding database transaction commits; nothing if it rolls back.
+
+        Outside a transaction the job is enqueued at once. Needs a transaction integration
+        (``resq.contrib.django`` in ``INSTALLED_APPS``, or ``app.on_commit = fn``).
+
+        Returns:
+            The id the job will have (``app.job(id)`` is its handle once the transaction committed).
+
+        Raises:
+            ConfigError: no on-commit function is installed.
+            ArgumentsError: the arguments do not match the function's signature (nothing will be enqueued).
+        """
+        return self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """:meth:`apply_async` once the surrounding transaction commits (see :meth:`delay_on_commit`);
+        returns the job's id, ``job_id`` or a new one. Arguments and options are checked now; ``delay``
+        counts from the commit."""
+        on_commit = self.app.on_commit or _default_on_commit
+        if on_commit is None:
+            raise ConfigError(
+                f"{self.name}.delay_on_commit needs a transaction integration: add 'resq.contrib.django' to "
+                "INSTALLED_APPS, or set app.on_commit to a function that runs a callback after commit"
+            )
+        self.check_arguments(args, kwargs, " (nothing will be enqueued)")
+        target = validate_name(queue, "queue name") if queue is not None else self.queue
+        due_time_ms(delay, at)  # a naive ``at`` or both ``delay`` and ``at`` fail now, not after the commit
+        chosen = job_id or new_job_id()
+
+        def send() -> None:
+            self.apply_async(args, kwargs, queue=target, delay=delay, at=at, job_id=chosen)
+
+        on_commit(send)
+        return chosen
