@@ -35,7 +35,18 @@ from resq.settings import validate_name
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["CHUNK", "Call", "Enqueued", "InlineRunner", "enqueue", "enqueue_many", "requeue", "revive", "run_now"]
+__all__ = [
+    "CHUNK",
+    "Call",
+    "Enqueued",
+    "InlineRunner",
+    "aenqueue",
+    "enqueue",
+    "enqueue_many",
+    "requeue",
+    "revive",
+    "run_now",
+]
 
 log = get_logger("resq.producer")
 
@@ -106,6 +117,39 @@ def enqueue(
         status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
     else:
         status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
+    return _after_enqueue(app, envelope, task, status, created, due_ms)
+
+
+async def aenqueue(
+    app: Resq,
+    task: str,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    queue: str,
+    due_ms: int = 0,
+    job_id: str | None = None,
+) -> Enqueued:
+    """:func:`enqueue` for ``async`` code: the job is stored through ``redis.asyncio``, so the event loop
+    is not blocked while Redis answers (the hooks and the encoding run as for :func:`enqueue`). In eager
+    mode the job runs here, as :func:`enqueue` runs it.
+
+    Raises:
+        as :func:`enqueue`.
+    """
+    if app.inline is not None:
+        return enqueue(app, task, args, kwargs, queue=queue, due_ms=due_ms, job_id=job_id)
+    envelope, raw = _prepare(app, task, args, kwargs, queue, job_id=job_id)
+    status, created = await app.broker.queues.aenqueue(envelope.queue, envelope.id, task, raw, due_ms)
+    return _after_enqueue(app, envelope, task, status, created, due_ms)
+
+
+def _after_enqueue(
+    app: Resq, envelope: Envelope, task: str, status: JobStatus | None, created: bool, due_ms: int
+) -> Enqueued:
+    """The log line and the ``after_enqueue`` hooks of a job just stored (a duplicate id runs no hook);
+    in eager mode, the job runs now."""
+    inline = app.inline
     job: Job[Any] = Job(app, envelope.id, envelope.queue, task=task)
     log.debug(
         "enqueued",

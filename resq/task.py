@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from resq.clock import due_time_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.job import Job, new_job_id
-from resq.producer import Call, enqueue, enqueue_many
+from resq.producer import Call, aenqueue, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
 from resq.sealing import require_crypto
 from resq.settings import redact_names, validate_name
@@ -346,6 +346,32 @@ class Task(Generic[P, R]):
         self.check_arguments(args, kwargs, " (nothing was enqueued)")
         target = validate_name(queue, "queue name") if queue is not None else self.queue
         done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id)
+        return done.job
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """:meth:`delay` for ``async`` code (FastAPI, Starlette, aiohttp): the job is stored through
+        ``redis.asyncio``, so the event loop serves other requests while Redis answers.
+
+        Raises:
+            as :meth:`delay`.
+        """
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> Job[R]:
+        """:meth:`apply_async` for ``async`` code, as :meth:`adelay`."""
+        self.check_arguments(args, kwargs, " (nothing was enqueued)")
+        target = validate_name(queue, "queue name") if queue is not None else self.queue
+        due_ms = due_time_ms(delay, at)
+        done = await aenqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id)
         return done.job
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> str:

@@ -73,6 +73,10 @@ class Broker:
         """Close the connections of this process (a new pool is made on next use)."""
         self.connection.close()
 
+    async def aclose(self) -> None:
+        """Close the running event loop's ``redis.asyncio`` client (``async`` producers' connections)."""
+        await self.connection.aclose()
+
     def reset_after_fork(self) -> None:
         """Forget connections inherited from a parent process without closing the parent's sockets."""
         self.connection.reset_after_fork()

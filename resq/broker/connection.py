@@ -9,6 +9,7 @@ Redis answers with becomes :class:`~resq.errors.BrokerError`; no redis-py except
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -23,6 +24,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
@@ -144,6 +146,8 @@ class Connection:
         #: each thread's own connection for the hot path (:meth:`_own`), and all of them (to close them)
         self._local = threading.local()
         self._owned: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: event loop -> its asyncio client (a client belongs to the loop it was made on)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     @property
     def client(self) -> Any:
@@ -164,6 +168,59 @@ class Connection:
             )
         return self._client
 
+    @property
+    def async_client(self) -> Any:
+        """The ``redis.asyncio`` client of the running event loop (made on first use in that loop), for
+        the broker's ``a…`` methods: producers in ``async`` code (``await task.adelay()``) do not block it."""
+        loop = asyncio.get_running_loop()
+        found = self._async.get(loop)
+        if found is None:
+            s = self.settings
+            found = self._async[loop] = redis.asyncio.Redis.from_url(
+                s.url,
+                socket_connect_timeout=s.connect_timeout,
+                socket_timeout=s.socket_timeout,
+                socket_keepalive=True,
+                health_check_interval=30,
+            )
+        return found
+
+    async def ascript(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` on the running loop's client, retrying a lost connection for
+        ``broker_retry_s`` (as :meth:`with_retry`, sleeping with ``asyncio.sleep``) and loading the scripts
+        again if Redis lost them."""
+        limit = time.monotonic() + self.settings.broker_retry_s
+        delay = 0.05
+        while True:
+            try:
+                return await self._aevalsha(name, keys, args)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if refusal_hint(exc) is not None or time.monotonic() + delay > limit:
+                    raise
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
+
+    async def _aevalsha(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = self.async_client
+        if not self._shas:
+            await self._aload_scripts(client)
+        try:
+            return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+        except NoScriptError:  # Redis restarted or was flushed
+            await self._aload_scripts(client)
+            return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    async def _aload_scripts(self, client: Any) -> None:
+        names = list(self._sources)
+        shas = [await client.script_load(self._sources[name].source(name)) for name in names]
+        self._shas = dict(zip(names, (text(sha) for sha in shas), strict=True))
+
+    async def aclose(self) -> None:
+        """Close the running event loop's ``redis.asyncio`` client (a new one is made on next use)."""
+        found = self._async.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found.aclose()
+
     def close(self) -> None:
         """Close the connections of this process (a new pool is made on next use)."""
         if self._client is not None:
@@ -176,6 +233,7 @@ class Connection:
         """Forget connections inherited from a parent process without closing the parent's sockets."""
         self._client = None
         self._owned = weakref.WeakSet()
+        self._async = weakref.WeakKeyDictionary()
 
     def safe_url(self) -> str:
         """The url with its password masked, for messages: ``redis://user:***@host:6379/0``."""
@@ -257,12 +315,16 @@ class Connection:
 
         return self._round_trip(run)
 
-    def listened(self, channel: str) -> str:
+    def listened(self, channel: str, look: bool = True) -> str:
         """``channel`` if anyone subscribes to it, else ``''`` (what scripts take: publish only when
         someone listens). Looked up at most every ``LISTENERS_EVERY_S`` per channel, so a new follower is
-        served within that time; a lookup that fails counts as "listened" (publishing is harmless)."""
+        served within that time; a lookup that fails counts as "listened" (publishing is harmless).
+        Without ``look`` (``async`` code, which must not wait on a blocking call) an answer that is due
+        for a look counts as "listened" instead."""
         now = time.monotonic()
         looked = self._listened.get(channel)
+        if not look and (looked is None or now - looked[0] >= LISTENERS_EVERY_S):
+            return channel
         if looked is None or now - looked[0] >= LISTENERS_EVERY_S:
             try:
                 count = sum(int(n) for _, n in self.client.pubsub_numsub(channel))
@@ -502,6 +564,16 @@ class Part:
 
 def _at_boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a part's method so that redis-py errors leave it as resq errors."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def wait(self: Part, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(self, *args, **kwargs)
+            except redis.RedisError as exc:
+                raise self.connection.translate(exc) from exc
+
+        return wait
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)

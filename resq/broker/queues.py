@@ -116,21 +116,41 @@ class Queues(Part):
         self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool
     ) -> Callable[[Pipeline], None]:
         """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up when a job is due later."""
-        k, c = self.keys, self.connection
+        keys, args, due = self._enqueue_call(queue, jobs, if_absent, self.connection.listened(self.keys.events))
+
+        def build(pipe: Pipeline) -> None:
+            self.connection.eval(pipe, "enqueue", keys, args)
+            if due:
+                pipe.publish(self.keys.wakeup, due)
+
+        return build
+
+    def _enqueue_call(
+        self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool, channel: str
+    ) -> tuple[list[str], list[Any], int]:
+        """The enqueue script's keys and arguments for ``jobs``, and the earliest later due time (0: none)."""
+        k = self.keys
         keys = [k.queue(queue), k.scheduled(queue)]
-        args: list[Any] = []
+        args: list[Any] = [now_ms(), queue, channel, "nx" if if_absent else ""]
         for job_id, task, envelope, due_ms in jobs:
             keys += [k.job(queue, job_id), k.done(queue, job_id)]
             args += [job_id, envelope, due_ms, task]
-        due = min((job[3] for job in jobs if job[3]), default=0)
-        head = [now_ms(), queue, c.listened(k.events), "nx" if if_absent else ""]
+        return keys, args, min((job[3] for job in jobs if job[3]), default=0)
 
-        def build(pipe: Pipeline) -> None:
-            c.eval(pipe, "enqueue", keys, [*head, *args])
-            if due:
-                pipe.publish(k.wakeup, due)
-
-        return build
+    async def aenqueue(
+        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0
+    ) -> tuple[JobStatus | None, bool]:
+        """:meth:`enqueue` for ``async`` code, on the running loop's ``redis.asyncio`` client: the loop is
+        never blocked (the same script, the same retry of a lost connection for ``broker_retry_s``)."""
+        channel = self.connection.listened(self.keys.events, look=False)
+        keys, args, due = self._enqueue_call(queue, [(job_id, task, envelope, due_ms)], False, channel)
+        client = self.connection.async_client
+        if self._announce_due(queue):
+            await client.sadd(self.keys.queues, queue)  # advisory, as in _announce; a failure raises here
+        reply = await self.connection.ascript("enqueue", keys, args)
+        if due:
+            await client.publish(self.keys.wakeup, due)
+        return self._enqueued([reply])[0]
 
     @staticmethod
     def _enqueued(replies: list[Any]) -> list[tuple[JobStatus | None, bool]]:
@@ -140,16 +160,22 @@ class Queues(Part):
         """Add ``queue`` to the namespace's set of queues: on its first enqueue in this process, then
         again every ``ANNOUNCE_EVERY_S`` (the set may have been flushed meanwhile). Advisory, so its own
         round trip (once a minute) whose failure is logged, never raised: the jobs are enqueued."""
-        now = time.monotonic()
-        if now - self._announced.get(queue, -ANNOUNCE_EVERY_S) < ANNOUNCE_EVERY_S:
+        if not self._announce_due(queue):
             return
-        self._announced[queue] = now
         try:
             self._redis.sadd(self.keys.queues, queue)
         except RedisError as exc:
             del self._announced[queue]  # try again at the next enqueue
             if not isinstance(exc, CONNECTION_ERRORS):  # an outage or a refusal: the enqueue itself says so
                 log.warning("announce_failed", queue=queue, error=str(exc), hint="the set of queues is broken")
+
+    def _announce_due(self, queue: str) -> bool:
+        """Whether to add ``queue`` to the set of queues now (then it counts as done)."""
+        now = time.monotonic()
+        if now - self._announced.get(queue, -ANNOUNCE_EVERY_S) < ANNOUNCE_EVERY_S:
+            return False
+        self._announced[queue] = now
+        return True
 
     def wake(self, due_ms: int | None = None) -> None:
         """Tell schedulers and supervisors that something is due at ``due_ms`` (default: now)."""
