@@ -99,7 +99,13 @@ class Inspector:
 
     def __init__(self, app: Resq, broker: Broker | None = None) -> None:
         self.app = app
-        self.broker = broker or app.broker
+        self._broker = broker
+
+    @property
+    def broker(self) -> Broker:
+        """The broker given, else the app's current one (an app reconfigured after this was made, as a
+        dashboard mounted at import and pointed at its Redis later, is followed)."""
+        return self._broker or self.app.broker
 
     # -- queues -----------------------------------------------------------------------------------
 

@@ -7,39 +7,23 @@ and a dependency built from a local (``Depends(dependency(app))``) must be a val
 
 import asyncio
 import base64
-from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
 from starlette.testclient import TestClient
 
 from resq import Resq
-from resq.contrib.fastapi import dependency, lifespan, mount_dashboard
 from resq.worker.consumer import Consumer
+from tests.apps import fastapiapp
+from tests.conftest import REPO_ROOT
 from tests.redis_server import RedisServer
 
 
-def _api(app: Resq) -> FastAPI:
-    @app.task(name="receipt")
-    def receipt(order_id: int) -> str:
-        return f"receipt {order_id}"
-
-    api = FastAPI(lifespan=lifespan(app))
-    mount_dashboard(api, app, "/resq", auth=("admin", "s3cret"))
-
-    @api.post("/orders/{order_id}")
-    async def order(order_id: int, resq: Annotated[Resq, Depends(dependency(app))]) -> dict[str, Any]:
-        job = await receipt.adelay(order_id)
-        return {"job": job.id, "same_app": resq is app}
-
-    return api
-
-
-def test_an_async_endpoint_enqueues_and_a_worker_runs_the_job(redis_url: str) -> None:
-    app = Resq(redis_url)
+def test_the_docs_application_enqueues_and_a_worker_runs_the_job(redis_url: str) -> None:
+    fastapiapp.app.reconfigure(url=redis_url)
+    app = fastapiapp.app
     app.broker.queues.ensure_groups(["default"])
-    with TestClient(_api(app)) as client:
+    with TestClient(fastapiapp.api) as client:
         reply = client.post("/orders/1047").json()
-        assert app.job(reply["job"]).status() == "queued" and reply["same_app"] is True
+        assert app.job(reply["job"]).status() == "queued"
         assert Consumer(app, "w1", ["default"]).step(None).kinds == {"succeeded": 1}
         assert app.job(reply["job"]).result(timeout=1) == "receipt 1047"
         credentials = base64.b64encode(b"admin:s3cret").decode()
@@ -47,6 +31,12 @@ def test_an_async_endpoint_enqueues_and_a_worker_runs_the_job(redis_url: str) ->
         assert page.status_code == 200 and "default" in page.text  # the dashboard, under its path
         assert client.get("/resq/").status_code == 401
     app.broker.close()
+
+
+def test_the_docs_show_the_application_the_tests_run() -> None:
+    module = (REPO_ROOT / "tests/apps/fastapiapp.py").read_text()
+    code = module[module.index("from typing import Annotated") :]
+    assert code in (REPO_ROOT / "docs/fastapi.md").read_text()
 
 
 def test_adelay_leaves_the_loop_free_while_redis_does_not_answer(private_redis: RedisServer) -> None:
