@@ -3,7 +3,7 @@ PY = $(VENV)/bin/python
 # Prefer python3.11 (the minimum supported version) when it is installed.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
-.PHONY: install test chaos lint format type demo bench peers-env clean
+.PHONY: install test chaos lint format type docs demo bench peers-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy resq resq_scheduler
 	$(VENV)/bin/mypy --strict tests/typing
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto
 
 # The chaos suite at full size (thousands of jobs per fault), and the property tests with more examples;
@@ -38,6 +39,11 @@ format: $(VENV)/.installed
 type: $(VENV)/.installed
 	$(VENV)/bin/mypy resq resq_scheduler
 	$(VENV)/bin/mypy --strict tests/typing
+
+# The docs site (mkdocs.yml): docs/*.md and an API reference from the docstrings, built into site/.
+# --strict fails on a broken link or anchor and on a docstring griffe cannot parse.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 demo: $(VENV)/.installed
 	$(PY) -m examples.demo

@@ -43,6 +43,8 @@ __all__ = [
     "aenqueue",
     "enqueue",
     "enqueue_many",
+    "enqueue_prepared",
+    "prepare",
     "requeue",
     "revive",
     "run_now",
@@ -112,7 +114,20 @@ def enqueue(
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
     envelope, raw = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
-    inline = app.inline
+    return enqueue_prepared(app, envelope, raw, due_ms=due_ms, if_absent=if_absent)
+
+
+def enqueue_prepared(
+    app: Resq, envelope: Envelope, raw: bytes, *, due_ms: int = 0, if_absent: bool = False
+) -> Enqueued:
+    """Store a job made by :func:`prepare` earlier (its ``before_enqueue`` hooks ran, its arguments are
+    sealed and encoded in ``raw``): the second half of :func:`enqueue`, for the SQLAlchemy outbox's relay.
+    ``after_enqueue`` runs when a job was created.
+
+    Raises:
+        BrokerUnavailable: Redis could not be reached after a bounded retry.
+    """
+    inline, task = app.inline, envelope.task
     if inline is None:
         status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
     else:
@@ -300,6 +315,10 @@ def _prepare(
     if _encrypts(app, envelope.task):
         envelope = seal_envelope(envelope, keyring(app.settings.encryption_keys))
     return envelope, encode_envelope(envelope, app.settings.max_payload_bytes)
+
+
+#: The first half of :func:`enqueue`: a new job's envelope after the hooks, and its encoded form.
+prepare = _prepare
 
 
 def _encrypts(app: Resq, task: str) -> bool:

@@ -236,7 +236,8 @@ class Task(Generic[P, R]):
         Binds them to the signature as a call would (``inspect.Signature.bind``), without calling.
 
         Args:
-            args, kwargs: the task's arguments.
+            args: the task's positional arguments.
+            kwargs: the task's keyword arguments.
             suffix: added to the message (``" (nothing was enqueued)"`` at enqueue).
 
         Raises:
@@ -295,7 +296,9 @@ class Task(Generic[P, R]):
 
         Args:
             items: the jobs' arguments.
-            queue, delay, at: as for :meth:`apply_async`, for every job.
+            queue: as for :meth:`apply_async`, for every job.
+            delay: as for :meth:`apply_async`, for every job.
+            at: as for :meth:`apply_async`, for every job.
 
         Returns:
             A handle on each job, in order.

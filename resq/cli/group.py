@@ -16,6 +16,7 @@ from resq.cli.common import CONTEXT_SETTINGS, app_option, load_app, logging_opti
 from resq.cli.dashboard import dashboard
 from resq.cli.dead import dead, queue
 from resq.cli.ops import enqueue, events, job, queues, stats, tasks, workers
+from resq.cli.outbox import outbox
 from resq.cli.worker import HELP_EPILOG, worker
 
 __all__ = ["app_option", "load_app", "logging_options", "main"]
@@ -52,5 +53,5 @@ def main() -> None:
     """resq: background jobs on Redis."""
 
 
-for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue, acl, dashboard):
+for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue, acl, dashboard, outbox):
     main.add_command(_command)

@@ -27,12 +27,14 @@ COMMANDS = [
     "cron",
     "acl",
     "dashboard",
+    "outbox",
 ]
 SUBCOMMANDS = {
     "workers": ["pause", "resume", "stop"],
     "job": ["cancel"],
     "dead": ["list", "show", "retry", "purge"],
     "queue": ["clear", "pause", "resume"],
+    "outbox": ["relay"],
 }
 
 #: In a fresh interpreter that imports nothing but ``resq.cli``: the command names of ``resq --help``.
