@@ -346,9 +346,8 @@ class Task(Generic[P, R]):
             ConfigError: both ``delay`` and ``at``, a naive ``at``, or an invalid queue name.
             ArgumentsError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
-        self.check_arguments(args, kwargs, " (nothing was enqueued)")
-        target = validate_name(queue, "queue name") if queue is not None else self.queue
-        done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id)
+        target, due_ms = self._options(args, kwargs, queue, delay, at)
+        done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id)
         return done.job
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
@@ -371,11 +370,23 @@ class Task(Generic[P, R]):
         job_id: str | None = None,
     ) -> Job[R]:
         """:meth:`apply_async` for ``async`` code, as :meth:`adelay`."""
-        self.check_arguments(args, kwargs, " (nothing was enqueued)")
-        target = validate_name(queue, "queue name") if queue is not None else self.queue
-        due_ms = due_time_ms(delay, at)
+        target, due_ms = self._options(args, kwargs, queue, delay, at)
         done = await aenqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id)
         return done.job
+
+    def _options(
+        self,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None,
+        queue: str | None,
+        delay: float | timedelta | None,
+        at: datetime | None,
+    ) -> tuple[str, int]:
+        """The queue and due time (ms; 0: now) of a job of these arguments, checked before anything is
+        enqueued."""
+        self.check_arguments(args, kwargs, " (nothing was enqueued)")
+        target = validate_name(queue, "queue name") if queue is not None else self.queue
+        return target, due_time_ms(delay, at)
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue the task once the surrounding database transaction commits; nothing if it rolls back.
