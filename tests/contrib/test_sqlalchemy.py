@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,9 +194,13 @@ def _postgres() -> str | None:
 
 @pytest.mark.skipif(_postgres() is not None, reason=_postgres() or "")
 def test_relay_on_postgresql_skips_rows_another_relay_holds(app: Resq) -> None:
-    engine = create_engine(PG_URL)
+    # A schema of the test's own: the server and its database belong to the machine's other users.
+    schema = f"resq_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'create schema "{schema}"'))
+    engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        OUTBOX.drop(engine, checkfirst=True)
         create_outbox(engine)
         index = app.tasks["notes.index"]
         with engine.begin() as connection:
@@ -207,5 +212,7 @@ def test_relay_on_postgresql_skips_rows_another_relay_holds(app: Resq) -> None:
         assert relay(app, engine) == 1
         assert sorted(queued(app)) == sorted(ids)
     finally:
-        OUTBOX.drop(engine, checkfirst=True)
         engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
