@@ -151,38 +151,26 @@ def encode_envelope(envelope: Envelope, max_bytes: int) -> bytes:
         EncodeError: an argument has no msgpack form.
         PayloadTooLarge: the encoded job is over ``max_bytes``.
     """
-    data: dict[str, Any]
-    if envelope.sealed is None:
-        data = {
-            "v": ENVELOPE_VERSION,
-            "id": envelope.id,
-            "task": envelope.task,
-            "queue": envelope.queue,
-            "args": list(envelope.args),
-            "kwargs": envelope.kwargs,
-            "created_ms": envelope.created_ms,
-            "meta": envelope.meta,
-        }
-    else:
-        data = _sealed_map(envelope)
-    raw = pack(data)
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(len(raw), max_bytes)
-    return raw
-
-
-def _sealed_map(envelope: Envelope) -> dict[str, Any]:
-    """A sealed envelope's map: no ``args`` or ``kwargs`` in clear, so a resq that predates sealing
-    refuses the job (a malformed envelope) instead of running it without its arguments."""
-    return {
+    # A sealed envelope carries no ``args`` or ``kwargs`` in clear, so a resq that predates sealing refuses
+    # the job (a malformed envelope) instead of running it without its arguments.
+    arguments: dict[str, Any] = (
+        {"args": list(envelope.args), "kwargs": envelope.kwargs}
+        if envelope.sealed is None
+        else {"sealed": envelope.sealed}
+    )
+    data = {
         "v": ENVELOPE_VERSION,
         "id": envelope.id,
         "task": envelope.task,
         "queue": envelope.queue,
-        "sealed": envelope.sealed,
+        **arguments,
         "created_ms": envelope.created_ms,
         "meta": envelope.meta,
     }
+    raw = pack(data)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(len(raw), max_bytes)
+    return raw
 
 
 def decode_envelope(raw: bytes) -> Envelope:
@@ -198,14 +186,11 @@ def decode_envelope(raw: bytes) -> Envelope:
     if not isinstance(version, int) or version > ENVELOPE_VERSION:
         raise DecodeError(f"unsupported envelope version {version!r} (this resq reads {ENVELOPE_VERSION})", raw)
     try:
-        if data.get("sealed") is not None:
-            return _sealed_envelope(data)
         return Envelope(
             id=_typed(data, "id", str),
             task=_typed(data, "task", str),
             queue=_typed(data, "queue", str),
-            args=_typed(data, "args", list),
-            kwargs=_typed(data, "kwargs", dict),
+            **_arguments(data),
             created_ms=_typed(data, "created_ms", int),
             meta=_typed(data, "meta", dict),
         )
@@ -213,17 +198,14 @@ def decode_envelope(raw: bytes) -> Envelope:
         raise DecodeError(f"malformed job envelope: {exc}", raw) from exc
 
 
-def _sealed_envelope(data: dict[str, Any]) -> Envelope:
+def _arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a decoded envelope: ``args`` and ``kwargs``, or a ``sealed`` token (and then none
+    in clear)."""
+    if data.get("sealed") is None:
+        return {"args": _typed(data, "args", list), "kwargs": _typed(data, "kwargs", dict)}
     if "args" in data or "kwargs" in data:
         raise TypeError("a sealed envelope carries no 'args' or 'kwargs' in clear")
-    return Envelope(
-        id=_typed(data, "id", str),
-        task=_typed(data, "task", str),
-        queue=_typed(data, "queue", str),
-        created_ms=_typed(data, "created_ms", int),
-        meta=_typed(data, "meta", dict),
-        sealed=_typed(data, "sealed", bytes),
-    )
+    return {"sealed": _typed(data, "sealed", bytes)}
 
 
 def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
