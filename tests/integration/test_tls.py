@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,8 +137,8 @@ def cli(url: str, *args: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"RESQ_REDIS_URL": url, "RESQ_APP": None}, catch_exceptions=False)
 
 
-def assert_refused_at_once(operation_s: float, message: str) -> None:
-    assert operation_s < 3, f"took {operation_s:.1f} s: retried instead of refused"
+def assert_refused(message: str) -> None:
+    """A refusal, not an outage given up on (that says "is unavailable ... gave up after retrying")."""
     assert "refused resq" in message and TLS_HINT in message and "ssl_ca_certs" in message, message
 
 
@@ -179,24 +178,20 @@ def test_without_the_ca_producers_and_the_cli_are_refused_at_once(tls_server: Re
         f"{tls_server.tls_url(host='localhost')}?ssl_ca_certs={certs.ca}",  # a host the certificate does not name
     ):
         app.reconfigure(url=url, broker_retry_s=30)  # a refusal is not retried for broker_retry_s
-        began = time.monotonic()
-        with pytest.raises(BrokerRefused) as refused:
+        with pytest.raises(BrokerRefused) as refused:  # an outage would be BrokerUnavailable, after 30 s
             add.delay(1, 2)
-        assert_refused_at_once(time.monotonic() - began, str(refused.value))
-        began = time.monotonic()
+        assert_refused(str(refused.value))
         done = cli(url, "stats")
         assert done.exit_code == 2, done.output
-        assert_refused_at_once(time.monotonic() - began, done.output)
+        assert_refused(done.output)
         assert len(done.output.strip().splitlines()) == 1 and "Traceback" not in done.output, done.output
 
 
 def test_a_worker_without_the_ca_exits_at_once_with_one_line(tls_server: RedisServer, run_worker: RunWorker) -> None:
-    began = time.monotonic()
     worker = run_worker(APP, "--no-banner", url=tls_server.tls_url())
     code = worker.wait(timeout=20)  # no retrying for ever: it exits by itself
-    elapsed, log = time.monotonic() - began, read_log(worker)
+    log = read_log(worker)
     assert code == 2, log
-    assert elapsed < 10, f"the worker took {elapsed:.1f} s to give up:\n{log}"
     errors = [line for line in log.splitlines() if "refused resq" in line]
     assert len(errors) == 1, log
     assert TLS_HINT in errors[0] and "ssl_ca_certs" in errors[0], log
@@ -206,11 +201,9 @@ def test_a_worker_without_the_ca_exits_at_once_with_one_line(tls_server: RedisSe
 def test_a_missing_client_certificate_is_refused_at_once(certs: Certs) -> None:
     server = start_tls_server(certs, auth_clients=True)
     try:
-        producer = Resq(f"{server.tls_url()}?ssl_ca_certs={certs.ca}", broker_retry_s=4)
-        began = time.monotonic()
-        with pytest.raises(BrokerRefused, match="certificate"):
+        producer = Resq(f"{server.tls_url()}?ssl_ca_certs={certs.ca}", broker_retry_s=30)
+        with pytest.raises(BrokerRefused, match="certificate"):  # an outage: BrokerUnavailable, after 30 s
             producer.enqueue_many([("tls.add", (1, 2))])
-        assert time.monotonic() - began < 4  # refused, not given up on as an outage
         producer.broker.close()
     finally:
         server.cleanup()
