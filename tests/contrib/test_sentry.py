@@ -3,39 +3,10 @@ not new issues. With sentry-sdk's own client and a transport that records what i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-import sentry_sdk
-from sentry_sdk.envelope import Envelope
-from sentry_sdk.transport import Transport
-
 from resq import Resq
 from resq.contrib.sentry import instrument
 from resq.worker.consumer import Consumer
-
-
-class Recording(Transport):
-    """A transport that keeps the events instead of sending them."""
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.events: list[dict[str, Any]] = []
-
-    def capture_envelope(self, envelope: Envelope) -> None:
-        event = envelope.get_event()
-        if event is not None:
-            self.events.append(event)
-
-
-@pytest.fixture
-def sent() -> Iterator[Recording]:
-    transport = Recording()
-    sentry_sdk.init(dsn="https://key@sentry.invalid/1", transport=transport, default_integrations=False)
-    yield transport
-    sentry_sdk.get_client().close()
-    sentry_sdk.init()  # a client that sends nothing, for the tests after this one
+from tests.contrib.conftest import Recording
 
 
 def test_only_the_dead_job_is_reported_with_its_tags(redis_url: str, sent: Recording) -> None:
@@ -83,4 +54,33 @@ def test_a_job_that_succeeds_after_a_retry_is_not_reported(redis_url: str, sent:
         pass
     assert job.result(timeout=1) == "ok" and len(tries) == 2
     assert sent.events == []
+    app.broker.close()
+
+
+def test_a_report_carries_the_breadcrumbs_of_its_own_job_only(redis_url: str, sent: Recording) -> None:
+    app = Resq(redis_url)
+    tries: list[int] = []
+
+    @app.task(name="flaky", retries=1, backoff=0)
+    def flaky() -> None:
+        tries.append(1)
+        if len(tries) < 2:
+            raise TimeoutError("slow gateway")
+
+    @app.task(name="doomed")
+    def doomed() -> None:
+        raise KeyError("no such order")
+
+    instrument(app)
+    app.broker.queues.ensure_groups(["default"])
+    flaky.delay()  # fails once in this process, then succeeds
+    consumer = Consumer(app, "w1", ["default"], burst=True)
+    while not consumer.step().drained:
+        pass
+    doomed.delay()
+    while not consumer.step().drained:
+        pass
+    [event] = sent.events
+    assert event["tags"]["resq.task"] == "doomed"
+    assert [c for c in event["breadcrumbs"]["values"] if c.get("category") == "resq"] == []
     app.broker.close()
