@@ -32,16 +32,18 @@ from resq.errors import (
     JobCancelled,
     JobFailed,
     PayloadTooLarge,
+    RateLimited,
     ResqError,
     ResultTimeout,
     Retry,
     SkipJob,
+    Snooze,
     SoftTimeout,
     UnknownJob,
     Veto,
 )
 from resq.hooks import HOOK_NAMES, Plugin
-from resq.job import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus
+from resq.job import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, Progress
 from resq.sealing import generate_key
 from resq.task import Task
 
@@ -65,11 +67,14 @@ __all__ = [
     "JobStatus",
     "PayloadTooLarge",
     "Plugin",
+    "Progress",
+    "RateLimited",
     "Resq",
     "ResqError",
     "ResultTimeout",
     "Retry",
     "SkipJob",
+    "Snooze",
     "SoftTimeout",
     "Task",
     "UnknownJob",

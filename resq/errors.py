@@ -45,10 +45,12 @@ __all__ = [
     "JobCancelled",
     "JobFailed",
     "PayloadTooLarge",
+    "RateLimited",
     "ResqError",
     "ResultTimeout",
     "Retry",
     "SkipJob",
+    "Snooze",
     "SoftTimeout",
     "UnknownJob",
     "Veto",
@@ -182,6 +184,45 @@ class Retry(Exception):
         super().__init__(reason)
         self.delay = delay
         self.reason = reason
+
+
+class Snooze(Exception):
+    """Raise inside a task to run it again later **without counting an attempt** (not a failure: no
+    retry is used up, no failure hook runs). For work that is not ready yet.
+
+    Args:
+        delay: seconds (or a ``timedelta``) before it runs again.
+
+    Example::
+
+        @app.task
+        def publish(post_id):
+            if not rendered(post_id):
+                raise resq.Snooze(30)
+    """
+
+    def __init__(self, delay: float | object = 1.0, reason: str = "snoozed") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
+class RateLimited(Snooze):
+    """Raise inside a task when a service it calls refuses for now (an HTTP 429): the job runs again in
+    ``retry_in`` seconds, without counting an attempt.
+
+    Example::
+
+        @app.task(retries=3)
+        def sync(account):
+            reply = api.get(account)
+            if reply.status_code == 429:
+                raise resq.RateLimited(retry_in=float(reply.headers.get("Retry-After", 30)))
+    """
+
+    def __init__(self, retry_in: float | object = 30.0, reason: str = "rate limited") -> None:
+        super().__init__(retry_in, reason)
+        self.retry_in = retry_in
 
 
 class Veto(Exception):

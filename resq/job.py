@@ -1,13 +1,17 @@
-"""Jobs: their statuses and the handle producers hold (``status``, ``result``, ``info``, ``cancel``)."""
+"""Jobs: their statuses and the handle producers hold (``status``, ``result``, ``info``, ``cancel``,
+``progress``)."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import secrets
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from resq.clock import from_ms
 from resq.codec import Envelope, decode_envelope, sealed_token, shown, unpack
@@ -17,7 +21,7 @@ from resq.sealing import Keyring, key_id_of, keyring, open_envelope, open_result
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "Job", "JobStatus", "JobStore", "new_job_id"]
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "Job", "JobStatus", "JobStore", "Progress", "new_job_id"]
 
 R = TypeVar("R")
 
@@ -33,12 +37,34 @@ class JobStatus(StrEnum):
     RETRYING = "retrying"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    #: not started before its ``expires_in`` / ``expires_at``: never run
+    EXPIRED = "expired"
 
 
 #: Statuses of a job that may still run.
 ACTIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING})
 #: Statuses a job ends in.
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED, JobStatus.EXPIRED})
+
+#: The longest progress note kept, in characters (a longer one is cut, with an ellipsis).
+PROGRESS_NOTE_MAX = 200
+#: A running job writes its progress at most this often (seconds), unless the note changes or it is done.
+PROGRESS_EVERY_S = 0.1
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running job said it is (``job.progress()``).
+
+    Attributes:
+        fraction: from 0.0 to 1.0.
+        note: the task's own words (``"page 3 of 7"``), or None.
+        at: when the task reported it (UTC).
+    """
+
+    fraction: float
+    note: str | None
+    at: datetime
 
 
 class JobStore(Protocol):
@@ -62,6 +88,12 @@ class JobStore(Protocol):
 
     def cancel(self, queue: str, job_id: str) -> JobStatus | None:
         """Cancel the job; its status after the call, or None when unknown."""
+
+    def set_progress(self, queue: str, job_id: str, fraction: float, note: str | None) -> bool:
+        """Record the progress of a running job (True); a job not running is left alone (False)."""
+
+    def progress(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's last recorded progress, ``{"fraction", "note", "at_ms"}``, or None."""
 
 
 def new_job_id() -> str:
@@ -104,6 +136,8 @@ class Job(Generic[R]):
         self.attempt = attempt
         #: what ``before_enqueue`` hooks may change: queue, args, kwargs, meta
         self.options: dict[str, Any] = {}
+        #: the last progress write through this handle: (monotonic time, fraction, note), for the throttle
+        self._progress_sent: tuple[float, float, str | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Job {self.id} task={self.task or '?'} queue={self._queue or '?'}>"
@@ -172,7 +206,8 @@ class Job(Generic[R]):
     def info(self) -> dict[str, Any]:
         """What Redis records of the job: task, queue, status, attempts, timestamps, worker, ``result``
         (the decoded return value of a succeeded job, else None), ``error`` (the *last failed attempt's*
-        error, kept after a later attempt succeeds; None if no attempt failed), and its history (each
+        error, kept after a later attempt succeeds; None if no attempt failed), ``progress`` (the last
+        report of :meth:`progress`: ``{"fraction", "note", "at"}``, or None), and its history (each
         event: ``event``, ``at``, ``attempt`` and details such as each attempt's ``error`` and
         ``duration_ms``). An encrypted job's arguments and result are opened with the app's keys; what
         they cannot open is None, and named in ``encrypted`` (see :func:`describe`).
@@ -205,9 +240,112 @@ class Job(Generic[R]):
             raise UnknownJob(f"no job with id {self.id!r} (never enqueued, or its record expired)")
         return status
 
+    @overload
+    def progress(self) -> Progress | None: ...
+
+    @overload
+    def progress(self, fraction: float, note: str | None = None) -> None: ...
+
+    def progress(self, fraction: float | None = None, note: str | None = None) -> Progress | None:
+        """Report how far the job is (with ``fraction``), or read what it last reported (without).
+
+        Inside a task::
+
+            job = resq.current_job()
+            for i, page in enumerate(pages):
+                job.progress(i / len(pages), note=f"page {i + 1} of {len(pages)}")
+                ...
+
+        and anywhere else: ``app.job(job_id).progress()`` -> ``Progress(fraction=0.42, note="page 3 of 7",
+        at=datetime(...))``, or None when the job reported nothing.
+
+        A report is recorded only while the job's status is ``running`` (a queued or finished job is left
+        alone, and the call does nothing); it replaces the previous one, stays in the job's record until
+        the record expires (also after the job ends), is not added to the job's history, and is published
+        as the lifecycle event ``progress`` when someone follows the events (``resq events``).
+
+        Reports are throttled per handle, so a task may call this in a tight loop: a report is skipped
+        (not sent, not kept for later) when the previous write through this handle was less than
+        0.1 s ago, the fraction is below 1.0 and the note is unchanged. A fraction of 1.0, or a new note,
+        is always written.
+
+        Args:
+            fraction: how much is done, from 0.0 to 1.0 (None: read instead of writing).
+            note: a short text shown with it (cut to 200 characters), or None.
+
+        Returns:
+            Writing: None. Reading: the last :class:`Progress` recorded, or None.
+
+        Raises:
+            ConfigError: ``fraction`` is not a number from 0.0 to 1.0 (NaN, a bool, a string…), ``note``
+                is not a string, or a note is given without a fraction; nothing is written.
+            UnknownJob: no queue knows the job (never enqueued, or its record expired).
+        """
+        if fraction is None:
+            if note is not None:
+                raise ConfigError(
+                    "job.progress(note=...) needs a fraction from 0.0 to 1.0: pass one, "
+                    "e.g. job.progress(0.5, note='half way') (with no arguments, job.progress() reads it)"
+                )
+            found = self.app.job_store.progress(self.queue, self.id)
+            return None if found is None else _progress_of(found)
+        value = _fraction(fraction)
+        text = _note(note)
+        now = time.monotonic()
+        sent = self._progress_sent
+        if sent is not None and value < 1.0 and text == sent[2] and now - sent[0] < PROGRESS_EVERY_S:
+            return None
+        self._progress_sent = (now, value, text)
+        self.app.job_store.set_progress(self.queue, self.id, value, text)
+        return None
+
     def _keys(self) -> Keyring:
         """The keys this app opens sealed payloads with."""
         return keyring(self.app.settings.encryption_keys)
+
+
+def _fraction(fraction: Any) -> float:
+    """``fraction`` as a float from 0.0 to 1.0, or a ConfigError."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
+        shown_value = repr(fraction) if len(repr(fraction)) <= 40 else repr(fraction)[:39] + "…"
+        raise ConfigError(
+            f"job.progress() takes a fraction from 0.0 to 1.0, got {shown_value}: "
+            "pass done / total, e.g. job.progress(3 / 7, note='page 3 of 7')"
+        )
+    return float(fraction)  # NaN fails the range check above
+
+
+def _note(note: Any) -> str | None:
+    """``note`` cut to :data:`PROGRESS_NOTE_MAX` characters (None and "" are None), or a ConfigError."""
+    if note is None or note == "":
+        return None
+    if not isinstance(note, str):
+        raise ConfigError(
+            f"job.progress(note=...) takes a string or None, got {type(note).__name__}: "
+            "pass text, e.g. note=f'page {i} of {n}'"
+        )
+    return note if len(note) <= PROGRESS_NOTE_MAX else note[: PROGRESS_NOTE_MAX - 1] + "…"
+
+
+def _progress_of(found: dict[str, Any]) -> Progress | None:
+    """A :class:`Progress` from the stored map ``{"fraction", "note", "at_ms"}`` (None if it is not one)."""
+    fraction, note, at_ms = found.get("fraction"), found.get("note"), found.get("at_ms")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not isinstance(at_ms, int):
+        return None
+    if not math.isfinite(fraction):
+        return None
+    return Progress(float(fraction), note if isinstance(note, str) else None, from_ms(at_ms))
+
+
+def decode_progress(raw: bytes | None) -> dict[str, Any] | None:
+    """The stored progress map of a job hash's ``progress`` field (None when absent or unreadable)."""
+    if not raw:
+        return None
+    try:
+        value = unpack(raw)
+    except DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _error(fields: dict[str, bytes]) -> dict[str, str]:
@@ -229,17 +367,20 @@ def _result(fields: dict[str, bytes]) -> Any:
         return None
 
 
+#: Fields of a job hash that hold msgpack, not text.
+_PACKED = ("envelope", "result", "error", "progress", "history")
 _TIMESTAMPS = ("enqueued_ms", "first_started_ms", "started_ms", "finished_ms", "failed_ms", "due_ms")
 
 
 def describe(job_id: str, queue: str, fields: dict[str, bytes], keys: Keyring | None = None) -> dict[str, Any]:
     """A plain dict describing a job record, for ``Job.info()`` and the CLI; never raises.
 
-    An encrypted job's sealed arguments and result are opened with ``keys`` (none: left sealed); the
+    ``progress`` is the job's last report (``{"fraction", "note", "at"}``, see :meth:`Job.progress`) or
+    None. An encrypted job's sealed arguments and result are opened with ``keys`` (none: left sealed); the
     dict then has ``encrypted``: ``{"args": key id or None, "result": key id or None, "unreadable":
     the parts that stayed sealed ("args", "result"), shown as None}``.
     """
-    text = {k: v.decode("utf-8", "replace") for k, v in fields.items() if k not in ("envelope", "result", "error")}
+    text = {k: v.decode("utf-8", "replace") for k, v in fields.items() if k not in _PACKED}
     info: dict[str, Any] = {
         "id": job_id,
         "queue": queue,
@@ -251,6 +392,7 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes], keys: Keyring | 
         "error": _error(fields) or None,
         "lost": int(text.get("lost", "0")),
         "duration_ms": int(text["duration_ms"]) if "duration_ms" in text else None,
+        "progress": _progress_info(fields.get("progress")),
     }
     for name in _TIMESTAMPS:
         info[name.removesuffix("_ms") + "_at"] = from_ms(int(text[name])) if name in text else None
@@ -266,6 +408,13 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes], keys: Keyring | 
     if sealed_args is not None or sealed_result is not None:
         info["encrypted"] = _open_sealed(info, job_id, envelope, keys or Keyring(()))
     return info
+
+
+def _progress_info(raw: bytes | None) -> dict[str, Any] | None:
+    """The job's last progress for :func:`describe`: ``{"fraction", "note", "at"}``, or None."""
+    stored = decode_progress(raw)
+    found = None if stored is None else _progress_of(stored)
+    return None if found is None else {"fraction": found.fraction, "note": found.note, "at": found.at}
 
 
 def _open_sealed(info: dict[str, Any], job_id: str, envelope: Envelope | None, keys: Keyring) -> dict[str, Any]:

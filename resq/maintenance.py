@@ -216,6 +216,8 @@ class Maintenance:
         """
         if delivery.job_id is None:
             return False
+        delivery = self.broker.queues.with_fields(delivery)  # its flow: the outcome frees the job's slot
+        assert delivery.job_id is not None
         status, task_name, attempt, lost, started_ms = self.broker.jobs.summaries(
             [(delivery.queue, delivery.job_id)], ("status", "task", "attempt", "lost", "started_ms")
         )[0]

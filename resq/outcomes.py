@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from resq.flow import Flow
 from resq.job import ACTIVE_STATUSES, JobStatus
 
-__all__ = ["Cancelled", "Dead", "Delivery", "Discarded", "Lost", "Outcome", "Retried", "Started", "Succeeded"]
+__all__ = ["Cancelled", "Dead", "Delivery", "Discarded", "Held", "Lost", "Outcome", "Retried", "Started", "Succeeded"]
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,16 @@ class Delivery:
     fields: dict[bytes, bytes]
     #: the entry is in the queue's front stream (a job given back, served before the queue's backlog)
     front: bool = False
+    #: the priority whose stream holds the entry (0: the queue's own stream; unused for the front)
+    priority: int = 0
     #: when a worker's read took the entry (ms; 0 when not known): with the entry id's time, how long
     #: the job waited in its queue (not part of the lease's identity)
     fetched_ms: int = field(default=0, compare=False)
+
+    @property
+    def flow(self) -> Flow:
+        """The job's flow control, as its entry carries it (none for an entry without a ``flow`` field)."""
+        return Flow.unpacked(self.fields.get(b"flow"))
 
     @property
     def foreign(self) -> bool:
@@ -45,11 +53,14 @@ class Started:
     orphan: bool = False
     #: outcomes recorded with this start that were refused as stale (their worker's lease was given back)
     refused: tuple[Outcome, ...] = ()
+    #: why the job's flow control held it back instead of starting it: ``expired``, ``parked`` (its
+    #: concurrency key's slots are taken) or ``throttled`` (its rate window is full); None: not held
+    held: str | None = None
 
     @property
     def runnable(self) -> bool:
-        """Whether the attempt may run (the job was still waiting or running, not final or gone)."""
-        return self.prior in ACTIVE_STATUSES
+        """Whether the attempt may run (the job was still waiting or running, not final, gone or held)."""
+        return self.held is None and self.prior in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,19 @@ class Retried:
     error: bytes
     due_ms: int
     duration_ms: int
+    task: str = ""
+    #: the task asked to run later (``Snooze``, ``RateLimited``): no attempt counts, no failure
+    snoozed: bool = False
+
+
+@dataclass(frozen=True)
+class Held:
+    """Outcome: the start script held the job back (``Started.held``) and recorded it; nothing more to
+    write. An ``expired`` job counts as expired."""
+
+    delivery: Delivery
+    job_id: str
+    held: str
     task: str = ""
 
 
@@ -125,4 +149,4 @@ class Discarded:
     task: str = ""
 
 
-Outcome = Succeeded | Retried | Dead | Lost | Cancelled | Discarded
+Outcome = Succeeded | Retried | Dead | Lost | Cancelled | Discarded | Held

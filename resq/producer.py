@@ -25,8 +25,10 @@ from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from resq.broker.queues import NewJob
 from resq.clock import now_ms
 from resq.codec import Envelope, encode_envelope
+from resq.flow import Flow, expiry_ms, limit_key
 from resq.job import Job, JobStatus, JobStore, new_job_id
 from resq.log import get_logger
 from resq.sealing import keyring, seal_envelope
@@ -44,6 +46,7 @@ __all__ = [
     "enqueue",
     "enqueue_many",
     "enqueue_prepared",
+    "job_flow",
     "prepare",
     "requeue",
     "revive",
@@ -92,6 +95,8 @@ def enqueue(
     job_id: str | None = None,
     meta: dict[str, Any] | None = None,
     if_absent: bool = False,
+    priority: int | None = None,
+    expires_ms: int = 0,
 ) -> Enqueued:
     """Create a job of ``task`` and put it in ``queue`` (or its scheduled set when ``due_ms`` is later).
 
@@ -104,35 +109,77 @@ def enqueue(
         job_id: the job's id (an idempotency key); a new id by default.
         meta: what travels with the job besides its arguments (``{"periodic": entry}`` for cron ticks).
         if_absent: create the job only if no record of ``job_id`` exists, even a finished one.
+        priority: instead of the task's own (0 to 9).
+        expires_ms: when the job expires if not started (ms since the epoch); 0: the task's ``expires_in``.
 
     In eager mode (``app.inline``), the job runs here before this returns, and the status is its final one.
 
     Raises:
         Veto: a ``before_enqueue`` hook refused the job (nothing is enqueued).
-        ConfigError: a hook set an invalid queue name.
+        ConfigError: a hook set an invalid queue name; a key function failed.
         EncodeError, PayloadTooLarge: the job cannot be encoded (nothing is enqueued).
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
-    envelope, raw = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
-    return enqueue_prepared(app, envelope, raw, due_ms=due_ms, if_absent=if_absent)
+    envelope, raw, flow = _prepare(
+        app, task, args, kwargs, queue, job_id=job_id, meta=meta, priority=priority, expires_ms=expires_ms
+    )
+    return enqueue_prepared(app, envelope, raw, due_ms=due_ms, if_absent=if_absent, flow=flow)
 
 
 def enqueue_prepared(
-    app: Resq, envelope: Envelope, raw: bytes, *, due_ms: int = 0, if_absent: bool = False
+    app: Resq, envelope: Envelope, raw: bytes, *, due_ms: int = 0, if_absent: bool = False, flow: Flow | None = None
 ) -> Enqueued:
     """Store a job made by :func:`prepare` earlier (its ``before_enqueue`` hooks ran, its arguments are
     sealed and encoded in ``raw``): the second half of :func:`enqueue`, for the SQLAlchemy outbox's relay.
     ``after_enqueue`` runs when a job was created.
 
+    Args:
+        flow: the job's flow control (default: its task's, from the envelope: see :func:`job_flow`).
+
     Raises:
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
     inline, task = app.inline, envelope.task
+    flow = job_flow(app, envelope) if flow is None else flow
     if inline is None:
-        status, created = app.broker.queues.enqueue(envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent)
+        status, created = app.broker.queues.enqueue(
+            envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent, flow=flow
+        )
     else:
         status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
     return _after_enqueue(app, envelope, task, status, created, due_ms)
+
+
+def job_flow(app: Resq, envelope: Envelope, priority: int | None = None, expires_ms: int = 0) -> Flow:
+    """The flow control of a job (``resq.flow``): its task's options, for these arguments, with the
+    call's ``priority`` and ``expires_ms`` first. A sealed envelope's arguments are not read: its keys are
+    the task's name alone.
+
+    Raises:
+        ConfigError: a key function failed or returned no usable key.
+    """
+    known = app.tasks.get(envelope.task)
+    if known is None:
+        return Flow(priority=priority or 0, expires_ms=expires_ms)
+    o, name = known.options, known.name
+    concurrency_key = rate_key = None
+    arguments: dict[str, Any] = {}
+    if envelope.sealed is None and (o.concurrency_key is not None or o.rate_limit_key is not None):
+        arguments = known.arguments_by_name(envelope.args, envelope.kwargs)
+    if o.concurrency is not None:
+        concurrency_key = limit_key(name, o.concurrency_key, arguments, "concurrency_key")
+    if o.rate_limit is not None:
+        rate_key = limit_key(name, o.rate_limit_key, arguments, "rate_limit_key")
+    rate, window = o.rate_limit or (0, 0)
+    return Flow(
+        priority=o.priority if priority is None else priority,
+        concurrency_key=concurrency_key,
+        concurrency=o.concurrency or 0,
+        rate_key=rate_key,
+        rate=rate,
+        rate_window_ms=window,
+        expires_ms=expires_ms or expiry_ms(envelope.created_ms, o.expires_in, None),
+    )
 
 
 async def aenqueue(
@@ -144,6 +191,7 @@ async def aenqueue(
     queue: str,
     due_ms: int = 0,
     job_id: str | None = None,
+    **flow_options: Any,
 ) -> Enqueued:
     """:func:`enqueue` for ``async`` code: the job is stored through ``redis.asyncio``, so the event loop
     is not blocked while Redis answers (the hooks and the encoding run as for :func:`enqueue`). In eager
@@ -153,9 +201,9 @@ async def aenqueue(
         as :func:`enqueue`.
     """
     if app.inline is not None:
-        return enqueue(app, task, args, kwargs, queue=queue, due_ms=due_ms, job_id=job_id)
-    envelope, raw = _prepare(app, task, args, kwargs, queue, job_id=job_id)
-    status, created = await app.broker.queues.aenqueue(envelope.queue, envelope.id, task, raw, due_ms)
+        return enqueue(app, task, args, kwargs, queue=queue, due_ms=due_ms, job_id=job_id, **flow_options)
+    envelope, raw, flow = _prepare(app, task, args, kwargs, queue, job_id=job_id, **flow_options)
+    status, created = await app.broker.queues.aenqueue(envelope.queue, envelope.id, task, raw, due_ms, flow=flow)
     return _after_enqueue(app, envelope, task, status, created, due_ms)
 
 
@@ -230,7 +278,7 @@ def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> lis
 class _Chunk(NamedTuple):
     """A chunk of a bulk enqueue, encoded: its jobs by queue, and a handle on each, in order."""
 
-    by_queue: dict[str, list[tuple[str, str, bytes, int]]]
+    by_queue: dict[str, list[NewJob]]
     jobs: list[Job[Any]]
 
 
@@ -242,10 +290,10 @@ class _Built:
     def __init__(self, app: Resq, calls: Iterable[Call], size: int) -> None:
         self._app, self._parts = app, _chunks(iter(calls), size)
         #: (chunk, its jobs of one queue) sent and not yet answered, in order
-        self.sent: deque[tuple[_Chunk, list[tuple[str, str, bytes, int]]]] = deque()
+        self.sent: deque[tuple[_Chunk, list[NewJob]]] = deque()
         self.error: Exception | None = None
 
-    def pieces(self) -> Iterator[tuple[str, list[tuple[str, str, bytes, int]]]]:
+    def pieces(self) -> Iterator[tuple[str, list[NewJob]]]:
         """Each chunk's jobs, one queue at a time (one script call each)."""
         while True:
             try:
@@ -267,11 +315,11 @@ def _chunks(calls: Iterator[Call], size: int) -> Iterator[list[Call]]:
 
 
 def _prepare_chunk(app: Resq, calls: list[Call]) -> _Chunk:
-    by_queue: dict[str, list[tuple[str, str, bytes, int]]] = {}
+    by_queue: dict[str, list[NewJob]] = {}
     jobs: list[Job[Any]] = []
     for call in calls:
-        envelope, raw = _prepare(app, call.task, call.args, call.kwargs, call.queue)
-        by_queue.setdefault(envelope.queue, []).append((envelope.id, call.task, raw, call.due_ms))
+        envelope, raw, flow = _prepare(app, call.task, call.args, call.kwargs, call.queue)
+        by_queue.setdefault(envelope.queue, []).append(NewJob(envelope.id, call.task, raw, call.due_ms, flow))
         jobs.append(Job(app, envelope.id, envelope.queue, task=call.task))
     return _Chunk(by_queue, jobs)
 
@@ -295,12 +343,15 @@ def _prepare(
     *,
     job_id: str | None = None,
     meta: dict[str, Any] | None = None,
-) -> tuple[Envelope, bytes]:
+    priority: int | None = None,
+    expires_ms: int = 0,
+) -> tuple[Envelope, bytes, Flow]:
     """A new job's envelope, as the ``before_enqueue`` hooks leave it (its arguments sealed when the task
-    is encrypted), and its encoded form.
+    is encrypted), its encoded form, and its flow control (from its arguments in clear).
 
     Raises:
-        ConfigError: the task is encrypted and the app holds no key (or ``cryptography`` is missing).
+        ConfigError: the task is encrypted and the app holds no key (or ``cryptography`` is missing); a
+            key function failed.
     """
     envelope = Envelope(
         id=job_id or new_job_id(),
@@ -312,13 +363,25 @@ def _prepare(
         meta=dict(meta or {}),
     )
     envelope = _before_enqueue(app, envelope)
+    flow = job_flow(app, envelope, priority, expires_ms)
     if _encrypts(app, envelope.task):
         envelope = seal_envelope(envelope, keyring(app.settings.encryption_keys))
-    return envelope, encode_envelope(envelope, app.settings.max_payload_bytes)
+    return envelope, encode_envelope(envelope, app.settings.max_payload_bytes), flow
 
 
-#: The first half of :func:`enqueue`: a new job's envelope after the hooks, and its encoded form.
-prepare = _prepare
+def prepare(
+    app: Resq,
+    task: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    queue: str,
+    *,
+    job_id: str | None = None,
+) -> tuple[Envelope, bytes]:
+    """The first half of :func:`enqueue`: a new job's envelope after the hooks, and its encoded form
+    (:func:`enqueue_prepared` computes its flow control again from the envelope)."""
+    envelope, raw, _ = _prepare(app, task, args, kwargs, queue, job_id=job_id)
+    return envelope, raw
 
 
 def _encrypts(app: Resq, task: str) -> bool:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from resq.clock import due_time_ms
+from resq.clock import due_time_ms, now_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
+from resq.flow import parse_rate, validate_priority
 from resq.job import Job, new_job_id
 from resq.producer import Call, aenqueue, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
@@ -27,6 +28,23 @@ R = TypeVar("R")
 
 #: Per-task hooks accepted as task options (see ``docs/hooks.md``).
 TASK_HOOKS = ("before_perform", "after_perform", "on_success", "on_failure", "on_retry", "on_dead")
+#: Flow-control options of ``@app.task`` (see ``docs/flow-control.md``).
+FLOW_OPTIONS = (
+    "priority",
+    "concurrency",
+    "concurrency_key",
+    "rate_limit",
+    "rate_limit_key",
+    "expires_in",
+    "unique",
+    "unique_key",
+    "unique_for",
+    "unique_until",
+    "debounce",
+    "debounce_max",
+)
+#: The ways a unique task's lock is held: until its job starts, until it finishes, or for ``unique_for``.
+UNIQUE_UNTIL = ("started", "finished", "window")
 #: Every option ``@app.task`` accepts.
 TASK_OPTIONS = (
     "name",
@@ -39,6 +57,7 @@ TASK_OPTIONS = (
     "result_ttl",
     "redact",
     "encrypt",
+    *FLOW_OPTIONS,
     *TASK_HOOKS,
 )
 #: What a redacted argument's value is shown as.
@@ -87,6 +106,25 @@ class TaskOptions:
     redact: tuple[str, ...] = ()
     #: seal the arguments and the result (``resq.sealing``); None: the app's ``encrypt`` setting
     encrypt: bool | None = None
+    #: 0 to 9: higher runs first within the queue
+    priority: int = 0
+    #: how many of its jobs (per ``concurrency_key``) may run at once, across all workers (None: no limit)
+    concurrency: int | None = None
+    concurrency_key: Callable[..., Any] | None = None
+    #: ``(starts, window ms)`` allowed across all workers, per ``rate_limit_key`` (None: no limit)
+    rate_limit: tuple[int, int] | None = None
+    rate_limit_key: Callable[..., Any] | None = None
+    #: seconds after its enqueue when a job not started by then expires (None: never)
+    expires_in: float | None = None
+    #: at most one live job per ``unique_key`` (default: the task and its arguments), held ``unique_until``
+    unique: bool = False
+    unique_key: Callable[..., Any] | None = None
+    #: the most seconds a unique lock is held (None: as long as ``unique_until`` says)
+    unique_for: float | None = None
+    unique_until: str = "finished"
+    #: seconds a debounced call waits for a newer one, and the most it waits after the first call
+    debounce: float | None = None
+    debounce_max: float | None = None
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
@@ -126,7 +164,50 @@ def build_options(fn: Callable[..., Any] | None, options: dict[str, Any]) -> Tas
         redact=redact_names(options.get("redact", ()), "task option redact"),
         encrypt=_encrypt(options.get("encrypt")),
         hooks=hooks,
+        **_flow_options(options),
     )
+
+
+def _flow_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The flow-control options of ``@app.task``, checked (``docs/flow-control.md``)."""
+    found: dict[str, Any] = {"priority": validate_priority(options.get("priority", 0), "task option priority")}
+    concurrency = options.get("concurrency")
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise ConfigError(f"concurrency must be a positive integer (jobs running at once), got {concurrency!r}")
+    found["concurrency"] = concurrency
+    rate = options.get("rate_limit")
+    found["rate_limit"] = None if rate is None else parse_rate(rate)
+    for name, needs in (("concurrency_key", "concurrency"), ("rate_limit_key", "rate_limit"), ("unique_key", "unique")):
+        fn = options.get(name)
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"{name} must be a function of the task's arguments, got {fn!r}")
+        if fn is not None and not options.get(needs) and not (name == "unique_key" and options.get("debounce")):
+            raise ConfigError(f"{name} needs {needs}=...: the key says what the limit counts")
+        found[name] = fn
+    found["expires_in"] = _positive(options.get("expires_in"), "expires_in")
+    found["unique"] = bool(options.get("unique", False))
+    found["unique_for"] = _positive(options.get("unique_for"), "unique_for")
+    until = options.get("unique_until", "finished")
+    if until not in UNIQUE_UNTIL:
+        raise ConfigError(f"unique_until must be one of {', '.join(UNIQUE_UNTIL)}, got {until!r}")
+    if until == "window" and found["unique_for"] is None:
+        raise ConfigError("unique_until='window' needs unique_for=... (how long the window lasts)")
+    found["unique_until"] = until
+    found["debounce"] = _positive(options.get("debounce"), "debounce")
+    found["debounce_max"] = _positive(options.get("debounce_max"), "debounce_max")
+    if found["debounce_max"] is not None and found["debounce"] is None:
+        raise ConfigError("debounce_max needs debounce=... (the wait it caps)")
+    if (
+        found["debounce"] is not None
+        and found["debounce_max"] is not None
+        and found["debounce_max"] < found["debounce"]
+    ):
+        raise ConfigError(f"debounce_max ({found['debounce_max']} s) must be at least debounce ({found['debounce']} s)")
+    if found["debounce"] is not None and found["unique"]:
+        raise ConfigError("a task is either unique or debounced, not both (debounce keeps one pending job per key)")
+    return found
 
 
 def _encrypt(value: Any) -> bool | None:
@@ -256,6 +337,17 @@ class Task(Generic[P, R]):
                 f"arguments do not match the signature of {self.name}{_plain(signature)}: {exc}{suffix}"
             ) from None
 
+    def arguments_by_name(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments of a call by parameter name, defaults included (what key functions receive:
+        ``concurrency_key``, ``rate_limit_key``, ``unique_key``); ``kwargs`` alone for a function Python
+        cannot introspect."""
+        signature = self.signature
+        if signature is None:
+            return dict(kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the task with these arguments, to run as soon as a worker is free.
 
@@ -327,6 +419,9 @@ class Task(Generic[P, R]):
         delay: float | timedelta | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        priority: int | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | None = None,
     ) -> Job[R]:
         """Enqueue the task, keeping task arguments and job options apart.
 
@@ -338,16 +433,19 @@ class Task(Generic[P, R]):
             at: run at this timezone-aware datetime.
             job_id: the job's id; enqueueing an id whose job is still live does nothing and returns
                 a handle on that job (an idempotency key).
+            priority: 0 to 9, instead of the task's own (higher runs first within the queue).
+            expires_in: the job expires if not started this long after now (seconds or a ``timedelta``).
+            expires_at: the job expires if not started by this timezone-aware datetime.
 
         Returns:
             A :class:`~resq.Job` handle.
 
         Raises:
-            ConfigError: both ``delay`` and ``at``, a naive ``at``, or an invalid queue name.
+            ConfigError: both ``delay`` and ``at``, a naive ``at``, an invalid queue name or priority.
             ArgumentsError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
-        target, due_ms = self._options(args, kwargs, queue, delay, at)
-        done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id)
+        target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at)
+        done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id, **flow)
         return done.job
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
@@ -368,10 +466,13 @@ class Task(Generic[P, R]):
         delay: float | timedelta | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        priority: int | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | None = None,
     ) -> Job[R]:
         """:meth:`apply_async` for ``async`` code, as :meth:`adelay`."""
-        target, due_ms = self._options(args, kwargs, queue, delay, at)
-        done = await aenqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id)
+        target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at)
+        done = await aenqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id, **flow)
         return done.job
 
     def _options(
@@ -381,12 +482,24 @@ class Task(Generic[P, R]):
         queue: str | None,
         delay: float | timedelta | None,
         at: datetime | None,
-    ) -> tuple[str, int]:
-        """The queue and due time (ms; 0: now) of a job of these arguments, checked before anything is
-        enqueued."""
+        priority: int | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple[str, int, dict[str, Any]]:
+        """The queue, due time (ms; 0: now) and flow options (for ``producer.enqueue``) of a job of these
+        arguments, checked before anything is enqueued."""
         self.check_arguments(args, kwargs, " (nothing was enqueued)")
         target = validate_name(queue, "queue name") if queue is not None else self.queue
-        return target, due_time_ms(delay, at)
+        if priority is not None:
+            validate_priority(priority)
+        if expires_in is not None and expires_at is not None:
+            raise ConfigError("give expires_in or expires_at, not both")
+        expires_ms = 0
+        if expires_at is not None:
+            expires_ms = due_time_ms(None, expires_at) or now_ms()
+        elif expires_in is not None:
+            expires_ms = now_ms() + int(_positive(expires_in, "expires_in") * 1000)  # type: ignore[operator]
+        return target, due_time_ms(delay, at), {"priority": priority, "expires_ms": expires_ms}
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue the task once the surrounding database transaction commits; nothing if it rolls back.

@@ -37,7 +37,7 @@ from resq.app import Resq
 from resq.clock import now_ms
 from resq.codec import Envelope, decode_event, pack, unpack
 from resq.errors import DecodeError
-from resq.job import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus
+from resq.job import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, decode_progress
 from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Retried, Started, Succeeded
 from resq.worker.consumer import Consumer
 from resq.worker.executor import Executor, run_coroutine
@@ -213,6 +213,21 @@ class EagerJobs:
     def cancel(self, queue: str, job_id: str) -> JobStatus | None:
         """Eager jobs are final (or running, inside their own task): nothing to cancel; their status."""
         return self.status(queue, job_id)
+
+    def set_progress(self, queue: str, job_id: str, fraction: float, note: str | None) -> bool:
+        """Record the progress of a running job, as the ``progress`` script does (no history entry, no
+        event: eager mode publishes none); a job not running is left alone (False)."""
+        with self._lock:
+            record = self._records.get((queue, job_id))
+            if record is None or _status(record) != JobStatus.RUNNING:
+                return False
+            record["progress"] = pack({"fraction": fraction, "note": note, "at_ms": now_ms()})
+            return True
+
+    def progress(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's last recorded progress, ``{"fraction", "note", "at_ms"}``, or None."""
+        with self._lock:
+            return decode_progress(self._records.get((queue, job_id), {}).get("progress"))
 
 
 class EagerRunner:

@@ -58,6 +58,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "persist",
     "type",  # scripts check a key's type before they write (a key something else wrote to)
     "rename",  # such a key is set aside under `broken:…`, in the same slot
+    "time",  # a rate limit's window runs on Redis's clock
     "scan",  # `resq stats` on an empty namespace, to name the namespaces that hold queues
     # strings: counters, unique locks of periodic entries
     "get",
@@ -72,8 +73,9 @@ ACL_COMMANDS: tuple[str, ...] = (
     "hincrby",
     "hmget",
     "hset",
-    # lists: the `done` signal a result() waits on
+    # lists: the `done` signal a result() waits on, jobs parked by a concurrency limit
     "rpush",
+    "lpop",
     "blmove",
     # sets: queue names, cancel requests, paused periodic entries
     "sadd",
@@ -87,6 +89,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "zrange",
     "zrangebyscore",
     "zrem",
+    "zremrangebyscore",  # a rate limit's window
     "zrevrange",
     "zscore",
     # streams: the queues, their consumer group (the leases)

@@ -27,13 +27,17 @@ class Admin(Part):
     def queue_sizes(self, queues: Sequence[str]) -> list[tuple[int, int, int]]:
         """``(entries in its streams, scheduled, dead)`` of each queue, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
+        streams = len(self.keys.streams("q"))
         for name in queues:
-            pipe.xlen(self.keys.front(name))
-            pipe.xlen(self.keys.queue(name))
+            for stream in self.keys.streams(name):
+                pipe.xlen(stream)
             pipe.zcard(self.keys.scheduled(name))
             pipe.zcard(self.keys.dead(name))
-        n = [int(size) for size in pipe.execute()]
-        return [(n[4 * i] + n[4 * i + 1], n[4 * i + 2], n[4 * i + 3]) for i in range(len(queues))]
+        n, each = [int(size) for size in pipe.execute()], streams + 2
+        return [
+            (sum(n[each * i : each * i + streams]), n[each * i + streams], n[each * i + streams + 1])
+            for i in range(len(queues))
+        ]
 
     def lease_state(self, queue: str) -> tuple[int, int | None]:
         """``(leased entries, time the oldest undelivered entry was added in ms or None)`` of a queue
@@ -109,6 +113,8 @@ class Admin(Part):
         k = self.keys
         removed = 0
         for stream in k.streams(queue):
+            if not self._redis.exists(stream):
+                continue
             self._ensure_group(stream)
             while entries := self._redis.xrange(stream, "-", "+", count=BATCH):
                 ids = [text(f[b"id"]) for _, f in entries if b"id" in f]

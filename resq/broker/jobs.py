@@ -1,4 +1,5 @@
-"""Jobs: find a job's queue, read its record and history, wait for its end, cancel it, and the dead sets.
+"""Jobs: find a job's queue, read its record and history, wait for its end, cancel it, record and read its
+progress, and the dead sets.
 
 Reads made for producers (``Job.status()``, ``Job.result()``) retry a lost connection for
 ``broker_retry_s`` before raising ``BrokerUnavailable``.
@@ -10,15 +11,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from resq.broker.connection import MAX_BLOCK_S, Connection, Part, Pipeline, status_of, text
+from resq.broker.connection import MAX_BLOCK_S, Connection, Part, Pipeline, ScriptSource, status_of, text
 from resq.broker.keys import Keys
 from resq.broker.queues import GROUP, Queues
 from resq.clock import now_ms, to_ms
-from resq.codec import unpack
+from resq.codec import pack, unpack
 from resq.errors import DecodeError
-from resq.job import TERMINAL_STATUSES, JobStatus
+from resq.job import TERMINAL_STATUSES, JobStatus, decode_progress
 
-__all__ = ["Jobs"]
+__all__ = ["JOB_SCRIPT_NAMES", "Jobs"]
+
+#: The scripts of this part that ``resq.broker.SCRIPT_NAMES`` does not list (loaded with the others).
+JOB_SCRIPT_NAMES = ("progress",)
 
 
 class Jobs(Part):
@@ -27,6 +31,7 @@ class Jobs(Part):
     def __init__(self, connection: Connection, keys: Keys, queues: Queues) -> None:
         super().__init__(connection, keys)
         self._queues = queues
+        connection.add_scripts(ScriptSource("resq.broker", JOB_SCRIPT_NAMES, prelude=["_lib.lua"]))
 
     def find_queue(self, job_id: str) -> str | None:
         """The queue whose keys hold job ``job_id``, or None if no queue knows it."""
@@ -130,6 +135,24 @@ class Jobs(Part):
         ]
         args = [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), c.listened(k.events)]
         return status_of(c.with_retry(lambda: c.script("cancel", keys, args)))
+
+    def set_progress(self, queue: str, job_id: str, fraction: float, note: str | None) -> bool:
+        """Record how far a running job is (the ``progress`` script; no history entry), and publish the
+        ``progress`` event when someone listens. Retries a lost connection as producers' calls do.
+
+        Returns:
+            True when recorded; False when the job is not running (or unknown): nothing was written.
+        """
+        k, c, now = self.keys, self.connection, now_ms()
+        value = pack({"fraction": fraction, "note": note, "at_ms": now})
+        args = [repr(fraction), note or "", now, job_id, c.listened(k.events), value]
+        return bool(c.with_retry(lambda: c.script("progress", [k.job(queue, job_id)], args)))
+
+    def progress(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """A job's last recorded progress, ``{"fraction", "note", "at_ms"}``, or None when none was (or it
+        cannot be read)."""
+        raw = self.connection.with_retry(lambda: self._redis.hget(self.keys.job(queue, job_id), "progress"))
+        return decode_progress(raw)
 
     # -- dead jobs --------------------------------------------------------------------------------
 

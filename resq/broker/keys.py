@@ -7,8 +7,10 @@ Cluster open to us without changing the layout.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
+from resq.flow import MAX_PRIORITY
 from resq.settings import validate_name
 
 __all__ = ["Keys"]
@@ -49,22 +51,54 @@ class Keys:
     def _q(self, queue: str) -> str:
         return "{" + self.namespace + ":" + queue + "}"
 
-    def queue(self, queue: str) -> str:
-        """The stream of ids ready to run in ``queue``."""
+    def queue(self, queue: str, priority: int = 0) -> str:
+        """The stream of jobs ready to run in ``queue``: its own for priority 0, one per other priority
+        (``:queue:p5``), read highest first."""
+        if priority:
+            return f"{self._q(queue)}:queue:p{priority}"
         return f"{self._q(queue)}:queue"
+
+    def priority_streams(self, queue: str) -> list[str]:
+        """The stream of every priority of ``queue``, 0 first (the enqueue and promote scripts pick one)."""
+        return [self.queue(queue, p) for p in range(MAX_PRIORITY + 1)]
+
+    def levels(self, queue: str) -> str:
+        """The set of priorities above 0 that jobs of ``queue`` were given (workers read their streams)."""
+        return f"{self._q(queue)}:levels"
 
     def front(self, queue: str) -> str:
         """The stream of jobs given back to ``queue`` (their worker died or stopped), served before the
         queue's own stream: a recovered job goes to the front of its queue, not behind the backlog."""
         return f"{self._q(queue)}:front"
 
-    def stream(self, queue: str, front: bool) -> str:
-        """The front stream of ``queue`` or its own one."""
-        return self.front(queue) if front else self.queue(queue)
+    def stream(self, queue: str, front: bool, priority: int = 0) -> str:
+        """The front stream of ``queue`` or the stream of one of its priorities."""
+        return self.front(queue) if front else self.queue(queue, priority)
 
-    def streams(self, queue: str) -> tuple[str, str]:
-        """The streams of ``queue`` in the order they are served: the front, then the queue."""
-        return self.front(queue), self.queue(queue)
+    def streams(self, queue: str, levels: Iterable[int] | None = None) -> tuple[str, ...]:
+        """The streams of ``queue`` in the order they are served: the front, the streams of its priorities
+        above 0 (``levels``, highest first; None: every one, for a look at what may exist), then its own."""
+        above = range(MAX_PRIORITY, 0, -1) if levels is None else sorted(levels, reverse=True)
+        return (self.front(queue), *(self.queue(queue, p) for p in above), self.queue(queue))
+
+    def slots(self, queue: str, key: str) -> str:
+        """The zset of jobs running under concurrency key ``key`` (id -> start ms): its size is the count
+        the limit holds. Freed by the script that records each one's outcome or gives its lease back."""
+        return f"{self._q(queue)}:slots:{key}"
+
+    def parked(self, queue: str, key: str) -> str:
+        """The list of jobs waiting for a slot of concurrency key ``key`` (each: the entry fields to queue
+        it with again), moved to the queue's front one at a time as slots free."""
+        return f"{self._q(queue)}:parked:{key}"
+
+    def rate(self, queue: str, key: str) -> str:
+        """The zset of the starts of rate key ``key`` within its window (id -> start ms)."""
+        return f"{self._q(queue)}:rate:{key}"
+
+    def rate_next(self, queue: str, key: str) -> str:
+        """When the next job held back by rate key ``key`` is due (ms): held-back jobs are spread over
+        the window instead of all waking when it opens."""
+        return f"{self._q(queue)}:rate:{key}:next"
 
     def broken(self, key: str, at_ms: int) -> str:
         """Where a key of the wrong type is set aside (``Admin.set_aside``): the same hash tag (so the

@@ -11,10 +11,11 @@ the start of the next, because round trips, not Python, are the budget of a job 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -32,11 +33,12 @@ from resq.broker.connection import (
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.errors import BrokenKey
+from resq.flow import NO_FLOW, Flow
 from resq.job import JobStatus
 from resq.log import get_logger
-from resq.outcomes import Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
+from resq.outcomes import Dead, Delivery, Discarded, Held, Lost, Outcome, Retried, Started, Succeeded
 
-__all__ = ["GROUP", "Queues"]
+__all__ = ["GROUP", "NewJob", "Queues"]
 
 log = get_logger("resq.broker")
 
@@ -46,6 +48,25 @@ GROUP = "resq"
 ANNOUNCE_EVERY_S = 60.0
 #: How Redis answers a read of a stream (or a group) that no longer exists.
 STREAM_GONE = ("NOGROUP", "UNBLOCKED")
+
+
+class NewJob(NamedTuple):
+    """A job to store: its id, task, encoded envelope, due time (ms; 0: now) and flow control."""
+
+    job_id: str
+    task: str
+    envelope: bytes
+    due_ms: int = 0
+    flow: Flow = NO_FLOW
+
+
+class _Stream(NamedTuple):
+    """A stream a read takes entries from: its key, its queue, and which of the queue's streams it is."""
+
+    key: str
+    queue: str
+    front: bool
+    priority: int
 
 
 class Queues(Part):
@@ -60,7 +81,15 @@ class Queues(Part):
     # -- producing --------------------------------------------------------------------------------
 
     def enqueue(
-        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0, *, if_absent: bool = False
+        self,
+        queue: str,
+        job_id: str,
+        task: str,
+        envelope: bytes,
+        due_ms: int = 0,
+        *,
+        if_absent: bool = False,
+        flow: Flow = NO_FLOW,
     ) -> tuple[JobStatus | None, bool]:
         """Store a job and queue it (or schedule it when ``due_ms`` is in the future), retrying a lost
         connection for ``broker_retry_s``.
@@ -73,16 +102,15 @@ class Queues(Part):
             ``(status, created)``: ``created`` is False when a live job with this id already existed
             (with ``if_absent``: when any record existed; its status is None when it has none).
         """
-        return self.enqueue_many(queue, [(job_id, task, envelope, due_ms)], if_absent=if_absent)[0]
+        return self.enqueue_many(queue, [NewJob(job_id, task, envelope, due_ms, flow)], if_absent=if_absent)[0]
 
     def enqueue_many(
-        self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], *, if_absent: bool = False
+        self, queue: str, jobs: Sequence[NewJob], *, if_absent: bool = False
     ) -> list[tuple[JobStatus | None, bool]]:
         """Store jobs of one queue in one round trip and one script call, as :meth:`enqueue` does each.
 
         Args:
-            jobs: ``(job id, task name, envelope, due ms or 0)`` of each job (a chunk: the caller splits
-                large batches, so that one script call stays short).
+            jobs: the jobs (a chunk: the caller splits large batches, so that one script call stays short).
 
         Returns:
             ``(status, created)`` of each job, in order.
@@ -94,7 +122,7 @@ class Queues(Part):
         return replies
 
     def enqueue_chunks(
-        self, chunks: Iterable[tuple[str, Sequence[tuple[str, str, bytes, int]]]]
+        self, chunks: Iterable[tuple[str, Sequence[NewJob]]]
     ) -> Iterator[list[tuple[JobStatus | None, bool]]]:
         """Enqueue chunks as :meth:`enqueue_many` does each, yielding each one's ``(status, created)``
         pairs in order; a chunk is sent before the one before it is answered, so the caller builds the
@@ -112,9 +140,7 @@ class Queues(Part):
             for unread in in_flight:  # an error (or the caller) ended the loop: their connections go
                 unread.close()
 
-    def _enqueue_build(
-        self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool
-    ) -> Callable[[Pipeline], None]:
+    def _enqueue_build(self, queue: str, jobs: Sequence[NewJob], if_absent: bool) -> Callable[[Pipeline], None]:
         """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up when a job is due later."""
         keys, args, due = self._enqueue_call(queue, jobs, if_absent, self.connection.listened(self.keys.events))
 
@@ -126,24 +152,25 @@ class Queues(Part):
         return build
 
     def _enqueue_call(
-        self, queue: str, jobs: Sequence[tuple[str, str, bytes, int]], if_absent: bool, channel: str
+        self, queue: str, jobs: Sequence[NewJob], if_absent: bool, channel: str
     ) -> tuple[list[str], list[Any], int]:
         """The enqueue script's keys and arguments for ``jobs``, and the earliest later due time (0: none)."""
         k = self.keys
-        keys = [k.queue(queue), k.scheduled(queue)]
-        args: list[Any] = [now_ms(), queue, channel, "nx" if if_absent else ""]
-        for job_id, task, envelope, due_ms in jobs:
-            keys += [k.job(queue, job_id), k.done(queue, job_id)]
-            args += [job_id, envelope, due_ms, task]
-        return keys, args, min((job[3] for job in jobs if job[3]), default=0)
+        keys = [k.levels(queue), k.scheduled(queue)]
+        args: list[Any] = [now_ms(), queue, channel, "nx" if if_absent else "", GROUP]
+        for job in jobs:
+            flow = job.flow
+            keys += [k.job(queue, job.job_id), k.done(queue, job.job_id), k.queue(queue, flow.priority)]
+            args += [job.job_id, job.envelope, job.due_ms, job.task, flow.priority, flow.packed()]
+        return keys, args, min((job.due_ms for job in jobs if job.due_ms), default=0)
 
     async def aenqueue(
-        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0
+        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0, *, flow: Flow = NO_FLOW
     ) -> tuple[JobStatus | None, bool]:
         """:meth:`enqueue` for ``async`` code, on the running loop's ``redis.asyncio`` client: the loop is
         never blocked (the same script, the same retry of a lost connection for ``broker_retry_s``)."""
         channel = self.connection.listened(self.keys.events, look=False)
-        keys, args, due = self._enqueue_call(queue, [(job_id, task, envelope, due_ms)], False, channel)
+        keys, args, due = self._enqueue_call(queue, [NewJob(job_id, task, envelope, due_ms, flow)], False, channel)
         client = self.connection.async_client
         if self._announce_due(queue):
             await client.sadd(self.keys.queues, queue)  # advisory, as in _announce; a failure raises here
@@ -188,10 +215,12 @@ class Queues(Part):
     # -- consuming --------------------------------------------------------------------------------
 
     def ensure_groups(self, queues: Iterable[str]) -> None:
-        """Create the consumer group of each queue (and its stream) if missing, then add the queues to
-        the namespace's set of queues (last: an error there leaves the groups made)."""
+        """Create the consumer group of each queue's streams (its front, its own, and those of the
+        priorities its jobs were given) if missing, then add the queues to the namespace's set of queues
+        (last: an error there leaves the groups made)."""
         queues = list(queues)
-        for stream in (s for queue in queues for s in self.keys.streams(queue)):
+        levels = self.levels(queues)
+        for stream in (s for queue in queues for s in self.keys.streams(queue, levels.get(queue, ()))):
             try:
                 self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
@@ -200,25 +229,47 @@ class Queues(Part):
         if queues:
             self._redis.sadd(self.keys.queues, *queues)
 
-    def fetch(self, consumer: str, queues: Sequence[str], count: int, block_s: float | None) -> list[Delivery]:
+    def fetch(
+        self,
+        consumer: str,
+        queues: Sequence[str],
+        count: int,
+        block_s: float | None,
+        levels: Mapping[str, Sequence[int]] | None = None,
+    ) -> list[Delivery]:
         """Lease up to ``count`` new entries, blocking up to ``block_s`` (None: not at all).
 
-        Strict priority: the queues are tried in order without blocking and the first that has
-        entries wins; only when all are empty does one blocking read wait on all of them at once. Each
-        read takes a queue's front stream (jobs given back) with its own, the front first.
+        Strict priority: the queues are tried in order without blocking, and within a queue its
+        priorities (``levels``: the ones above 0 its jobs were given, see :meth:`levels`) from the highest;
+        the first read that finds entries wins. Only when all are empty does one blocking read wait on
+        all of them at once. A queue's front stream (jobs given back) is read with its first read.
         """
-        if len(queues) > 1:
-            for queue in queues:
-                found = self._read(consumer, [queue], count, None)
+        reads = [read for queue in queues for read in self._reads(queue, (levels or {}).get(queue, ()))]
+        if len(reads) > 1:
+            for read in reads:
+                found = self._read(consumer, read, count, None)
                 if found:
                     return found
             if block_s is None:
                 return []
         block = None if block_s is None else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
-        return self._read(consumer, queues, count, block)
+        return self._read(consumer, [stream for read in reads for stream in read], count, block)
 
-    def _read(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None) -> list[Delivery]:
-        by_key = {stream: q for q in queues for stream in self.keys.streams(q)}
+    def _reads(self, queue: str, levels: Sequence[int]) -> list[list[_Stream]]:
+        """The reads of one queue, in the order tried: its front with its highest priority, then each
+        lower one (a queue without priorities: one read of its front and its own stream)."""
+        k = self.keys
+        ordered = [*sorted(levels, reverse=True), 0]
+        reads = [[_Stream(k.queue(queue, p), queue, False, p)] for p in ordered]
+        reads[0].insert(0, _Stream(k.front(queue), queue, True, 0))
+        return reads
+
+    def levels(self, queues: Sequence[str]) -> dict[str, list[int]]:
+        """The priorities above 0 that jobs of each queue were given (queues with none are left out)."""
+        return self.look(queues)[1]
+
+    def _read(self, consumer: str, streams: Sequence[_Stream], count: int, block_ms: int | None) -> list[Delivery]:
+        by_key = {s.key: s for s in streams}
         try:
             reply = self._redis.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
         except ResponseError as exc:
@@ -226,14 +277,13 @@ class Queues(Part):
                 self._raise_broken(list(by_key), exc)
             # The stream went (FLUSHDB, FLUSHALL, DEL, a restart from an empty dataset): NOGROUP on the next
             # read, UNBLOCKED for a read blocked on it then. Recreate the stream and its group and go on.
-            self.ensure_groups(queues)
+            self.ensure_groups(dict.fromkeys(s.queue for s in streams))
             return []
         found: dict[str, list[Delivery]] = {}
         now = now_ms()
         for stream, entries in reply or []:
-            key = text(stream)
-            queue, front = by_key[key], key == self.keys.front(by_key[key])
-            found[key] = [_delivery(queue, entry, fields, front, now) for entry, fields in entries]
+            s = by_key[text(stream)]
+            found[s.key] = [_delivery(s.queue, entry, fields, s.front, now, s.priority) for entry, fields in entries]
         deliveries = [d for key in by_key for d in found.get(key, [])]
         if len(deliveries) > count:
             self._hand_back_extra(deliveries[count:])
@@ -282,7 +332,7 @@ class Queues(Part):
         Returns:
             What to run (or, through ``Started.runnable``, that the job must not run).
         """
-        k, q, now = self.keys, delivery.queue, now_ms()
+        k, now = self.keys, now_ms()
         channel = self.connection.listened(k.events)
         marks: list[tuple[int, Outcome]] = []
         counters: list[tuple[int, str]] = []
@@ -291,12 +341,8 @@ class Queues(Part):
             marks[:] = self._add_outcomes(pipe, outcomes, now, channel)
             counters[:] = self._add_counters(pipe, counted)
             if delivery.job_id is not None:
-                self.connection.eval(
-                    pipe,
-                    "start",
-                    [k.job(q, delivery.job_id), k.stream(q, delivery.front)],
-                    [worker_id, now, delivery.entry, delivery.job_id, channel],
-                )
+                keys, args = self._start_call(worker_id, delivery, now, channel)
+                self.connection.eval(pipe, "start", keys, args)
 
         replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
         refused = _log_refused(marks, replies)
@@ -305,7 +351,34 @@ class Queues(Part):
         envelope, attempt, status, *more = replies[-1]
         envelope = envelope or delivery.fields.get(b"envelope")  # enqueued jobs carry it in their entry
         orphaned = bool(more and more[0])
-        return Started(delivery, envelope or None, int(attempt), status_of(status), orphan=orphaned, refused=refused)
+        held = text(more[1]) if len(more) > 1 else None
+        return Started(
+            delivery, envelope or None, int(attempt), status_of(status), orphan=orphaned, refused=refused, held=held
+        )
+
+    def _start_call(self, worker_id: str, delivery: Delivery, now: int, channel: str) -> tuple[list[str], list[Any]]:
+        """The start script's keys and arguments: a job with flow control names the keys of its limits."""
+        k, q, job_id = self.keys, delivery.queue, str(delivery.job_id)
+        keys = [k.job(q, job_id), k.stream(q, delivery.front, delivery.priority)]
+        args: list[Any] = [worker_id, now, delivery.entry, job_id, channel]
+        flow = delivery.flow
+        if not flow.gated:
+            return keys, args
+        slot_key, rate_key = flow.concurrency_key or "", flow.rate_key or ""
+        keys += [k.scheduled(q), k.front(q), k.done(q, job_id), k.slots(q, slot_key), k.parked(q, slot_key)]
+        keys += [k.rate(q, rate_key), k.rate_next(q, rate_key)]
+        ttl = to_ms(self.settings.result_ttl)
+        args += [GROUP, flow.concurrency, flow.rate, flow.rate_window_ms, flow.expires_ms, ttl]
+        return keys, [*args, delivery.fields.get(b"flow", b""), k.wakeup]
+
+    def _slot_call(self, delivery: Delivery) -> tuple[list[str], list[Any]]:
+        """The keys and argument an outcome script appends to free the job's concurrency slot (none for a
+        job without a concurrency key)."""
+        flow = delivery.flow
+        if flow.concurrency_key is None:
+            return [], []
+        k, q = self.keys, delivery.queue
+        return [k.slots(q, flow.concurrency_key), k.parked(q, flow.concurrency_key), k.front(q)], [flow.concurrency]
 
     def record(self, outcomes: Sequence[Outcome], counted: Sequence[Outcome] | None = None) -> tuple[Outcome, ...]:
         """Record outcomes (results, retries, deaths, cancellations, discards) in one round trip.
@@ -352,39 +425,44 @@ class Queues(Part):
         where each outcome's first reply will be, to find the ones a script refused."""
         marks = []
         for outcome in outcomes:
-            marks.append((len(pipe.commands), outcome))
+            if not isinstance(outcome, Held):  # recorded by its start already: no command, no reply
+                marks.append((len(pipe.commands), outcome))
             self._add_outcome(pipe, outcome, now, channel)
         return marks
 
     def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int, channel: str) -> None:
         k, d, s, run = self.keys, outcome.delivery, self.settings, self.connection.eval
-        q, job_id, stream = d.queue, outcome.job_id, k.stream(d.queue, d.front)
+        q, job_id, stream = d.queue, outcome.job_id, k.stream(d.queue, d.front, d.priority)
+        slot_keys, slot_args = self._slot_call(d)
+        if isinstance(outcome, Held):
+            return  # the start script took the entry out of the stream and recorded what became of the job
         if isinstance(outcome, Discarded):
             pipe.xack(stream, GROUP, d.entry)
             pipe.xdel(stream, d.entry)
         elif isinstance(outcome, Succeeded):
-            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
-            run(pipe, "succeed", keys, [*args, _carried(d)])
+            run(pipe, "succeed", keys, [*args, _carried(d), *slot_args])
         elif isinstance(outcome, Retried):
-            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id)]
+            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id), *slot_keys]
             args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]
-            run(pipe, "retry", keys, [*args, _carried(d), to_ms(s.result_ttl)])
+            counts = "0" if outcome.snoozed else "1"
+            run(pipe, "retry", keys, [*args, _carried(d), to_ms(s.result_ttl), counts, *slot_args])
             pipe.publish(k.wakeup, outcome.due_ms)
         elif isinstance(outcome, Lost):
             self._add_release(pipe, d, "lost", outcome.error, now, channel)
             pipe.srem(k.cancel_requests(q), job_id)  # a cancellation asked for meanwhile must not linger
         elif isinstance(outcome, Dead):
-            keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
             dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
             attempt = "1" if outcome.failed_attempt else "0"
             payload = outcome.raw or _carried(d)
             args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, payload, outcome.duration_ms]
-            run(pipe, "dead", keys, [*args, channel, attempt])
+            run(pipe, "dead", keys, [*args, channel, attempt, *slot_args])
         else:
-            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q)]
+            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
             args = [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, channel, _carried(d)]
-            run(pipe, "cancelled", keys, args)
+            run(pipe, "cancelled", keys, [*args, *slot_args])
 
     def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` (running in ``queue``) someone asked to cancel."""
@@ -416,26 +494,38 @@ class Queues(Part):
 
     def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int, channel: str) -> None:
         k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
-        keys = [k.stream(q, delivery.front), k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q)]
+        stream = k.stream(q, delivery.front, delivery.priority)
+        keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q), k.cancel_requests(q)]
         dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
         args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
-        ttl = to_ms(s.result_ttl)
-        self.connection.eval(pipe, "release", [*keys, k.cancel_requests(q)], [*args, _carried(delivery), ttl])
+        ttl, flow = to_ms(s.result_ttl), delivery.fields.get(b"flow", b"")
+        slot_keys, slot_args = self._slot_call(delivery)
+        self.connection.eval(pipe, "release", [*keys, *slot_keys], [*args, _carried(delivery), ttl, flow, *slot_args])
 
     def pending_of(self, queue: str, consumer: str, limit: int = 1000) -> list[Delivery]:
-        """The entries of ``queue`` (its front stream, then its own) leased by ``consumer``."""
+        """The entries of ``queue`` (its front stream, then the streams of its priorities, highest
+        first) leased by ``consumer``."""
         deliveries = []
-        for stream in self.keys.streams(queue):
-            try:
-                pending = self._redis.xpending_range(stream, GROUP, "-", "+", limit, consumername=consumer)
-            except ResponseError:
-                continue
-            front = stream == self.keys.front(queue)
-            for item in pending:
-                entry = item["message_id"]
-                found = self._redis.xrange(stream, entry, entry)
-                deliveries.append(_delivery(queue, entry, found[0][1] if found else {}, front))
+        for read in self._reads(queue, self.levels([queue]).get(queue, ())):
+            for s in read:
+                try:
+                    pending = self._redis.xpending_range(s.key, GROUP, "-", "+", limit, consumername=consumer)
+                except ResponseError:
+                    continue
+                for item in pending:
+                    entry = item["message_id"]
+                    found = self._redis.xrange(s.key, entry, entry)
+                    deliveries.append(_delivery(queue, entry, found[0][1] if found else {}, s.front, 0, s.priority))
         return deliveries
+
+    def with_fields(self, delivery: Delivery) -> Delivery:
+        """``delivery`` with the fields its entry carries (a supervisor knows a child's lease by its id
+        only: the outcome needs the entry's flow control to free the job's slot)."""
+        if delivery.fields:
+            return delivery
+        stream = self.keys.stream(delivery.queue, delivery.front, delivery.priority)
+        found = self._redis.xrange(stream, delivery.entry, delivery.entry)
+        return dataclasses.replace(delivery, fields=dict(found[0][1])) if found else delivery
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:
         """The consumers of a queue's groups (front and own stream) with their pending count and idle
@@ -473,12 +563,23 @@ class Queues(Part):
 
     def paused(self, queues: Sequence[str]) -> set[str]:
         """Which of ``queues`` are paused, in one round trip."""
+        return self.look(queues)[0]
+
+    def look(self, queues: Sequence[str]) -> tuple[set[str], dict[str, list[int]]]:
+        """Which of ``queues`` are paused, and the priorities above 0 of each (see :meth:`levels`), in one
+        round trip: what a worker reads with each batch."""
         if not queues:
-            return set()
+            return set(), {}
         pipe = self._redis.pipeline(transaction=False)
         for queue in queues:
             pipe.exists(self.keys.paused(queue))
-        return {queue for queue, flag in zip(queues, pipe.execute(), strict=True) if flag}
+            pipe.smembers(self.keys.levels(queue))
+        replies = pipe.execute()
+        paused = {queue for i, queue in enumerate(queues) if replies[2 * i]}
+        levels = {
+            queue: sorted(int(p) for p in replies[2 * i + 1]) for i, queue in enumerate(queues) if replies[2 * i + 1]
+        }
+        return paused, levels
 
     # -- scheduled jobs ---------------------------------------------------------------------------
 
@@ -489,8 +590,9 @@ class Queues(Part):
             ``(moved, next_due_ms)``; ``next_due_ms`` is None when nothing else is scheduled.
         """
         k = self.keys
-        args = [now_ms() if now is None else now, limit, k.job_prefix(queue), self.connection.listened(k.events)]
-        moved, nxt = self.connection.script("promote", [k.scheduled(queue), k.queue(queue)], args)
+        args = [now_ms() if now is None else now, limit, k.job_prefix(queue), self.connection.listened(k.events), GROUP]
+        keys = [k.scheduled(queue), k.levels(queue), *k.priority_streams(queue)]
+        moved, nxt = self.connection.script("promote", keys, args)
         return int(moved), (None if int(nxt) < 0 else int(nxt))
 
     def run_now(self, queue: str, job_id: str) -> tuple[bool, JobStatus | None]:
@@ -515,8 +617,9 @@ class Queues(Part):
         return sorted(text(q) for q in self._redis.smembers(self.keys.queues))
 
 
-#: The fields of a resq stream entry: the job id, and its envelope while it waits in the stream.
-ENTRY_FIELDS = frozenset((b"id", b"envelope"))
+#: The fields of a resq stream entry: the job id, its envelope while it waits in the stream, and its flow
+#: control (``resq/flow.py``) when it has any.
+ENTRY_FIELDS = frozenset((b"id", b"envelope", b"flow"))
 #: The longest job id a worker takes from a stream entry, in bytes (longer ones make it foreign).
 MAX_ID_BYTES = 1024
 
@@ -544,10 +647,15 @@ def _carried(delivery: Delivery) -> bytes:
 
 
 def _delivery(
-    queue: str, entry: bytes | str, fields: dict[bytes, bytes] | None, front: bool = False, fetched_ms: int = 0
+    queue: str,
+    entry: bytes | str,
+    fields: dict[bytes, bytes] | None,
+    front: bool = False,
+    fetched_ms: int = 0,
+    priority: int = 0,
 ) -> Delivery:
     fields = fields or {}
-    return Delivery(queue, text(entry), _job_id(fields), fields, front, fetched_ms)
+    return Delivery(queue, text(entry), _job_id(fields), fields, front, priority, fetched_ms)
 
 
 def _job_id(fields: dict[bytes, bytes]) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from resq.broker.connection import Part, Pipeline, as_int, text
-from resq.outcomes import Cancelled, Dead, Lost, Outcome, Retried, Succeeded
+from resq.outcomes import Cancelled, Dead, Held, Lost, Outcome, Retried, Succeeded
 
 __all__ = [
     "COUNTERS",
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: Counters kept per day and in total (``Keys.stat``).
-COUNTERS = ("processed", "failed", "retried", "dead", "cancelled")
+COUNTERS = ("processed", "failed", "retried", "dead", "cancelled", "expired", "parked", "throttled", "snoozed")
 #: Upper bounds of the job duration histogram, in milliseconds.
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
 #: Counters also kept per minute (``Keys.stat_minutes``, two hours): the dashboard's chart of the last hour.
@@ -50,7 +50,9 @@ def counter_names(outcome: Outcome) -> tuple[str, ...]:
     if isinstance(outcome, Succeeded):
         return ("processed",)
     if isinstance(outcome, Retried):
-        return ("processed", "failed", "retried")
+        return ("processed", "snoozed") if outcome.snoozed else ("processed", "failed", "retried")
+    if isinstance(outcome, Held):
+        return (outcome.held,)
     if isinstance(outcome, Dead):
         return ("processed", "failed", "dead") if outcome.failed_attempt else ("dead",)
     if isinstance(outcome, Lost):
@@ -63,7 +65,7 @@ def counter_names(outcome: Outcome) -> tuple[str, ...]:
 def _waited_ms(outcome: Outcome) -> int | None:
     """How long the job of an outcome waited in its queue before its worker fetched it (None: unknown,
     or the attempt did not run)."""
-    if isinstance(outcome, Cancelled) or not outcome.delivery.fetched_ms:
+    if isinstance(outcome, Cancelled | Held) or not outcome.delivery.fetched_ms:
         return None
     added = entry_ms(outcome.delivery.entry)
     return None if added is None else max(0, outcome.delivery.fetched_ms - added)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ __all__ = [
     "events",
     "format_event",
     "format_job",
+    "format_progress",
     "job",
     "queues",
     "stats",
@@ -403,6 +405,8 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
         ("args", json.dumps(info.get("args"), default=str)),
         ("kwargs", json.dumps(info.get("kwargs"), default=str)),
     ]
+    if info.get("progress"):
+        fields.insert(5, ("progress", format_progress(info["progress"])))
     if info.get("status") == JobStatus.SUCCEEDED:
         fields.append(("result", truncate(json.dumps(info.get("result"), default=str), 200)))
     if error:
@@ -421,6 +425,15 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
             ).splitlines()
         ]
     return "\n".join(lines)
+
+
+def format_progress(progress: dict[str, Any]) -> str:
+    """A job's last progress report (``info()["progress"]``) as ``42%  page 3 of 7  (2s ago)``."""
+    percent = math.floor(float(progress.get("fraction") or 0.0) * 100 + 1e-9)
+    at = progress.get("at")
+    age = "-" if not isinstance(at, datetime) else ago(max(0.0, (datetime.now(UTC) - at).total_seconds()))
+    note = truncate(progress["note"], 100) if progress.get("note") else ""
+    return "  ".join(part for part in (f"{percent}%", note, f"({age} ago)") if part)
 
 
 def _details(event: dict[str, Any]) -> str:

@@ -60,7 +60,7 @@ class Board:
         queue, entry = delivery.queue.encode(), delivery.entry.encode()
         job_id = str(delivery.job_id).encode("utf-8", "replace")
         room = ROW_BYTES - _HEAD.size - len(queue) - len(entry)
-        flags = (_CUT if len(job_id) > room else 0) | (_FRONT if delivery.front else 0)
+        flags = (_CUT if len(job_id) > room else 0) | (_FRONT if delivery.front else 0) | delivery.priority << 4
         self._write(row, began, queue, entry, job_id[:room], flags)
 
     def end(self, row: int) -> None:
@@ -100,7 +100,7 @@ class Board:
                 return None
             queue, entry = data[:n_queue].decode(), data[n_queue : n_queue + n_entry].decode()
             job_id = data[n_queue + n_entry :].decode("utf-8", "replace")
-            delivery = Delivery(queue, entry, job_id, {}, front=bool(flags & _FRONT))
+            delivery = Delivery(queue, entry, job_id, {}, front=bool(flags & _FRONT), priority=flags >> 4)
             return Running(delivery, began, seq, whole=not flags & _CUT)
         return None
 

@@ -27,7 +27,7 @@ from resq.errors import BrokerError, BrokerUnavailable
 from resq.failures import error_record
 from resq.log import get_logger
 from resq.maintenance import BROKEN_KEY_HINT, command_refused, set_aside
-from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Lost, Outcome, Retried, Started, Succeeded
+from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Held, Lost, Outcome, Retried, Started, Succeeded
 from resq.worker.executor import Executor
 from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
@@ -63,6 +63,7 @@ OUTCOME_KINDS: dict[type, str] = {
     Lost: "lost",
     Cancelled: "cancelled",
     Discarded: "discarded",
+    Held: "held",
 }
 
 
@@ -175,8 +176,10 @@ class Consumer:
         self._counted_at = time.monotonic()
         #: when a refused command was last logged (monotonic)
         self._refused_logged = -REFUSED_LOG_EVERY_S
-        #: the paused queues among ``queues``, and when the consumer last looked (monotonic)
+        #: the paused queues among ``queues``, their priorities above 0, and when the consumer last looked
+        #: at both (monotonic)
         self._paused: set[str] = set()
+        self._levels: dict[str, list[int]] = {}
         self._pauses_looked = -PAUSED_LOOK_S
 
     def run(self) -> None:
@@ -226,7 +229,7 @@ class Consumer:
             deliveries, waited = self._fetch(block_s), block_s is not None
         if not deliveries and self.burst and not self._wait_for_due_jobs():
             # Another process (the supervisor, a scheduler) may have promoted a job meanwhile: look once more.
-            deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.batch_size, None)
+            deliveries = self.broker.queues.fetch(self.worker_id, self.queues, self.batch_size, None, self._levels)
             if not deliveries:
                 return StepReport(drained=True)
         if not deliveries:
@@ -249,7 +252,7 @@ class Consumer:
             if not queues:  # every queue is paused: look again a little later
                 self.state.stopping.wait(min(block_s or 0.0, PAUSED_LOOK_S))
                 return []
-            return self.broker.queues.fetch(self.worker_id, queues, self.batch_size, block_s)
+            return self.broker.queues.fetch(self.worker_id, queues, self.batch_size, block_s, self._levels)
         finally:
             if main:
                 self.state.waiting_on_main = False
@@ -262,7 +265,8 @@ class Consumer:
         return [q for q in self.queues if q not in self._paused] if self._paused else self.queues
 
     def _look_at_pauses(self) -> None:
-        self._paused = self.broker.queues.paused(self.queues)
+        """Read the queues' pause flags and priorities (the streams a fetch reads), in one round trip."""
+        self._paused, self._levels = self.broker.queues.look(self.queues)
         self._pauses_looked = time.monotonic()
 
     def _not_paused(self, deliveries: list[Delivery], waited: bool) -> list[Delivery]:
@@ -356,6 +360,9 @@ class Consumer:
         delivery = started.delivery
         if delivery.foreign:
             return self._foreign_entry_dead(delivery)
+        if started.held is not None:
+            log.info(started.held, job_id=delivery.job_id, queue=delivery.queue)
+            return Held(delivery, str(delivery.job_id), started.held)
         if not started.runnable:
             if started.orphan:
                 return self._orphan_dead(delivery)

@@ -14,14 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from resq.app import Resq
-from resq.clock import to_ms
+from resq.clock import now_ms, to_ms
 from resq.codec import Envelope, decode_envelope, pack
 from resq.context import _current
-from resq.errors import ConfigError, DecodeError, DecryptError, SkipJob
+from resq.errors import ConfigError, DecodeError, DecryptError, SkipJob, Snooze
 from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.job import Job
 from resq.log import get_logger, job_context
-from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Started, Succeeded
+from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Retried, Started, Succeeded
+from resq.retry import to_seconds
 from resq.sealing import Keyring, keyring, open_envelope, seal_result
 from resq.task import Task
 from resq.worker.timeouts import time_limits
@@ -121,6 +122,8 @@ class Executor:
             else:
                 result = self._call(task, envelope)
             encoded = pack(result) if keys is None else seal_result(pack(result), job.id, keys)
+        except Snooze as exc:
+            return self._snoozed(task, job, d, exc, _elapsed_ms(began))
         except CancelInterrupt:
             log.info("cancelled", reason="cancelled while running", duration_ms=_elapsed_ms(began))
             return Cancelled(d, job.id, "cancelled while running", task=task.name)
@@ -155,6 +158,14 @@ class Executor:
             return task.fn(*envelope.args, **envelope.kwargs)
         with time_limits(options.soft_timeout, options.timeout):
             return task.fn(*envelope.args, **envelope.kwargs)
+
+    def _snoozed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: Snooze, duration: int) -> Outcome:
+        """The task asked to run later (``Snooze``, ``RateLimited``): scheduled again, no attempt counted."""
+        delay = max(0.0, to_seconds(exc.delay))  # type: ignore[arg-type]
+        due = now_ms() + int(delay * 1000)
+        log.info("snoozed", reason=exc.reason, retry_in_s=delay, duration_ms=duration)
+        error = error_record(None, type(exc).__name__, exc.reason)
+        return Retried(d, job.id, error, due, duration, task=task.name, snoozed=True)
 
     def _failed(self, task: Task[Any, Any], job: Job[Any], d: Delivery, exc: BaseException, duration: int) -> Outcome:
         return failed_attempt(self.app, task, job, d, exc, duration)

@@ -24,16 +24,18 @@ class _JobReport:
     thread: int
     #: the entry is in the queue's front stream
     front: bool = False
+    #: the priority whose stream holds the entry
+    priority: int = 0
 
     @classmethod
     def of(cls, delivery: Delivery, thread: int) -> Self:
         """The report of ``delivery`` running on ``thread`` (its fields stay behind)."""
-        return cls(delivery.queue, delivery.entry, delivery.job_id, thread, delivery.front)
+        return cls(delivery.queue, delivery.entry, delivery.job_id, thread, delivery.front, delivery.priority)
 
     @property
     def delivery(self) -> Delivery:
         """The delivery reported, without its fields (the supervisor needs queue, entry, id and stream)."""
-        return Delivery(self.queue, self.entry, self.job_id, {}, self.front)
+        return Delivery(self.queue, self.entry, self.job_id, {}, self.front, self.priority)
 
 
 @dataclass(frozen=True)

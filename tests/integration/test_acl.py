@@ -48,6 +48,11 @@ def double(x: int) -> int:
     return 2 * x
 
 
+@app.task(name="acl.limited", concurrency=1, concurrency_key=lambda user, **_: user, rate_limit="100/s", priority=5)
+def limited(user: str) -> str:
+    return user
+
+
 @app.task(name="acl.flaky", retries=2, backoff=0.05)
 def flaky() -> int:
     """Fails its first attempt, succeeds on the retry."""
@@ -176,6 +181,7 @@ def test_everything_runs_as_the_least_privilege_user(
     mapped = double.map(range(3))
     mixed = app.enqueue_many([(double, (10,)), ("acl.double", (11,), {})], queue="other")
     retried, dead, crashed = flaky.delay(), doomed.delay(), crashes_once.delay()
+    flow = [limited.delay("ada"), limited.delay("ada")]  # a priority, a concurrency key and a rate limit
     far = double.enqueue_in(3600, 0)
     assert far.cancel() == JobStatus.CANCELLED
     assert first.result(timeout=15) == 42
@@ -185,6 +191,7 @@ def test_everything_runs_as_the_least_privilege_user(
     with pytest.raises(JobFailed, match="this job always fails"):
         dead.result(timeout=10)
     assert crashed.result(timeout=15) == 2
+    assert [j.result(timeout=10) for j in flow] == ["ada", "ada"]
     assert app.job(first.id).info()["status"] == "succeeded"
 
     running = sleeps.delay(30)

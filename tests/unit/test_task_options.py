@@ -249,6 +249,7 @@ def test_public_api_names() -> None:
         "retrying",
         "dead",
         "cancelled",
+        "expired",
     }
     assert resq.current_job() is None
 

@@ -172,3 +172,27 @@ local function resq_fields(job_key, ...)
   if f.err then return nil, resq_broken(job_key, 'hash', redis.call('TYPE', job_key).ok) end
   return f
 end
+
+-- Concurrency limits (resq/flow.py). A job with a concurrency key holds a slot, its id in the key's
+-- `slots` zset, from its start until its attempt's outcome is recorded or its lease is given back; a job
+-- that finds every slot taken waits in the key's `parked` list (its entry fields: id and flow), out of
+-- the queue, so the jobs behind it go on. Each slot freed moves the first parked job to the queue's
+-- front stream: a turn is passed on, never lost, since the slot's end and the move are one script.
+
+-- Pass a turn: when `slots_key` has room under `limit`, the first parked job goes to the front stream.
+local function resq_pass_turn(slots_key, parked_key, front_key, limit)
+  if redis.call('ZCARD', slots_key) >= limit then return end
+  local parked = redis.call('LPOP', parked_key)
+  if not parked then return end
+  local ok, fields = pcall(cmsgpack.unpack, parked)
+  if ok and type(fields) == 'table' then redis.call('XADD', front_key, '*', unpack(fields)) end
+end
+
+-- Free the slot of `job_id` (if it holds one) and pass the turn on: called by every script that ends an
+-- attempt or gives a lease back, with the three keys the worker appends after the script's own (`k` is
+-- the index of the first; none when the job has no concurrency key) and the limit in ARGV[`a`].
+local function resq_free_slot(k, a, job_id)
+  if not KEYS[k] then return end
+  redis.call('ZREM', KEYS[k], job_id)
+  resq_pass_turn(KEYS[k], KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[a]))
+end

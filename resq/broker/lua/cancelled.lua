@@ -2,6 +2,8 @@
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] done list   KEYS[4] cancel set
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] job id   ARGV[4] now (ms)   ARGV[5] ttl (ms)
 -- ARGV[6] reason   ARGV[7] events channel ('' = none)   ARGV[8] the envelope the stream entry carried ('' if none)
+-- For a job with a concurrency key: KEYS[5] its slots zset   KEYS[6] its parked list   KEYS[7] the front
+-- stream   ARGV[9] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
@@ -11,6 +13,7 @@ broken = resq_guard(KEYS[4], 'set', f[8] and KEYS[3], 'list')
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[8])
+resq_free_slot(5, 9, ARGV[3])
 redis.call('SREM', KEYS[4], ARGV[3])
 if not f[1] then return 0 end
 resq_set_envelope(KEYS[2], ARGV[8])

@@ -6,6 +6,8 @@
 -- stream entry carried, or a foreign entry's raw fields ('' if none)
 -- ARGV[11] duration (ms)   ARGV[12] events channel ('' = none)
 -- ARGV[13] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
+-- For a job with a concurrency key: KEYS[6] its slots zset   KEYS[7] its parked list   KEYS[8] the front
+-- stream   ARGV[14] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- Returns: 1, or -1 when the lease is stale (the job was given back since: nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'cancel_requested', 'entry')
@@ -14,6 +16,7 @@ broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[9] and KEYS[5],
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[10])
+resq_free_slot(6, 14, ARGV[5])
 local err = resq_error_text(ARGV[3])
 local failed = ARGV[13] == '1'
 if failed then

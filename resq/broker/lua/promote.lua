@@ -1,22 +1,34 @@
--- promote: move due jobs from a queue's scheduled set into its stream, atomically.
+-- promote: move due jobs from a queue's scheduled set into its streams, atomically.
 -- Any number of schedulers and workers may run it at once: a job moves exactly once.
--- KEYS[1] scheduled zset   KEYS[2] queue stream
+-- KEYS[1] scheduled zset   KEYS[2] levels set (the queue's priorities above 0)
+-- KEYS[3 + p] the stream of priority p, for p = 0 to 9
 -- ARGV[1] now (ms)   ARGV[2] batch limit   ARGV[3] job key prefix   ARGV[4] events channel ('' = none)
+-- ARGV[5] consumer group
 -- (the prefix carries the same hash tag as KEYS, so the keys built from it live in the same slot)
 -- Returns: {moved, next due (ms) or -1}
-local broken = resq_guard(KEYS[1], 'zset', KEYS[2], 'stream')
+local broken = resq_guard(KEYS[1], 'zset', KEYS[3], 'stream')
 if broken then return broken end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
 for _, id in ipairs(ids) do
   local job_key = ARGV[3] .. id
   local f
-  f, broken = resq_fields(job_key, 'status', 'task', 'queue', 'attempt', 'history')
+  f, broken = resq_fields(job_key, 'status', 'task', 'queue', 'attempt', 'history', 'priority', 'flow')
   if not f then return broken end  -- the jobs moved so far stay moved: each move is whole
   redis.call('ZREM', KEYS[1], id)
   local status = f[1]
   if status == 'scheduled' or status == 'retrying' then
-    local entry = redis.call('XADD', KEYS[2], '*', 'id', id)
+    local priority = tonumber(f[6]) or 0
+    local stream = KEYS[3 + priority] or KEYS[3]
+    local entry
+    if f[7] then
+      entry = redis.call('XADD', stream, '*', 'id', id, 'flow', f[7])
+    else
+      entry = redis.call('XADD', stream, '*', 'id', id)
+    end
+    if priority > 0 and redis.call('SADD', KEYS[2], priority) == 1 then
+      redis.pcall('XGROUP', 'CREATE', stream, ARGV[5], '0')  -- workers read the new level from now on
+    end
     local e = resq_event('enqueued', id, f[2], f[3], f[4], ARGV[1], {from = status})
     redis.call('HSET', job_key, 'status', 'queued', 'entry', entry, 'history', resq_note(f[5], ARGV[4], e))
     redis.call('HDEL', job_key, 'due_ms')

@@ -7,7 +7,10 @@
 -- ARGV[6] max losses before the job is dead   ARGV[7] error (msgpack) used when it goes dead
 -- ARGV[8] dead ttl (ms)   ARGV[9] dead max size   ARGV[10] job key prefix   ARGV[11] done key prefix
 -- ARGV[12] events channel ('' = none)   ARGV[13] the envelope the stream entry carried ('' if none)
--- ARGV[14] ttl of a cancelled record (ms)
+-- ARGV[14] ttl of a cancelled record (ms)   ARGV[15] the entry's flow (resq/flow.py; '' = none), carried
+-- into the new entry
+-- For a job with a concurrency key: KEYS[7] its slots zset   KEYS[8] its parked list   KEYS[9] the front
+-- stream   ARGV[16] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- Returns: 'queued', 'dead', 'cancelled' (its cancellation was asked for: it ends instead of going back),
 -- or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
@@ -16,6 +19,7 @@ if not f then return broken end
 broken = resq_guard(KEYS[5], 'stream', KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[10] and KEYS[6], 'set')
 if broken then return broken end
 if resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[13]) == 0 then return 'gone' end
+resq_free_slot(7, 16, ARGV[3])
 local status = f[1]
 if not status or RESQ_TERMINAL[status] then return 'gone' end
 local running = status == 'running'
@@ -50,6 +54,10 @@ if ARGV[5] == 'returned' and running then
 end
 local fields = {'id', ARGV[3]}  -- the envelope goes on waiting in the new entry, if it waited in the old one
 if ARGV[13] ~= '' then fields = {'id', ARGV[3], 'envelope', ARGV[13]} end
+if ARGV[15] and ARGV[15] ~= '' then
+  fields[#fields + 1] = 'flow'
+  fields[#fields + 1] = ARGV[15]
+end
 local entry = redis.call('XADD', KEYS[5], '*', unpack(fields))
 if entry == ARGV[2] then  -- the two streams draw their ids apart: the lease's token must not come back
   redis.call('XDEL', KEYS[5], entry)

@@ -3,6 +3,8 @@
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] result (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] result ttl (ms)   ARGV[6] duration (ms)   ARGV[7] job id   ARGV[8] events channel ('' = none)
 -- ARGV[9] the envelope the stream entry carried ('' if none)
+-- For a job with a concurrency key: KEYS[5] its slots zset   KEYS[6] its parked list   KEYS[7] the front
+-- stream   ARGV[10] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
@@ -12,6 +14,7 @@ broken = resq_guard(f[8] and KEYS[3], 'list', f[9] and KEYS[4], 'set')
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
+resq_free_slot(5, 10, ARGV[7])
 if not f[1] then return 0 end
 local fields = {'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[6]}
 if ARGV[9] ~= '' then

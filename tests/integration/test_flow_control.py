@@ -1,0 +1,139 @@
+"""Flow control on real Redis (``docs/flow-control.md``): priorities within a queue, concurrency limits
+that hold across worker processes (per task and per key), rate limits over a window, expiry, and
+``Snooze``. The limits are judged from what the tasks themselves recorded (``tests/apps/flowapp.py``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from resq import ConfigError, JobStatus
+from resq.ops.inspect import Inspector
+from resq.worker.consumer import Consumer
+from tests.apps import flowapp
+from tests.conftest import RunWorker
+from tests.helpers import burst
+
+APP = "tests.apps.flowapp:app"
+
+
+@pytest.fixture
+def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    monkeypatch.setenv("RESQ_REDIS_URL", redis_url)
+    flowapp.app.reconfigure(url=redis_url)
+    flowapp.app.broker.queues.ensure_groups(["default"])
+    yield redis.Redis.from_url(redis_url)
+    flowapp.app.broker.close()
+
+
+def drain(worker: str = "w1") -> None:
+    consumer = Consumer(flowapp.app, worker, ["default"], burst=True, prefetch=1)
+    while not consumer.step().drained:
+        pass
+    consumer.flush_counters()
+
+
+def runs(client: redis.Redis, key: str) -> list[tuple[str, float, float]]:
+    rows = [row.decode().split("|") for row in client.lrange(key, 0, -1)]
+    return [(label, float(began), float(ended)) for label, began, ended in rows]
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one moment."""
+    edges = sorted([(b, 1) for b, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
+
+
+def test_higher_priorities_run_first_and_each_in_the_order_it_came(client: redis.Redis) -> None:
+    record = flowapp.record
+    for n in range(3):
+        record.delay(f"p0-{n}")
+    for n in range(3):
+        record.apply_async((f"p9-{n}",), priority=9)
+    for n in range(2):
+        record.apply_async((f"p5-{n}",), priority=5)
+    drain()
+    order = [label.decode() for label in client.lrange("flowtest:order", 0, -1)]
+    assert order == ["p9-0", "p9-1", "p9-2", "p5-0", "p5-1", "p0-0", "p0-1", "p0-2"]
+
+
+def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(client: redis.Redis) -> None:
+    flowapp.record.delay("plain")
+    late = flowapp.record.apply_async(("urgent",), priority=7, delay=0.05)
+    assert late.status() == JobStatus.SCHEDULED
+    flowapp.app.broker.queues.promote("default", now=10**13)  # due now
+    drain()
+    assert [label.decode() for label in client.lrange("flowtest:order", 0, -1)] == ["urgent", "plain"]
+
+
+def test_a_priority_out_of_range_is_refused_with_the_range(client: redis.Redis) -> None:
+
+    with pytest.raises(ConfigError, match="from 0 to 9"):
+        flowapp.record.apply_async(("x",), priority=10)
+    with pytest.raises(ConfigError, match="from 0 to 9"):
+        flowapp.app.task(name="bad.priority", priority=-1)(lambda: None)
+    assert client.llen("flowtest:order") == 0 and Inspector(flowapp.app).queues()[0].waiting == 0
+
+
+def test_a_concurrency_key_holds_across_worker_processes_without_blocking_other_keys(
+    client: redis.Redis, run_worker: RunWorker
+) -> None:
+    for n in range(6):
+        for user in ("ada", "bob"):
+            flowapp.per_user.delay(user, n)
+    burst(run_worker, APP, "-c", "3")
+    done = runs(client, "flowtest:per_user")
+    assert len(done) == 12
+    for user in ("ada", "bob"):
+        assert most_at_once([(b, e) for u, b, e in done if u == user]) == 1, done
+    assert most_at_once([(b, e) for _, b, e in done]) >= 2  # ada's jobs did not hold bob's back
+    assert Inspector(flowapp.app).stats(days=1)["total"]["parked"] >= 1
+
+
+def test_a_task_concurrency_limit_holds_across_worker_processes(client: redis.Redis, run_worker: RunWorker) -> None:
+    for n in range(8):
+        flowapp.two_at_once.delay(n)
+    burst(run_worker, APP, "-c", "4")
+    done = runs(client, "flowtest:two")
+    assert len(done) == 8
+    assert most_at_once([(b, e) for _, b, e in done]) == 2
+    assert client.zcard("{resq:default}:slots:flow.two_at_once") == 0  # every slot given back
+
+
+def test_a_rate_limit_holds_over_its_window_across_worker_processes(client: redis.Redis, run_worker: RunWorker) -> None:
+    jobs = [flowapp.rated.delay(n) for n in range(10)]
+    burst(run_worker, APP, "-c", "2")
+    assert {job.status() for job in jobs} == {JobStatus.SUCCEEDED}
+    starts = sorted(b for _, b, _ in runs(client, "flowtest:rated"))
+    assert len(starts) == 10
+    # 4 a second: no window a little shorter than a second (the task's clock is not Redis's) holds more
+    for i, first in enumerate(starts):
+        assert len([s for s in starts[i:] if s < first + 0.95]) <= 4, starts
+    assert starts[-1] - starts[0] >= 1.9  # 10 starts at 4 a second span two windows at least
+
+
+def test_a_job_not_started_before_it_expires_never_runs(client: redis.Redis) -> None:
+    gone = flowapp.record.apply_async(("stale",), expires_in=0.01)
+    kept = flowapp.record.apply_async(("fresh",), expires_in=60)
+    time.sleep(0.05)  # past its expiry (a condition to reach, not a timing goal)
+    drain()
+    assert gone.status() == JobStatus.EXPIRED and kept.status() == JobStatus.SUCCEEDED
+    assert [label.decode() for label in client.lrange("flowtest:order", 0, -1)] == ["fresh"]
+    assert Inspector(flowapp.app).stats(days=1)["total"]["expired"] == 1
+    assert [e["event"] for e in gone.info()["history"]][-1] == "expired"
+
+
+def test_a_snoozed_job_runs_later_without_counting_an_attempt(client: redis.Redis) -> None:
+    job = flowapp.snoozer.delay()
+    drain()
+    assert job.result(timeout=0) == 1  # the third try is its first attempt: no retry was used up
+    events = [e["event"] for e in job.info()["history"]]
+    assert events.count("snoozed") == 2
+    assert Inspector(flowapp.app).stats(days=1)["total"]["snoozed"] == 2
