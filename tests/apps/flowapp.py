@@ -51,3 +51,16 @@ def snoozer() -> int:
         raise Snooze(0.05)
     job = current_job()
     return job.attempt if job else -1
+
+
+@app.task(name="flow.waits_for_word", concurrency=1, concurrency_key=lambda user, **_: user)
+def waits_for_word(user: str, n: int) -> int:
+    """Holds its user's slot until the test pushes a word to ``flowtest:go`` (or 30 s pass)."""
+    client = _redis()
+    client.rpush("flowtest:began", f"{n}")
+    began = time.time()
+    deadline = time.time() + 30
+    while time.time() < deadline and not client.blpop(["flowtest:go"], timeout=2):
+        pass
+    client.rpush("flowtest:per_user", f"{user}|{began}|{time.time()}")
+    return n

@@ -4,6 +4,8 @@ that hold across worker processes (per task and per key), rate limits over a win
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -15,7 +17,7 @@ from resq.ops.inspect import Inspector
 from resq.worker.consumer import Consumer
 from tests.apps import flowapp
 from tests.conftest import RunWorker
-from tests.helpers import burst
+from tests.helpers import burst, wait_for
 
 APP = "tests.apps.flowapp:app"
 
@@ -137,3 +139,19 @@ def test_a_snoozed_job_runs_later_without_counting_an_attempt(client: redis.Redi
     events = [e["event"] for e in job.info()["history"]]
     assert events.count("snoozed") == 2
     assert Inspector(flowapp.app).stats(days=1)["total"]["snoozed"] == 2
+
+
+def test_a_slot_held_by_a_killed_worker_is_freed_through_its_lease(client: redis.Redis, run_worker: RunWorker) -> None:
+    first = flowapp.waits_for_word.delay("ada", 1)
+    killed = run_worker(APP, "-c", "2", "--heartbeat-interval", "0.5")  # a second child takes the second job
+    wait_for(lambda: first.status() == JobStatus.RUNNING, message="the first job holds ada's slot")
+    second = flowapp.waits_for_word.delay("ada", 2)
+    wait_for(lambda: Inspector(flowapp.app).stats(days=1)["total"]["parked"] >= 1, message="the second waits")
+    os.killpg(killed.pid, signal.SIGKILL)  # the whole tree: the slot's holder never records an outcome
+    killed.wait(timeout=10)
+    client.rpush("flowtest:go", "go", "go")  # enough for both runs (the first one runs again: it was lost)
+    run_worker(APP, "--heartbeat-interval", "0.5")
+    assert first.result(timeout=30) == 1 and second.result(timeout=30) == 2
+    done = runs(client, "flowtest:per_user")
+    assert most_at_once([(b, e) for _, b, e in done]) == 1
+    assert first.info()["lost"] == 1 and client.zcard("{resq:default}:slots:flow.waits_for_word:ada") == 0
