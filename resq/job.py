@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 from resq.clock import from_ms
 from resq.codec import Envelope, decode_envelope, sealed_token, shown, unpack
 from resq.errors import ConfigError, DecodeError, JobCancelled, JobFailed, ResultTimeout, UnknownJob
+from resq.flow import Flow
 from resq.sealing import Keyring, key_id_of, keyring, open_envelope, open_result
 
 if TYPE_CHECKING:
@@ -368,7 +369,7 @@ def _result(fields: dict[str, bytes]) -> Any:
 
 
 #: Fields of a job hash that hold msgpack, not text.
-_PACKED = ("envelope", "result", "error", "progress", "history")
+_PACKED = ("envelope", "result", "error", "progress", "history", "flow")
 _TIMESTAMPS = ("enqueued_ms", "first_started_ms", "started_ms", "finished_ms", "failed_ms", "due_ms")
 
 
@@ -393,6 +394,8 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes], keys: Keyring | 
         "lost": int(text.get("lost", "0")),
         "duration_ms": int(text["duration_ms"]) if "duration_ms" in text else None,
         "progress": _progress_info(fields.get("progress")),
+        "priority": int(text.get("priority", "0")),
+        "limits": _limits(fields.get("flow")),
     }
     for name in _TIMESTAMPS:
         info[name.removesuffix("_ms") + "_at"] = from_ms(int(text[name])) if name in text else None
@@ -408,6 +411,22 @@ def describe(job_id: str, queue: str, fields: dict[str, bytes], keys: Keyring | 
     if sealed_args is not None or sealed_result is not None:
         info["encrypted"] = _open_sealed(info, job_id, envelope, keys or Keyring(()))
     return info
+
+
+def _limits(raw: bytes | None) -> dict[str, Any] | None:
+    """The flow control a job counts against, for :func:`describe` (None: none): ``concurrency``
+    ``{"key", "limit"}``, ``rate`` ``{"key", "starts", "window_s"}``, ``expires_at``."""
+    flow = Flow.unpacked(raw)
+    if not flow.gated:
+        return None
+    found: dict[str, Any] = {}
+    if flow.concurrency_key is not None:
+        found["concurrency"] = {"key": flow.concurrency_key, "limit": flow.concurrency}
+    if flow.rate_key is not None:
+        found["rate"] = {"key": flow.rate_key, "starts": flow.rate, "window_s": flow.rate_window_ms / 1000}
+    if flow.expires_ms:
+        found["expires_at"] = from_ms(flow.expires_ms)
+    return found
 
 
 def _progress_info(raw: bytes | None) -> dict[str, Any] | None:

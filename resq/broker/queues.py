@@ -423,7 +423,7 @@ class Queues(Part):
     ) -> list[tuple[int, Outcome]]:
         """Add each outcome's commands to ``pipe`` (a :meth:`~Connection.fast_pipeline` batch); returns
         where each outcome's first reply will be, to find the ones a script refused."""
-        marks = []
+        marks: list[tuple[int, Outcome]] = []
         for outcome in outcomes:
             if not isinstance(outcome, Held):  # recorded by its start already: no command, no reply
                 marks.append((len(pipe.commands), outcome))

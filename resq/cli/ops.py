@@ -407,6 +407,9 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
     ]
     if info.get("progress"):
         fields.insert(5, ("progress", format_progress(info["progress"])))
+    if info.get("priority"):
+        fields.insert(4, ("priority", info["priority"]))
+    fields[4:4] = [(name, text) for name, text in format_limits(info.get("limits"))]
     if info.get("status") == JobStatus.SUCCEEDED:
         fields.append(("result", truncate(json.dumps(info.get("result"), default=str), 200)))
     if error:
@@ -425,6 +428,22 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
             ).splitlines()
         ]
     return "\n".join(lines)
+
+
+def format_limits(limits: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A job's flow control (``info()["limits"]``) as rows: ``concurrency  1 at once per flow.sync:ada``."""
+    if not limits:
+        return []
+    rows = []
+    if "concurrency" in limits:
+        c = limits["concurrency"]
+        rows.append(("concurrency", f"{c['limit']} at once per {c['key']}"))
+    if "rate" in limits:
+        r = limits["rate"]
+        rows.append(("rate limit", f"{r['starts']} per {r['window_s']:g} s per {r['key']}"))
+    if "expires_at" in limits:
+        rows.append(("expires", stamp(limits["expires_at"])))
+    return rows
 
 
 def format_progress(progress: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ that hold across worker processes (per task and per key), rate limits over a win
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -155,3 +156,15 @@ def test_a_slot_held_by_a_killed_worker_is_freed_through_its_lease(client: redis
     done = runs(client, "flowtest:per_user")
     assert most_at_once([(b, e) for _, b, e in done]) == 1
     assert first.info()["lost"] == 1 and client.zcard("{resq:default}:slots:flow.waits_for_word:ada") == 0
+
+
+def test_resq_job_shows_the_limits_and_the_priority_a_job_counts_against(client: redis.Redis) -> None:
+    from resq.cli.ops import format_job
+
+    job = flowapp.per_user.apply_async(("ada", 1), priority=3, expires_in=60)
+    info = job.info()
+    assert info["priority"] == 3
+    assert info["limits"]["concurrency"] == {"key": "flow.per_user:ada", "limit": 1}
+    text = format_job(info)
+    assert re.search(r"concurrency +1 at once per flow\.per_user:ada", text), text
+    assert re.search(r"priority +3", text) and re.search(r"expires +\d{4}-", text), text
