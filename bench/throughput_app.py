@@ -6,6 +6,9 @@ Redis comes from ``RESQ_REDIS_URL`` (the benchmark's private server). ``noop`` i
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from resq import Resq
 
 app = Resq()
@@ -17,3 +20,24 @@ def noop_plain(i: int) -> int:
 
 
 noop = app.task(name="bench.noop")(noop_plain)
+
+#: The same no-op under flow control that never holds a job back (``flow_fetch.py``: what the checks cost).
+limited = app.task(name="bench.limited", concurrency=1000)(noop_plain)
+rated = app.task(name="bench.rated", rate_limit="1000000/s")(noop_plain)
+
+
+@app.task(name="bench.mark")
+def mark(label: str) -> None:
+    """Record the order jobs start in (``groups.py``): one ``RPUSH`` to the benchmark's Redis."""
+    _redis().rpush("bench:order", label)
+
+
+_client: list[object] = []
+
+
+def _redis() -> Any:
+    if not _client:
+        import redis
+
+        _client.append(redis.Redis.from_url(os.environ["RESQ_REDIS_URL"]))
+    return _client[0]

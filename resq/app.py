@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.broker import Broker
 from resq.errors import ConfigError
+from resq.flow import validate_group
 from resq.hooks import Hooks
 from resq.job import Job, JobStore
 from resq.producer import Call, InlineRunner, enqueue_many
@@ -198,6 +199,33 @@ class Resq:
     def job(self, job_id: str) -> Job[Any]:
         """A handle on the job with this id (its queue is looked up when needed)."""
         return Job(self, job_id)
+
+    def group_weight(self, group: str, weight: float, *, queue: str | None = None) -> None:
+        """Serve ``group`` ``weight`` times as often as a group of weight 1 (the default), in ``queue`` or
+        in every queue of the namespace (``apply_async(group=...)``; see ``docs/flow-control.md``). Jobs
+        of the group enqueued from now on are scored by it.
+
+        Raises:
+            ConfigError: a weight that is not a positive number, or a bad group or queue name.
+        """
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 1000:
+            raise ConfigError(f"a group's weight must be a number above 0 and at most 1000, got {weight!r}")
+        for name in self._group_queues(group, queue):
+            self.broker.queues.group_weight(name, group, float(weight))
+
+    def pause_group(self, group: str, *, queue: str | None = None) -> None:
+        """Stop starting the jobs of ``group`` (in ``queue``, or in every queue) until :meth:`resume_group`;
+        they keep their place, and the other groups go on."""
+        for name in self._group_queues(group, queue):
+            self.broker.queues.pause_group(name, group)
+
+    def resume_group(self, group: str, *, queue: str | None = None) -> int:
+        """Start the jobs of a paused ``group`` again; returns how many went back in line."""
+        return sum(self.broker.queues.resume_group(name, group) for name in self._group_queues(group, queue))
+
+    def _group_queues(self, group: str, queue: str | None) -> list[str]:
+        validate_group(group)
+        return [validate_name(queue, "queue name")] if queue is not None else self.broker.queues.known()
 
     def on(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a hook for a lifecycle point (see ``resq.hooks.HOOK_NAMES``).

@@ -16,10 +16,12 @@ from typing import Any
 from resq.codec import pack, unpack
 from resq.errors import ConfigError, DecodeError
 
-__all__ = ["MAX_PRIORITY", "Flow", "limit_key", "parse_rate", "validate_priority"]
+__all__ = ["GROUP_LEVEL", "MAX_PRIORITY", "Flow", "limit_key", "parse_rate", "validate_group", "validate_priority"]
 
 #: Priorities run from 0 (the default) to this; a higher one runs first within its queue.
 MAX_PRIORITY = 9
+#: The level (in a queue's levels set and its streams) of the jobs of groups, served after its priorities.
+GROUP_LEVEL = MAX_PRIORITY + 1
 #: The longest concurrency or rate key (the part a key function returns), in characters.
 MAX_KEY_CHARS = 200
 #: Units of a rate limit's window, in ms.
@@ -35,6 +37,17 @@ def validate_priority(value: Any, where: str = "priority") -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
         raise ConfigError(f"{where} must be an integer from 0 to {MAX_PRIORITY} (higher runs first), got {value!r}")
+    return value
+
+
+def validate_group(value: Any) -> str:
+    """``value`` as a group name: text of 1 to ``MAX_KEY_CHARS`` characters.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_CHARS:
+        raise ConfigError(f"group must be a non-empty string of {MAX_KEY_CHARS} characters at most, got {value!r}")
     return value
 
 
@@ -88,6 +101,8 @@ class Flow:
     rate_window_ms: int = 0
     #: when the job expires if not started by then (ms since the epoch; 0: never)
     expires_ms: int = 0
+    #: the group it belongs to (fair queuing between the groups of a queue; None: no group)
+    group: str | None = None
 
     @property
     def gated(self) -> bool:
@@ -96,9 +111,11 @@ class Flow:
 
     def packed(self) -> bytes:
         """The form kept in the job hash and in stream entries (b"" when nothing is gated)."""
-        if not self.gated:
+        if not self.gated and self.group is None:
             return b""
         fields: dict[str, Any] = {}
+        if self.group is not None:
+            fields["g"] = self.group
         if self.concurrency_key is not None:
             fields["c"] = [self.concurrency_key, self.concurrency]
         if self.rate_key is not None:
@@ -124,6 +141,7 @@ class Flow:
                 rate=int(rate[1]),
                 rate_window_ms=int(rate[2]),
                 expires_ms=int(fields.get("x") or 0),
+                group=fields.get("g"),
             )
         except (DecodeError, AttributeError, TypeError, ValueError, IndexError):
             return NO_FLOW

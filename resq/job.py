@@ -127,6 +127,8 @@ class Job(Generic[R]):
     Attributes:
         id: the job's id.
         attempt: inside a worker, the number of the attempt running (1 for the first); else 0.
+        deduplicated: True on the handle an enqueue of a unique or debounced task returns when the call
+            went to an existing job (this handle's) instead of creating one; else False.
     """
 
     def __init__(self, app: Resq, job_id: str, queue: str | None = None, *, task: str = "", attempt: int = 0) -> None:
@@ -135,6 +137,7 @@ class Job(Generic[R]):
         self._queue = queue
         self.task = task
         self.attempt = attempt
+        self.deduplicated = False
         #: what ``before_enqueue`` hooks may change: queue, args, kwargs, meta
         self.options: dict[str, Any] = {}
         #: the last progress write through this handle: (monotonic time, fraction, note), for the throttle

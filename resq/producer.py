@@ -7,6 +7,11 @@ the sealing of an encrypted task's arguments (``resq.sealing``, after the hooks:
 clear), the encoding (``EncodeError``/``PayloadTooLarge`` enqueue nothing), the ``enqueue`` script, one log line,
 and the ``after_enqueue`` hooks when a job was created (not for a duplicate id).
 
+A unique or debounced task (``@app.task(unique=True)``, ``debounce=5``) goes through the same steps, but
+is stored by the ``unique`` script (``resq.broker.unique``), which decides atomically whether the call is a
+duplicate of the job holding the task's lock: then the handle returned is that job's, with
+``deduplicated`` set, and no ``after_enqueue`` hook runs. Eager mode ignores uniqueness.
+
 In eager mode (``Resq(eager=True)``, ``resq.testing.eager(app)``) the app holds an :class:`InlineRunner`:
 the same path runs, hooks and encoding included, but the runner keeps the record in memory instead of
 the ``enqueue`` script, and performs the job in the caller right after ``after_enqueue``. The runner
@@ -19,19 +24,22 @@ not new: their arguments were fixed when they were created, so ``before_enqueue`
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from resq.broker.queues import NewJob
+from resq.broker.unique import UniqueLock, UniqueReply
 from resq.clock import now_ms
-from resq.codec import Envelope, encode_envelope
+from resq.codec import Envelope, encode_envelope, pack
+from resq.errors import ConfigError
 from resq.flow import Flow, expiry_ms, limit_key
 from resq.job import Job, JobStatus, JobStore, new_job_id
 from resq.log import get_logger
-from resq.sealing import keyring, seal_envelope
+from resq.sealing import keyring, open_envelope, seal_envelope
 from resq.settings import validate_name
 
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ __all__ = [
     "enqueue_many",
     "enqueue_prepared",
     "job_flow",
+    "job_unique",
     "prepare",
     "requeue",
     "revive",
@@ -97,6 +106,7 @@ def enqueue(
     if_absent: bool = False,
     priority: int | None = None,
     expires_ms: int = 0,
+    group: str | None = None,
 ) -> Enqueued:
     """Create a job of ``task`` and put it in ``queue`` (or its scheduled set when ``due_ms`` is later).
 
@@ -111,6 +121,7 @@ def enqueue(
         if_absent: create the job only if no record of ``job_id`` exists, even a finished one.
         priority: instead of the task's own (0 to 9).
         expires_ms: when the job expires if not started (ms since the epoch); 0: the task's ``expires_in``.
+        group: the group it belongs to (fair queuing between a queue's groups), or None.
 
     In eager mode (``app.inline``), the job runs here before this returns, and the status is its final one.
 
@@ -120,10 +131,9 @@ def enqueue(
         EncodeError, PayloadTooLarge: the job cannot be encoded (nothing is enqueued).
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
-    envelope, raw, flow = _prepare(
-        app, task, args, kwargs, queue, job_id=job_id, meta=meta, priority=priority, expires_ms=expires_ms
-    )
-    return enqueue_prepared(app, envelope, raw, due_ms=due_ms, if_absent=if_absent, flow=flow)
+    flow_options: dict[str, Any] = {"priority": priority, "expires_ms": expires_ms, "group": group}
+    prepared = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta, **flow_options)
+    return _store(app, prepared, due_ms, if_absent)
 
 
 def enqueue_prepared(
@@ -136,21 +146,44 @@ def enqueue_prepared(
     Args:
         flow: the job's flow control (default: its task's, from the envelope: see :func:`job_flow`).
 
+    A unique or debounced task's key is computed from the envelope's arguments, opened with the app's
+    keys when they are sealed.
+
     Raises:
+        ConfigError: a unique task's key function failed.
+        DecryptError: the task is unique or debounced, and its sealed arguments cannot be opened.
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
-    inline, task = app.inline, envelope.task
     flow = job_flow(app, envelope) if flow is None else flow
-    if inline is None:
+    clear = envelope
+    if envelope.sealed is not None and _unique_options(app, envelope.task):
+        clear = open_envelope(envelope, envelope.id, keyring(app.settings.encryption_keys))
+    return _store(app, _Prepared(envelope, raw, flow, job_unique(app, clear), clear), due_ms, if_absent)
+
+
+def _store(app: Resq, prepared: _Prepared, due_ms: int, if_absent: bool) -> Enqueued:
+    """Store a prepared job (the ``enqueue`` or the ``unique`` script; eager mode's runner), then run
+    the bookkeeping of :func:`_after_enqueue`."""
+    inline, (envelope, raw, flow, unique, _) = app.inline, prepared
+    task = envelope.task
+    if inline is not None:
+        status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
+    elif unique is not None:
+        new = NewJob(envelope.id, task, raw, due_ms, flow)
+        reply = app.broker.unique.enqueue(
+            envelope.queue, new, unique, if_absent=if_absent, envelope_for=prepared.envelope_for(app)
+        )
+        return _after_unique(app, envelope, reply, due_ms)
+    else:
         status, created = app.broker.queues.enqueue(
             envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent, flow=flow
         )
-    else:
-        status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
     return _after_enqueue(app, envelope, task, status, created, due_ms)
 
 
-def job_flow(app: Resq, envelope: Envelope, priority: int | None = None, expires_ms: int = 0) -> Flow:
+def job_flow(
+    app: Resq, envelope: Envelope, priority: int | None = None, expires_ms: int = 0, group: str | None = None
+) -> Flow:
     """The flow control of a job (``resq.flow``): its task's options, for these arguments, with the
     call's ``priority`` and ``expires_ms`` first. A sealed envelope's arguments are not read: its keys are
     the task's name alone.
@@ -160,7 +193,7 @@ def job_flow(app: Resq, envelope: Envelope, priority: int | None = None, expires
     """
     known = app.tasks.get(envelope.task)
     if known is None:
-        return Flow(priority=priority or 0, expires_ms=expires_ms)
+        return Flow(priority=priority or 0, expires_ms=expires_ms, group=group)
     o, name = known.options, known.name
     concurrency_key = rate_key = None
     arguments: dict[str, Any] = {}
@@ -179,7 +212,50 @@ def job_flow(app: Resq, envelope: Envelope, priority: int | None = None, expires
         rate=rate,
         rate_window_ms=window,
         expires_ms=expires_ms or expiry_ms(envelope.created_ms, o.expires_in, None),
+        group=group,
     )
+
+
+def _unique_options(app: Resq, task: str) -> bool:
+    """Whether ``task`` is a unique or debounced task of this app."""
+    known = app.tasks.get(task)
+    return known is not None and (known.options.unique or known.options.debounce is not None)
+
+
+def job_unique(app: Resq, envelope: Envelope) -> UniqueLock | None:
+    """What a call of a unique or debounced task is judged by (``resq.broker.unique``), for the arguments
+    of ``envelope`` (in clear); None for any other task.
+
+    The key is the task's name, then ``:`` and what ``unique_key`` returns for the arguments (by name);
+    without ``unique_key``, a debounced task's key is its name alone (one pending job per task) and a
+    unique task's is its name and a digest of its arguments.
+
+    Raises:
+        ConfigError: the key function failed or returned no usable key.
+    """
+    known = app.tasks.get(envelope.task)
+    if known is None:
+        return None
+    o, name = known.options, known.name
+    if not o.unique and o.debounce is None:
+        return None
+    if o.unique_key is not None:
+        try:
+            arguments = known.arguments_by_name(envelope.args, envelope.kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"unique_key of {name}: the arguments do not fit the task: {exc}") from None
+        key = limit_key(name, o.unique_key, arguments, "unique_key")
+    elif o.debounce is not None:
+        key = name
+    else:
+        packed = pack([envelope.args, dict(sorted(envelope.kwargs.items()))])
+        key = f"{name}:{hashlib.sha1(packed, usedforsecurity=False).hexdigest()[:16]}"
+    if o.debounce is not None:
+        wait_ms = max(1, round(o.debounce * 1000))
+        most_ms = 0 if o.debounce_max is None else max(wait_ms, round(o.debounce_max * 1000))
+        return UniqueLock(key, "debounce", debounce_ms=wait_ms, debounce_max_ms=most_ms)
+    ttl_ms = 0 if o.unique_for is None else max(1, round(o.unique_for * 1000))
+    return UniqueLock(key, o.unique_until, ttl_ms=ttl_ms)
 
 
 async def aenqueue(
@@ -202,7 +278,12 @@ async def aenqueue(
     """
     if app.inline is not None:
         return enqueue(app, task, args, kwargs, queue=queue, due_ms=due_ms, job_id=job_id, **flow_options)
-    envelope, raw, flow = _prepare(app, task, args, kwargs, queue, job_id=job_id, **flow_options)
+    prepared = _prepare(app, task, args, kwargs, queue, job_id=job_id, **flow_options)
+    envelope, raw, flow, unique, _ = prepared
+    if unique is not None:
+        new = NewJob(envelope.id, task, raw, due_ms, flow)
+        reply = await app.broker.unique.aenqueue(envelope.queue, new, unique, envelope_for=prepared.envelope_for(app))
+        return _after_unique(app, envelope, reply, due_ms)
     status, created = await app.broker.queues.aenqueue(envelope.queue, envelope.id, task, raw, due_ms, flow=flow)
     return _after_enqueue(app, envelope, task, status, created, due_ms)
 
@@ -229,6 +310,27 @@ def _after_enqueue(
         if inline is not None:
             status = inline.perform(job)
     return Enqueued(job, status, created)
+
+
+def _after_unique(app: Resq, envelope: Envelope, reply: UniqueReply, due_ms: int) -> Enqueued:
+    """The bookkeeping of a unique or debounced task's enqueue: as :func:`_after_enqueue` for a job
+    created; for a call that went to an existing job, a ``deduplicated`` log line and a handle on that
+    job (its ``deduplicated`` set), without hooks."""
+    if not reply.deduplicated:
+        return _after_enqueue(app, envelope, envelope.task, reply.status, reply.created, reply.due_ms or due_ms)
+    job: Job[Any] = Job(app, reply.job_id, envelope.queue, task=envelope.task)
+    job.deduplicated = True
+    log.debug(
+        "deduplicated",
+        job_id=envelope.id,
+        task=envelope.task,
+        queue=envelope.queue,
+        existing=reply.job_id,
+        how=reply.how,
+        status=reply.status,
+        due_ms=reply.due_ms or None,
+    )
+    return Enqueued(job, reply.status, False)
 
 
 #: Jobs per script call (and round trip) of a bulk enqueue.
@@ -259,6 +361,7 @@ def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> lis
             holds the job is sent (earlier chunks are enqueued).
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
+    calls = _one_by_one(app, calls)
     if app.inline is not None:  # eager: each job runs here, one after the other
         return [enqueue(app, c.task, c.args, c.kwargs, queue=c.queue, due_ms=c.due_ms).job for c in calls]
     built = _Built(app, calls, chunk)
@@ -273,6 +376,19 @@ def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> lis
     if built.error is not None:
         raise built.error
     return jobs
+
+
+def _one_by_one(app: Resq, calls: Iterable[Call]) -> Iterator[Call]:
+    """``calls``, refused at the first of a unique or debounced task: a bulk enqueue does not judge
+    duplicates (each call of such a task is decided on its own, with the lock it reads first)."""
+    judged: dict[str, bool] = {}  # task name -> unique or debounced (a bulk enqueue has few tasks)
+    for call in calls:
+        refused = judged.get(call.task)
+        if refused is None:
+            refused = judged[call.task] = _unique_options(app, call.task)
+        if refused:
+            raise ConfigError(f"{call.task}: unique and debounced tasks are enqueued one at a time: use delay()")
+        yield call
 
 
 class _Chunk(NamedTuple):
@@ -318,7 +434,7 @@ def _prepare_chunk(app: Resq, calls: list[Call]) -> _Chunk:
     by_queue: dict[str, list[NewJob]] = {}
     jobs: list[Job[Any]] = []
     for call in calls:
-        envelope, raw, flow = _prepare(app, call.task, call.args, call.kwargs, call.queue)
+        envelope, raw, flow, _, _ = _prepare(app, call.task, call.args, call.kwargs, call.queue)
         by_queue.setdefault(envelope.queue, []).append(NewJob(envelope.id, call.task, raw, call.due_ms, flow))
         jobs.append(Job(app, envelope.id, envelope.queue, task=call.task))
     return _Chunk(by_queue, jobs)
@@ -345,9 +461,10 @@ def _prepare(
     meta: dict[str, Any] | None = None,
     priority: int | None = None,
     expires_ms: int = 0,
-) -> tuple[Envelope, bytes, Flow]:
+    group: str | None = None,
+) -> _Prepared:
     """A new job's envelope, as the ``before_enqueue`` hooks leave it (its arguments sealed when the task
-    is encrypted), its encoded form, and its flow control (from its arguments in clear).
+    is encrypted), its encoded form, its flow control and its unique lock (from its arguments in clear).
 
     Raises:
         ConfigError: the task is encrypted and the app holds no key (or ``cryptography`` is missing); a
@@ -362,11 +479,37 @@ def _prepare(
         created_ms=now_ms(),
         meta=dict(meta or {}),
     )
-    envelope = _before_enqueue(app, envelope)
-    flow = job_flow(app, envelope, priority, expires_ms)
+    clear = _before_enqueue(app, envelope)
+    flow = job_flow(app, clear, priority, expires_ms, group)
+    unique = job_unique(app, clear)
+    envelope, raw = _encoded(app, clear)
+    return _Prepared(envelope, raw, flow, unique, clear)
+
+
+def _encoded(app: Resq, envelope: Envelope) -> tuple[Envelope, bytes]:
+    """``envelope`` as stored (its arguments sealed when the task is encrypted), and its encoded form."""
     if _encrypts(app, envelope.task):
         envelope = seal_envelope(envelope, keyring(app.settings.encryption_keys))
-    return envelope, encode_envelope(envelope, app.settings.max_payload_bytes), flow
+    return envelope, encode_envelope(envelope, app.settings.max_payload_bytes)
+
+
+class _Prepared(NamedTuple):
+    """A new job ready to store: its envelope as stored, its encoded form, its flow control, its unique
+    lock (None: the task is neither unique nor debounced) and its envelope in clear."""
+
+    envelope: Envelope
+    raw: bytes
+    flow: Flow
+    unique: UniqueLock | None
+    clear: Envelope
+
+    def envelope_for(self, app: Resq) -> Callable[[str], bytes] | None:
+        """For a debounced call: the call's encoded envelope under another job's id (the pending job whose
+        arguments it replaces), sealed for that id when the task is encrypted."""
+        if self.unique is None or self.unique.mode != "debounce":
+            return None
+        clear = self.clear
+        return lambda job_id: _encoded(app, replace(clear, id=job_id))[1]
 
 
 def prepare(
@@ -380,7 +523,7 @@ def prepare(
 ) -> tuple[Envelope, bytes]:
     """The first half of :func:`enqueue`: a new job's envelope after the hooks, and its encoded form
     (:func:`enqueue_prepared` computes its flow control again from the envelope)."""
-    envelope, raw, _ = _prepare(app, task, args, kwargs, queue, job_id=job_id)
+    envelope, raw, *_ = _prepare(app, task, args, kwargs, queue, job_id=job_id)
     return envelope, raw
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from resq.clock import due_time_ms, now_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
-from resq.flow import parse_rate, validate_priority
+from resq.flow import parse_rate, validate_group, validate_priority
 from resq.job import Job, new_job_id
 from resq.producer import Call, aenqueue, enqueue, enqueue_many
 from resq.retry import BackoffPolicy, make_backoff, to_seconds
@@ -422,6 +422,7 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         expires_in: float | timedelta | None = None,
         expires_at: datetime | None = None,
+        group: str | None = None,
     ) -> Job[R]:
         """Enqueue the task, keeping task arguments and job options apart.
 
@@ -436,6 +437,9 @@ class Task(Generic[P, R]):
             priority: 0 to 9, instead of the task's own (higher runs first within the queue).
             expires_in: the job expires if not started this long after now (seconds or a ``timedelta``).
             expires_at: the job expires if not started by this timezone-aware datetime.
+            group: the group the job belongs to (a tenant, a user): the groups of a queue are served
+                round-robin, weighted (``app.group_weight``), so one group's backlog does not hold back
+                another's jobs.
 
         Returns:
             A :class:`~resq.Job` handle.
@@ -444,7 +448,7 @@ class Task(Generic[P, R]):
             ConfigError: both ``delay`` and ``at``, a naive ``at``, an invalid queue name or priority.
             ArgumentsError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
-        target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at)
+        target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at, group)
         done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id, **flow)
         return done.job
 
@@ -469,9 +473,10 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         expires_in: float | timedelta | None = None,
         expires_at: datetime | None = None,
+        group: str | None = None,
     ) -> Job[R]:
         """:meth:`apply_async` for ``async`` code, as :meth:`adelay`."""
-        target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at)
+        target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at, group)
         done = await aenqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id, **flow)
         return done.job
 
@@ -485,6 +490,7 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         expires_in: float | timedelta | None = None,
         expires_at: datetime | None = None,
+        group: str | None = None,
     ) -> tuple[str, int, dict[str, Any]]:
         """The queue, due time (ms; 0: now) and flow options (for ``producer.enqueue``) of a job of these
         arguments, checked before anything is enqueued."""
@@ -499,7 +505,13 @@ class Task(Generic[P, R]):
             expires_ms = due_time_ms(None, expires_at) or now_ms()
         elif expires_in is not None:
             expires_ms = now_ms() + int(_positive(expires_in, "expires_in") * 1000)  # type: ignore[operator]
-        return target, due_time_ms(delay, at), {"priority": priority, "expires_ms": expires_ms}
+        if group is not None:
+            validate_group(group)
+            if self.options.unique or self.options.debounce is not None:
+                raise ConfigError(
+                    f"{self.name} is unique or debounced: its jobs cannot take a group= (not yet supported)"
+                )
+        return target, due_time_ms(delay, at), {"priority": priority, "expires_ms": expires_ms, "group": group}
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue the task once the surrounding database transaction commits; nothing if it rolls back.

@@ -4,6 +4,7 @@ Everything above it deals in job ids, queue names and encoded bytes. A :class:`B
 parts held as attributes, one per concern::
 
     broker.queues    enqueue, fetch, start, record outcomes, release leases, promote   (queues.py)
+    broker.unique    the enqueue of unique and debounced tasks                          (unique.py)
     broker.jobs      a job's record, history, end, cancellation; the dead sets          (jobs.py)
     broker.workers   registry, heartbeats, remote commands                              (workers.py)
     broker.stats     counters and the duration histogram                                (stats.py)
@@ -26,6 +27,7 @@ from resq.broker.jobs import Jobs
 from resq.broker.keys import Keys
 from resq.broker.queues import GROUP, Queues
 from resq.broker.stats import COUNTERS, DURATION_BUCKETS_MS, Stats
+from resq.broker.unique import Unique
 from resq.broker.workers import Workers
 from resq.settings import Settings
 
@@ -46,6 +48,11 @@ SCRIPT_NAMES = (
     "revive",
     "purge",
     "wait",
+    "unique",
+    "progress",
+    "group_enqueue",
+    "take",
+    "group_resume",
 )
 
 T = TypeVar("T")
@@ -62,9 +69,10 @@ class Broker:
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.connection = Connection(settings)
-        self.connection.add_scripts(ScriptSource("resq.broker", SCRIPT_NAMES, prelude=["_lib.lua"]))
+        self.connection.add_scripts(ScriptSource("resq.broker", SCRIPT_NAMES, prelude=["_lib.lua", "_groups.lua"]))
         self.stats = Stats(self.connection, self.keys)
         self.queues = Queues(self.connection, self.keys, self.stats)
+        self.unique = Unique(self.connection, self.keys, self.queues)
         self.jobs = Jobs(self.connection, self.keys, self.queues)
         self.workers = Workers(self.connection, self.keys)
         self.admin = Admin(self.connection, self.keys)

@@ -90,6 +90,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "zrangebyscore",
     "zrem",
     "zremrangebyscore",  # a rate limit's window
+    "zscan",  # the jobs of a paused group, when it resumes
     "zrevrange",
     "zscore",
     # streams: the queues, their consumer group (the leases)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from resq.broker.connection import MAX_BLOCK_S, Connection, Part, Pipeline, ScriptSource, status_of, text
+from resq.broker.connection import MAX_BLOCK_S, Connection, Part, Pipeline, status_of, text
 from resq.broker.keys import Keys
 from resq.broker.queues import GROUP, Queues
 from resq.clock import now_ms, to_ms
@@ -19,10 +19,7 @@ from resq.codec import pack, unpack
 from resq.errors import DecodeError
 from resq.job import TERMINAL_STATUSES, JobStatus, decode_progress
 
-__all__ = ["JOB_SCRIPT_NAMES", "Jobs"]
-
-#: The scripts of this part that ``resq.broker.SCRIPT_NAMES`` does not list (loaded with the others).
-JOB_SCRIPT_NAMES = ("progress",)
+__all__ = ["Jobs"]
 
 
 class Jobs(Part):
@@ -31,7 +28,6 @@ class Jobs(Part):
     def __init__(self, connection: Connection, keys: Keys, queues: Queues) -> None:
         super().__init__(connection, keys)
         self._queues = queues
-        connection.add_scripts(ScriptSource("resq.broker", JOB_SCRIPT_NAMES, prelude=["_lib.lua"]))
 
     def find_queue(self, job_id: str) -> str | None:
         """The queue whose keys hold job ``job_id``, or None if no queue knows it."""

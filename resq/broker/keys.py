@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from resq.flow import MAX_PRIORITY
+from resq.flow import GROUP_LEVEL, MAX_PRIORITY
 from resq.settings import validate_name
 
 __all__ = ["Keys"]
@@ -53,7 +53,10 @@ class Keys:
 
     def queue(self, queue: str, priority: int = 0) -> str:
         """The stream of jobs ready to run in ``queue``: its own for priority 0, one per other priority
-        (``:queue:p5``), read highest first."""
+        (``:queue:p5``), read highest first; ``GROUP_LEVEL`` names the stream grouped jobs are handed out
+        through (``:queue:groups``)."""
+        if priority == GROUP_LEVEL:
+            return f"{self._q(queue)}:queue:groups"
         if priority:
             return f"{self._q(queue)}:queue:p{priority}"
         return f"{self._q(queue)}:queue"
@@ -78,8 +81,29 @@ class Keys:
     def streams(self, queue: str, levels: Iterable[int] | None = None) -> tuple[str, ...]:
         """The streams of ``queue`` in the order they are served: the front, the streams of its priorities
         above 0 (``levels``, highest first; None: every one, for a look at what may exist), then its own."""
-        above = range(MAX_PRIORITY, 0, -1) if levels is None else sorted(levels, reverse=True)
+        above = range(GROUP_LEVEL, 0, -1) if levels is None else sorted(levels, reverse=True)
         return (self.front(queue), *(self.queue(queue, p) for p in above), self.queue(queue))
+
+    def groups(self, queue: str) -> list[str]:
+        """The keys of the fair queuing of ``queue``'s groups, in the order the scripts take them
+        (``_groups.lua``): the zset of grouped jobs waiting (``<group>|<id>`` -> virtual finish time), the
+        hash group -> the last virtual time given, the hash group -> weight, the hash of paused groups,
+        the zset of jobs of paused groups set aside, the queue's virtual clock, the hash id -> flow of
+        grouped jobs, the doorbell flag, the stream grouped jobs are handed out through, and the levels
+        set."""
+        tag = self._q(queue)
+        return [
+            f"{tag}:grouped",
+            f"{tag}:groups:last",
+            f"{tag}:groups:weight",
+            f"{tag}:groups:paused",
+            f"{tag}:grouped:held",
+            f"{tag}:grouped:clock",
+            f"{tag}:grouped:flow",
+            f"{tag}:grouped:bell",
+            self.queue(queue, GROUP_LEVEL),
+            self.levels(queue),
+        ]
 
     def slots(self, queue: str, key: str) -> str:
         """The zset of jobs running under concurrency key ``key`` (id -> start ms): its size is the count
@@ -173,3 +197,8 @@ class Keys:
     def unique_lock(self, entry: str) -> str:
         """The job id of the last run of a ``unique`` periodic entry."""
         return f"{self._ns}:cron:unique:{entry}"
+
+    def unique(self, queue: str, key: str) -> str:
+        """The lock of a unique or debounced task's key ``key`` (its name, then ``:`` and its key function's
+        value or its arguments' digest): a string naming the job that holds it (``unique.lua``)."""
+        return f"{self._q(queue)}:unique:{key}"

@@ -33,7 +33,7 @@ from resq.broker.connection import (
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.errors import BrokenKey
-from resq.flow import NO_FLOW, Flow
+from resq.flow import GROUP_LEVEL, NO_FLOW, Flow
 from resq.job import JobStatus
 from resq.log import get_logger
 from resq.outcomes import Dead, Delivery, Discarded, Held, Lost, Outcome, Retried, Started, Succeeded
@@ -142,10 +142,10 @@ class Queues(Part):
 
     def _enqueue_build(self, queue: str, jobs: Sequence[NewJob], if_absent: bool) -> Callable[[Pipeline], None]:
         """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up when a job is due later."""
-        keys, args, due = self._enqueue_call(queue, jobs, if_absent, self.connection.listened(self.keys.events))
+        script, keys, args, due = self._enqueue_call(queue, jobs, if_absent, self.connection.listened(self.keys.events))
 
         def build(pipe: Pipeline) -> None:
-            self.connection.eval(pipe, "enqueue", keys, args)
+            self.connection.eval(pipe, script, keys, args)
             if due:
                 pipe.publish(self.keys.wakeup, due)
 
@@ -153,16 +153,23 @@ class Queues(Part):
 
     def _enqueue_call(
         self, queue: str, jobs: Sequence[NewJob], if_absent: bool, channel: str
-    ) -> tuple[list[str], list[Any], int]:
-        """The enqueue script's keys and arguments for ``jobs``, and the earliest later due time (0: none)."""
-        k = self.keys
+    ) -> tuple[str, list[str], list[Any], int]:
+        """The script (``enqueue``, or ``group_enqueue`` for jobs of groups due now), its keys and
+        arguments for ``jobs``, and the earliest later due time (0: none)."""
+        k, now = self.keys, now_ms()
+        args: list[Any] = [now, queue, channel, "nx" if if_absent else "", GROUP]
+        if jobs and all(job.flow.group is not None and job.due_ms <= now for job in jobs):
+            keys = k.groups(queue)
+            for job in jobs:
+                keys += [k.job(queue, job.job_id), k.done(queue, job.job_id)]
+                args += [job.job_id, job.envelope, job.task, job.flow.group, job.flow.packed()]
+            return "group_enqueue", keys, args, 0
         keys = [k.levels(queue), k.scheduled(queue)]
-        args: list[Any] = [now_ms(), queue, channel, "nx" if if_absent else "", GROUP]
         for job in jobs:
             flow = job.flow
             keys += [k.job(queue, job.job_id), k.done(queue, job.job_id), k.queue(queue, flow.priority)]
             args += [job.job_id, job.envelope, job.due_ms, job.task, flow.priority, flow.packed()]
-        return keys, args, min((job.due_ms for job in jobs if job.due_ms), default=0)
+        return "enqueue", keys, args, min((job.due_ms for job in jobs if job.due_ms), default=0)
 
     async def aenqueue(
         self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0, *, flow: Flow = NO_FLOW
@@ -170,11 +177,12 @@ class Queues(Part):
         """:meth:`enqueue` for ``async`` code, on the running loop's ``redis.asyncio`` client: the loop is
         never blocked (the same script, the same retry of a lost connection for ``broker_retry_s``)."""
         channel = self.connection.listened(self.keys.events, look=False)
-        keys, args, due = self._enqueue_call(queue, [NewJob(job_id, task, envelope, due_ms, flow)], False, channel)
+        job = NewJob(job_id, task, envelope, due_ms, flow)
+        script, keys, args, due = self._enqueue_call(queue, [job], False, channel)
         client = self.connection.async_client
         if self._announce_due(queue):
             await client.sadd(self.keys.queues, queue)  # advisory, as in _announce; a failure raises here
-        reply = await self.connection.ascript("enqueue", keys, args)
+        reply = await self.connection.ascript(script, keys, args)
         if due:
             await client.publish(self.keys.wakeup, due)
         return self._enqueued([reply])[0]
@@ -257,18 +265,48 @@ class Queues(Part):
 
     def _reads(self, queue: str, levels: Sequence[int]) -> list[list[_Stream]]:
         """The reads of one queue, in the order tried: its front with its highest priority, then each
-        lower one (a queue without priorities: one read of its front and its own stream)."""
+        lower one (a queue without priorities: one read of its front and its own stream), then, when it
+        has groups, its grouped jobs (handed out by the ``take`` script through their own stream)."""
         k = self.keys
-        ordered = [*sorted(levels, reverse=True), 0]
+        ordered = [*sorted((p for p in levels if p != GROUP_LEVEL), reverse=True), 0]
         reads = [[_Stream(k.queue(queue, p), queue, False, p)] for p in ordered]
         reads[0].insert(0, _Stream(k.front(queue), queue, True, 0))
+        if GROUP_LEVEL in levels:
+            reads.append([_Stream(k.queue(queue, GROUP_LEVEL), queue, False, GROUP_LEVEL)])
         return reads
+
+    def _take(self, consumer: str, s: _Stream, count: int) -> list[Delivery]:
+        """Grouped jobs of a queue, up to ``count``, leased to ``consumer`` by the ``take`` script (the
+        groups served round-robin, weighted; a doorbell entry it read is dropped)."""
+        reply = self.connection.script("take", self.keys.groups(s.queue), [GROUP, consumer, count])
+        now, deliveries, bells = now_ms(), [], []
+        for _stream, entries in reply or []:
+            for entry, flat in entries:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                if b"bell" in fields:
+                    bells.append(text(entry))
+                else:
+                    deliveries.append(_delivery(s.queue, entry, fields, False, now, GROUP_LEVEL))
+        if bells:
+            self._drop_bells(s, bells)
+        return deliveries
+
+    def _drop_bells(self, s: _Stream, entries: Sequence[str]) -> None:
+        """Ack and delete doorbell entries (they carry no job: they woke a blocked worker)."""
+
+        def build(pipe: Pipeline) -> None:
+            pipe.xack(s.key, GROUP, *entries)
+            pipe.xdel(s.key, *entries)
+
+        self.connection.pipeline(build)
 
     def levels(self, queues: Sequence[str]) -> dict[str, list[int]]:
         """The priorities above 0 that jobs of each queue were given (queues with none are left out)."""
         return self.look(queues)[1]
 
     def _read(self, consumer: str, streams: Sequence[_Stream], count: int, block_ms: int | None) -> list[Delivery]:
+        if block_ms is None and len(streams) == 1 and streams[0].priority == GROUP_LEVEL:
+            return self._take(consumer, streams[0], count)
         by_key = {s.key: s for s in streams}
         try:
             reply = self._redis.xreadgroup(GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms)
@@ -283,6 +321,10 @@ class Queues(Part):
         now = now_ms()
         for stream, entries in reply or []:
             s = by_key[text(stream)]
+            if s.priority == GROUP_LEVEL:  # a doorbell: grouped jobs wait; take them
+                self._drop_bells(s, [text(entry) for entry, fields in entries if b"bell" in fields])
+                found[s.key] = self._take(consumer, s, count)
+                continue
             found[s.key] = [_delivery(s.queue, entry, fields, s.front, now, s.priority) for entry, fields in entries]
         deliveries = [d for key in by_key for d in found.get(key, [])]
         if len(deliveries) > count:
@@ -581,6 +623,35 @@ class Queues(Part):
         }
         return paused, levels
 
+    # -- groups -----------------------------------------------------------------------------------
+
+    def group_weight(self, queue: str, group: str, weight: float) -> None:
+        """Serve ``group`` in ``queue`` ``weight`` times as often as a group of weight 1 (its jobs enqueued
+        from now on are scored by it)."""
+        self.connection.with_retry(lambda: self._redis.hset(self.keys.groups(queue)[2], group, repr(float(weight))))
+
+    def pause_group(self, queue: str, group: str) -> None:
+        """Stop handing out the jobs of ``group`` in ``queue`` (they are set aside, in their order) until
+        :meth:`resume_group`; the queue's other groups go on."""
+        self.connection.with_retry(lambda: self._redis.hset(self.keys.groups(queue)[3], group, now_ms()))
+
+    def resume_group(self, queue: str, group: str) -> int:
+        """Serve ``group`` in ``queue`` again; returns how many of its jobs went back in line."""
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in group) + "|*"
+        return int(
+            self.connection.with_retry(
+                lambda: self.connection.script("group_resume", self.keys.groups(queue), [group, pattern])
+            )
+        )
+
+    def groups_waiting(self, queue: str) -> int:
+        """How many grouped jobs of ``queue`` wait to be handed out (those of paused groups included)."""
+        keys = self.keys.groups(queue)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zcard(keys[0])
+        pipe.zcard(keys[4])
+        return sum(int(n) for n in pipe.execute())
+
     # -- scheduled jobs ---------------------------------------------------------------------------
 
     def promote(self, queue: str, now: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
@@ -591,7 +662,7 @@ class Queues(Part):
         """
         k = self.keys
         args = [now_ms() if now is None else now, limit, k.job_prefix(queue), self.connection.listened(k.events), GROUP]
-        keys = [k.scheduled(queue), k.levels(queue), *k.priority_streams(queue)]
+        keys = [k.scheduled(queue), k.levels(queue), *k.priority_streams(queue), *k.groups(queue)]
         moved, nxt = self.connection.script("promote", keys, args)
         return int(moved), (None if int(nxt) < 0 else int(nxt))
 

@@ -479,7 +479,9 @@ class Inspector:
         done = producer.enqueue(
             self.app, task, args, kwargs, queue=target, due_ms=due_time_ms(delay, at), job_id=job_id
         )
-        status = done.status if done.status is not None else done.job.status()
+        status: str | None = done.status
+        if status is None:  # a duplicate whose holder's record is gone (a unique window outlives it)
+            status = self.app.job_store.status(done.job.queue, done.job.id) or "deduplicated"
         return done.job.id, done.job.queue, str(status)
 
     # -- dead jobs --------------------------------------------------------------------------------

@@ -182,6 +182,9 @@ def test_everything_runs_as_the_least_privilege_user(
     mixed = app.enqueue_many([(double, (10,)), ("acl.double", (11,), {})], queue="other")
     retried, dead, crashed = flaky.delay(), doomed.delay(), crashes_once.delay()
     flow = [limited.delay("ada"), limited.delay("ada")]  # a priority, a concurrency key and a rate limit
+    flow.append(double.apply_async((50,), group="vip"))  # a group: handed out by the take script
+    app.pause_group("later", queue="default")
+    assert app.resume_group("later", queue="default") == 0  # a group's pause and resume (ZSCAN)
     far = double.enqueue_in(3600, 0)
     assert far.cancel() == JobStatus.CANCELLED
     assert first.result(timeout=15) == 42
@@ -191,7 +194,7 @@ def test_everything_runs_as_the_least_privilege_user(
     with pytest.raises(JobFailed, match="this job always fails"):
         dead.result(timeout=10)
     assert crashed.result(timeout=15) == 2
-    assert [j.result(timeout=10) for j in flow] == ["ada", "ada"]
+    assert [j.result(timeout=10) for j in flow] == ["ada", "ada", 100]
     assert app.job(first.id).info()["status"] == "succeeded"
 
     running = sleeps.delay(30)

@@ -150,7 +150,9 @@ def test_a_slot_held_by_a_killed_worker_is_freed_through_its_lease(client: redis
     wait_for(lambda: Inspector(flowapp.app).stats(days=1)["total"]["parked"] >= 1, message="the second waits")
     os.killpg(killed.pid, signal.SIGKILL)  # the whole tree: the slot's holder never records an outcome
     killed.wait(timeout=10)
-    client.rpush("flowtest:go", "go", "go")  # enough for both runs (the first one runs again: it was lost)
+    # Enough for both runs (the first runs again: it was lost), and for the killed one's BLPOP, which Redis
+    # may still serve before it sees that connection closed.
+    client.rpush("flowtest:go", *["go"] * 4)
     run_worker(APP, "--heartbeat-interval", "0.5")
     assert first.result(timeout=30) == 1 and second.result(timeout=30) == 2
     done = runs(client, "flowtest:per_user")
@@ -168,3 +170,54 @@ def test_resq_job_shows_the_limits_and_the_priority_a_job_counts_against(client:
     text = format_job(info)
     assert re.search(r"concurrency +1 at once per flow\.per_user:ada", text), text
     assert re.search(r"priority +3", text) and re.search(r"expires +\d{4}-", text), text
+
+
+def test_groups_are_served_round_robin_whatever_their_backlog(client: redis.Redis) -> None:
+    record = flowapp.record
+    for n in range(30):
+        record.apply_async((f"big-{n}",), group="big")
+    for name in ("ada", "bob", "cyd"):
+        for n in range(3):
+            record.apply_async((f"{name}-{n}",), group=name)
+    drain()
+    order = [label.decode() for label in client.lrange("flowtest:order", 0, -1)]
+    assert len(order) == 39
+    small = [i for i, label in enumerate(order) if not label.startswith("big")]
+    assert max(small) < 12  # the small groups' 9 jobs all start before the big group's 4th
+    assert [label for label in order if label.startswith("big")] == [f"big-{n}" for n in range(30)]  # FIFO
+
+
+def test_a_group_weight_serves_it_that_many_times_as_often(client: redis.Redis) -> None:
+    flowapp.app.broker.queues.ensure_groups(["default"])
+    flowapp.app.group_weight("gold", 3, queue="default")
+    for n in range(12):
+        flowapp.record.apply_async((f"gold-{n}",), group="gold")
+        flowapp.record.apply_async((f"free-{n}",), group="free")
+    drain()
+    first = [label.decode() for label in client.lrange("flowtest:order", 0, 7)]
+    assert sum(label.startswith("gold") for label in first) == 6  # 3 to 1, after both groups' first
+
+
+def test_a_paused_group_waits_and_the_others_go_on(client: redis.Redis) -> None:
+    flowapp.app.pause_group("slow", queue="default")
+    held = [flowapp.record.apply_async((f"slow-{n}",), group="slow") for n in range(3)]
+    flowapp.record.apply_async(("fast-0",), group="fast")
+    drain()
+    assert [label.decode() for label in client.lrange("flowtest:order", 0, -1)] == ["fast-0"]
+    assert {job.status() for job in held} == {JobStatus.QUEUED}
+    assert flowapp.app.resume_group("slow", queue="default") == 3
+    drain()
+    order = [label.decode() for label in client.lrange("flowtest:order", 0, -1)]
+    assert order == ["fast-0", "slow-0", "slow-1", "slow-2"]
+
+
+def test_a_worker_blocked_on_an_empty_queue_wakes_for_a_grouped_job(client: redis.Redis, run_worker: RunWorker) -> None:
+    flowapp.record.apply_async(("warm",), group="a")  # the queue has groups: workers read their stream
+    worker = run_worker(APP)
+    wait_for(lambda: client.llen("flowtest:order") == 1, message="the first grouped job ran")
+    time.sleep(0.3)  # the worker now waits in its blocking read
+    job = flowapp.record.apply_async(("later",), group="b")
+    assert job.result(timeout=10) is None
+    assert client.lrange("flowtest:order", 0, -1) == [b"warm", b"later"]
+    worker.terminate()
+    worker.wait(timeout=30)

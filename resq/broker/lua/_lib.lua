@@ -196,3 +196,61 @@ local function resq_free_slot(k, a, job_id)
   redis.call('ZREM', KEYS[k], job_id)
   resq_pass_turn(KEYS[k], KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[a]))
 end
+
+-- A new job's hash fields: `fields`, then its flow fields and `extra` (a job with no priority, no flow and
+-- no extra keeps the hash as small as before).
+local function resq_job_fields(fields, priority, flow, extra)
+  if priority ~= '0' then
+    fields[#fields + 1] = 'priority'
+    fields[#fields + 1] = priority
+  end
+  if flow ~= '' then
+    fields[#fields + 1] = 'flow'
+    fields[#fields + 1] = flow
+  end
+  if extra then
+    for _, v in ipairs(extra) do fields[#fields + 1] = v end
+  end
+  return fields
+end
+
+-- Creating a job: the step the `enqueue` script takes for each job of its call, and `unique` for a call
+-- that is no duplicate (one code for both). A job due later is `scheduled` (its envelope in the hash, its
+-- id in the scheduled zset); a job due now is `queued`: its envelope waits in the stream entry (which the
+-- worker's read returns), keeping the hash small enough for Redis's compact encoding; it moves into the
+-- hash when the entry leaves (resq_ack). Its flow fields (resq/flow.py) go into the hash, and a stream
+-- entry carries `flow`; a priority above 0 joins the queue's levels set (its stream's group made when new).
+-- `levels_key`, `scheduled_key` the queue's; `job_key`, `done_key`, `stream` (of its priority) the job's;
+-- `now` (ms), `queue`, `channel` (events, '' = nobody listens), `group` the call's; `id`, `envelope`,
+-- `due` (ms, a number), `task`, `priority` ('0' to '9'), `flow` ('' = none) the job's; `nx`: create only
+-- if no record of the id exists at all; `extra`: more hash fields (a list field, value, ...; or nil).
+-- Returns {status, created}: created is 0 when a live job with this id already exists (idempotent ids),
+-- or with `nx` when any record of it exists (its status, or 'exists' for a record without one).
+local function resq_create_job(levels_key, scheduled_key, job_key, done_key, stream, now, queue, channel, group,
+                               id, envelope, due, task, priority, flow, nx, extra)
+  local status = redis.call('HGET', job_key, 'status')
+  if nx and (status or redis.call('EXISTS', job_key) == 1) then return {status or 'exists', 0} end
+  if status and not RESQ_TERMINAL[status] then return {status, 0} end
+  if status then redis.call('DEL', job_key, done_key) end  -- a finished job's id, reused
+  if due > now then
+    redis.call('ZADD', scheduled_key, due, id)
+    local e = resq_event('scheduled', id, task, queue, 0, now, {due_ms = due})
+    redis.call('HSET', job_key, unpack(resq_job_fields({'envelope', envelope, 'task', task, 'queue', queue,
+      'attempt', 0, 'enqueued_ms', now, 'status', 'scheduled', 'due_ms', due,
+      'history', resq_note(false, channel, e)}, priority, flow, extra)))
+    return {'scheduled', 1}
+  end
+  local entry
+  if flow == '' then
+    entry = redis.call('XADD', stream, '*', 'id', id, 'envelope', envelope)
+  else
+    entry = redis.call('XADD', stream, '*', 'id', id, 'envelope', envelope, 'flow', flow)
+  end
+  if priority ~= '0' and redis.call('SADD', levels_key, priority) == 1 then
+    redis.pcall('XGROUP', 'CREATE', stream, group, '0')  -- workers read the new level from now on
+  end
+  redis.call('HSET', job_key, unpack(resq_job_fields({'task', task, 'queue', queue, 'attempt', 0,
+    'enqueued_ms', now, 'status', 'queued', 'entry', entry}, priority, flow, extra)))
+  resq_publish_lazy(channel, function() return resq_event('enqueued', id, task, queue, 0, now, nil) end)
+  return {'queued', 1}
+end
