@@ -420,9 +420,11 @@ def _limits(raw: bytes | None) -> dict[str, Any] | None:
     """The flow control a job counts against, for :func:`describe` (None: none): ``concurrency``
     ``{"key", "limit"}``, ``rate`` ``{"key", "starts", "window_s"}``, ``expires_at``."""
     flow = Flow.unpacked(raw)
-    if not flow.gated:
+    if not flow.gated and flow.group is None:
         return None
     found: dict[str, Any] = {}
+    if flow.group is not None:
+        found["group"] = flow.group
     if flow.concurrency_key is not None:
         found["concurrency"] = {"key": flow.concurrency_key, "limit": flow.concurrency}
     if flow.rate_key is not None:

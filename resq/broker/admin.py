@@ -25,12 +25,16 @@ class Admin(Part):
     """Reads and repairs for ``resq stats``, ``resq queue clear``, ``resq dead``, ``resq scheduled`` and the metrics."""
 
     def queue_sizes(self, queues: Sequence[str]) -> list[tuple[int, int, int]]:
-        """``(entries in its streams, scheduled, dead)`` of each queue, in one round trip."""
+        """``(entries in its streams and grouped jobs waiting, scheduled, dead)`` of each queue, in one
+        round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        streams = len(self.keys.streams("q"))
+        streams = len(self.keys.streams("q")) + 2
         for name in queues:
             for stream in self.keys.streams(name):
                 pipe.xlen(stream)
+            grouped = self.keys.groups(name)
+            pipe.zcard(grouped[0])  # grouped jobs wait in no stream, those of paused groups in the held set
+            pipe.zcard(grouped[4])
             pipe.zcard(self.keys.scheduled(name))
             pipe.zcard(self.keys.dead(name))
         n, each = [int(size) for size in pipe.execute()], streams + 2

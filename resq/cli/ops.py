@@ -434,7 +434,7 @@ def format_limits(limits: dict[str, Any] | None) -> list[tuple[str, str]]:
     """A job's flow control (``info()["limits"]``) as rows: ``concurrency  1 at once per flow.sync:ada``."""
     if not limits:
         return []
-    rows = []
+    rows = [("group", limits["group"])] if "group" in limits else []
     if "concurrency" in limits:
         c = limits["concurrency"]
         rows.append(("concurrency", f"{c['limit']} at once per {c['key']}"))

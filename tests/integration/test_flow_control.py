@@ -221,3 +221,13 @@ def test_a_worker_blocked_on_an_empty_queue_wakes_for_a_grouped_job(client: redi
     assert client.lrange("flowtest:order", 0, -1) == [b"warm", b"later"]
     worker.terminate()
     worker.wait(timeout=30)
+
+
+def test_grouped_jobs_count_as_waiting_and_resq_job_names_their_group(client: redis.Redis) -> None:
+    from resq.cli.ops import format_job
+
+    flowapp.app.pause_group("held", queue="default")
+    jobs = [flowapp.record.apply_async((f"g-{n}",), group="held" if n else "open") for n in range(3)]
+    drain()  # the open group's job runs; the held group's are set aside
+    assert Inspector(flowapp.app).queues()[0].waiting == 2
+    assert re.search(r"group +held", format_job(jobs[1].info()))
