@@ -9,7 +9,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.broker import Broker
 from resq.errors import ConfigError
-from resq.flow import validate_group
+from resq.flow import parse_rate, validate_group
 from resq.hooks import Hooks
 from resq.job import Job, JobStore
 from resq.producer import Call, InlineRunner, enqueue_many
@@ -212,6 +212,29 @@ class Resq:
             raise ConfigError(f"a group's weight must be a number above 0 and at most 1000, got {weight!r}")
         for name in self._group_queues(group, queue):
             self.broker.queues.group_weight(name, group, float(weight))
+
+    def group_limits(
+        self,
+        group: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """Give ``group`` limits of its own, in ``queue`` or in every queue: at most ``concurrency`` of its
+        jobs running at once, at most ``rate_limit`` starts (``"10/s"``), across every worker; both None
+        removes them. They apply to the group's jobs handed out from now on, in place of their task's
+        own concurrency and rate limits.
+
+        Raises:
+            ConfigError: a concurrency that is not a positive integer, a rate limit that does not parse.
+        """
+        bad = not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+        if concurrency is not None and bad:
+            raise ConfigError(f"concurrency must be a positive integer (jobs running at once), got {concurrency!r}")
+        rate = None if rate_limit is None else parse_rate(rate_limit)
+        for name in self._group_queues(group, queue):
+            self.broker.queues.group_limits(name, group, concurrency, rate)
 
     def pause_group(self, group: str, *, queue: str | None = None) -> None:
         """Stop starting the jobs of ``group`` (in ``queue``, or in every queue) until :meth:`resume_group`;

@@ -89,8 +89,8 @@ class Keys:
         (``_groups.lua``): the zset of grouped jobs waiting (``<group>|<id>`` -> virtual finish time), the
         hash group -> the last virtual time given, the hash group -> weight, the hash of paused groups,
         the zset of jobs of paused groups set aside, the queue's virtual clock, the hash id -> flow of
-        grouped jobs, the doorbell flag, the stream grouped jobs are handed out through, and the levels
-        set."""
+        grouped jobs, the doorbell flag, the stream grouped jobs are handed out through, the levels set,
+        and the hash group -> its own limits (msgpack ``{"c": n, "r": [n, window ms]}``)."""
         tag = self._q(queue)
         return [
             f"{tag}:grouped",
@@ -103,6 +103,7 @@ class Keys:
             f"{tag}:grouped:bell",
             self.queue(queue, GROUP_LEVEL),
             self.levels(queue),
+            f"{tag}:groups:limits",
         ]
 
     def slots(self, queue: str, key: str) -> str:

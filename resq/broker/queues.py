@@ -32,6 +32,7 @@ from resq.broker.connection import (
 )
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
+from resq.codec import pack
 from resq.errors import BrokenKey
 from resq.flow import GROUP_LEVEL, NO_FLOW, Flow
 from resq.job import JobStatus
@@ -629,6 +630,21 @@ class Queues(Part):
         """Serve ``group`` in ``queue`` ``weight`` times as often as a group of weight 1 (its jobs enqueued
         from now on are scored by it)."""
         self.connection.with_retry(lambda: self._redis.hset(self.keys.groups(queue)[2], group, repr(float(weight))))
+
+    def group_limits(self, queue: str, group: str, concurrency: int | None, rate: tuple[int, int] | None) -> None:
+        """Give ``group`` in ``queue`` limits of its own (None and None: none): at most ``concurrency`` of
+        its jobs running at once, at most ``rate`` (starts, window ms) starts per window. They apply to the
+        group's jobs handed out from now on, in place of a task's own concurrency or rate limit."""
+        key = self.keys.groups(queue)[10]
+        limits: dict[str, Any] = {}
+        if concurrency is not None:
+            limits["c"] = concurrency
+        if rate is not None:
+            limits["r"] = list(rate)
+        if limits:
+            self.connection.with_retry(lambda: self._redis.hset(key, group, pack(limits)))
+        else:
+            self.connection.with_retry(lambda: self._redis.hdel(key, group))
 
     def pause_group(self, queue: str, group: str) -> None:
         """Stop handing out the jobs of ``group`` in ``queue`` (they are set aside, in their order) until

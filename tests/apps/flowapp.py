@@ -9,7 +9,7 @@ import time
 
 import redis
 
-from resq import Resq, Snooze, current_job
+from resq import RateLimited, Resq, Snooze, current_job
 
 app = Resq()
 
@@ -64,3 +64,16 @@ def waits_for_word(user: str, n: int) -> int:
         pass
     client.rpush("flowtest:per_user", f"{user}|{began}|{time.time()}")
     return n
+
+
+@app.task(name="flow.tenant_job")
+def tenant_job(tenant: str, n: int) -> None:
+    _run("flowtest:tenants", tenant, 0.05)
+
+
+@app.task(name="flow.limited_by_api", retries=0)
+def limited_by_api() -> int:
+    if _redis().incr("flowtest:429") < 2:
+        raise RateLimited(retry_in=0.05)
+    job = current_job()
+    return job.attempt if job else -1

@@ -231,3 +231,24 @@ def test_grouped_jobs_count_as_waiting_and_resq_job_names_their_group(client: re
     drain()  # the open group's job runs; the held group's are set aside
     assert Inspector(flowapp.app).queues()[0].waiting == 2
     assert re.search(r"group +held", format_job(jobs[1].info()))
+
+
+def test_a_group_limit_of_its_own_holds_across_worker_processes(client: redis.Redis, run_worker: RunWorker) -> None:
+    flowapp.app.broker.queues.ensure_groups(["default"])
+    flowapp.app.group_limits("solo", concurrency=1, queue="default")
+    for n in range(5):
+        for tenant in ("solo", "free"):
+            flowapp.tenant_job.apply_async((tenant, n), group=tenant)
+    burst(run_worker, APP, "-c", "3")
+    done = runs(client, "flowtest:tenants")
+    assert len(done) == 10
+    assert most_at_once([(b, e) for t, b, e in done if t == "solo"]) == 1, done
+    assert most_at_once([(b, e) for t, b, e in done if t == "free"]) >= 2, done  # the other group is not held
+    assert client.zcard("{resq:default}:slots:group:solo") == 0
+
+
+def test_rate_limited_by_the_other_side_runs_again_without_counting_an_attempt(client: redis.Redis) -> None:
+    job = flowapp.limited_by_api.delay()
+    drain()
+    assert job.result(timeout=0) == 1
+    assert [e["event"] for e in job.info()["history"]].count("snoozed") == 1

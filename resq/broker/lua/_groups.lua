@@ -8,6 +8,7 @@
 --   k grouped zset   k+1 group -> last virtual time   k+2 group -> weight   k+3 paused groups
 --   k+4 held zset (jobs of paused groups set aside)   k+5 the virtual clock   k+6 id -> flow
 --   k+7 doorbell flag   k+8 the stream grouped jobs are handed out through   k+9 levels set
+--   k+10 group -> its own limits (msgpack {c = n, r = {n, window ms}}: app.group_limits)
 
 local RESQ_GROUP_LEVEL = '10'
 
@@ -39,6 +40,24 @@ local function resq_group_add(k, group, id, flow, group_name)
     redis.pcall('XGROUP', 'CREATE', KEYS[k + 8], group_name, '0', 'MKSTREAM')
   end
   resq_group_ring(k)
+end
+
+-- The flow a grouped job is handed out with: its own (`flow`, false or '' for none) with the group's own
+-- limits (`limits`, msgpack, or false) as its concurrency and rate keys `group:<name>`, which start.lua
+-- then applies as it applies a task's.
+local function resq_group_flow(flow, limits, group)
+  if not limits then return flow end
+  local ok, l = pcall(cmsgpack.unpack, limits)
+  if not ok or type(l) ~= 'table' then return flow end
+  local f = {}
+  if flow and flow ~= '' then
+    local good, found = pcall(cmsgpack.unpack, flow)
+    if good and type(found) == 'table' then f = found end
+  end
+  if l.c then f.c = {'group:' .. group, l.c} end
+  if l.r then f.r = {'group:' .. group, l.r[1], l.r[2]} end
+  f.g = group
+  return cmsgpack.pack(f)
 end
 
 -- The group and the id of a member of the grouped zset (ids hold no '|': the last one splits them).

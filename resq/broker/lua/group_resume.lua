@@ -1,6 +1,6 @@
 -- group_resume: a paused group of a queue is served again: its jobs set aside while it was paused go back
 -- to the queue's fair order, with the scores they had (their place in the round-robin).
--- KEYS[1..10] the queue's group keys (Keys.groups)
+-- KEYS[1..11] the queue's group keys (Keys.groups)
 -- ARGV[1] the group   ARGV[2] the MATCH pattern of its members (the group's name escaped, then '|*')
 -- Returns: how many jobs went back.
 redis.call('HDEL', KEYS[4], ARGV[1])

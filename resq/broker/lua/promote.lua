@@ -1,7 +1,7 @@
 -- promote: move due jobs from a queue's scheduled set into its streams, atomically.
 -- Any number of schedulers and workers may run it at once: a job moves exactly once.
 -- KEYS[1] scheduled zset   KEYS[2] levels set (the queue's priorities above 0)
--- KEYS[3 + p] the stream of priority p, for p = 0 to 9   KEYS[13..22] the queue's group keys (Keys.groups)
+-- KEYS[3 + p] the stream of priority p, for p = 0 to 9   KEYS[13..23] the queue's group keys (Keys.groups)
 -- ARGV[1] now (ms)   ARGV[2] batch limit   ARGV[3] job key prefix   ARGV[4] events channel ('' = none)
 -- ARGV[5] consumer group
 -- (the prefix carries the same hash tag as KEYS, so the keys built from it live in the same slot)

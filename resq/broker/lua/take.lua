@@ -2,7 +2,7 @@
 -- round-robin, weighted: _groups.lua), leased to it at once: each goes into the hand-out stream and is
 -- read there by the worker's consumer in this same script, so its lease is a pending entry like any
 -- other (the reaper finds it if the worker dies). Jobs of a paused group are set aside in the held zset.
--- KEYS[1..10] the queue's group keys (Keys.groups)
+-- KEYS[1..11] the queue's group keys (Keys.groups)
 -- ARGV[1] consumer group   ARGV[2] consumer (the worker)   ARGV[3] count
 -- Returns: the read's reply for the hand-out stream (as XREADGROUP: {{stream, {{entry, fields}, ...}}}),
 -- or false when nothing was read. It may hold doorbell entries (the worker acks and drops them); the
@@ -20,9 +20,9 @@ while taken < count do
     if redis.call('HEXISTS', KEYS[4], group) == 1 then
       redis.call('ZADD', KEYS[5], score, member)
     else
-      local flow = redis.call('HGET', KEYS[7], id)
-      if flow then
-        redis.call('HDEL', KEYS[7], id)
+      local flow = resq_group_flow(redis.call('HGET', KEYS[7], id), redis.call('HGET', KEYS[11], group), group)
+      redis.call('HDEL', KEYS[7], id)
+      if flow and flow ~= '' then
         redis.call('XADD', KEYS[9], '*', 'id', id, 'flow', flow)
       else
         redis.call('XADD', KEYS[9], '*', 'id', id)
