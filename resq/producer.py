@@ -39,6 +39,7 @@ from resq.errors import ConfigError
 from resq.flow import Flow, expiry_ms, limit_key
 from resq.job import Job, JobStatus, JobStore, new_job_id
 from resq.log import get_logger
+from resq.retry import to_seconds
 from resq.sealing import keyring, open_envelope, seal_envelope
 from resq.settings import validate_name
 
@@ -254,8 +255,11 @@ def job_unique(app: Resq, envelope: Envelope) -> UniqueLock | None:
         wait_ms = max(1, round(o.debounce * 1000))
         most_ms = 0 if o.debounce_max is None else max(wait_ms, round(o.debounce_max * 1000))
         return UniqueLock(key, "debounce", debounce_ms=wait_ms, debounce_max_ms=most_ms)
-    ttl_ms = 0 if o.unique_for is None else max(1, round(o.unique_for * 1000))
-    return UniqueLock(key, o.unique_until, ttl_ms=ttl_ms)
+    # Without unique_for a lock still goes, once no job could be waiting on it any more: after the longest
+    # a finished record is kept (a lock per digest of free-form arguments must not stay forever).
+    s = app.settings
+    seconds = o.unique_for if o.unique_for is not None else max(to_seconds(s.result_ttl), to_seconds(s.dead_ttl))
+    return UniqueLock(key, o.unique_until, ttl_ms=max(1, round(seconds * 1000)))
 
 
 async def aenqueue(

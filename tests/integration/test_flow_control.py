@@ -252,3 +252,18 @@ def test_rate_limited_by_the_other_side_runs_again_without_counting_an_attempt(c
     drain()
     assert job.result(timeout=0) == 1
     assert [e["event"] for e in job.info()["history"]].count("snoozed") == 1
+
+
+def test_higher_priorities_run_first_with_several_worker_processes(client: redis.Redis, run_worker: RunWorker) -> None:
+    for n in range(10):
+        flowapp.record.delay(f"p0-{n}")
+    for n in range(10):
+        flowapp.record.apply_async((f"p9-{n}",), priority=9)
+    burst(run_worker, APP, "-c", "2", "--prefetch", "1")
+    order = [label.decode() for label in client.lrange("flowtest:order", 0, -1)]
+    assert len(order) == 20
+    # Every p9 job is leased before any p0 job; the two children may start the last p9 and the first p0
+    # in either order, so the first eight starts are p9 ones, and p9 ones come first on average.
+    assert all(label.startswith("p9") for label in order[:8]), order
+    ranks = {p: [i for i, label in enumerate(order) if label.startswith(p)] for p in ("p9", "p0")}
+    assert sum(ranks["p9"]) < sum(ranks["p0"])
