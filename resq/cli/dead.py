@@ -172,33 +172,56 @@ def queue() -> None:
     """Act on one queue (see `resq queues` to list them)."""
 
 
-@queue.command("pause", short_help="Pause a queue for every worker (its jobs wait).")
+#: ``resq queue pause|resume --group G``: one group of the queue (fair queuing, docs/flow-control.md).
+group_option = click.option("--group", "group", default=None, help="Only this group of the queue's jobs.")
+
+
+@queue.command("pause", short_help="Pause a queue (or one of its groups) for every worker (its jobs wait).")
 @ops_options
 @click.argument("name")
+@group_option
 @json_option
-def queue_pause(app_ref: str | None, url: str | None, namespace: str | None, name: str, as_json: bool) -> None:
+def queue_pause(
+    app_ref: str | None, url: str | None, namespace: str | None, name: str, group: str | None, as_json: bool
+) -> None:
     """Pause queue NAME for every worker: its jobs stay queued and no worker starts one (a job already
-    running finishes) until `resq queue resume NAME`. Producers go on enqueueing."""
-    _set_paused(app_ref, url, namespace, name, as_json, paused=True)
+    running finishes) until `resq queue resume NAME`. Producers go on enqueueing. With --group G, only
+    the jobs of group G wait; the queue's other groups go on."""
+    _set_paused(app_ref, url, namespace, name, group, as_json, paused=True)
 
 
-@queue.command("resume", short_help="Resume a paused queue.")
+@queue.command("resume", short_help="Resume a paused queue (or one of its groups).")
 @ops_options
 @click.argument("name")
+@group_option
 @json_option
-def queue_resume(app_ref: str | None, url: str | None, namespace: str | None, name: str, as_json: bool) -> None:
-    """Let workers start the jobs of queue NAME again (within a second)."""
-    _set_paused(app_ref, url, namespace, name, as_json, paused=False)
+def queue_resume(
+    app_ref: str | None, url: str | None, namespace: str | None, name: str, group: str | None, as_json: bool
+) -> None:
+    """Let workers start the jobs of queue NAME (or of its group G) again (within a second)."""
+    _set_paused(app_ref, url, namespace, name, group, as_json, paused=False)
 
 
 def _set_paused(
-    app_ref: str | None, url: str | None, namespace: str | None, name: str, as_json: bool, paused: bool
+    app_ref: str | None,
+    url: str | None,
+    namespace: str | None,
+    name: str,
+    group: str | None,
+    as_json: bool,
+    paused: bool,
 ) -> None:
     inspector = inspector_from(app_ref, url, namespace)
     if name not in guard(inspector.queue_names):
         raise NotFound(f"no queue named {name!r} (see `resq queues`)")
-    guard(lambda: inspector.pause_queue(name) if paused else inspector.resume_queue(name))
     word = "paused" if paused else "resumed"
+    if group is not None:
+        app = inspector.app
+        guard(lambda: app.pause_group(group, queue=name) if paused else app.resume_group(group, queue=name))
+        shown = {"queue": name, "group": group, "paused": paused}
+        click.echo(json.dumps(shown) if as_json else f"{word} group {group} of {name}")
+        return
+    guard(lambda: inspector.pause_queue(name) if paused else inspector.resume_queue(name))
     click.echo(json.dumps({"queue": name, "paused": paused}) if as_json else f"{word} {name}")
 
 

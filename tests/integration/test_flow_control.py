@@ -4,11 +4,13 @@ that hold across worker processes (per task and per key), rate limits over a win
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -267,3 +269,17 @@ def test_higher_priorities_run_first_with_several_worker_processes(client: redis
     assert all(label.startswith("p9") for label in order[:8]), order
     ranks = {p: [i for i, label in enumerate(order) if label.startswith(p)] for p in ("p9", "p0")}
     assert sum(ranks["p9"]) < sum(ranks["p0"])
+
+
+def test_resq_queue_pause_and_resume_take_one_group(client: redis.Redis, cli: Any) -> None:
+    flowapp.record.apply_async(("first",), group="t1")  # the queue exists
+    drain()
+    assert cli("queue", "pause", "default", "--group", "t7").output.strip() == "paused group t7 of default"
+    flowapp.record.apply_async(("t7-job",), group="t7")
+    flowapp.record.apply_async(("t1-job",), group="t1")
+    drain()
+    assert [label.decode() for label in client.lrange("flowtest:order", 0, -1)] == ["first", "t1-job"]
+    shown = json.loads(cli("queue", "resume", "default", "--group", "t7", "--json").output)
+    assert shown == {"queue": "default", "group": "t7", "paused": False}
+    drain()
+    assert client.lrange("flowtest:order", -1, -1) == [b"t7-job"]

@@ -254,3 +254,10 @@ local function resq_create_job(levels_key, scheduled_key, job_key, done_key, str
   resq_publish_lazy(channel, function() return resq_event('enqueued', id, task, queue, 0, now, nil) end)
   return {'queued', 1}
 end
+
+-- Queue job `id` in `stream` (a new entry of its id, with its flow control when it has any: resq/flow.py),
+-- for a job whose envelope is in its hash; returns the entry's id.
+local function resq_add_entry(stream, id, flow)
+  if flow and flow ~= '' then return redis.call('XADD', stream, '*', 'id', id, 'flow', flow) end
+  return redis.call('XADD', stream, '*', 'id', id)
+end

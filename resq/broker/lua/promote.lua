@@ -31,12 +31,7 @@ for _, id in ipairs(ids) do
   elseif status == 'scheduled' or status == 'retrying' then
     local priority = tonumber(f[6]) or 0
     local stream = KEYS[3 + priority] or KEYS[3]
-    local entry
-    if f[7] then
-      entry = redis.call('XADD', stream, '*', 'id', id, 'flow', f[7])
-    else
-      entry = redis.call('XADD', stream, '*', 'id', id)
-    end
+    local entry = resq_add_entry(stream, id, f[7])
     if priority > 0 and redis.call('SADD', KEYS[2], priority) == 1 then
       redis.pcall('XGROUP', 'CREATE', stream, ARGV[5], '0')  -- workers read the new level from now on
     end

@@ -5,12 +5,7 @@
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local f = redis.call('HMGET', KEYS[3], 'envelope', 'task', 'queue', 'history', 'flow')
 if not f[1] then return 0 end
-local entry  -- the job's flow control goes with it (resq/flow.py)
-if f[5] then
-  entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'flow', f[5])
-else
-  entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
-end
+local entry = resq_add_entry(KEYS[2], ARGV[1], f[5])  -- its flow control goes with it
 redis.call('PERSIST', KEYS[3])
 redis.call('DEL', KEYS[4])
 local e = resq_event('enqueued', ARGV[1], f[2], f[3], 0, ARGV[2], {from = 'dead'})

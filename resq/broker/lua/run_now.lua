@@ -8,12 +8,7 @@ if not status then return {0, false} end
 if (status ~= 'scheduled' and status ~= 'retrying') or redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return {0, status}
 end
-local entry  -- the job's flow control goes with it (resq/flow.py)
-if f[6] then
-  entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'flow', f[6])
-else
-  entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
-end
+local entry = resq_add_entry(KEYS[2], ARGV[1], f[6])  -- its flow control goes with it
 local e = resq_event('enqueued', ARGV[1], f[2], f[3], f[4], ARGV[2], {from = status, run_now = 1})
 redis.call('HSET', KEYS[3], 'status', 'queued', 'entry', entry, 'history', resq_note(f[5], ARGV[3], e))
 redis.call('HDEL', KEYS[3], 'due_ms')

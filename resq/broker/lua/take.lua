@@ -22,11 +22,7 @@ while taken < count do
     else
       local flow = resq_group_flow(redis.call('HGET', KEYS[7], id), redis.call('HGET', KEYS[11], group), group)
       redis.call('HDEL', KEYS[7], id)
-      if flow and flow ~= '' then
-        redis.call('XADD', KEYS[9], '*', 'id', id, 'flow', flow)
-      else
-        redis.call('XADD', KEYS[9], '*', 'id', id)
-      end
+      resq_add_entry(KEYS[9], id, flow)
       redis.call('SET', KEYS[6], score)
       taken = taken + 1
     end
