@@ -185,7 +185,8 @@ class Job(Generic[R]):
             timeout: seconds to wait at most; None waits as long as it takes.
 
         Raises:
-            JobFailed: the job is dead; carries the remote exception's type, message and traceback.
+            JobFailed: the job is dead (it carries the remote exception's type, message and traceback) or expired
+                (type ``JobExpired``).
             JobCancelled: the job was cancelled.
             ResultTimeout: the job did not finish within ``timeout``.
             UnknownJob: the job is unknown or its record expired.
@@ -205,6 +206,8 @@ class Job(Generic[R]):
         if status == JobStatus.CANCELLED:
             reason = fields.get("cancel_reason", b"cancelled").decode()
             raise JobCancelled(self.id, "JobCancelled", reason)
+        if status == JobStatus.EXPIRED:
+            raise JobFailed(self.id, "JobExpired", "not started before it expired (expires_in / expires_at)", "")
         raise JobFailed(self.id, error.get("type", "?"), error.get("message", ""), error.get("traceback", ""))
 
     def info(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from resq import ConfigError, JobStatus
+from resq import ConfigError, JobFailed, JobStatus
 from resq.ops.inspect import Inspector
 from resq.worker.consumer import Consumer
 from tests.apps import flowapp
@@ -130,6 +130,8 @@ def test_a_job_not_started_before_it_expires_never_runs(client: redis.Redis) -> 
     time.sleep(0.05)  # past its expiry (a condition to reach, not a timing goal)
     drain()
     assert gone.status() == JobStatus.EXPIRED and kept.status() == JobStatus.SUCCEEDED
+    with pytest.raises(JobFailed, match="expired"):
+        gone.result(timeout=0)
     assert [label.decode() for label in client.lrange("flowtest:order", 0, -1)] == ["fresh"]
     assert Inspector(flowapp.app).stats(days=1)["total"]["expired"] == 1
     assert [e["event"] for e in gone.info()["history"]][-1] == "expired"
