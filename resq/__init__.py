@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.app import Resq, default_app
+from resq.canvas import Signature, chain
 from resq.context import current_job
 from resq.errors import (
     ArgumentsError,
@@ -73,6 +74,7 @@ __all__ = [
     "ResqError",
     "ResultTimeout",
     "Retry",
+    "Signature",
     "SkipJob",
     "Snooze",
     "SoftTimeout",
@@ -80,6 +82,7 @@ __all__ = [
     "UnknownJob",
     "Veto",
     "__version__",
+    "chain",
     "current_job",
     "default_app",
     "generate_key",

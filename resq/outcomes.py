@@ -7,7 +7,19 @@ from dataclasses import dataclass, field
 from resq.flow import Flow
 from resq.job import ACTIVE_STATUSES, JobStatus
 
-__all__ = ["Cancelled", "Dead", "Delivery", "Discarded", "Held", "Lost", "Outcome", "Retried", "Started", "Succeeded"]
+__all__ = [
+    "Cancelled",
+    "Dead",
+    "Delivery",
+    "Discarded",
+    "Held",
+    "Lost",
+    "NextStep",
+    "Outcome",
+    "Retried",
+    "Started",
+    "Succeeded",
+]
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,21 @@ class Succeeded:
     ttl_ms: int
     duration_ms: int
     task: str = ""
+    #: the next step of its chain, created with this success: its queue, id, task, encoded envelope,
+    #: priority and packed flow (None: the job is no chain's step, or its last)
+    then: NextStep | None = None
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """A chain's next job, as the ``succeed`` script creates it (``resq/canvas.py``)."""
+
+    queue: str
+    job_id: str
+    task: str
+    envelope: bytes
+    priority: int = 0
+    flow: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from resq.errors import ConfigError
 from resq.flow import Flow, expiry_ms, limit_key
 from resq.job import Job, JobStatus, JobStore, new_job_id
 from resq.log import get_logger
+from resq.outcomes import NextStep
 from resq.retry import to_seconds
 from resq.sealing import keyring, open_envelope, seal_envelope
 from resq.settings import validate_name
@@ -58,6 +59,7 @@ __all__ = [
     "job_flow",
     "job_unique",
     "prepare",
+    "prepare_step",
     "requeue",
     "revive",
     "run_now",
@@ -514,6 +516,19 @@ class _Prepared(NamedTuple):
             return None
         clear = self.clear
         return lambda job_id: _encoded(app, replace(clear, id=job_id))[1]
+
+
+def prepare_step(
+    app: Resq, task: str, args: list[Any], kwargs: dict[str, Any], queue: str, job_id: str, meta: dict[str, Any]
+) -> NextStep:
+    """The next job of a chain (``resq/canvas.py``), ready for the ``succeed`` script of the step before
+    it to create: the same hooks, flow control, sealing and encoding as :func:`enqueue`.
+
+    Raises:
+        as :func:`enqueue` before it stores anything (``Veto``, ``ConfigError``, ``EncodeError``, ...).
+    """
+    envelope, raw, flow, _, _ = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
+    return NextStep(envelope.queue, envelope.id, task, raw, flow.priority, flow.packed())
 
 
 def prepare(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from resq.canvas import Signature
 from resq.clock import due_time_ms, now_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.flow import parse_rate, validate_group, validate_priority
@@ -336,6 +337,15 @@ class Task(Generic[P, R]):
             raise ArgumentsError(
                 f"arguments do not match the signature of {self.name}{_plain(signature)}: {exc}{suffix}"
             ) from None
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task with these arguments: a step of a workflow (``resq.chain``). In a chain
+        it receives the previous step's result as its first argument, before these."""
+        return Signature(self.app, self.name, tuple(args), dict(kwargs), self.queue)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: in a chain, it ignores the previous step's result."""
+        return Signature(self.app, self.name, tuple(args), dict(kwargs), self.queue, immutable=True)
 
     def arguments_by_name(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments of a call by parameter name, defaults included (what key functions receive:

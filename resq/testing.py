@@ -35,10 +35,10 @@ from typing import Any
 
 from resq.app import Resq
 from resq.clock import now_ms
-from resq.codec import Envelope, decode_event, pack, unpack
+from resq.codec import Envelope, decode_envelope, decode_event, pack, unpack
 from resq.errors import DecodeError
 from resq.job import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, decode_progress
-from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Retried, Started, Succeeded
+from resq.outcomes import Cancelled, Dead, Delivery, NextStep, Outcome, Retried, Started, Succeeded
 from resq.worker.consumer import Consumer
 from resq.worker.executor import Executor, run_coroutine
 
@@ -256,8 +256,15 @@ class EagerRunner:
             attempt = self.jobs.start(queue, job.id)
             outcome = self.executor.perform(Started(delivery, raw, attempt, JobStatus.RUNNING))
             status = self.jobs.apply(queue, outcome)
+            if isinstance(outcome, Succeeded) and outcome.then is not None:
+                self._next_step(job, outcome.then)
             if status != JobStatus.RETRYING:
                 return status
+
+    def _next_step(self, job: Job[Any], step: NextStep) -> None:
+        """Create and run the next step of a chain, as the ``succeed`` script creates it in Redis."""
+        self.jobs.create(decode_envelope(step.envelope), step.envelope, if_absent=False)
+        self.perform(Job(job.app, step.job_id, step.queue, task=step.task))
 
 
 def _status(record: dict[str, bytes]) -> JobStatus | None:

@@ -485,7 +485,15 @@ class Queues(Part):
         elif isinstance(outcome, Succeeded):
             keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
-            run(pipe, "succeed", keys, [*args, _carried(d), *slot_args])
+            args += [_carried(d), *slot_args]
+            if outcome.then is not None:
+                step = outcome.then
+                nq = step.queue
+                keys += [k.levels(nq), k.scheduled(nq), k.job(nq, step.job_id), k.done(nq, step.job_id)]
+                keys.append(k.queue(nq, step.priority))
+                args += [*([] if slot_args else ["0"]), "then", nq, GROUP, step.job_id, step.envelope, step.task]
+                args += [step.priority, step.flow]
+            run(pipe, "succeed", keys, args)
         elif isinstance(outcome, Retried):
             keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id), *slot_keys]
             args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resq.app import Resq
+from resq.canvas import CHAIN_META
 from resq.clock import now_ms, to_ms
 from resq.codec import Envelope, decode_envelope, pack
 from resq.context import _current
@@ -21,7 +22,8 @@ from resq.errors import ConfigError, DecodeError, DecryptError, SkipJob, Snooze
 from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.job import Job
 from resq.log import get_logger, job_context
-from resq.outcomes import Cancelled, Dead, Delivery, Outcome, Retried, Started, Succeeded
+from resq.outcomes import Cancelled, Dead, Delivery, NextStep, Outcome, Retried, Started, Succeeded
+from resq.producer import prepare_step
 from resq.retry import to_seconds
 from resq.sealing import Keyring, keyring, open_envelope, seal_result
 from resq.task import Task
@@ -136,7 +138,22 @@ class Executor:
         hooks.run("on_success", job, result, job=job, extra=task_hook(task, "on_success"))
         log.info("succeeded", duration_ms=duration)
         ttl = task.options.result_ttl or self.app.settings.result_ttl
-        return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name)
+        then = self._next_step(envelope, result) if envelope.meta.get(CHAIN_META) else None
+        return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name, then=then)
+
+    def _next_step(self, envelope: Envelope, result: Any) -> NextStep | None:
+        """The next step of the chain this job is a step of, built as any enqueue builds a job (hooks,
+        sealing, encoding), its arguments led by ``result`` unless the step is immutable; None when it
+        cannot be built (logged: the chain ends here, this step's success stands)."""
+        step, *rest = envelope.meta[CHAIN_META]
+        try:
+            args = list(step["args"]) if step.get("immutable") else [result, *step["args"]]
+            meta = {CHAIN_META: rest} if rest else {}
+            built = prepare_step(self.app, step["task"], args, step["kwargs"], step["queue"], step["id"], meta)
+        except Exception as exc:  # a hook's veto, an argument msgpack cannot carry, a key the app lacks
+            log.error("chain_broken", next_job_id=step.get("id"), next_task=step.get("task"), error=str(exc))
+            return None
+        return built
 
     def _call(self, task: Task[Any, Any], envelope: Envelope) -> Any:
         try:

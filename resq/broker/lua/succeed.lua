@@ -5,6 +5,11 @@
 -- ARGV[9] the envelope the stream entry carried ('' if none)
 -- For a job with a concurrency key: KEYS[5] its slots zset   KEYS[6] its parked list   KEYS[7] the front
 -- stream   ARGV[10] its limit (the slot is freed and the turn passed on: _lib.lua)
+-- For a step of a chain (resq/canvas.py): ARGV[10] '0' when the job has no concurrency key, ARGV[11]
+-- 'then', and the next step's job, created here, in the same step as this one's success (never lost, never
+-- twice: its id was drawn when the chain was made): the last five KEYS its queue's levels set, scheduled
+-- zset, its job hash, done list and stream; ARGV[12] its queue   ARGV[13] the consumer group
+-- ARGV[14] its id   ARGV[15] envelope   ARGV[16] task   ARGV[17] priority   ARGV[18] flow
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
@@ -14,8 +19,14 @@ broken = resq_guard(f[8] and KEYS[3], 'list', f[9] and KEYS[4], 'set')
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
-resq_free_slot(5, 10, ARGV[7])
+local chained = ARGV[11] == 'then'
+if #KEYS - (chained and 5 or 0) >= 7 then resq_free_slot(5, 10, ARGV[7]) end
 if not f[1] then return 0 end
+if chained then
+  local n = #KEYS - 4
+  resq_create_job(KEYS[n], KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4], tonumber(ARGV[4]), ARGV[12],
+    ARGV[8], ARGV[13], ARGV[14], ARGV[15], 0, ARGV[16], ARGV[17], ARGV[18], false, nil)
+end
 local fields = {'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[6]}
 if ARGV[9] ~= '' then
   fields[#fields + 1] = 'envelope'
