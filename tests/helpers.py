@@ -92,3 +92,31 @@ def stored_envelope(client: Any, queue: str, job_id: str, namespace: str = "resq
         entry = client.hget(keys.job(queue, job_id), "entry")
         found = client.xrange(keys.queue(queue), entry, entry)[0][1][b"envelope"]
     return bytes(found)
+
+
+def event_subscribers(client: Any, namespace: str = "resq") -> int:
+    """How many clients follow the events channel of ``namespace`` (``resq events``, the dashboard)."""
+    channel = f"{{{namespace}}}:events"
+    return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+
+
+def follow_events(redis_url: str, client: Any, *args: str) -> subprocess.Popen[str]:
+    """``resq events ARGS`` in a subprocess on ``redis_url``, returned once it has subscribed."""
+    import os
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("RESQ_APP", None)
+    before = event_subscribers(client)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resq", "events", *args],
+        env=env,
+        cwd=str(REPO_ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: event_subscribers(client) > before, message="resq events subscribed")
+    return proc

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -13,8 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import REPO_ROOT, RunWorker
-from tests.helpers import burst, wait_for
+from tests.conftest import RunWorker
+from tests.helpers import burst, follow_events
 
 APP = "tests.apps.obs:app"
 
@@ -24,19 +22,8 @@ def follow(redis_url: str, redis_client: redis.Redis) -> Iterator[Any]:
     procs: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> subprocess.Popen[str]:
-        env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT)}
-        env.pop("RESQ_APP", None)
-        before = _subscribers(redis_client)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "resq", "events", *args],
-            env=env,
-            cwd=str(REPO_ROOT),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = follow_events(redis_url, redis_client, *args)
         procs.append(proc)
-        wait_for(lambda: _subscribers(redis_client) > before, message="resq events subscribed")
         return proc
 
     yield start
@@ -44,10 +31,6 @@ def follow(redis_url: str, redis_client: redis.Redis) -> Iterator[Any]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-
-
-def _subscribers(client: redis.Redis) -> int:
-    return int(dict(client.pubsub_numsub("{resq}:events"))[b"{resq}:events"])
 
 
 def finish(proc: subprocess.Popen[str]) -> list[str]:

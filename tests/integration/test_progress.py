@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -25,8 +22,8 @@ from resq.broker.keys import Keys
 from resq.codec import decode_event, unpack
 from resq.testing import drain, eager
 from tests.apps import progressapp as progress_module
-from tests.conftest import REPO_ROOT, RunWorker
-from tests.helpers import read_log, wait_for
+from tests.conftest import RunWorker
+from tests.helpers import event_subscribers, follow_events, read_log, wait_for
 
 APP = "tests.apps.progressapp:app"
 K = Keys("resq")
@@ -41,27 +38,6 @@ def progressapp(redis_url: str) -> Iterator[ModuleType]:
     progress_module.app.broker.close()
 
 
-def _subscribers(client: redis.Redis) -> int:
-    return int(dict(client.pubsub_numsub(K.events))[K.events.encode()])
-
-
-def _follow(redis_url: str, client: redis.Redis, *args: str) -> subprocess.Popen[str]:
-    """``resq events ARGS`` in a subprocess, once it has subscribed."""
-    env = {**os.environ, "RESQ_REDIS_URL": redis_url, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("RESQ_APP", None)
-    before = _subscribers(client)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "resq", "events", *args],
-        env=env,
-        cwd=str(REPO_ROOT),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_for(lambda: _subscribers(client) > before, message="resq events subscribed")
-    return proc
-
-
 def _stored(client: redis.Redis, job_id: str) -> Any:
     raw = client.hget(K.job(QUEUE, job_id), "progress")
     return None if raw is None else unpack(raw)
@@ -70,7 +46,7 @@ def _stored(client: redis.Redis, job_id: str) -> Any:
 def test_a_running_job_reports_progress_that_any_handle_reads_the_cli_shows_and_followers_see(
     progressapp: ModuleType, redis_url: str, redis_client: redis.Redis, run_worker: RunWorker, cli: Any
 ) -> None:
-    follower = _follow(redis_url, redis_client, "--json", "--status", "progress", "--count", "2")
+    follower = follow_events(redis_url, redis_client, "--json", "--status", "progress", "--count", "2")
     try:
         job = progressapp.pages.delay()
         assert job.progress() is None  # queued: nothing reported yet
@@ -172,7 +148,7 @@ def test_a_tight_loop_is_throttled_but_a_new_note_and_the_end_are_written(
 ) -> None:
     subscription = progressapp.app.broker.admin.events()
     assert subscription.message() is None  # subscribes
-    wait_for(lambda: _subscribers(redis_client) == 1, timeout=5, message="subscribed")
+    wait_for(lambda: event_subscribers(redis_client) == 1, timeout=5, message="subscribed")
     calls = 2000
     job = progressapp.tight.delay(calls)
     assert drain(progressapp.app, [QUEUE]) == 1
