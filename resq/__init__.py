@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.app import Resq, default_app
-from resq.canvas import Signature, chain
+from resq.canvas import Signature, chain, group
 from resq.context import current_job
 from resq.errors import (
     ArgumentsError,
@@ -86,6 +86,7 @@ __all__ = [
     "current_job",
     "default_app",
     "generate_key",
+    "group",
     "task",
 ]
 

@@ -1,4 +1,4 @@
-"""Workflows: signatures and chains (``docs/workflows.md``).
+"""Workflows: signatures, chains and groups (``docs/workflows.md``).
 
 A :class:`Signature` is a task with its arguments, not yet enqueued (``task.s(...)``, ``task.si(...)``).
 ``resq.chain(a.s(), b.s(), c.s())`` runs its steps one after the other, each receiving the previous
@@ -16,18 +16,28 @@ step runs again alone, the steps before it are not re-run.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from resq.errors import ConfigError, ResultTimeout
-from resq.job import Job, new_job_id
-from resq.producer import enqueue
+from resq.job import TERMINAL_STATUSES, Job, JobStatus, new_job_id
+from resq.producer import Call, enqueue, enqueue_many
 
 if TYPE_CHECKING:
     from resq.app import Resq
 
-__all__ = ["CHAIN_META", "Chain", "ChainResult", "Signature", "chain"]
+__all__ = [
+    "CHAIN_META",
+    "Chain",
+    "ChainResult",
+    "Group",
+    "GroupProgress",
+    "GroupResult",
+    "Signature",
+    "chain",
+    "group",
+]
 
 #: The key of a job's ``meta`` that holds the steps of its chain after it.
 CHAIN_META = "chain"
@@ -57,6 +67,18 @@ class Signature:
         }
 
 
+def _checked(steps: Sequence[Any], what: str, example: str) -> tuple[Signature, ...]:
+    """``steps`` as signatures of one app, or a one-line ConfigError."""
+    if not steps:
+        raise ConfigError(f"resq.{what} needs at least one step: {example}")
+    for step in steps:
+        if not isinstance(step, Signature):
+            raise ConfigError(f"a {what}'s steps are signatures (task.s(...) or task.si(...)), got {step!r}")
+    if len({id(step.app) for step in steps}) > 1:
+        raise ConfigError(f"a {what}'s steps must be tasks of one app")
+    return tuple(steps)
+
+
 def chain(*steps: Signature) -> Chain:
     """The steps run one after the other, each receiving the previous one's result as its first
     argument (a step made with ``.si()`` does not).
@@ -77,14 +99,7 @@ class Chain:
     """Steps to run in order (see :func:`chain`)."""
 
     def __init__(self, steps: Sequence[Signature]) -> None:
-        if not steps:
-            raise ConfigError("resq.chain needs at least one step: resq.chain(a.s(...), b.s(), ...)")
-        for step in steps:
-            if not isinstance(step, Signature):
-                raise ConfigError(f"a chain's steps are signatures (task.s(...) or task.si(...)), got {step!r}")
-        if len({id(step.app) for step in steps}) > 1:
-            raise ConfigError("a chain's steps must be tasks of one app")
-        self.steps = tuple(steps)
+        self.steps = _checked(steps, "chain", "resq.chain(a.s(...), b.s(), ...)")
 
     def delay(self) -> ChainResult:
         """Enqueue the first step (the others follow as each succeeds); returns a handle on them all."""
@@ -133,6 +148,73 @@ class ChainResult:
             _sleep(STEP_LOOK_S)
         left = None if deadline is None else max(0.0, deadline - _now())
         return job.result(timeout=left)
+
+
+def group(*steps: Signature | Iterable[Signature]) -> Group:
+    """Jobs that run in parallel, each on its own: ``resq.group(resize.s(img, w) for w in sizes)`` (or
+    the signatures as arguments).
+
+    Raises:
+        ConfigError: no step, a step that is not a signature, or steps of different apps.
+    """
+    if len(steps) == 1 and not isinstance(steps[0], Signature):
+        return Group(list(steps[0]))
+    return Group(list(steps))  # type: ignore[arg-type]
+
+
+class Group:
+    """Steps to run in parallel (see :func:`group`)."""
+
+    def __init__(self, steps: Sequence[Signature]) -> None:
+        self.steps = _checked(steps, "group", "resq.group(task.s(x) for x in items)")
+
+    def delay(self) -> GroupResult:
+        """Enqueue every step (in chunks, one round trip each); returns a handle on them, in order."""
+        app = self.steps[0].app
+        calls = (Call(step.task, step.args, step.kwargs, step.queue) for step in self.steps)
+        return GroupResult(app, enqueue_many(app, calls))
+
+    apply_async = delay
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    """How far a group is: its jobs that ended (``done``), that ended other than succeeded (``failed``),
+    of ``total``."""
+
+    done: int
+    failed: int
+    total: int
+
+    @property
+    def finished(self) -> bool:
+        """Whether every job of the group ended."""
+        return self.done == self.total
+
+
+class GroupResult:
+    """A handle on the jobs of a group, in the order of its steps."""
+
+    def __init__(self, app: Resq, jobs: list[Job[Any]]) -> None:
+        self.app = app
+        self.jobs = jobs
+
+    def results(self, timeout: float | None = None) -> list[Any]:
+        """Every step's result, in order, once all succeeded.
+
+        Raises:
+            JobFailed: a step ended dead (``JobCancelled``: cancelled); the others may still run.
+            ResultTimeout: the group did not finish within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else _now() + timeout
+        return [job.result(timeout=None if deadline is None else max(0.0, deadline - _now())) for job in self.jobs]
+
+    def progress(self) -> GroupProgress:
+        """How many of the group's jobs ended, and how many of those did not succeed, at this moment."""
+        store = self.app.job_store
+        statuses = [store.status(job.queue, job.id) for job in self.jobs]
+        done = [s for s in statuses if s in TERMINAL_STATUSES]
+        return GroupProgress(len(done), sum(1 for s in done if s != JobStatus.SUCCEEDED), len(self.jobs))
 
 
 #: How often a handle looks whether a step's job exists yet, in seconds.

@@ -44,3 +44,10 @@ def ping(word: str = "pong") -> str:
 @app.task(name="wf.broken")
 def broken(value: object) -> None:
     raise ValueError(f"cannot take {value!r}")
+
+
+@app.task(name="wf.resize")
+def resize(image: str, width: int) -> str:
+    if width < 0:
+        raise ValueError(f"no width {width}")
+    return f"{image}@{width}"

@@ -122,3 +122,22 @@ def test_a_chain_runs_whole_in_eager_mode(client: redis.Redis) -> None:
     with testing.eager(wf.app):
         handle = resq.chain(wf.fetch.s("e.ag"), wf.parse.s(), wf.store.s()).delay()
         assert handle.result(timeout=0) == "pages:e.ag"
+
+
+def test_a_group_runs_its_jobs_and_returns_their_results_in_order(client: redis.Redis) -> None:
+    sizes = [640, 320, 1280, 160]
+    handle = resq.group(wf.resize.s("cat.png", w) for w in sizes).delay()
+    assert handle.progress() == resq.canvas.GroupProgress(done=0, failed=0, total=4)
+    drain()
+    assert handle.results(timeout=5) == [f"cat.png@{w}" for w in sizes]
+    assert handle.progress().finished
+
+
+def test_a_group_with_a_dead_member_says_so(client: redis.Redis) -> None:
+    handle = resq.group(wf.resize.s("a", 10), wf.resize.s("b", -1)).delay()
+    drain()
+    assert handle.progress() == resq.canvas.GroupProgress(done=2, failed=1, total=2)
+    with pytest.raises(JobFailed, match="no width -1"):
+        handle.results(timeout=5)
+    with pytest.raises(ConfigError, match="at least one step"):
+        resq.group([])
