@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from resq.flow import Flow
@@ -39,9 +40,10 @@ class Delivery:
     #: the job waited in its queue (not part of the lease's identity)
     fetched_ms: int = field(default=0, compare=False)
 
-    @property
+    @functools.cached_property
     def flow(self) -> Flow:
-        """The job's flow control, as its entry carries it (none for an entry without a ``flow`` field)."""
+        """The job's flow control, as its entry carries it (none for an entry without a ``flow`` field),
+        decoded once: the start and the outcome of a lease both name its keys."""
         return Flow.unpacked(self.fields.get(b"flow"))
 
     @property

@@ -28,20 +28,19 @@ class Admin(Part):
         """``(entries in its streams and grouped jobs waiting, scheduled, dead)`` of each queue, in one
         round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        streams = len(self.keys.streams("q")) + 2
+        k = self.keys
         for name in queues:
-            for stream in self.keys.streams(name):
+            for stream in k.streams(name):
                 pipe.xlen(stream)
-            grouped = self.keys.groups(name)
-            pipe.zcard(grouped[0])  # grouped jobs wait in no stream, those of paused groups in the held set
-            pipe.zcard(grouped[4])
-            pipe.zcard(self.keys.scheduled(name))
-            pipe.zcard(self.keys.dead(name))
-        n, each = [int(size) for size in pipe.execute()], streams + 2
-        return [
-            (sum(n[each * i : each * i + streams]), n[each * i + streams], n[each * i + streams + 1])
-            for i in range(len(queues))
-        ]
+            # Grouped jobs wait in no stream; those of paused groups in the held set.
+            pipe.zcard(k.grouped(name))
+            pipe.zcard(k.grouped_held(name))
+            pipe.zcard(k.scheduled(name))
+            pipe.zcard(k.dead(name))
+        waiting = len(k.streams("q")) + 2  # replies per queue that count waiting jobs, then scheduled, dead
+        n, each = [int(size) for size in pipe.execute()], waiting + 2
+        rows = [n[each * i : each * (i + 1)] for i in range(len(queues))]
+        return [(sum(row[:waiting]), row[waiting], row[waiting + 1]) for row in rows]
 
     def lease_state(self, queue: str) -> tuple[int, int | None]:
         """``(leased entries, time the oldest undelivered entry was added in ms or None)`` of a queue

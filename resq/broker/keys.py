@@ -93,18 +93,38 @@ class Keys:
         and the hash group -> its own limits (msgpack ``{"c": n, "r": [n, window ms]}``)."""
         tag = self._q(queue)
         return [
-            f"{tag}:grouped",
+            self.grouped(queue),
             f"{tag}:groups:last",
-            f"{tag}:groups:weight",
-            f"{tag}:groups:paused",
-            f"{tag}:grouped:held",
+            self.group_weights(queue),
+            self.paused_groups(queue),
+            self.grouped_held(queue),
             f"{tag}:grouped:clock",
             f"{tag}:grouped:flow",
             f"{tag}:grouped:bell",
             self.queue(queue, GROUP_LEVEL),
             self.levels(queue),
-            f"{tag}:groups:limits",
+            self.group_limits(queue),
         ]
+
+    def grouped(self, queue: str) -> str:
+        """The zset of ``queue``'s grouped jobs waiting to be handed out (``<group>|<id>`` -> virtual time)."""
+        return f"{self._q(queue)}:grouped"
+
+    def grouped_held(self, queue: str) -> str:
+        """The zset of the jobs of ``queue``'s paused groups, set aside with their virtual times."""
+        return f"{self._q(queue)}:grouped:held"
+
+    def group_weights(self, queue: str) -> str:
+        """The hash group -> weight of ``queue``'s groups (1 when absent)."""
+        return f"{self._q(queue)}:groups:weight"
+
+    def paused_groups(self, queue: str) -> str:
+        """The hash group -> when it was paused, of ``queue``'s paused groups."""
+        return f"{self._q(queue)}:groups:paused"
+
+    def group_limits(self, queue: str) -> str:
+        """The hash group -> its own limits in ``queue`` (msgpack ``{"c": n, "r": [n, window ms]}``)."""
+        return f"{self._q(queue)}:groups:limits"
 
     def slots(self, queue: str, key: str) -> str:
         """The zset of jobs running under concurrency key ``key`` (id -> start ms): its size is the count

@@ -475,10 +475,10 @@ class Queues(Part):
 
     def _add_outcome(self, pipe: Pipeline, outcome: Outcome, now: int, channel: str) -> None:
         k, d, s, run = self.keys, outcome.delivery, self.settings, self.connection.eval
-        q, job_id, stream = d.queue, outcome.job_id, k.stream(d.queue, d.front, d.priority)
-        slot_keys, slot_args = self._slot_call(d)
         if isinstance(outcome, Held):
             return  # the start script took the entry out of the stream and recorded what became of the job
+        q, job_id, stream = d.queue, outcome.job_id, k.stream(d.queue, d.front, d.priority)
+        slot_keys, slot_args = self._slot_call(d)
         if isinstance(outcome, Discarded):
             pipe.xack(stream, GROUP, d.entry)
             pipe.xdel(stream, d.entry)
@@ -637,13 +637,13 @@ class Queues(Part):
     def group_weight(self, queue: str, group: str, weight: float) -> None:
         """Serve ``group`` in ``queue`` ``weight`` times as often as a group of weight 1 (its jobs enqueued
         from now on are scored by it)."""
-        self.connection.with_retry(lambda: self._redis.hset(self.keys.groups(queue)[2], group, repr(float(weight))))
+        self.connection.with_retry(lambda: self._redis.hset(self.keys.group_weights(queue), group, repr(float(weight))))
 
     def group_limits(self, queue: str, group: str, concurrency: int | None, rate: tuple[int, int] | None) -> None:
         """Give ``group`` in ``queue`` limits of its own (None and None: none): at most ``concurrency`` of
         its jobs running at once, at most ``rate`` (starts, window ms) starts per window. They apply to the
         group's jobs handed out from now on, in place of a task's own concurrency or rate limit."""
-        key = self.keys.groups(queue)[10]
+        key = self.keys.group_limits(queue)
         limits: dict[str, Any] = {}
         if concurrency is not None:
             limits["c"] = concurrency
@@ -657,7 +657,7 @@ class Queues(Part):
     def pause_group(self, queue: str, group: str) -> None:
         """Stop handing out the jobs of ``group`` in ``queue`` (they are set aside, in their order) until
         :meth:`resume_group`; the queue's other groups go on."""
-        self.connection.with_retry(lambda: self._redis.hset(self.keys.groups(queue)[3], group, now_ms()))
+        self.connection.with_retry(lambda: self._redis.hset(self.keys.paused_groups(queue), group, now_ms()))
 
     def resume_group(self, queue: str, group: str) -> int:
         """Serve ``group`` in ``queue`` again; returns how many of its jobs went back in line."""
@@ -667,14 +667,6 @@ class Queues(Part):
                 lambda: self.connection.script("group_resume", self.keys.groups(queue), [group, pattern])
             )
         )
-
-    def groups_waiting(self, queue: str) -> int:
-        """How many grouped jobs of ``queue`` wait to be handed out (those of paused groups included)."""
-        keys = self.keys.groups(queue)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zcard(keys[0])
-        pipe.zcard(keys[4])
-        return sum(int(n) for n in pipe.execute())
 
     # -- scheduled jobs ---------------------------------------------------------------------------
 
