@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import redis
 from click.testing import CliRunner, Result
 
 from resq.cli import main
@@ -74,3 +75,24 @@ def cli(redis_url: str) -> Any:
         )
 
     return invoke
+
+
+@pytest.fixture
+def bind_app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``bind_app(app, queues=("default",))``: point a test app module's ``app`` (and the worker
+    subprocesses the test starts, through ``RESQ_REDIS_URL``) at this test's database, make its queues'
+    groups, and return a client of that database; both are closed after the test."""
+    bound: list[Any] = []
+
+    def bind(app: Any, queues: tuple[str, ...] = ("default",)) -> redis.Redis:
+        monkeypatch.setenv("RESQ_REDIS_URL", redis_url)
+        app.reconfigure(url=redis_url)
+        app.broker.queues.ensure_groups(list(queues))
+        client = redis.Redis.from_url(redis_url)
+        bound.append((app, client))
+        return client
+
+    yield bind
+    for app, client in bound:
+        client.close()
+        app.broker.close()

@@ -4,7 +4,7 @@ alone. With real Redis, resq's consumer in this process, and a real worker."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -20,12 +20,8 @@ QUEUES = ["default", "db"]
 
 
 @pytest.fixture
-def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    monkeypatch.setenv("RESQ_REDIS_URL", redis_url)
-    wf.app.reconfigure(url=redis_url)
-    wf.app.broker.queues.ensure_groups(QUEUES)
-    yield redis.Redis.from_url(redis_url)
-    wf.app.broker.close()
+def client(bind_app: Any) -> redis.Redis:
+    return bind_app(wf.app, tuple(QUEUES))
 
 
 def drain() -> None:

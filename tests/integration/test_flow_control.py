@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,12 +25,8 @@ APP = "tests.apps.flowapp:app"
 
 
 @pytest.fixture
-def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    monkeypatch.setenv("RESQ_REDIS_URL", redis_url)
-    flowapp.app.reconfigure(url=redis_url)
-    flowapp.app.broker.queues.ensure_groups(["default"])
-    yield redis.Redis.from_url(redis_url)
-    flowapp.app.broker.close()
+def client(bind_app: Any) -> redis.Redis:
+    return bind_app(flowapp.app)
 
 
 def drain(worker: str = "w1") -> None:

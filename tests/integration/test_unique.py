@@ -9,7 +9,6 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,14 +28,8 @@ APP = "tests.apps.uniqueapp:app"
 
 
 @pytest.fixture
-def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    monkeypatch.setenv("RESQ_REDIS_URL", redis_url)
-    uniqueapp.app.reconfigure(url=redis_url)
-    uniqueapp.app.broker.queues.ensure_groups(["default"])
-    found = redis.Redis.from_url(redis_url)
-    yield found
-    found.close()
-    uniqueapp.app.broker.close()
+def client(bind_app: Any) -> redis.Redis:
+    return bind_app(uniqueapp.app)
 
 
 def recorded(client: redis.Redis, key: str) -> list[str]:
