@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.app import Resq, default_app
-from resq.canvas import Signature, chain, group
+from resq.canvas import Batch, BatchStatus, Signature, chain, chord, group
 from resq.context import current_job
 from resq.errors import (
     ArgumentsError,
@@ -27,6 +27,7 @@ from resq.errors import (
     BrokerRefused,
     BrokerUnavailable,
     ConfigError,
+    CycleError,
     DecodeError,
     DecryptError,
     EncodeError,
@@ -55,10 +56,13 @@ __all__ = [
     "HOOK_NAMES",
     "TERMINAL_STATUSES",
     "ArgumentsError",
+    "Batch",
+    "BatchStatus",
     "BrokerError",
     "BrokerRefused",
     "BrokerUnavailable",
     "ConfigError",
+    "CycleError",
     "DecodeError",
     "DecryptError",
     "EncodeError",
@@ -83,6 +87,7 @@ __all__ = [
     "Veto",
     "__version__",
     "chain",
+    "chord",
     "current_job",
     "default_app",
     "generate_key",

@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from typing import Any, ParamSpec, TypeVar, overload
 
 from resq.broker import Broker
+from resq.canvas import Batch, BatchStatus, Signature, batch_status
 from resq.errors import ConfigError
 from resq.flow import parse_rate, validate_group
 from resq.hooks import Hooks
@@ -199,6 +200,31 @@ class Resq:
     def job(self, job_id: str) -> Job[Any]:
         """A handle on the job with this id (its queue is looked up when needed)."""
         return Job(self, job_id)
+
+    def batch(
+        self, on_success: Signature | None = None, on_complete: Signature | None = None, *, description: str = ""
+    ) -> Batch:
+        """Jobs enqueued together, with callbacks once they are all done (Sidekiq Pro's batches)::
+
+            with app.batch(on_success=notify.s(user_id), on_complete=report.s()) as batch:
+                for friend in friends:
+                    notify_friend.delay(friend)
+            batch.status()          # or app.batch_status(batch.id), `resq batch ID`
+
+        Every job enqueued inside the block joins the batch, and so does every job those jobs enqueue
+        while they run. ``on_success`` runs once every job succeeded, ``on_complete`` once every job
+        ended (succeeded, dead, cancelled or expired); each receives the batch's counts as its first
+        argument. See ``docs/workflows.md#batches``.
+
+        Raises:
+            ConfigError: a callback that is not a signature (``task.s(...)``).
+        """
+        return Batch(self, on_success, on_complete, description=description)
+
+    def batch_status(self, batch_id: str) -> BatchStatus | None:
+        """The counts, jobs and callbacks of a batch (or of a chord, or a job's ``depends_on``: their ids
+        are their callback's); None when unknown or its record expired."""
+        return batch_status(self, batch_id)
 
     def group_weight(self, group: str, weight: float, *, queue: str | None = None) -> None:
         """Serve ``group`` ``weight`` times as often as a group of weight 1 (the default), in ``queue`` or

@@ -1,4 +1,4 @@
-"""Workflows: signatures, chains and groups (``docs/workflows.md``).
+"""Workflows: signatures, chains, groups, chords, batches and ``depends_on`` (``docs/workflows.md``).
 
 A :class:`Signature` is a task with its arguments, not yet enqueued (``task.s(...)``, ``task.si(...)``).
 ``resq.chain(a.s(), b.s(), c.s())`` runs its steps one after the other, each receiving the previous
@@ -11,6 +11,12 @@ in the same step that records the success: a worker killed between a step's end 
 enqueue loses nothing and doubles nothing (a step run again after such a kill finds its successor
 already there: ids are idempotent). A step that ends dead, or is cancelled, ends the chain; a retried
 step runs again alone, the steps before it are not re-run.
+
+A chord, a batch and a job enqueued with ``depends_on`` wait on a *join* (``resq.broker.workflows``,
+``_workflow.lua``): the record of the jobs they wait for (its members), stored under the workflow's own
+hash tag. Their callbacks are stored at once as ``deferred`` jobs, and the script that records a
+member's end counts it and releases (or ends, by the join's policy) the callbacks it decides, in the
+same step: exactly once, however many workers end members at the same moment.
 """
 
 from __future__ import annotations
@@ -20,27 +26,43 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from resq.errors import ConfigError, ResultTimeout
+from resq.broker.workflows import Callback
+from resq.context import BatchScope, _batch
+from resq.errors import ConfigError, CycleError, ResultTimeout
 from resq.job import TERMINAL_STATUSES, Job, JobStatus, new_job_id
-from resq.producer import Call, enqueue, enqueue_many
+from resq.producer import Call, enqueue, enqueue_many, prepare_callback
+from resq.retry import to_seconds
 
 if TYPE_CHECKING:
     from resq.app import Resq
 
 __all__ = [
+    "BATCH_CALLBACK_META",
     "CHAIN_META",
+    "CHORD_META",
+    "Batch",
+    "BatchStatus",
     "Chain",
     "ChainResult",
+    "Chord",
+    "ChordResult",
     "Group",
     "GroupProgress",
     "GroupResult",
     "Signature",
+    "batch_status",
     "chain",
+    "chord",
+    "enqueue_dependent",
     "group",
 ]
 
 #: The key of a job's ``meta`` that holds the steps of its chain after it.
 CHAIN_META = "chain"
+#: The key of a chord callback's ``meta``: the chord's id (its worker reads the members' results).
+CHORD_META = "chord"
+#: The key of a batch callback's ``meta``: the batch's id (its worker reads the batch's counts).
+BATCH_CALLBACK_META = "batch_of"
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,309 @@ class GroupResult:
         statuses = [store.status(job.queue, job.id) for job in self.jobs]
         done = [s for s in statuses if s in TERMINAL_STATUSES]
         return GroupProgress(len(done), sum(1 for s in done if s != JobStatus.SUCCEEDED), len(self.jobs))
+
+
+def chord(header: Group | Iterable[Signature], body: Signature) -> Chord:
+    """The jobs of ``header`` run in parallel; once every one succeeded, ``body`` runs with the list of
+    their results, in order, as its first argument: exactly once, however many workers finish members at
+    the same moment.
+
+    Example::
+
+        handle = resq.chord(resize.s(img, w) for w in sizes), publish.s(img)).delay()
+        handle.result(timeout=60)          # publish's result
+
+    A member that ends dead (or cancelled, or expired) ends the callback ``dead`` with a ``ParentFailed``
+    error, without running it (``resq dead retry`` runs it with None for the members that failed).
+
+    Raises:
+        ConfigError: no member, a member or a body that is not a signature, or signatures of different apps.
+    """
+    return Chord(header if isinstance(header, Group) else Group(list(header)), body)
+
+
+class Chord:
+    """A group and the callback that receives its results (see :func:`chord`)."""
+
+    def __init__(self, header: Group, body: Signature) -> None:
+        if not isinstance(body, Signature):
+            raise ConfigError(f"a chord's callback is a signature (task.s(...)), got {body!r}")
+        _checked([*header.steps, body], "chord", "resq.chord(resize.s(x) for x in items), done.s())")
+        self.header, self.body = header, body
+
+    def delay(self) -> ChordResult:
+        """Store the callback (deferred), then enqueue the members; returns a handle on them all."""
+        app, body = self.body.app, self.body
+        if app.inline is not None:
+            return self._eager()
+        chord_id = new_job_id()
+        queue, job = prepare_callback(
+            app, body.task, body.args, body.kwargs, body.queue, chord_id, {CHORD_META: chord_id}
+        )
+        app.broker.workflows.open(
+            chord_id,
+            "chord",
+            policy="fail",
+            is_open=True,
+            keep_ms=_keep_ms(app),
+            callbacks=[Callback("success", queue, job)],
+        )
+        steps = self.header.steps
+        calls = (Call(s.task, s.args, s.kwargs, s.queue, 0, ((chord_id, i),)) for i, s in enumerate(steps))
+        try:
+            members = enqueue_many(app, calls)
+        except BaseException:
+            app.broker.jobs.cancel(queue, chord_id)  # the chord was not made whole: its callback never runs
+            raise
+        app.broker.workflows.close(chord_id)
+        return ChordResult(app, members, Job(app, chord_id, queue, task=body.task))
+
+    apply_async = delay
+
+    def _eager(self) -> ChordResult:
+        """Eager mode: the members run here, then the callback with their results (if they all succeeded)."""
+        app, body = self.body.app, self.body
+        members = self.header.delay()
+        statuses = [job.status() for job in members.jobs]
+        if all(status == JobStatus.SUCCEEDED for status in statuses):
+            results = [job.result() for job in members.jobs]
+            callback = enqueue(app, body.task, [results, *body.args], body.kwargs, queue=body.queue).job
+        else:
+            callback = Job(app, new_job_id(), body.queue, task=body.task)
+        return ChordResult(app, members.jobs, callback)
+
+
+class ChordResult(GroupResult):
+    """A handle on a chord: its members (:class:`GroupResult`) and its callback (``callback``)."""
+
+    def __init__(self, app: Resq, jobs: list[Job[Any]], callback: Job[Any]) -> None:
+        super().__init__(app, jobs)
+        self.callback = callback
+
+    @property
+    def id(self) -> str:
+        """The chord's id: its callback's job id."""
+        return self.callback.id
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The callback's result, once it ran.
+
+        Raises:
+            JobFailed: the callback failed, or a member did (``ParentFailed``: the callback did not run).
+            ResultTimeout: not within ``timeout`` seconds.
+        """
+        return self.callback.result(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A batch (or any join) as it stands: its jobs by status, its callbacks, whether it is still open
+    (its ``with`` block runs)."""
+
+    id: str
+    kind: str
+    total: int
+    succeeded: int
+    failed: int
+    open: bool
+    description: str
+    created_ms: int
+    #: job id -> status (``pending`` until it ends)
+    jobs: dict[str, str]
+    #: role (``success``, ``complete``) -> (job id, queue) of each callback
+    callbacks: dict[str, tuple[str, str]]
+    #: roles whose callback was released (or ended by the policy)
+    fired: tuple[str, ...] = ()
+
+    @property
+    def pending(self) -> int:
+        """Jobs that have not ended."""
+        return self.total - self.succeeded - self.failed
+
+    @property
+    def complete(self) -> bool:
+        """Whether every job ended (and the batch is closed)."""
+        return not self.open and self.pending == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a batch callback receives as its first argument."""
+        return {
+            "id": self.id,
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "pending": self.pending,
+            "description": self.description,
+        }
+
+
+def batch_status(app: Resq, join_id: str) -> BatchStatus | None:
+    """The status of a batch, a chord or a job's ``depends_on`` by id (a chord's and a dependent job's id
+    are their callback's); None when unknown or expired."""
+    record = app.broker.workflows.record(join_id)
+    if record is None:
+        return None
+    f = record.fields
+    return BatchStatus(
+        id=join_id,
+        kind=f.get("kind", ""),
+        total=int(f.get("total", 0)),
+        succeeded=int(f.get("succeeded", 0)),
+        failed=int(f.get("failed", 0)),
+        open=f.get("open") == "1",
+        description=f.get("description", ""),
+        created_ms=int(f.get("created_ms", 0)),
+        jobs=record.members,
+        callbacks=record.callbacks,
+        fired=tuple(role for role in ("success", "complete") if f"fired:{role}" in f),
+    )
+
+
+class Batch:
+    """Jobs enqueued together, with callbacks when they are all done (Sidekiq Pro's batches).
+
+    Use ``with app.batch(on_success=..., on_complete=...) as batch:``; every job enqueued inside joins
+    the batch, and so does every job those jobs enqueue while they run (nested work). ``on_success`` runs
+    once when every job succeeded, ``on_complete`` once when every job ended (succeeded, dead, cancelled
+    or expired); each receives the batch's counts (:meth:`BatchStatus.as_dict`) as its first argument.
+    A job that ends dead holds ``on_success`` back until it is retried and succeeds.
+    """
+
+    def __init__(
+        self,
+        app: Resq,
+        on_success: Signature | None = None,
+        on_complete: Signature | None = None,
+        *,
+        description: str = "",
+    ) -> None:
+        for callback in (on_success, on_complete):
+            if callback is not None and not isinstance(callback, Signature):
+                raise ConfigError(f"a batch's callbacks are signatures (task.s(...)), got {callback!r}")
+        self.app, self.on_success, self.on_complete = app, on_success, on_complete
+        self.description = description
+        self.id = new_job_id()
+        self._token: Any = None
+        self._eager_jobs: list[Job[Any]] = []
+
+    def __enter__(self) -> Batch:
+        if self.app.inline is None:
+            callbacks = [
+                self._callback(role, sig)
+                for role, sig in (("success", self.on_success), ("complete", self.on_complete))
+                if sig is not None
+            ]
+            self.app.broker.workflows.open(
+                self.id,
+                "batch",
+                policy="wait",
+                is_open=True,
+                keep_ms=_keep_ms(self.app),
+                callbacks=callbacks,
+                description=self.description,
+            )
+        self._token = _batch.set(BatchScope(self.id))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _batch.reset(self._token)
+        if self.app.inline is None:
+            self.app.broker.workflows.close(self.id)
+
+    def _callback(self, role: str, sig: Signature) -> Callback:
+        callback_id = new_job_id()
+        meta = {BATCH_CALLBACK_META: self.id}
+        queue, job = prepare_callback(self.app, sig.task, sig.args, sig.kwargs, sig.queue, callback_id, meta)
+        return Callback(role, queue, job)
+
+    def status(self) -> BatchStatus | None:
+        """The batch's counts and jobs (None: its record expired)."""
+        return batch_status(self.app, self.id)
+
+
+def enqueue_dependent(
+    app: Resq,
+    task: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    *,
+    queue: str,
+    parents: Sequence[Job[Any] | str],
+    policy: str,
+    job_id: str | None = None,
+    **flow_options: Any,
+) -> Job[Any]:
+    """A job that waits for ``parents`` (``apply_async(depends_on=...)``): stored ``deferred`` and queued
+    once every parent succeeded; when one ends otherwise, ``policy`` decides: ``fail`` (the job ends dead
+    with a ``ParentFailed`` error, without running), ``cancel`` (it ends cancelled) or ``run`` (it runs
+    once every parent ended).
+
+    Raises:
+        ConfigError: an unknown policy, no parent, a parent not found, a job id taken by a live job.
+        CycleError: the job would wait for itself.
+    """
+    if policy not in ("fail", "cancel", "run"):
+        raise ConfigError(f"on_parent_failure must be 'fail', 'cancel' or 'run', got {policy!r}")
+    refs = [_parent(app, parent) for parent in parents]
+    if not refs:
+        raise ConfigError("depends_on needs at least one job (a Job handle or a job id)")
+    job_id = job_id or new_job_id()
+    if any(ref[0] == job_id for ref in refs):
+        raise CycleError(f"depends_on would make a cycle: job {job_id!r} would wait for itself")
+    if app.inline is not None:
+        return _eager_dependent(app, task, args, kwargs, queue, refs, policy, job_id, flow_options)
+    target, job = prepare_callback(app, task, args, kwargs, queue, job_id, None, **flow_options)
+    app.broker.workflows.open(
+        job_id,
+        "deps",
+        policy=policy,
+        is_open=False,
+        keep_ms=_keep_ms(app),
+        callbacks=[Callback("success", target, job)],
+        parents=refs,
+    )
+    return Job(app, job_id, target, task=task)
+
+
+def _parent(app: Resq, parent: Job[Any] | str) -> tuple[str, str]:
+    """A parent as ``(job id, queue)``."""
+    if isinstance(parent, Job):
+        return parent.id, parent.queue
+    if isinstance(parent, str):
+        queue = app.job_store.find_queue(parent)
+        if queue is None:
+            raise ConfigError(
+                f"depends_on: job {parent!r} not found (never enqueued, or it ended and its record expired)"
+            )
+        return parent, queue
+    raise ConfigError(f"depends_on takes Job handles or job ids, got {parent!r}")
+
+
+def _eager_dependent(
+    app: Resq,
+    task: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    queue: str,
+    refs: list[tuple[str, str]],
+    policy: str,
+    job_id: str,
+    flow_options: dict[str, Any],
+) -> Job[Any]:
+    """Eager mode: the parents ran already; the job runs now if they all succeeded (or by the policy)."""
+    statuses = [app.job_store.status(q, parent_id) for parent_id, q in refs]
+    if any(status is None for status in statuses):
+        missing = next(ref[0] for ref, status in zip(refs, statuses, strict=True) if status is None)
+        raise ConfigError(f"depends_on: job {missing!r} not found")
+    if policy == "run" or all(status == JobStatus.SUCCEEDED for status in statuses):
+        return enqueue(app, task, args, kwargs, queue=queue, job_id=job_id, **flow_options).job
+    return Job(app, job_id, queue, task=task)
+
+
+def _keep_ms(app: Resq) -> int:
+    """How long a join's record stays once every member ended: as long as a finished job's record."""
+    s = app.settings
+    return int(max(to_seconds(s.result_ttl), to_seconds(s.dead_ttl)) * 1000)
 
 
 #: How often a handle looks whether a step's job exists yet, in seconds.

@@ -24,3 +24,27 @@ def current_job() -> Job[Any] | None:
             log.info("sending", attempt=job.attempt)
     """
     return _current.get()
+
+
+class BatchScope:
+    """The batch that jobs enqueued here join (``with app.batch(...)``, or a running job of a batch).
+
+    Inside a running job of a batch, the jobs it enqueues get ids made from its own (``<id>.1``,
+    ``<id>.2``, ...) and are created only if no record of that id exists: a job run again after its worker
+    died does not add its nested jobs twice.
+    """
+
+    def __init__(self, batch_id: str, parent_id: str | None = None) -> None:
+        self.batch_id = batch_id
+        self.parent_id = parent_id
+        self._made = 0
+
+    def nested_id(self) -> str | None:
+        """The id of the next job enqueued by the running job (None: not inside a running job)."""
+        if self.parent_id is None:
+            return None
+        self._made += 1
+        return f"{self.parent_id}.{self._made}"
+
+
+_batch: ContextVar[BatchScope | None] = ContextVar("resq_batch", default=None)

@@ -39,6 +39,7 @@ __all__ = [
     "BrokerRefused",
     "BrokerUnavailable",
     "ConfigError",
+    "CycleError",
     "DecodeError",
     "DecryptError",
     "EncodeError",
@@ -64,6 +65,11 @@ class ResqError(Exception):
 
 class ConfigError(ResqError):
     """Invalid configuration: a setting, a task option, a queue name, a schedule entry."""
+
+
+class CycleError(ConfigError):
+    """``depends_on`` would make a cycle: a job would wait, through its parents, for itself (nothing is
+    enqueued)."""
 
 
 class ArgumentsError(ResqError, TypeError):

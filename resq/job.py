@@ -40,10 +40,14 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
     #: not started before its ``expires_in`` / ``expires_at``: never run
     EXPIRED = "expired"
+    #: waiting for the jobs it depends on (a chord's callback, a batch's, ``depends_on``): not queued yet
+    DEFERRED = "deferred"
 
 
 #: Statuses of a job that may still run.
-ACTIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING})
+ACTIVE_STATUSES = frozenset(
+    {JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.DEFERRED}
+)
 #: Statuses a job ends in.
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED, JobStatus.EXPIRED})
 

@@ -102,6 +102,8 @@ class NextStep:
     envelope: bytes
     priority: int = 0
     flow: bytes = b""
+    #: the joins it is a member of (the batch of the chain's first step), packed; empty: none
+    joins: bytes = b""
 
 
 @dataclass(frozen=True)

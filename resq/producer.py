@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from resq.broker.queues import NewJob
 from resq.broker.unique import UniqueLock, UniqueReply
+from resq.broker.workflows import pack_joins
 from resq.clock import now_ms
 from resq.codec import Envelope, encode_envelope, pack
+from resq.context import _batch
 from resq.errors import ConfigError
 from resq.flow import Flow, expiry_ms, limit_key
 from resq.job import Job, JobStatus, JobStore, new_job_id
@@ -59,6 +61,7 @@ __all__ = [
     "job_flow",
     "job_unique",
     "prepare",
+    "prepare_callback",
     "prepare_step",
     "requeue",
     "revive",
@@ -66,6 +69,9 @@ __all__ = [
 ]
 
 log = get_logger("resq.producer")
+
+#: The key of a job's ``meta`` naming the batch it belongs to (the jobs it enqueues join it too).
+BATCH_META = "batch"
 
 
 class InlineRunner(Protocol):
@@ -110,6 +116,7 @@ def enqueue(
     priority: int | None = None,
     expires_ms: int = 0,
     group: str | None = None,
+    joins: Sequence[tuple[str, int]] = (),
 ) -> Enqueued:
     """Create a job of ``task`` and put it in ``queue`` (or its scheduled set when ``due_ms`` is later).
 
@@ -125,6 +132,8 @@ def enqueue(
         priority: instead of the task's own (0 to 9).
         expires_ms: when the job expires if not started (ms since the epoch); 0: the task's ``expires_in``.
         group: the group it belongs to (fair queuing between a queue's groups), or None.
+        joins: the joins it is a member of (``resq/canvas.py``: a chord's id and its index there); inside
+            ``with app.batch()`` or a running job of a batch it joins the batch too.
 
     In eager mode (``app.inline``), the job runs here before this returns, and the status is its final one.
 
@@ -135,7 +144,11 @@ def enqueue(
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
     flow_options: dict[str, Any] = {"priority": priority, "expires_ms": expires_ms, "group": group}
-    prepared = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta, **flow_options)
+    scope = _batch.get()
+    if job_id is None and scope is not None and app.inline is None:
+        job_id = scope.nested_id()
+        if_absent = if_absent or job_id is not None  # run again after a kill, the job adds no nested job twice
+    prepared = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta, joins=joins, **flow_options)
     return _store(app, prepared, due_ms, if_absent)
 
 
@@ -161,13 +174,13 @@ def enqueue_prepared(
     clear = envelope
     if envelope.sealed is not None and _unique_options(app, envelope.task):
         clear = open_envelope(envelope, envelope.id, keyring(app.settings.encryption_keys))
-    return _store(app, _Prepared(envelope, raw, flow, job_unique(app, clear), clear), due_ms, if_absent)
+    return _store(app, _Prepared(envelope, raw, flow, job_unique(app, clear), clear, b""), due_ms, if_absent)
 
 
 def _store(app: Resq, prepared: _Prepared, due_ms: int, if_absent: bool) -> Enqueued:
     """Store a prepared job (the ``enqueue`` or the ``unique`` script; eager mode's runner), then run
     the bookkeeping of :func:`_after_enqueue`."""
-    inline, (envelope, raw, flow, unique, _) = app.inline, prepared
+    inline, (envelope, raw, flow, unique, _, joins) = app.inline, prepared
     task = envelope.task
     if inline is not None:
         status, created = inline.submit(envelope, raw, if_absent=if_absent)  # eager: the due time is ignored
@@ -179,7 +192,7 @@ def _store(app: Resq, prepared: _Prepared, due_ms: int, if_absent: bool) -> Enqu
         return _after_unique(app, envelope, reply, due_ms)
     else:
         status, created = app.broker.queues.enqueue(
-            envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent, flow=flow
+            envelope.queue, envelope.id, task, raw, due_ms, if_absent=if_absent, flow=flow, joins=joins
         )
     return _after_enqueue(app, envelope, task, status, created, due_ms)
 
@@ -285,12 +298,14 @@ async def aenqueue(
     if app.inline is not None:
         return enqueue(app, task, args, kwargs, queue=queue, due_ms=due_ms, job_id=job_id, **flow_options)
     prepared = _prepare(app, task, args, kwargs, queue, job_id=job_id, **flow_options)
-    envelope, raw, flow, unique, _ = prepared
+    envelope, raw, flow, unique, _, joins = prepared
     if unique is not None:
         new = NewJob(envelope.id, task, raw, due_ms, flow)
         reply = await app.broker.unique.aenqueue(envelope.queue, new, unique, envelope_for=prepared.envelope_for(app))
         return _after_unique(app, envelope, reply, due_ms)
-    status, created = await app.broker.queues.aenqueue(envelope.queue, envelope.id, task, raw, due_ms, flow=flow)
+    status, created = await app.broker.queues.aenqueue(
+        envelope.queue, envelope.id, task, raw, due_ms, flow=flow, joins=joins
+    )
     return _after_enqueue(app, envelope, task, status, created, due_ms)
 
 
@@ -344,13 +359,15 @@ CHUNK = 500
 
 
 class Call(NamedTuple):
-    """One job of a bulk enqueue: its task's name, arguments, queue and due time (ms; 0: now)."""
+    """One job of a bulk enqueue: its task's name, arguments, queue, due time (ms; 0: now) and the joins
+    it is a member of (a chord's: see :func:`enqueue`)."""
 
     task: str
     args: Sequence[Any] = ()
     kwargs: dict[str, Any] | None = None
     queue: str = "default"
     due_ms: int = 0
+    joins: tuple[tuple[str, int], ...] = ()
 
 
 def enqueue_many(app: Resq, calls: Iterable[Call], *, chunk: int = CHUNK) -> list[Job[Any]]:
@@ -440,8 +457,11 @@ def _prepare_chunk(app: Resq, calls: list[Call]) -> _Chunk:
     by_queue: dict[str, list[NewJob]] = {}
     jobs: list[Job[Any]] = []
     for call in calls:
-        envelope, raw, flow, _, _ = _prepare(app, call.task, call.args, call.kwargs, call.queue)
-        by_queue.setdefault(envelope.queue, []).append(NewJob(envelope.id, call.task, raw, call.due_ms, flow))
+        envelope, raw, flow, _, _, joins = _prepare(
+            app, call.task, call.args, call.kwargs, call.queue, joins=call.joins
+        )
+        new = NewJob(envelope.id, call.task, raw, call.due_ms, flow, joins)
+        by_queue.setdefault(envelope.queue, []).append(new)
         jobs.append(Job(app, envelope.id, envelope.queue, task=call.task))
     return _Chunk(by_queue, jobs)
 
@@ -468,14 +488,22 @@ def _prepare(
     priority: int | None = None,
     expires_ms: int = 0,
     group: str | None = None,
+    joins: Sequence[tuple[str, int]] = (),
 ) -> _Prepared:
     """A new job's envelope, as the ``before_enqueue`` hooks leave it (its arguments sealed when the task
-    is encrypted), its encoded form, its flow control and its unique lock (from its arguments in clear).
+    is encrypted), its encoded form, its flow control, its unique lock (from its arguments in clear) and
+    its joins, packed (the current batch's included: its id travels in the job's ``meta``, for the jobs it
+    enqueues in turn).
 
     Raises:
         ConfigError: the task is encrypted and the app holds no key (or ``cryptography`` is missing); a
-            key function failed.
+            key function failed; a unique, debounced or grouped job would join a chord or a batch.
     """
+    meta = dict(meta or {})
+    scope = _batch.get()
+    if scope is not None:
+        joins = [*joins, (scope.batch_id, -1)]
+        meta[BATCH_META] = scope.batch_id
     envelope = Envelope(
         id=job_id or new_job_id(),
         task=task,
@@ -483,13 +511,16 @@ def _prepare(
         args=list(args),
         kwargs=dict(kwargs or {}),
         created_ms=now_ms(),
-        meta=dict(meta or {}),
+        meta=meta,
     )
     clear = _before_enqueue(app, envelope)
     flow = job_flow(app, clear, priority, expires_ms, group)
     unique = job_unique(app, clear)
+    if joins and (unique is not None or flow.group is not None):
+        what = "a grouped job (group=)" if unique is None else "a unique or debounced task"
+        raise ConfigError(f"{task}: {what} cannot join a chord, a batch or a depends_on: enqueue it outside")
     envelope, raw = _encoded(app, clear)
-    return _Prepared(envelope, raw, flow, unique, clear)
+    return _Prepared(envelope, raw, flow, unique, clear, pack_joins(joins))
 
 
 def _encoded(app: Resq, envelope: Envelope) -> tuple[Envelope, bytes]:
@@ -501,13 +532,14 @@ def _encoded(app: Resq, envelope: Envelope) -> tuple[Envelope, bytes]:
 
 class _Prepared(NamedTuple):
     """A new job ready to store: its envelope as stored, its encoded form, its flow control, its unique
-    lock (None: the task is neither unique nor debounced) and its envelope in clear."""
+    lock (None: the task is neither unique nor debounced), its envelope in clear and its joins (packed)."""
 
     envelope: Envelope
     raw: bytes
     flow: Flow
     unique: UniqueLock | None
     clear: Envelope
+    joins: bytes
 
     def envelope_for(self, app: Resq) -> Callable[[str], bytes] | None:
         """For a debounced call: the call's encoded envelope under another job's id (the pending job whose
@@ -527,8 +559,33 @@ def prepare_step(
     Raises:
         as :func:`enqueue` before it stores anything (``Veto``, ``ConfigError``, ``EncodeError``, ...).
     """
-    envelope, raw, flow, _, _ = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
-    return NextStep(envelope.queue, envelope.id, task, raw, flow.priority, flow.packed())
+    envelope, raw, flow, _, _, joins = _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
+    return NextStep(envelope.queue, envelope.id, task, raw, flow.priority, flow.packed(), joins)
+
+
+def prepare_callback(
+    app: Resq,
+    task: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    queue: str,
+    job_id: str,
+    meta: dict[str, Any] | None = None,
+    **flow_options: Any,
+) -> tuple[str, NewJob]:
+    """A job a join releases later (``resq/canvas.py``: a chord's callback, a batch's, a ``depends_on``),
+    ready for the ``join`` script to store as ``deferred``: the same hooks, flow control, sealing and
+    encoding as :func:`enqueue`. Returns its queue (as the hooks left it) and the job.
+
+    Raises:
+        as :func:`enqueue` before it stores anything.
+    """
+    envelope, raw, flow, unique, _, joins = _prepare(
+        app, task, args, kwargs, queue, job_id=job_id, meta=meta, **flow_options
+    )
+    if unique is not None or flow.group is not None:
+        raise ConfigError(f"{task}: a unique, debounced or grouped task cannot wait for other jobs: enqueue it alone")
+    return envelope.queue, NewJob(envelope.id, task, raw, 0, flow, joins)
 
 
 def prepare(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from resq.canvas import Signature
+from resq.canvas import Signature, enqueue_dependent
 from resq.clock import due_time_ms, now_ms
 from resq.errors import ArgumentsError, ConfigError, did_you_mean
 from resq.flow import parse_rate, validate_group, validate_priority
@@ -433,6 +433,8 @@ class Task(Generic[P, R]):
         expires_in: float | timedelta | None = None,
         expires_at: datetime | None = None,
         group: str | None = None,
+        depends_on: Sequence[Job[Any] | str] | None = None,
+        on_parent_failure: str = "fail",
     ) -> Job[R]:
         """Enqueue the task, keeping task arguments and job options apart.
 
@@ -450,15 +452,36 @@ class Task(Generic[P, R]):
             group: the group the job belongs to (a tenant, a user): the groups of a queue are served
                 round-robin, weighted (``app.group_weight``), so one group's backlog does not hold back
                 another's jobs.
+            depends_on: jobs (handles or ids) this one waits for: it is stored ``deferred`` and queued once
+                every one of them succeeded (see ``docs/workflows.md``).
+            on_parent_failure: when a job of ``depends_on`` ends other than succeeded: ``"fail"`` (this
+                job ends dead with a ``ParentFailed`` error, without running), ``"cancel"`` (it ends
+                cancelled) or ``"run"`` (it runs anyway, once every parent ended).
 
         Returns:
             A :class:`~resq.Job` handle.
 
         Raises:
-            ConfigError: both ``delay`` and ``at``, a naive ``at``, an invalid queue name or priority.
+            ConfigError: both ``delay`` and ``at``, a naive ``at``, an invalid queue name or priority; with
+                ``depends_on``: a delay, an unknown policy, a parent not found.
+            CycleError: ``depends_on`` would make the job wait for itself.
             ArgumentsError, EncodeError, PayloadTooLarge, BrokerUnavailable: as for :meth:`delay`.
         """
         target, due_ms, flow = self._options(args, kwargs, queue, delay, at, priority, expires_in, expires_at, group)
+        if depends_on is not None:
+            if due_ms:
+                raise ConfigError(f"{self.name}: depends_on runs the job when its parents end: drop delay/at")
+            return enqueue_dependent(
+                self.app,
+                self.name,
+                args,
+                kwargs,
+                queue=target,
+                parents=list(depends_on),
+                policy=on_parent_failure,
+                job_id=job_id,
+                **flow,
+            )
         done = enqueue(self.app, self.name, args, kwargs, queue=target, due_ms=due_ms, job_id=job_id, **flow)
         return done.job
 

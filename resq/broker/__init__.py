@@ -9,6 +9,7 @@ parts held as attributes, one per concern::
     broker.workers   registry, heartbeats, remote commands                              (workers.py)
     broker.stats     counters and the duration histogram                                (stats.py)
     broker.admin     the operator's reads and repairs                                   (admin.py)
+    broker.workflows joins: chords, batches, depends_on                                 (workflows.py)
 
 All of them share one :class:`~resq.broker.connection.Connection` (the client, the Lua script loader,
 the error boundary); key names are built in :mod:`resq.broker.keys`; each state transition is one Lua
@@ -29,6 +30,7 @@ from resq.broker.queues import GROUP, Queues
 from resq.broker.stats import COUNTERS, DURATION_BUCKETS_MS, Stats
 from resq.broker.unique import Unique
 from resq.broker.workers import Workers
+from resq.broker.workflows import Workflows
 from resq.settings import Settings
 
 __all__ = ["COUNTERS", "DURATION_BUCKETS_MS", "GROUP", "SCRIPT_NAMES", "Broker", "Keys", "ScriptSource", "Subscription"]
@@ -53,6 +55,8 @@ SCRIPT_NAMES = (
     "group_enqueue",
     "take",
     "group_resume",
+    "join",
+    "join_close",
 )
 
 T = TypeVar("T")
@@ -69,13 +73,16 @@ class Broker:
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.connection = Connection(settings)
-        self.connection.add_scripts(ScriptSource("resq.broker", SCRIPT_NAMES, prelude=["_lib.lua", "_groups.lua"]))
+        header = f"{self.keys.lua_header()}\nlocal RESQ_GROUP = '{GROUP}'"
+        prelude = ["_lib.lua", "_groups.lua", "_workflow.lua"]
+        self.connection.add_scripts(ScriptSource("resq.broker", SCRIPT_NAMES, prelude=prelude, header=header))
         self.stats = Stats(self.connection, self.keys)
         self.queues = Queues(self.connection, self.keys, self.stats)
         self.unique = Unique(self.connection, self.keys, self.queues)
         self.jobs = Jobs(self.connection, self.keys, self.queues)
         self.workers = Workers(self.connection, self.keys)
         self.admin = Admin(self.connection, self.keys)
+        self.workflows = Workflows(self.connection, self.keys, self.queues)
 
     def close(self) -> None:
         """Close the connections of this process (a new pool is made on next use)."""

@@ -107,17 +107,19 @@ class ScriptSource:
     """Where the Lua files of one package live: ``<package>/lua/<name>.lua``.
 
     ``resq`` prepends ``_lib.lua`` (shared helpers) and a line naming the terminal statuses, so that no
-    script spells them again.
+    script spells them again; ``header`` is Lua text put before the prelude (the key names the workflow
+    helpers build: ``Keys.lua_header``).
     """
 
-    def __init__(self, package: str, names: Sequence[str], prelude: Sequence[str] = ()) -> None:
+    def __init__(self, package: str, names: Sequence[str], prelude: Sequence[str] = (), header: str = "") -> None:
         self.package = package
         self.names = tuple(names)
         self.prelude = tuple(prelude)
+        self.header = header
 
     def source(self, name: str) -> str:
         """The text sent to ``SCRIPT LOAD`` for script ``name``."""
-        parts = [_terminal_line(), *(self._read(p) for p in self.prelude), self._read(f"{name}.lua")]
+        parts = [_terminal_line(), self.header, *(self._read(p) for p in self.prelude), self._read(f"{name}.lua")]
         return "\n".join(parts)
 
     def _read(self, file: str) -> str:

@@ -7,6 +7,7 @@ Cluster open to us without changing the layout.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
 
@@ -215,6 +216,46 @@ class Keys:
         """Hash ``"<task>|<bucket upper bound ms or +Inf>"`` -> count, plus ``"<task>|sum_ms"``, ``"<task>|count"``."""
         return f"{self._ns}:stat:durations"
 
+    def workflow(self, workflow_id: str) -> str:
+        """The hash tag of one workflow's bookkeeping (a chord, a batch, a job's ``depends_on``): its keys
+        share one slot, whatever queues its jobs are in."""
+        return "{" + self.namespace + ":wf:" + workflow_id + "}"
+
+    def join(self, workflow_id: str) -> str:
+        """The hash of a join (``_workflow.lua``): its kind, whether it is still open, its counts (total,
+        succeeded, failed), its failure policy and the callbacks it releases (``success``, ``complete``)."""
+        return f"{self.workflow(workflow_id)}:join"
+
+    def join_members(self, workflow_id: str) -> str:
+        """The hash member job id -> its status in a join (``pending`` until it ends)."""
+        return f"{self.workflow(workflow_id)}:members"
+
+    def join_results(self, workflow_id: str) -> str:
+        """The hash index -> result (msgpack, as the member stored it) of a chord's members."""
+        return f"{self.workflow(workflow_id)}:results"
+
+    def lua_header(self) -> str:
+        """The ``RESQ_KEY`` table prepended to every script: the names the workflow helpers
+        (``_workflow.lua``) build for a job they release or end, made by this class's own methods (so
+        that every key name is still built here)."""
+        q, i = "\x01", "\x02"
+        makers = {
+            "job": ("q, i", self.job(q, i)),
+            "done": ("q, i", self.done(q, i)),
+            "levels": ("q", self.levels(q)),
+            "dead": ("q", self.dead(q)),
+            "stream0": ("q", self.queue(q)),
+            "stream": ("q, i", self.queue(q, MAX_PRIORITY).removesuffix(str(MAX_PRIORITY)) + i),
+            "join": ("i", self.join(i)),
+            "members": ("i", self.join_members(i)),
+            "results": ("i", self.join_results(i)),
+        }
+        lines = [
+            f"  {name} = function({params}) return {_lua_concat(made, q, i)} end,"
+            for name, (params, made) in makers.items()
+        ]
+        return "local RESQ_KEY = {\n" + "\n".join(lines) + "\n}"
+
     def unique_lock(self, entry: str) -> str:
         """The job id of the last run of a ``unique`` periodic entry."""
         return f"{self._ns}:cron:unique:{entry}"
@@ -223,3 +264,11 @@ class Keys:
         """The lock of a unique or debounced task's key ``key`` (its name, then ``:`` and its key function's
         value or its arguments' digest): a string naming the job that holds it (``unique.lua``)."""
         return f"{self._q(queue)}:unique:{key}"
+
+
+def _lua_concat(made: str, q: str, i: str) -> str:
+    """``made`` as a Lua expression: its text quoted, the markers ``q`` and ``i`` read as the variables
+    of those names."""
+    parts = re.split(f"({re.escape(q)}|{re.escape(i)})", made)
+    pieces = [{q: "q", i: "i"}.get(part, repr(part)) for part in parts if part]
+    return " .. ".join(pieces)

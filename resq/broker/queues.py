@@ -52,13 +52,15 @@ STREAM_GONE = ("NOGROUP", "UNBLOCKED")
 
 
 class NewJob(NamedTuple):
-    """A job to store: its id, task, encoded envelope, due time (ms; 0: now) and flow control."""
+    """A job to store: its id, task, encoded envelope, due time (ms; 0: now), flow control, and the joins
+    it is a member of (a chord's, a batch's: packed by ``resq.broker.workflows.pack_joins``; empty: none)."""
 
     job_id: str
     task: str
     envelope: bytes
     due_ms: int = 0
     flow: Flow = NO_FLOW
+    joins: bytes = b""
 
 
 class _Stream(NamedTuple):
@@ -91,6 +93,7 @@ class Queues(Part):
         *,
         if_absent: bool = False,
         flow: Flow = NO_FLOW,
+        joins: bytes = b"",
     ) -> tuple[JobStatus | None, bool]:
         """Store a job and queue it (or schedule it when ``due_ms`` is in the future), retrying a lost
         connection for ``broker_retry_s``.
@@ -103,7 +106,7 @@ class Queues(Part):
             ``(status, created)``: ``created`` is False when a live job with this id already existed
             (with ``if_absent``: when any record existed; its status is None when it has none).
         """
-        return self.enqueue_many(queue, [NewJob(job_id, task, envelope, due_ms, flow)], if_absent=if_absent)[0]
+        return self.enqueue_many(queue, [NewJob(job_id, task, envelope, due_ms, flow, joins)], if_absent=if_absent)[0]
 
     def enqueue_many(
         self, queue: str, jobs: Sequence[NewJob], *, if_absent: bool = False
@@ -119,7 +122,7 @@ class Queues(Part):
         c = self.connection
         build = self._enqueue_build(queue, jobs, if_absent)
         replies = self._enqueued(c.with_retry(lambda: c.fast_pipeline(build)))
-        self._announce(queue)
+        self.announce(queue)
         return replies
 
     def enqueue_chunks(
@@ -131,7 +134,7 @@ class Queues(Part):
         in_flight: deque[Pending] = deque()
         try:
             for queue, jobs in chunks:
-                self._announce(queue)
+                self.announce(queue)
                 in_flight.append(self.connection.send_later(self._enqueue_build(queue, jobs, False)))
                 if len(in_flight) > 1:
                     yield self._enqueued(in_flight.popleft().replies())
@@ -159,7 +162,7 @@ class Queues(Part):
         arguments for ``jobs``, and the earliest later due time (0: none)."""
         k, now = self.keys, now_ms()
         args: list[Any] = [now, queue, channel, "nx" if if_absent else "", GROUP]
-        if jobs and all(job.flow.group is not None and job.due_ms <= now for job in jobs):
+        if jobs and all(job.flow.group is not None and job.due_ms <= now and not job.joins for job in jobs):
             keys = k.groups(queue)
             for job in jobs:
                 keys += [k.job(queue, job.job_id), k.done(queue, job.job_id)]
@@ -169,16 +172,24 @@ class Queues(Part):
         for job in jobs:
             flow = job.flow
             keys += [k.job(queue, job.job_id), k.done(queue, job.job_id), k.queue(queue, flow.priority)]
-            args += [job.job_id, job.envelope, job.due_ms, job.task, flow.priority, flow.packed()]
+            args += [job.job_id, job.envelope, job.due_ms, job.task, flow.priority, flow.packed(), job.joins]
         return "enqueue", keys, args, min((job.due_ms for job in jobs if job.due_ms), default=0)
 
     async def aenqueue(
-        self, queue: str, job_id: str, task: str, envelope: bytes, due_ms: int = 0, *, flow: Flow = NO_FLOW
+        self,
+        queue: str,
+        job_id: str,
+        task: str,
+        envelope: bytes,
+        due_ms: int = 0,
+        *,
+        flow: Flow = NO_FLOW,
+        joins: bytes = b"",
     ) -> tuple[JobStatus | None, bool]:
         """:meth:`enqueue` for ``async`` code, on the running loop's ``redis.asyncio`` client: the loop is
         never blocked (the same script, the same retry of a lost connection for ``broker_retry_s``)."""
         channel = self.connection.listened(self.keys.events, look=False)
-        job = NewJob(job_id, task, envelope, due_ms, flow)
+        job = NewJob(job_id, task, envelope, due_ms, flow, joins)
         script, keys, args, due = self._enqueue_call(queue, [job], False, channel)
         client = self.connection.async_client
         if self._announce_due(queue):
@@ -192,7 +203,7 @@ class Queues(Part):
     def _enqueued(replies: list[Any]) -> list[tuple[JobStatus | None, bool]]:
         return [(status_of(status), bool(created)) for status, created in replies[0]]
 
-    def _announce(self, queue: str) -> None:
+    def announce(self, queue: str) -> None:
         """Add ``queue`` to the namespace's set of queues: on its first enqueue in this process, then
         again every ``ANNOUNCE_EVERY_S`` (the set may have been flushed meanwhile). Advisory, so its own
         round trip (once a minute) whose failure is logged, never raised: the jobs are enqueued."""
@@ -492,7 +503,7 @@ class Queues(Part):
                 keys += [k.levels(nq), k.scheduled(nq), k.job(nq, step.job_id), k.done(nq, step.job_id)]
                 keys.append(k.queue(nq, step.priority))
                 args += [*([] if slot_args else ["0"]), "then", nq, GROUP, step.job_id, step.envelope, step.task]
-                args += [step.priority, step.flow]
+                args += [step.priority, step.flow, step.joins]
             run(pipe, "succeed", keys, args)
         elif isinstance(outcome, Retried):
             keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id), *slot_keys]

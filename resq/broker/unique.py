@@ -105,7 +105,7 @@ class Unique(Part):
             BrokerError: other producers changed the lock at every one of ``MAX_TRIES`` tries.
         """
         c, lock_key = self.connection, self.keys.unique(queue, lock.key)
-        self._queues._announce(queue)
+        self._queues.announce(queue)
         holder = text(c.with_retry(lambda: c.fast_pipeline(lambda batch: batch.get(lock_key)))[0] or b"")
         channel = c.listened(self.keys.events)
         for _ in range(MAX_TRIES):

@@ -428,7 +428,7 @@ class Inspector:
             if not self.broker.jobs.purge_dead(queue, [job_id]):
                 raise ConfigError(f"job {job_id} left the dead set meanwhile: nothing deleted")
             return "deleted"
-        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING):
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING, JobStatus.DEFERRED):
             return str(self.cancel(job_id))
         raise ConfigError(
             f"job {job_id} is {status}: only dead, queued or scheduled jobs can be deleted "

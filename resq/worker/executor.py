@@ -11,21 +11,22 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from resq.app import Resq
-from resq.canvas import CHAIN_META
+from resq.canvas import BATCH_CALLBACK_META, CHAIN_META, CHORD_META, batch_status
 from resq.clock import now_ms, to_ms
-from resq.codec import Envelope, decode_envelope, pack
-from resq.context import _current
+from resq.codec import Envelope, decode_envelope, pack, sealed_token, unpack
+from resq.context import BatchScope, _batch, _current
 from resq.errors import ConfigError, DecodeError, DecryptError, SkipJob, Snooze
 from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.job import Job
 from resq.log import get_logger, job_context
 from resq.outcomes import Cancelled, Dead, Delivery, NextStep, Outcome, Retried, Started, Succeeded
-from resq.producer import prepare_step
+from resq.producer import BATCH_META, prepare_step
 from resq.retry import to_seconds
-from resq.sealing import Keyring, keyring, open_envelope, seal_result
+from resq.sealing import Keyring, keyring, open_envelope, open_result, seal_result
 from resq.task import Task
 from resq.worker.timeouts import time_limits
 
@@ -81,10 +82,13 @@ class Executor:
         job: Job[Any] = Job(self.app, job_id, d.queue, task=task.name, attempt=started.attempt)
         job.options["meta"] = envelope.meta  # what travelled with the job, for hooks (trace context, …)
         token = _current.set(job)
+        batch_id = envelope.meta.get(BATCH_META)
+        scope = _batch.set(BatchScope(str(batch_id), job_id) if batch_id else None)  # its nested jobs join it
         try:
             with job_context(job_id, task.name, d.queue, started.attempt):
                 return self._attempt(task, job, envelope, d, keys)
         finally:
+            _batch.reset(scope)
             _current.reset(token)
 
     def _open(self, task: Task[Any, Any], envelope: Envelope, keys: Keyring, started: Started) -> Envelope | Dead:
@@ -118,6 +122,7 @@ class Executor:
             return Cancelled(d, job.id, f"skipped: {exc}", task=task.name)
         began = time.monotonic()
         try:
+            envelope = self._fed(envelope)
             if hooks.registered("around_perform"):
                 with hooks.around_perform(job):
                     result = self._call(task, envelope)
@@ -154,6 +159,32 @@ class Executor:
             log.error("chain_broken", next_job_id=step.get("id"), next_task=step.get("task"), error=str(exc))
             return None
         return built
+
+    def _fed(self, envelope: Envelope) -> Envelope:
+        """The envelope of a join's callback with what it receives first: a chord's callback the results
+        of its members (in order; None for one that did not succeed), a batch's callback the batch's
+        counts (``BatchStatus.as_dict``). Any other envelope as it is."""
+        meta = envelope.meta
+        if CHORD_META in meta:
+            chord_id = str(meta[CHORD_META])
+            record = self.app.broker.workflows.record(chord_id)
+            total = 0 if record is None else int(record.fields.get("total", 0))
+            found = self.app.broker.workflows.results(chord_id, total)
+            results = [None if item is None else self._member_result(*item) for item in found]
+            return replace(envelope, args=[results, *envelope.args])
+        if BATCH_CALLBACK_META in meta:
+            batch_id = str(meta[BATCH_CALLBACK_META])
+            status = batch_status(self.app, batch_id)
+            counts = status.as_dict() if status is not None else {"id": batch_id}
+            return replace(envelope, args=[counts, *envelope.args])
+        return envelope
+
+    def _member_result(self, member_id: str, raw: bytes) -> Any:
+        """A chord member's result as it stored it, opened when its task sealed it."""
+        value = unpack(raw)
+        if sealed_token(value) is None:
+            return value
+        return open_result(value, member_id, keyring(self.app.settings.encryption_keys))
 
     def _call(self, task: Task[Any, Any], envelope: Envelope) -> Any:
         try:

@@ -51,3 +51,43 @@ def resize(image: str, width: int) -> str:
     if width < 0:
         raise ValueError(f"no width {width}")
     return f"{image}@{width}"
+
+
+@app.task(name="wf.collect")
+def collect(results: list[object], label: str = "all") -> str:
+    """A chord's callback: records each call (the scenario counts them) and joins the results."""
+    _redis().rpush("wftest:collect", label)
+    return f"{label}:" + ",".join(str(r) for r in results)
+
+
+@app.task(name="wf.square")
+def square(n: int, pause: float = 0.0) -> int:
+    if pause:
+        import time
+
+        time.sleep(pause)
+    _redis().incr("wftest:square")
+    return n * n
+
+
+@app.task(name="wf.report")
+def report(status: dict[str, object], role: str) -> str:
+    """A batch's callback: keeps the counts it received under ``wftest:report:<role>``."""
+    import json
+
+    _redis().rpush(f"wftest:report:{role}", json.dumps(status, sort_keys=True))
+    return role
+
+
+@app.task(name="wf.spawn")
+def spawn(n: int) -> int:
+    """A job of a batch that enqueues ``n`` more (nested work: they join the batch)."""
+    for i in range(n):
+        square.delay(i)
+    return n
+
+
+@app.task(name="wf.mark")
+def mark(tag: str) -> str:
+    _redis().rpush("wftest:marks", tag)
+    return tag

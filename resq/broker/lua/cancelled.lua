@@ -7,7 +7,7 @@
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'entry')
+  'waiting', 'entry', 'joins')
 if not f then return broken end
 broken = resq_guard(KEYS[4], 'set', f[8] and KEYS[3], 'list')
 if broken then return broken end
@@ -21,4 +21,5 @@ local e = resq_event('cancelled', ARGV[3], f[2], f[3], f[4], ARGV[4], resq_with_
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[4], 'cancel_reason', ARGV[6],
   'history', resq_note(f[7], ARGV[7], e))
 resq_finish(KEYS[2], KEYS[3], tonumber(ARGV[5]), f[8])
+resq_settle(f[10], ARGV[3], 'cancelled', nil, ARGV[4], ARGV[7])
 return 1

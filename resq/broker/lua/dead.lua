@@ -8,9 +8,10 @@
 -- ARGV[13] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
 -- For a job with a concurrency key: KEYS[6] its slots zset   KEYS[7] its parked list   KEYS[8] the front
 -- stream   ARGV[14] its limit (the slot is freed and the turn passed on: _lib.lua)
+-- A member of a join (_workflow.lua) settles it here, in the same step as its death.
 -- Returns: 1, or -1 when the lease is stale (the job was given back since: nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'cancel_requested', 'entry')
+  'waiting', 'cancel_requested', 'entry', 'joins')
 if not f then return broken end
 broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[9] and KEYS[5], 'set')
 if broken then return broken end
@@ -34,4 +35,5 @@ end
 if f[9] then redis.call('SREM', KEYS[5], ARGV[5]) end
 resq_add_dead(KEYS[3], KEYS[2], KEYS[4], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7]),
   ARGV[8], ARGV[9], f[8])
+resq_settle(f[11], ARGV[5], 'dead', nil, ARGV[4], ARGV[12])
 return 1

@@ -14,7 +14,7 @@
 -- Returns: 'queued', 'dead', 'cancelled' (its cancellation was asked for: it ends instead of going back),
 -- or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'lost', 'cancel_requested')
+  'waiting', 'lost', 'cancel_requested', 'joins')
 if not f then return broken end
 broken = resq_guard(KEYS[5], 'stream', KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[10] and KEYS[6], 'set')
 if broken then return broken end
@@ -31,6 +31,7 @@ if f[10] then  -- asked to cancel while it ran: it ends cancelled rather than ru
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[4], 'cancel_reason', reason,
     'history', resq_note(f[7], ARGV[12], e))
   resq_finish(KEYS[2], KEYS[4], tonumber(ARGV[14]), f[8])
+  resq_settle(f[11], ARGV[3], 'cancelled', nil, ARGV[4], ARGV[12])
   return 'cancelled'
 end
 if ARGV[5] == 'lost' and running then
@@ -43,6 +44,7 @@ if ARGV[5] == 'lost' and running then
       'history', resq_note(f[7], ARGV[12], e))
     resq_add_dead(KEYS[3], KEYS[2], KEYS[4], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[8]), tonumber(ARGV[9]),
       ARGV[10], ARGV[11], f[8])
+    resq_settle(f[11], ARGV[3], 'dead', nil, ARGV[4], ARGV[12])
     return 'dead'
   end
   redis.call('HSET', KEYS[2], 'lost', lost)

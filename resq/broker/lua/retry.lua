@@ -11,7 +11,7 @@
 -- Returns: 1, 2 when it ended cancelled, 0 when the job hash is gone, or -1 when the lease is stale (the
 -- job was given back since: nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'cancel_requested', 'entry', 'waiting')
+  'cancel_requested', 'entry', 'waiting', 'joins')
 if not f then return broken end
 broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'set', f[10] and KEYS[5], 'list')
 if broken then return broken end
@@ -28,6 +28,7 @@ if f[8] then  -- asked to cancel while it ran: the failed attempt is its last
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'error', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms',
     ARGV[7], 'cancel_reason', reason, 'history', resq_note(f[7], ARGV[8], e))
   resq_finish(KEYS[2], KEYS[5], tonumber(ARGV[10]), f[10])
+  resq_settle(f[11], ARGV[6], 'cancelled', nil, ARGV[4], ARGV[8])
   return 2
 end
 local duration = tonumber(ARGV[7])

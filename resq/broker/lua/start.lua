@@ -22,7 +22,7 @@
 -- Writes no history entry for a start: the entry that ends the attempt carries it (see _lib.lua).
 local gated = KEYS[3] ~= nil
 local f, broken = resq_fields(KEYS[1], 'status', 'envelope', 'attempt', 'task', 'queue', 'entry', 'history',
-  'waiting')
+  'waiting', 'joins')
 if not f then return broken end
 local status = f[1]
 local function refused(reply)
@@ -48,6 +48,7 @@ if gated then
     local e = resq_event('expired', ARGV[4], f[4], f[5], f[3], now, {expires_ms = expires})
     local reply = hold('expired', 'expired', {'finished_ms', now, 'history', resq_note(f[7], ARGV[5], e)})
     resq_finish(KEYS[1], KEYS[5], tonumber(ARGV[11]), f[8])
+    resq_settle(f[9], ARGV[4], 'expired', nil, now, ARGV[5])
     return refused(reply)
   end
   local takes_slot = limit > 0 and not redis.call('ZSCORE', KEYS[6], ARGV[4])

@@ -9,11 +9,13 @@
 -- 'then', and the next step's job, created here, in the same step as this one's success (never lost, never
 -- twice: its id was drawn when the chain was made): the last five KEYS its queue's levels set, scheduled
 -- zset, its job hash, done list and stream; ARGV[12] its queue   ARGV[13] the consumer group
--- ARGV[14] its id   ARGV[15] envelope   ARGV[16] task   ARGV[17] priority   ARGV[18] flow
+-- ARGV[14] its id   ARGV[15] envelope   ARGV[16] task   ARGV[17] priority   ARGV[18] flow   ARGV[19] its joins
+-- ('' = none: the batch of the chain, which it joins before this step settles it)
+-- A member of a join (_workflow.lua) settles it here, in the same step as its success.
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
-  'waiting', 'cancel_requested', 'entry')
+  'waiting', 'cancel_requested', 'entry', 'joins')
 if not f then return broken end
 broken = resq_guard(f[8] and KEYS[3], 'list', f[9] and KEYS[4], 'set')
 if broken then return broken end
@@ -24,8 +26,9 @@ if #KEYS - (chained and 5 or 0) >= 7 then resq_free_slot(5, 10, ARGV[7]) end
 if not f[1] then return 0 end
 if chained then
   local n = #KEYS - 4
-  resq_create_job(KEYS[n], KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4], tonumber(ARGV[4]), ARGV[12],
-    ARGV[8], ARGV[13], ARGV[14], ARGV[15], 0, ARGV[16], ARGV[17], ARGV[18], false, nil)
+  local made = resq_create_job(KEYS[n], KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4], tonumber(ARGV[4]),
+    ARGV[12], ARGV[8], ARGV[13], ARGV[14], ARGV[15], 0, ARGV[16], ARGV[17], ARGV[18], false, nil)
+  if made[2] == 1 then resq_join_add(KEYS[n + 2], ARGV[14], ARGV[19]) end
 end
 local fields = {'status', 'succeeded', 'result', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms', ARGV[6]}
 if ARGV[9] ~= '' then
@@ -47,4 +50,5 @@ end
 redis.call('HSET', KEYS[2], unpack(fields))
 if f[9] then redis.call('SREM', KEYS[4], ARGV[7]) end
 resq_finish(KEYS[2], KEYS[3], tonumber(ARGV[5]), f[8])
+resq_settle(f[11], ARGV[7], 'succeeded', ARGV[3], ARGV[4], ARGV[8])
 return 1
