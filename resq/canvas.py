@@ -273,9 +273,8 @@ class Chord:
         if app.inline is not None:
             return self._eager()
         chord_id = new_job_id()
-        queue, job = prepare_callback(
-            app, body.task, body.args, body.kwargs, body.queue, chord_id, {CHORD_META: chord_id}
-        )
+        meta = {} if body.immutable else {CHORD_META: chord_id}  # made with .si(): it ignores the results
+        queue, job = prepare_callback(app, body.task, body.args, body.kwargs, body.queue, chord_id, meta)
         app.broker.workflows.open(
             chord_id,
             "chord",
@@ -303,7 +302,8 @@ class Chord:
         statuses = [job.status() for job in members.jobs]
         if all(status == JobStatus.SUCCEEDED for status in statuses):
             results = [job.result() for job in members.jobs]
-            callback = enqueue(app, body.task, [results, *body.args], body.kwargs, queue=body.queue).job
+            args = list(body.args) if body.immutable else [results, *body.args]
+            callback = enqueue(app, body.task, args, body.kwargs, queue=body.queue).job
         else:
             callback = Job(app, new_job_id(), body.queue, task=body.task)
         return ChordResult(app, members.jobs, callback)
@@ -420,7 +420,7 @@ class Batch:
         self.description = description
         self.id = new_job_id()
         self._token: Any = None
-        self._eager_jobs: list[Job[Any]] = []
+        self._scope = BatchScope(self.id)
 
     def __enter__(self) -> Batch:
         if self.app.inline is None:
@@ -438,17 +438,31 @@ class Batch:
                 callbacks=callbacks,
                 description=self.description,
             )
-        self._token = _batch.set(BatchScope(self.id))
+        self._scope = BatchScope(self.id)
+        self._token = _batch.set(self._scope)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _batch.reset(self._token)
         if self.app.inline is None:
             self.app.broker.workflows.close(self.id)
+        else:
+            self._eager_callbacks()
+
+    def _eager_callbacks(self) -> None:
+        """Eager mode: the batch's jobs ran already; call its callbacks with their counts."""
+        statuses = [job.status() for job in self._scope.eager_jobs]
+        succeeded = sum(1 for status in statuses if status == JobStatus.SUCCEEDED)
+        counts = {"id": self.id, "total": len(statuses), "succeeded": succeeded}
+        counts.update(failed=len(statuses) - succeeded, pending=0, description=self.description)
+        for sig, due in ((self.on_success, succeeded == len(statuses)), (self.on_complete, True)):
+            if sig is not None and due:
+                args = list(sig.args) if sig.immutable else [counts, *sig.args]
+                enqueue(self.app, sig.task, args, sig.kwargs, queue=sig.queue)
 
     def _callback(self, role: str, sig: Signature) -> Callback:
         callback_id = new_job_id()
-        meta = {BATCH_CALLBACK_META: self.id}
+        meta = {} if sig.immutable else {BATCH_CALLBACK_META: self.id}  # made with .si(): no counts
         queue, job = prepare_callback(self.app, sig.task, sig.args, sig.kwargs, sig.queue, callback_id, meta)
         return Callback(role, queue, job)
 

@@ -38,6 +38,8 @@ class BatchScope:
         self.batch_id = batch_id
         self.parent_id = parent_id
         self._made = 0
+        #: in eager mode, the jobs that ran in the batch (its callbacks are called with their counts)
+        self.eager_jobs: list[Job[Any]] = []
 
     def nested_id(self) -> str | None:
         """The id of the next job enqueued by the running job (None: not inside a running job)."""

@@ -330,6 +330,9 @@ def _after_enqueue(
         app.hooks.run("after_enqueue", job, job=job)
         if inline is not None:
             status = inline.perform(job)
+            scope = _batch.get()
+            if scope is not None:
+                scope.eager_jobs.append(job)
     return Enqueued(job, status, created)
 
 

@@ -65,7 +65,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "mget",
     "set",
     "incrby",
-    # hashes: job records, worker records, counters by task, periodic entries, control state
+    # hashes: job records, worker records, counters by task, periodic entries, control state, joins
     "hdel",
     "hexists",
     "hget",
@@ -73,6 +73,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "hincrby",
     "hmget",
     "hset",
+    "hsetnx",  # a join counts a member and fires a callback once
     # lists: the `done` signal a result() waits on, jobs parked by a concurrency limit
     "rpush",
     "lpop",

@@ -15,7 +15,7 @@ from resq.cli.acl import acl
 from resq.cli.common import CONTEXT_SETTINGS, app_option, load_app, logging_options
 from resq.cli.dashboard import dashboard
 from resq.cli.dead import dead, queue
-from resq.cli.ops import enqueue, events, job, queues, stats, tasks, workers
+from resq.cli.ops import batch, enqueue, events, job, queues, stats, tasks, workers
 from resq.cli.outbox import outbox
 from resq.cli.worker import HELP_EPILOG, worker
 
@@ -53,5 +53,20 @@ def main() -> None:
     """resq: background jobs on Redis."""
 
 
-for _command in (worker, stats, queues, workers, job, enqueue, tasks, events, dead, queue, acl, dashboard, outbox):
+for _command in (
+    worker,
+    stats,
+    queues,
+    workers,
+    job,
+    batch,
+    enqueue,
+    tasks,
+    events,
+    dead,
+    queue,
+    acl,
+    dashboard,
+    outbox,
+):
     main.add_command(_command)

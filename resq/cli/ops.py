@@ -42,6 +42,7 @@ from resq.ops import CONTROL_COMMANDS, Inspector, QueueInfo, to_json
 
 __all__ = [
     "EventColumns",
+    "batch",
     "enqueue",
     "events",
     "format_event",
@@ -414,6 +415,7 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
         fields.append(("result", truncate(json.dumps(info.get("result"), default=str), 200)))
     if error:
         fields.append(("last error", f"{error.get('type', '?')}: {error.get('message', '')}"))
+    fields += _edge_rows(info)
     lines = [table(["", ""], fields).split("\n", 1)[1]]
     if show_traceback and error.get("traceback"):
         lines += ["", error["traceback"].rstrip()]
@@ -428,6 +430,17 @@ def format_job(info: dict[str, Any], show_traceback: bool = False) -> str:
             ).splitlines()
         ]
     return "\n".join(lines)
+
+
+def _edge_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """A job's place in a workflow (``Inspector.edges``) as rows: its join, parents and children."""
+    rows: list[tuple[str, str]] = []
+    if info.get("join"):
+        rows.append(("callback of", f"{info['join']}  (resq batch {info['join']})"))
+    for name in ("parents", "children"):
+        for i, edge in enumerate(info.get(name) or []):
+            rows.append((name if i == 0 else "", f"{edge['id']}  {edge['status'] or '?'}  ({edge['via']})"))
+    return rows
 
 
 def format_limits(limits: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -476,6 +489,54 @@ Examples:
   resq enqueue report --kwargs '{"month": 5}' --queue reports --in 10m
   resq enqueue cleanup --at 2030-01-01T03:00:00+01:00 --json
 """
+
+
+BATCH_EPILOG = """\b
+Examples:
+  resq batch 0196a4c5e8f1a3b2c4d5e6          # a batch, a chord or a depends_on, by its id
+  resq batch 0196a4c5e8f1a3b2c4d5e6 --json
+"""
+
+
+@click.command(epilog=BATCH_EPILOG, short_help="A batch, chord or depends_on: its counts, callbacks and jobs.")
+@ops_options
+@click.argument("batch_id", metavar="ID")
+@json_option
+def batch(app_ref: str | None, url: str | None, namespace: str | None, batch_id: str, as_json: bool) -> None:
+    """A batch (``app.batch()``), a chord or a job's depends_on by its id (a chord's and a dependent job's
+    are their callback's): how many of its jobs succeeded, failed or are pending, its callbacks, its jobs."""
+    inspector = inspector_from(app_ref, url, namespace)
+    found = guard(lambda: inspector.batch(batch_id))
+    if as_json:
+        click.echo(to_json(found))
+        return
+    click.echo(format_batch(found))
+
+
+def format_batch(found: dict[str, Any]) -> str:
+    """``Inspector.batch`` as readable text."""
+    state = "open" if found["open"] else ("complete" if found["complete"] else "running")
+    rows = [
+        ("id", found["id"]),
+        ("kind", found["kind"]),
+        ("state", state),
+        (
+            "jobs",
+            f"{found['total']}: {found['succeeded']} succeeded, {found['failed']} failed, {found['pending']} pending",
+        ),
+        ("created", stamp(found.get("created_at"))),
+    ]
+    if found.get("description"):
+        rows.insert(1, ("description", found["description"]))
+    for role, edge in found["callbacks"].items():
+        rows.append((f"on {role}", f"{edge['id']}  {edge['status'] or '?'}"))
+    lines = [table(["", ""], rows).split("\n", 1)[1]]
+    jobs = found["jobs"]
+    if jobs:
+        shown = len(jobs)
+        lines += ["", f"jobs ({shown} of {found['total']}):" if shown < found["total"] else "jobs:"]
+        lines += ["  " + line for line in table(["ID", "STATUS"], [[j, s] for j, s in jobs.items()]).splitlines()]
+    return "\n".join(lines)
 
 
 @click.command(epilog=ENQUEUE_EPILOG, short_help="Enqueue a job by task name.")

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,8 +27,9 @@ from resq.broker import COUNTERS, Broker, Subscription
 from resq.broker.admin import BATCH
 from resq.broker.connection import as_int, text
 from resq.broker.stats import WAIT_BUCKETS_MS
-from resq.clock import due_time_ms, now_ms, to_ms
-from resq.codec import decode_event, pack, shown, unpack
+from resq.canvas import CHAIN_META, batch_status
+from resq.clock import due_time_ms, from_ms, now_ms, to_ms
+from resq.codec import decode_envelope, decode_event, pack, shown, unpack
 from resq.errors import BrokerUnavailable, ConfigError, DecodeError, UnknownJob
 from resq.job import Job, JobStatus, describe
 from resq.ops.records import (
@@ -69,6 +71,11 @@ WAIT_WINDOW_MIN = 5
 
 #: How many of the newest dead jobs of each queue a filtered listing (by task, by error type) looks at.
 DEAD_FILTER_WINDOW = 1000
+
+#: How many parents and children of a job ``resq job`` shows.
+EDGES_SHOWN = 20
+#: How many jobs of a batch ``resq batch`` shows.
+BATCH_JOBS_SHOWN = 50
 
 #: Where a queue's listing goes on: ``front:<entry id>`` or ``queue:<entry id>`` (:meth:`Inspector.queue_jobs`).
 _CURSOR_STREAMS = {"front": True, "queue": False}
@@ -383,7 +390,69 @@ class Inspector:
             UnknownJob: no such job (or its record expired).
         """
         info = Job(self.app, job_id).info()
+        info.update(self.edges(job_id, info["queue"]))
         return self._redacted(info)
+
+    def edges(self, job_id: str, queue: str) -> dict[str, Any]:
+        """A job's place in a workflow (``docs/workflows.md``): ``join`` (the id of the chord, batch or
+        ``depends_on`` whose callback it is, or None), ``parents`` (the jobs it waits or waited for) and
+        ``children`` (the jobs it releases: a chain's next step, a chord's or a batch's callbacks, the jobs
+        that depend on it), each ``{"id", "queue", "status", "via"}``; at most ``EDGES_SHOWN`` of each."""
+        fields = self.broker.jobs.fields(queue, job_id)
+        join = text(fields["join"]) if "join" in fields else None
+        return {"join": join, "parents": self._parents(fields, join), "children": self._children(fields)}
+
+    def _parents(self, fields: dict[str, bytes], join: str | None) -> list[dict[str, Any]]:
+        if "parents" in fields:
+            refs = [(str(job_id), str(queue)) for job_id, queue in unpack(fields["parents"])]
+            return [self._edge(job_id, queue, "depends_on") for job_id, queue in refs[:EDGES_SHOWN]]
+        record = None if join is None else self.broker.workflows.record(join)
+        if record is None:
+            return []
+        kind = record.fields.get("kind", "join")
+        members = list(record.members.items())[:EDGES_SHOWN]
+        return [{"id": m, "queue": self.find_queue(m), "status": s, "via": kind} for m, s in members]
+
+    def _children(self, fields: dict[str, bytes]) -> list[dict[str, Any]]:
+        children: list[dict[str, Any]] = []
+        with contextlib.suppress(DecodeError, KeyError, TypeError, ValueError):
+            step = decode_envelope(fields.get("envelope", b"")).meta.get(CHAIN_META, [None])[0]
+            if step:
+                children.append(self._edge(str(step["id"]), str(step["queue"]), "chain"))
+        for join_id, _ in unpack(fields["joins"]) if "joins" in fields else []:
+            record = self.broker.workflows.record(str(join_id))
+            for role, (child, child_queue) in ({} if record is None else record.callbacks).items():
+                kind = record.fields.get("kind", "join") if record is not None else "join"
+                children.append(self._edge(child, child_queue, kind if role == "success" else f"{kind} {role}"))
+        return children[:EDGES_SHOWN]
+
+    def _edge(self, job_id: str, queue: str, via: str) -> dict[str, Any]:
+        status = self.broker.jobs.status(queue, job_id)
+        return {"id": job_id, "queue": queue, "status": None if status is None else str(status), "via": via}
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """A batch (or a chord, or a job's ``depends_on``: by its callback's id) as ``resq batch ID``
+        shows it: its counts, its callbacks with their statuses, and its jobs (at most ``BATCH_JOBS_SHOWN``).
+
+        Raises:
+            UnknownJob: no such batch, or its record expired.
+        """
+        status = batch_status(self.app, batch_id)
+        if status is None:
+            raise UnknownJob(f"no batch, chord or depends_on with id {batch_id!r} (never made, or its record expired)")
+        callbacks = {role: self._edge(job_id, queue, role) for role, (job_id, queue) in status.callbacks.items()}
+        jobs = dict(list(status.jobs.items())[:BATCH_JOBS_SHOWN])
+        counts = status.as_dict()
+        return {
+            **counts,
+            "kind": status.kind,
+            "open": status.open,
+            "complete": status.complete,
+            "created_at": from_ms(status.created_ms),
+            "callbacks": callbacks,
+            "fired": list(status.fired),
+            "jobs": jobs,
+        }
 
     def _redacted(self, info: dict[str, Any]) -> dict[str, Any]:
         """``info`` with the values of redacted arguments hidden (the task's ``redact`` and the app's;

@@ -101,6 +101,7 @@ class Dashboard:
             ("/queues", self.queues_data, "queues.html"),
             ("/queues/{name}", self.queue_data, "queue.html"),
             ("/jobs/{job_id}", self.job_data, "job.html"),
+            ("/batches/{batch_id}", self.batch_data, "batch.html"),
             ("/workers", self.workers_data, "workers.html"),
             ("/scheduled", self.scheduled_data, "scheduled.html"),
             ("/dead", self.dead_data, "dead.html"),
@@ -193,7 +194,12 @@ class Dashboard:
     def job_data(self, request: Request) -> dict[str, Any]:
         """One job: its record, history, result or error."""
         info = self.inspector.job_info(request.path_params["job_id"])
-        return {"job": info}
+        return {"job": info, "_graph": views.job_graph(info, _base(request))}
+
+    def batch_data(self, request: Request) -> dict[str, Any]:
+        """A batch, a chord or a job's depends_on: its counts, callbacks and jobs, and their graph."""
+        found = self.inspector.batch(request.path_params["batch_id"])
+        return {"batch": found, "_graph": views.batch_graph(found, _base(request))}
 
     def workers_data(self, request: Request) -> dict[str, Any]:
         """The live workers."""

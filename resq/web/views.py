@@ -10,8 +10,12 @@ from typing import Any
 from resq.clock import from_ms, now_ms
 from resq.ops import Inspector, QueueInfo
 from resq.web.charts import chart_points
+from resq.web.graph import Node, flow_svg
 
-__all__ = ["ago", "as_json", "preview", "queue_row", "stats_data", "wait", "when"]
+__all__ = ["ago", "as_json", "batch_graph", "job_graph", "preview", "queue_row", "stats_data", "wait", "when"]
+
+#: How many jobs of a column the graph draws (the rest are one "+N more" box).
+GRAPH_ROWS = 12
 
 #: The one format of times on every page (always UTC), as in the CLI's tables.
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -113,3 +117,34 @@ def stats_data(inspector: Inspector) -> dict[str, Any]:
         "per_minute": per_minute,
         "chart": chart_points(per_minute),
     }
+
+
+def _short(job_id: str) -> str:
+    return job_id if len(job_id) <= 14 else job_id[:6] + "…" + job_id[-6:]
+
+
+def _column(edges: list[tuple[str, str, str]], total: int | None = None) -> list[Node]:
+    """``(job id, label, status)`` as graph nodes, the ones past ``GRAPH_ROWS`` as one note."""
+    nodes = [Node(job_id, label, status) for job_id, label, status in edges[:GRAPH_ROWS]]
+    hidden = (len(edges) if total is None else total) - len(nodes)
+    if hidden > 0:
+        nodes.append(Node(None, f"+{hidden} more", "more"))
+    return nodes
+
+
+def job_graph(info: dict[str, Any], base: str) -> str:
+    """The job page's graph: its parents, the job, its children (empty when it has none)."""
+    parents, children = info.get("parents") or [], info.get("children") or []
+    if not parents and not children:
+        return ""
+    left = _column([(e["id"], f"{e['via']} · {_short(e['id'])}", e["status"] or "") for e in parents])
+    right = _column([(e["id"], f"{e['via']} · {_short(e['id'])}", e["status"] or "") for e in children])
+    middle = [Node(info["id"], f"{info['task']} · {_short(info['id'])}", info["status"])]
+    return flow_svg([left, middle, right], base)
+
+
+def batch_graph(found: dict[str, Any], base: str) -> str:
+    """The batch page's graph: its jobs, then its callbacks."""
+    jobs = _column([(j, _short(j), s) for j, s in found["jobs"].items()], found["total"])
+    callbacks = [Node(e["id"], f"on {role} · {_short(e['id'])}", e["status"] or "") for role, e in found["callbacks"].items()]
+    return flow_svg([jobs, callbacks], base)

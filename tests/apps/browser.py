@@ -84,3 +84,32 @@ def nightly_report() -> None:
 @app.periodic(every=300, name="browser.sweep")
 def sweep() -> None:
     """An ``every=`` entry, every five minutes."""
+
+
+# The CakeResque story of docs/workflows.md: a user's new location fans out to four jobs, and a callback
+# records the request as fully processed once they all succeeded.
+
+
+@app.task(name="location.refresh_caches")
+def refresh_caches(user_id: int, city: str) -> str:
+    return f"caches of {user_id} refreshed for {city}"
+
+
+@app.task(name="location.send_mails", queue="mail")
+def send_location_mails(user_id: int, city: str) -> int:
+    return 3
+
+
+@app.task(name="location.notify_friends")
+def notify_friends(user_id: int, city: str) -> int:
+    return 12
+
+
+@app.task(name="location.recommend_friends")
+def recommend_friends(user_id: int, city: str) -> list[int]:
+    return [7, 19, 23]
+
+
+@app.task(name="location.processed")
+def record_processed(results: list[Any], request_id: str) -> str:
+    return f"request {request_id} fully processed ({len(results)} steps)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import resq
 from resq import Job
 from resq.ops import Inspector
 from tests.apps import browser as browser_app
@@ -23,6 +24,8 @@ class Scene:
     succeeded: Job[Any]
     queued: Job[Any]
     running: Job[Any]
+    #: the callback of a chord (the CakeResque story of docs/workflows.md), run
+    chord: Job[Any]
 
 
 def build(run_worker: RunWorker) -> Scene:
@@ -40,8 +43,14 @@ def build(run_worker: RunWorker) -> Scene:
     )
     succeeded = browser_app.add.delay(20, 22)
     dead = browser_app.comeback.delay(1047)
+    steps = (browser_app.refresh_caches, browser_app.send_location_mails, browser_app.notify_friends)
+    story = resq.chord(
+        [*(step.s(42, "Lisbon") for step in steps), browser_app.recommend_friends.s(42, "Lisbon")],
+        browser_app.record_processed.s("req-8f2c"),
+    ).delay()
     burst(run_worker, APP_REF, "-q", "default,mail,images", "-c", "2")
     wait_for(lambda: dead.status() == "dead", message="the comeback job to be dead")
+    wait_for(lambda: story.callback.status() == "succeeded", message="the chord's callback to run")
     # Waiting work: the reports queue has no worker; a paused images queue holds a few more.
     queued = browser_app.build_report.delay("revenue-2024-Q2", rows=12000)
     browser_app.build_report.map([("churn-weekly",), ("signups-daily",), ("inventory",)] * 8)
@@ -55,4 +64,4 @@ def build(run_worker: RunWorker) -> Scene:
     run_worker(APP_REF, "-q", "mail", "--threads", "4")
     wait_for(lambda: running.status() == "running", message="the slow job to run")
     wait_for(lambda: len(inspector.workers()) >= 3, message="both workers' three processes live")
-    return Scene(dead=dead, succeeded=succeeded, queued=queued, running=running)
+    return Scene(dead=dead, succeeded=succeeded, queued=queued, running=running, chord=story.callback)

@@ -65,6 +65,8 @@ def test_every_page_renders_and_is_pictured(
         ("/scheduled", "scheduled"),
         ("/cron", "cron"),
         ("/dead", "dead"),
+        (f"/jobs/{made.chord.id}", "workflow"),
+        (f"/batches/{made.chord.id}", "batch"),
     ]
     for path, name in pages:
         snap(page, path, shots, name)

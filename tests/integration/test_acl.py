@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 import redis
+
+import resq
 from click.testing import CliRunner, Result
 
 from resq import BrokerRefused, JobCancelled, JobFailed, JobStatus, Resq, current_job
@@ -196,6 +198,13 @@ def test_everything_runs_as_the_least_privilege_user(
     assert crashed.result(timeout=15) == 2
     assert [j.result(timeout=10) for j in flow] == ["ada", "ada", 100]
     assert app.job(first.id).info()["status"] == "succeeded"
+    # workflows: a chord (a join's keys, {resq:wf:…}), a batch and a depends_on, and `resq batch`
+    chord = resq.chord([double.s(1), double.s(2)], double.si(3)).delay()
+    with app.batch(on_complete=double.si(4)) as batch:
+        double.delay(5)
+    after = double.apply_async((6,), depends_on=[first])
+    assert (chord.result(timeout=10), after.result(timeout=10)) == (6, 12)
+    wait_for(lambda: json.loads(ok(url, "batch", batch.id, "--json"))["complete"], timeout=10, message="batch")
 
     running = sleeps.delay(30)
     wait_for(lambda: running.status() == JobStatus.RUNNING, message="the sleeper runs")

@@ -17,6 +17,7 @@ COMMANDS = [
     "queues",
     "workers",
     "job",
+    "batch",
     "enqueue",
     "tasks",
     "events",

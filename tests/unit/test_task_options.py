@@ -250,6 +250,7 @@ def test_public_api_names() -> None:
         "dead",
         "cancelled",
         "expired",
+        "deferred",
     }
     assert resq.current_job() is None
 

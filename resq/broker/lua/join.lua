@@ -41,9 +41,9 @@ local function is_ancestor(target, start)
 end
 
 for i, c in ipairs(callbacks) do
+  if is_ancestor(c.id, parents) then return {'cycle', c.id} end
   local status = redis.call('HGET', KEYS[2 + i], 'status')
   if status and not RESQ_TERMINAL[status] then return {'exists', c.id} end
-  if is_ancestor(c.id, parents) then return {'cycle', c.id} end
 end
 for _, p in ipairs(parents) do
   if p[1] == (callbacks[1] or {}).id then return {'cycle', p[1]} end
