@@ -344,7 +344,7 @@ class BatchStatus:
     open: bool
     description: str
     created_ms: int
-    #: job id -> status (``pending`` until it ends)
+    #: job id -> status (``pending`` until it ends), in the order the jobs were made
     jobs: dict[str, str]
     #: role (``success``, ``complete``) -> (job id, queue) of each callback
     callbacks: dict[str, tuple[str, str]]
@@ -389,7 +389,7 @@ def batch_status(app: Resq, join_id: str) -> BatchStatus | None:
         open=f.get("open") == "1",
         description=f.get("description", ""),
         created_ms=int(f.get("created_ms", 0)),
-        jobs=record.members,
+        jobs=dict(sorted(record.members.items())),  # ids sort in the order their jobs were made
         callbacks=record.callbacks,
         fired=tuple(role for role in ("success", "complete") if f"fired:{role}" in f),
     )

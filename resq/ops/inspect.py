@@ -397,7 +397,7 @@ class Inspector:
         """A job's place in a workflow (``docs/workflows.md``): ``join`` (the id of the chord, batch or
         ``depends_on`` whose callback it is, or None), ``parents`` (the jobs it waits or waited for) and
         ``children`` (the jobs it releases: a chain's next step, a chord's or a batch's callbacks, the jobs
-        that depend on it), each ``{"id", "queue", "status", "via"}``; at most ``EDGES_SHOWN`` of each."""
+        that depend on it), each ``{"id", "queue", "status", "task", "via"}``; at most ``EDGES_SHOWN`` of each."""
         fields = self.broker.jobs.fields(queue, job_id)
         join = text(fields["join"]) if "join" in fields else None
         return {"join": join, "parents": self._parents(fields, join), "children": self._children(fields)}
@@ -410,8 +410,8 @@ class Inspector:
         if record is None:
             return []
         kind = record.fields.get("kind", "join")
-        members = list(record.members.items())[:EDGES_SHOWN]
-        return [{"id": m, "queue": self.find_queue(m), "status": s, "via": kind} for m, s in members]
+        members = sorted(record.members)[:EDGES_SHOWN]  # ids sort in the order they were made
+        return [self._edge(m, self.find_queue(m) or "", kind) for m in members]
 
     def _children(self, fields: dict[str, bytes]) -> list[dict[str, Any]]:
         children: list[dict[str, Any]] = []
@@ -427,8 +427,10 @@ class Inspector:
         return children[:EDGES_SHOWN]
 
     def _edge(self, job_id: str, queue: str, via: str) -> dict[str, Any]:
-        status = self.broker.jobs.status(queue, job_id)
-        return {"id": job_id, "queue": queue, "status": None if status is None else str(status), "via": via}
+        status = self.broker.jobs.status(queue, job_id) if queue else None
+        task = self.broker.jobs.task_name(queue, job_id) if status is not None else ""
+        found = {"status": None if status is None else str(status), "task": task or None}
+        return {"id": job_id, "queue": queue or None, **found, "via": via}
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """A batch (or a chord, or a job's ``depends_on``: by its callback's id) as ``resq batch ID``

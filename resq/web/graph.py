@@ -4,6 +4,7 @@ page, coloured by its status through the stylesheet (``node-<status>``), so it f
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from html import escape
 from typing import NamedTuple
@@ -12,11 +13,14 @@ from urllib.parse import quote
 __all__ = ["Node", "flow_svg"]
 
 #: A node's box, the gaps between columns and rows, in viewBox units.
-_W, _H, _GAP_X, _GAP_Y = 250, 40, 90, 12
+_W, _H, _GAP_X, _GAP_Y = 280, 40, 90, 12
+#: The most characters of a label that fit a box.
+_LABEL_MAX = 34
 
 
 class Node(NamedTuple):
-    """One box: the job it links to (None: a note such as "+180 more"), its label and its status."""
+    """One box: the job it links to (None: a note such as "+180 more"), its label, and its status (its
+    first word colours the box: ``succeeded · chord``)."""
 
     job_id: str | None
     label: str
@@ -34,7 +38,7 @@ def flow_svg(columns: Sequence[Sequence[Node]], base: str) -> str:
         f'<svg class="flow" viewBox="0 0 {width} {height}" width="{width}" role="img" '
         f'aria-label="workflow graph" xmlns="http://www.w3.org/2000/svg">'
     ]
-    for left, right in zip(places, places[1:], strict=False):
+    for left, right in itertools.pairwise(places):
         for x1, y1 in left:
             for x2, y2 in right:
                 parts.append(
@@ -55,11 +59,13 @@ def _place(column: int, row: int, count: int, rows: int) -> tuple[float, float]:
 
 
 def _node(node: Node, x: float, y: float, base: str) -> str:
-    status = escape(node.status or "unknown")
+    status = node.status or "unknown"
+    kind = escape(status.split(" ", 1)[0])
+    label = node.label if len(node.label) <= _LABEL_MAX else node.label[: _LABEL_MAX - 1] + "…"
     box = (
-        f'<rect class="flow-node node-{status}" x="{x}" y="{y}" width="{_W}" height="{_H}" rx="6"/>'
-        f'<text class="flow-label" x="{x + 10}" y="{y + 17}">{escape(node.label)}</text>'
-        f'<text class="flow-status" x="{x + 10}" y="{y + 33}">{status}</text>'
+        f'<rect class="flow-node node-{kind}" x="{x}" y="{y}" width="{_W}" height="{_H}" rx="6"/>'
+        f'<text class="flow-label" x="{x + 10}" y="{y + 17}">{escape(label)}</text>'
+        f'<text class="flow-status" x="{x + 10}" y="{y + 33}">{escape(status)}</text>'
     )
     if node.job_id is None:
         return box

@@ -132,19 +132,29 @@ def _column(edges: list[tuple[str, str, str]], total: int | None = None) -> list
     return nodes
 
 
+def _edge_cell(edge: dict[str, Any]) -> tuple[str, str, str]:
+    """A parent or a child (``Inspector.edges``) as ``(job id, label, status)``: its task, its status and link."""
+    return edge["id"], edge.get("task") or _short(edge["id"]), f"{edge['status'] or '?'} · {edge['via']}"
+
+
 def job_graph(info: dict[str, Any], base: str) -> str:
     """The job page's graph: its parents, the job, its children (empty when it has none)."""
     parents, children = info.get("parents") or [], info.get("children") or []
     if not parents and not children:
         return ""
-    left = _column([(e["id"], f"{e['via']} · {_short(e['id'])}", e["status"] or "") for e in parents])
-    right = _column([(e["id"], f"{e['via']} · {_short(e['id'])}", e["status"] or "") for e in children])
-    middle = [Node(info["id"], f"{info['task']} · {_short(info['id'])}", info["status"])]
+    left = _column([(e["id"], e.get("task") or _short(e["id"]), f"{e['status'] or '?'} · {e['via']}") for e in parents])
+    right = _column(
+        [(e["id"], e.get("task") or _short(e["id"]), f"{e['status'] or '?'} · {e['via']}") for e in children]
+    )
+    middle = [Node(info["id"], info["task"], info["status"])]
     return flow_svg([left, middle, right], base)
 
 
 def batch_graph(found: dict[str, Any], base: str) -> str:
     """The batch page's graph: its jobs, then its callbacks."""
     jobs = _column([(j, _short(j), s) for j, s in found["jobs"].items()], found["total"])
-    callbacks = [Node(e["id"], f"on {role} · {_short(e['id'])}", e["status"] or "") for role, e in found["callbacks"].items()]
+    callbacks = [
+        Node(e["id"], e.get("task") or _short(e["id"]), f"{e['status'] or '?'} · on {role}")
+        for role, e in found["callbacks"].items()
+    ]
     return flow_svg([jobs, callbacks], base)

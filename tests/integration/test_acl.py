@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 import redis
-
-import resq
 from click.testing import CliRunner, Result
 
+import resq
 from resq import BrokerRefused, JobCancelled, JobFailed, JobStatus, Resq, current_job
 from resq.broker.acl import ACL_COMMANDS, acl_setuser, parse_version
 from resq.cli import main

@@ -47,7 +47,7 @@ def test_a_batch_page_shows_its_counts_callbacks_and_jobs(flows: ModuleType, cli
     handle = resq.chord((wf.square.s(n) for n in range(15)), wf.collect.s("web")).delay()
     assert drain(wf.app, QUEUES) == 16
     page = client.get(f"/batches/{handle.id}").text
-    assert "<span class=\"kind\">chord</span>" in page and "status-complete" in page
+    assert '<span class="kind">chord</span>' in page and "status-complete" in page
     graph = re.search(r'<svg class="flow".*?</svg>', page, re.S)
     assert graph is not None and "+3 more" in graph.group(0)  # 12 of 15 drawn
     assert graph.group(0).count('class="flow-edge"') == 13  # each drawn member (and the note) to the callback
