@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-WIDTH, HEIGHT = 1100, 650
+WIDTH, HEIGHT = 1100, 770
 BOX_W, BOX_H = 140, 50
 MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 SANS = "DejaVu Sans, Helvetica, Arial, sans-serif"
@@ -60,9 +60,10 @@ RUNNING = Box("running", 680, 310, "running")
 SUCCEEDED = Box("succeeded", 960, 140, "succeeded")
 DEAD = Box("dead", 960, 310, "dead")
 CANCELLED = Box("cancelled", 960, 480, "cancelled")
-BOXES = [SCHEDULED, QUEUED, RETRYING, RUNNING, SUCCEEDED, DEAD, CANCELLED]
+DEFERRED = Box("deferred", 240, 620, "waiting")
+BOXES = [SCHEDULED, QUEUED, RETRYING, RUNNING, SUCCEEDED, DEAD, CANCELLED, DEFERRED]
 START = (50.0, 310.0)
-GROUP = (150.0, 82.0, 510.0, 530.0)  # the waiting statuses: x0, y0, x1, y1
+GROUP = (150.0, 82.0, 510.0, 670.0)  # the waiting statuses: x0, y0, x1, y1
 
 
 def box(b: Box) -> str:
@@ -141,10 +142,17 @@ def transitions() -> list[str]:
         arrow([(DEAD.right, DEAD.y), (1070, DEAD.y), (1070, 48), (470, 48), (470, QUEUED.top)]),
         label(760, 42, "revive.lua", anchor="middle"),
         _text(760, 66, "resq dead retry", SANS, 11.5, NOTE, "middle"),
+        # new -> deferred -> queued (workflows)
+        arrow([(sx + 4, sy + 9), (sx + 4, DEFERRED.y), (DEFERRED.left, DEFERRED.y)]),
+        label(sx + 12, DEFERRED.y - 78, "join.lua", "depends_on, a chord's", anchor="start"),
+        _text(sx + 12, DEFERRED.y - 48, "or batch's callback", SANS, 11.5, NOTE, "start"),
+        arrow([(DEFERRED.right, DEFERRED.y), (450, DEFERRED.y), (450, QUEUED.bottom)]),
+        label(458, 575, "_workflow.lua", "its parents ended (or dead,", anchor="start"),
+        _text(458, 605, "cancelled by its policy)", SANS, 11.5, NOTE, "start"),
         # waiting -> cancelled
-        arrow([(gx1 - 70, gy1), (gx1 - 70, 570), (CANCELLED.x, 570), (CANCELLED.x, CANCELLED.bottom)], dashed=True),
-        label(700, 562, "cancel.lua"),
-        _text(700, 590, "job.cancel() while waiting", SANS, 11.5, NOTE, "middle"),
+        arrow([(gx1 - 20, gy1), (gx1 - 20, 700), (CANCELLED.x, 700), (CANCELLED.x, CANCELLED.bottom)], dashed=True),
+        label(740, 692, "cancel.lua"),
+        _text(740, 720, "job.cancel() while waiting", SANS, 11.5, NOTE, "middle"),
     ]
 
 

@@ -56,6 +56,15 @@ def test_a_chord_callback_gets_every_result_in_order_once(client: redis.Redis) -
     assert status.fired == ("success",)
 
 
+def test_an_immutable_callback_ignores_the_results_and_the_counts(client: redis.Redis) -> None:
+    handle = resq.chord([wf.square.s(2), wf.square.s(3)], wf.mark.si("chord done")).delay()
+    with wf.app.batch(on_complete=wf.mark.si("batch done")):
+        wf.square.delay(4)
+    drain()
+    assert handle.result(timeout=5) == "chord done"
+    assert sorted(client.lrange("wftest:marks", 0, -1)) == [b"batch done", b"chord done"]
+
+
 def test_a_chord_member_that_dies_ends_the_callback_without_running_it(client: redis.Redis) -> None:
     handle = resq.chord([wf.square.s(2), wf.broken.s("x"), wf.square.s(3)], wf.collect.s()).delay()
     drain()
