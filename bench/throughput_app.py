@@ -41,3 +41,9 @@ def _redis() -> Any:
 
         _client.append(redis.Redis.from_url(os.environ["RESQ_REDIS_URL"]))
     return _client[0]
+
+
+@app.task(name="bench.total")
+def total(results: list[Any]) -> int:
+    """A chord's callback (``workflows.py``): the members' results, summed."""
+    return sum(results)

@@ -168,8 +168,9 @@ class Executor:
         if CHORD_META in meta:
             chord_id = str(meta[CHORD_META])
             record = self.app.broker.workflows.record(chord_id)
-            total = 0 if record is None else int(record.fields.get("total", 0))
-            found = self.app.broker.workflows.results(chord_id, total)
+            if record is None:  # kept the longest of result_ttl and dead_ttl after the members ended
+                raise LookupError(f"the results of chord {chord_id} are gone: its record expired")
+            found = self.app.broker.workflows.results(chord_id, int(record.fields.get("total", 0)))
             results = [None if item is None else self._member_result(*item) for item in found]
             return replace(envelope, args=[results, *envelope.args])
         if BATCH_CALLBACK_META in meta:

@@ -17,23 +17,11 @@ import resq
 from resq import ConfigError, CycleError, JobFailed, JobStatus
 from resq.canvas import GroupProgress
 from resq.context import BatchScope, _batch
-from resq.worker.consumer import Consumer
 from tests.apps import workflowapp as wf
 from tests.conftest import RunWorker
+from tests.integration.test_chains import APP, client, drain
 
-APP = "tests.apps.workflowapp:app"
-QUEUES = ["default", "db"]
-
-
-@pytest.fixture
-def client(bind_app: Any) -> redis.Redis:
-    return bind_app(wf.app, tuple(QUEUES))
-
-
-def drain() -> None:
-    consumer = Consumer(wf.app, "w1", QUEUES, burst=True, prefetch=1)
-    while not consumer.step().drained:
-        pass
+__all__ = ["client"]  # the chains' fixture: the workflow app bound to this test's database
 
 
 def reports(client: redis.Redis, role: str) -> list[dict[str, Any]]:
