@@ -70,6 +70,7 @@ def main() -> None:
         from bench import throughput_app
 
         throughput_app.app.reconfigure(url=server.url)
+        drain(server, "plain", min(args.n, 2000))  # a warm-up: the first drain of a run is slower
         rows = {kind: drain(server, kind, args.n) for kind in ("plain", "chord", "batch")}
     finally:
         server.close()

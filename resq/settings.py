@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from resq.errors import ConfigError, did_you_mean
 
@@ -19,9 +19,11 @@ __all__ = [
     "DEFAULT_URL",
     "KEYS_ENV",
     "NAME_RE",
+    "RedisTarget",
     "Settings",
     "encryption_keys",
     "mask_password",
+    "parse_redis_url",
     "resolve_encryption_keys",
     "resolve_namespace",
     "resolve_url",
@@ -159,6 +161,12 @@ class Settings:
     socket_timeout: float = 5.0
     #: seconds a producer keeps retrying an unreachable Redis before raising BrokerUnavailable
     broker_retry_s: float = 5.0
+    #: replicas that must hold a new job before an enqueue returns (``WAIT``; 0: none): what a failover
+    #: can lose shrinks to the jobs that no replica had (see ``docs/scaling.md#sentinel``)
+    wait_replicas: int = 0
+    #: how long one enqueue waits for ``wait_replicas``, in seconds (then it is sent again, until
+    #: ``broker_retry_s``)
+    wait_timeout: float = 1.0
     #: jobs a worker thread leases per fetch (``resq worker --prefetch``); more saves round trips on
     #: short jobs, but leased jobs wait behind the running one
     prefetch: int | None = None
@@ -185,12 +193,12 @@ class Settings:
         for name in ("max_payload_bytes", "dead_max_jobs", "max_worker_losses", "stats_days"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {getattr(self, name)!r}")
+        if isinstance(self.wait_replicas, bool) or not isinstance(self.wait_replicas, int) or self.wait_replicas < 0:
+            raise ConfigError(f"setting wait_replicas must be 0 or a positive integer, got {self.wait_replicas!r}")
         for name in ("eager", "encrypt"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"setting {name} must be True or False, got {getattr(self, name)!r}")
-        if not isinstance(self.url, str) or self.url.partition("://")[0] not in ("redis", "rediss", "unix"):
-            shown = mask_password(self.url) if isinstance(self.url, str) else repr(self.url)
-            raise ConfigError(f"invalid Redis url {shown!r}: use redis://host:port/db, rediss://… or unix://…")
+        parse_redis_url(self.url)  # a bad url fails here, in one line, not at the first command
         for name in (
             "result_ttl",
             "dead_ttl",
@@ -198,6 +206,7 @@ class Settings:
             "connect_timeout",
             "socket_timeout",
             "broker_retry_s",
+            "wait_timeout",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -230,7 +239,7 @@ def mask_password(url: str) -> str:
         user, has_password, _ = userinfo.partition(":")
         netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
     query = "&".join(
-        f"{key}=***" if key.lower() == "password" else pair
+        f"{key}=***" if key.lower() in ("password", "sentinel_password") else pair
         for pair in parts.query.split("&")
         if pair
         for key in [pair.split("=", 1)[0]]
@@ -238,3 +247,87 @@ def mask_password(url: str) -> str:
     if (netloc, query) == (parts.netloc, parts.query):
         return url
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+#: The url schemes resq takes: one Redis, a Sentinel-managed master, a Redis Cluster (``+`` TLS: ``rediss``).
+URL_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+_URL_HINT = "use redis://host:port/db, rediss://…, unix://…, or redis+sentinel://host:port,host:port/master/db"
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where an url points (:func:`parse_redis_url`): ``single`` (one Redis: ``url`` as redis-py takes it)
+    or ``sentinel`` (the master ``service`` that the Sentinels at ``nodes`` name, database ``db``).
+
+    ``username`` and ``password`` are the Redis server's (the url's user info); ``options`` holds the
+    query: ``sentinel_password`` (and ``sentinel_username``) for Sentinels that require one."""
+
+    kind: str
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str) -> str | None:
+        """The query parameter ``name`` of the url, or None."""
+        return dict(self.options).get(name)
+
+
+def parse_redis_url(url: Any) -> RedisTarget:
+    """What ``url`` points at.
+
+    Examples::
+
+        redis://localhost:6379/0
+        rediss://user:secret@redis.example.com:6380/0
+        redis+sentinel://:secret@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster/0
+
+    Raises:
+        ConfigError: not an url of one of :data:`URL_SCHEMES`, or a Sentinel url without hosts or master
+            name, or with a port or database that is not a number.
+    """
+    if not isinstance(url, str):
+        raise ConfigError(f"invalid Redis url {url!r}: {_URL_HINT}")
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in URL_SCHEMES:
+        raise ConfigError(f"invalid Redis url {mask_password(url)!r}: {_URL_HINT}")
+    if "+" not in scheme:
+        return RedisTarget("single", url, tls=scheme == "rediss")
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    segments = [s for s in parts.path.split("/") if s]
+    shown = mask_password(url)
+    if not hosts or not segments or len(segments) > 2:
+        raise ConfigError(f"invalid Sentinel url {shown!r}: {_URL_HINT} (hosts, then the master's name, then the db)")
+    try:
+        nodes = tuple(_host_port(node, 26379) for node in hosts.split(","))
+        db = int(segments[1]) if len(segments) == 2 else 0
+    except ValueError:
+        raise ConfigError(f"invalid Sentinel url {shown!r}: a port or the db is not a number") from None
+    return RedisTarget(
+        "sentinel",
+        url,
+        nodes=nodes,
+        service=unquote(segments[0]),
+        db=db,
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+        tls=scheme.startswith("rediss"),
+        options=tuple(parse_qsl(parts.query)),
+    )
+
+
+def _host_port(node: str, default_port: int) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``, or a host alone) as ``(host, port)``."""
+    if node.startswith("["):
+        host, _, rest = node[1:].partition("]")
+        return host, int(rest.removeprefix(":") or default_port)
+    host, _, port = node.partition(":")
+    if not host:
+        raise ValueError(node)
+    return host, int(port or default_port)

@@ -59,6 +59,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "type",  # scripts check a key's type before they write (a key something else wrote to)
     "rename",  # such a key is set aside under `broken:…`, in the same slot
     "time",  # a rate limit's window runs on Redis's clock
+    "wait",  # an enqueue with `wait_replicas`: its jobs are on that many replicas before it returns
     "scan",  # `resq stats` on an empty namespace, to name the namespaces that hold queues
     # strings: counters, unique locks of periodic entries
     "get",

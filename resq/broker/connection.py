@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
@@ -33,7 +35,7 @@ from redis.retry import Retry as RedisRetry
 from resq.broker.keys import Keys
 from resq.errors import BrokenKey, BrokerError, BrokerRefused, BrokerUnavailable
 from resq.job import TERMINAL_STATUSES, JobStatus
-from resq.settings import Settings, mask_password
+from resq.settings import RedisTarget, Settings, mask_password, parse_redis_url
 
 _pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:  # the `fast` extra: hiredis packs a command in a third of redis-py's time
@@ -159,15 +161,7 @@ class Connection:
         here and the parts decode them.
         """
         if self._client is None:
-            s = self.settings
-            self._client = redis.Redis.from_url(
-                s.url,
-                socket_connect_timeout=s.connect_timeout,
-                socket_timeout=s.socket_timeout,
-                socket_keepalive=True,
-                health_check_interval=30,
-                retry=RedisRetry(NoBackoff(), 0),
-            )
+            self._client = _sync_client(parse_redis_url(self.settings.url), self.settings)
         return self._client
 
     @property
@@ -177,14 +171,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         found = self._async.get(loop)
         if found is None:
-            s = self.settings
-            found = self._async[loop] = redis.asyncio.Redis.from_url(
-                s.url,
-                socket_connect_timeout=s.connect_timeout,
-                socket_timeout=s.socket_timeout,
-                socket_keepalive=True,
-                health_check_interval=30,
-            )
+            found = self._async[loop] = _async_client(parse_redis_url(self.settings.url), self.settings)
         return found
 
     async def ascript(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -384,6 +371,9 @@ class Connection:
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self._own()
         try:
+            # Connect through the connection's own connect(): a Sentinel-managed one asks the Sentinels for
+            # the master there (send_packed_command's implicit connect would go to its default address).
+            conn.connect()
             conn.send_packed_command(_packed(conn, commands))
             return [_reply(conn) for _ in commands]
         except BaseException:
@@ -403,6 +393,49 @@ class Connection:
     def subscribe(self, channel: str) -> Subscription:
         """A pub/sub subscription to ``channel``."""
         return Subscription(self, channel)
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    """The connection options of every client resq makes."""
+    s = settings
+    return {
+        "socket_connect_timeout": s.connect_timeout,
+        "socket_timeout": s.socket_timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+    }
+
+
+def _sentinel_options(target: RedisTarget, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options of a Sentinel url: the Sentinels' own (their password, TLS) and the master's (its
+    database, credentials, TLS)."""
+    options = _options(settings)
+    asked = {"password": target.option("sentinel_password"), "username": target.option("sentinel_username")}
+    sentinels = {**options, **{k: v for k, v in asked.items() if v}, **({"ssl": True} if target.tls else {})}
+    master = {**options, "db": target.db, "username": target.username, "password": target.password}
+    if target.tls:
+        master["ssl"] = True
+    return sentinels, master
+
+
+def _sync_client(target: RedisTarget, settings: Settings) -> Any:
+    """The redis-py client of ``target``: one Redis from its url, or the master a set of Sentinels names
+    (its connections ask the Sentinels again for the master after a failover)."""
+    retry = RedisRetry(NoBackoff(), 0)  # resq retries, with its own budget (with_retry)
+    if target.kind == "single":
+        return redis.Redis.from_url(target.url, retry=retry, **_options(settings))
+    sentinels, master = _sentinel_options(target, settings)
+    found = redis.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=sentinels, **master)  # type: ignore[no-untyped-call]
+    return found.master_for(target.service, retry=retry)  # type: ignore[no-untyped-call]
+
+
+def _async_client(target: RedisTarget, settings: Settings) -> Any:
+    """:func:`_sync_client` for ``redis.asyncio``."""
+    if target.kind == "single":
+        return redis.asyncio.Redis.from_url(target.url, **_options(settings))
+    sentinels, master = _sentinel_options(target, settings)
+    found = redis.asyncio.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=sentinels, **master)  # type: ignore[no-untyped-call]
+    return found.master_for(target.service)
 
 
 class Pending:

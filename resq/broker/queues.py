@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
 
+import redis
 from redis.exceptions import RedisError, ResponseError
 
 from resq.broker.connection import (
@@ -49,6 +50,11 @@ GROUP = "resq"
 ANNOUNCE_EVERY_S = 60.0
 #: How Redis answers a read of a stream (or a group) that no longer exists.
 STREAM_GONE = ("NOGROUP", "UNBLOCKED")
+
+
+class ReplicasBehind(redis.ConnectionError):
+    """Fewer replicas than ``wait_replicas`` confirmed an enqueue in time: retried like a lost
+    connection, then ``BrokerUnavailable``."""
 
 
 class NewJob(NamedTuple):
@@ -121,7 +127,7 @@ class Queues(Part):
         """
         c = self.connection
         build = self._enqueue_build(queue, jobs, if_absent)
-        replies = self._enqueued(c.with_retry(lambda: c.fast_pipeline(build)))
+        replies = c.with_retry(lambda: self._enqueued(c.fast_pipeline(build)))
         self.announce(queue)
         return replies
 
@@ -131,27 +137,40 @@ class Queues(Part):
         """Enqueue chunks as :meth:`enqueue_many` does each, yielding each one's ``(status, created)``
         pairs in order; a chunk is sent before the one before it is answered, so the caller builds the
         next chunk (this iterator pulls it from ``chunks``) while Redis runs the one in flight."""
-        in_flight: deque[Pending] = deque()
+        in_flight: deque[tuple[Pending, Callable[[Pipeline], None]]] = deque()
         try:
             for queue, jobs in chunks:
                 self.announce(queue)
-                in_flight.append(self.connection.send_later(self._enqueue_build(queue, jobs, False)))
+                build = self._enqueue_build(queue, jobs, False)
+                in_flight.append((self.connection.send_later(build), build))
                 if len(in_flight) > 1:
-                    yield self._enqueued(in_flight.popleft().replies())
+                    yield self._chunk_replies(*in_flight.popleft())
             while in_flight:
-                yield self._enqueued(in_flight.popleft().replies())
+                yield self._chunk_replies(*in_flight.popleft())
         finally:
-            for unread in in_flight:  # an error (or the caller) ended the loop: their connections go
+            for unread, _ in in_flight:  # an error (or the caller) ended the loop: their connections go
                 unread.close()
+
+    def _chunk_replies(self, sent: Pending, build: Callable[[Pipeline], None]) -> list[tuple[JobStatus | None, bool]]:
+        """The replies of a chunk sent ahead; sent again (idempotent ids) while replicas lag behind."""
+        c = self.connection
+        try:
+            return self._enqueued(sent.replies())
+        except ReplicasBehind:
+            return c.with_retry(lambda: self._enqueued(c.fast_pipeline(build)))
 
     def _enqueue_build(self, queue: str, jobs: Sequence[NewJob], if_absent: bool) -> Callable[[Pipeline], None]:
         """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up when a job is due later."""
         script, keys, args, due = self._enqueue_call(queue, jobs, if_absent, self.connection.listened(self.keys.events))
 
+        replicas, wait_ms = self.settings.wait_replicas, int(self.settings.wait_timeout * 1000)
+
         def build(pipe: Pipeline) -> None:
             self.connection.eval(pipe, script, keys, args)
             if due:
                 pipe.publish(self.keys.wakeup, due)
+            if replicas:
+                pipe.wait(replicas, wait_ms)
 
         return build
 
@@ -194,13 +213,24 @@ class Queues(Part):
         client = self.connection.async_client
         if self._announce_due(queue):
             await client.sadd(self.keys.queues, queue)  # advisory, as in _announce; a failure raises here
-        reply = await self.connection.ascript(script, keys, args)
+        replies = [await self.connection.ascript(script, keys, args)]
         if due:
             await client.publish(self.keys.wakeup, due)
-        return self._enqueued([reply])[0]
+        if self.settings.wait_replicas:
+            replies.append(await client.wait(self.settings.wait_replicas, int(self.settings.wait_timeout * 1000)))
+        return self._enqueued(replies)[0]
 
-    @staticmethod
-    def _enqueued(replies: list[Any]) -> list[tuple[JobStatus | None, bool]]:
+    def _enqueued(self, replies: list[Any]) -> list[tuple[JobStatus | None, bool]]:
+        """The ``(status, created)`` of each job of an enqueue's replies; with ``wait_replicas``, a
+        ``ReplicasBehind`` (a connection error: the enqueue is sent again, its ids make it idempotent)
+        when fewer replicas than that confirmed it."""
+        replicas = self.settings.wait_replicas
+        if replicas and int(replies[-1]) < replicas:
+            raise ReplicasBehind(
+                f"{int(replies[-1])} of {replicas} replicas confirmed the enqueue within "
+                f"{self.settings.wait_timeout} s (wait_replicas): the jobs are on the master, not yet on enough "
+                "replicas"
+            )
         return [(status_of(status), bool(created)) for status, created in replies[0]]
 
     def announce(self, queue: str) -> None:
