@@ -121,7 +121,8 @@ class Inspector:
         return self.broker.with_retry(self.broker.queues.known)
 
     def queues(self) -> list[QueueInfo]:
-        """Each known queue: waiting, running, age of the oldest waiting job, scheduled, dead, workers."""
+        """Each known queue: waiting, running, age of the oldest waiting job, scheduled, dead, workers, and
+        the rate it drains at (jobs started per second over the last ``WAIT_WINDOW_MIN`` minutes)."""
         names = self.queue_names()
         if not names:
             return []
@@ -130,6 +131,7 @@ class Inspector:
         paused = self.broker.queues.paused(names)
         waits = self.broker.stats.waits(WAIT_WINDOW_MIN)
         now = now_ms()
+        window_s = (WAIT_WINDOW_MIN - 1) * 60 + (now // 1000) % 60 + 1  # the current minute is under way
         found = []
         for name, (length, scheduled, dead) in zip(names, sizes, strict=True):
             running, oldest_ms = self.broker.admin.lease_state(name)
@@ -145,6 +147,7 @@ class Inspector:
                     paused=name in paused,
                     wait_p50_ms=percentile(waits.get(name, {}), 0.50),
                     wait_p99_ms=percentile(waits.get(name, {}), 0.99),
+                    drain_per_s=round(sum(waits.get(name, {}).values()) / window_s, 3),
                 )
             )
         return found

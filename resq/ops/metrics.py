@@ -10,7 +10,9 @@ Metrics:
   ``resq_jobs_dead_total`` (counters; labels ``task``, ``queue``);
 - ``resq_job_duration_seconds`` (histogram; label ``task``);
 - ``resq_queue_depth``, ``resq_queue_running``, ``resq_queue_oldest_age_seconds``,
-  ``resq_scheduled_jobs``, ``resq_dead_jobs`` (gauges; label ``queue``);
+  ``resq_queue_drain_rate``, ``resq_queue_drain_eta_seconds``, ``resq_scheduled_jobs``,
+  ``resq_dead_jobs`` (gauges; label ``queue``): the depth, the oldest job's age and the time to drain
+  are the signals an autoscaler scales workers on (``docs/scaling.md``);
 - ``resq_workers_live`` (gauge) and ``resq_redis_up`` (1 when Redis answered the scrape).
 
 Needs the optional extra: ``pip install 'resq[metrics]'``.
@@ -18,6 +20,7 @@ Needs the optional extra: ``pip install 'resq[metrics]'``.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from socketserver import ThreadingMixIn
@@ -112,6 +115,16 @@ class ResqCollector:
                 "resq_scheduled_jobs", "Delayed jobs and retries waiting for their time.", labels=["queue"]
             ),
             "dead": core.GaugeMetricFamily("resq_dead_jobs", "Jobs in the dead set.", labels=["queue"]),
+            "rate": core.GaugeMetricFamily(
+                "resq_queue_drain_rate",
+                "Jobs of the queue started per second, over the last minutes.",
+                labels=["queue"],
+            ),
+            "eta": core.GaugeMetricFamily(
+                "resq_queue_drain_eta_seconds",
+                "Seconds to drain the waiting jobs at the drain rate (+Inf when jobs wait and none start).",
+                labels=["queue"],
+            ),
         }
         for q in self.inspector.queues():
             gauges["depth"].add_metric([q.name], q.waiting)
@@ -119,6 +132,8 @@ class ResqCollector:
             gauges["age"].add_metric([q.name], q.oldest_age_s or 0.0)
             gauges["scheduled"].add_metric([q.name], q.scheduled)
             gauges["dead"].add_metric([q.name], q.dead)
+            gauges["rate"].add_metric([q.name], q.drain_per_s)
+            gauges["eta"].add_metric([q.name], math.inf if q.eta_s is None else q.eta_s)
         return list(gauges.values())
 
     def _workers(self, core: Any) -> Any:

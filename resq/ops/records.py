@@ -54,6 +54,16 @@ class QueueInfo:
     #: how long jobs that started in the last minutes had waited in this queue, in ms (None: none started)
     wait_p50_ms: int | None = None
     wait_p99_ms: int | None = None
+    #: jobs of this queue started per second over the last minutes (``WAIT_WINDOW_MIN``)
+    drain_per_s: float = 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds to drain the waiting jobs at :attr:`drain_per_s` (0 when none waits; None when jobs
+        wait and none started lately: at this rate, never). An autoscaler's signal, with the oldest age."""
+        if self.waiting == 0:
+            return 0.0
+        return None if self.drain_per_s <= 0 else round(self.waiting / self.drain_per_s, 1)
 
     @property
     def served(self) -> bool:
@@ -61,8 +71,8 @@ class QueueInfo:
         return self.workers > 0
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (with ``served``)."""
-        return {**asdict(self), "served": self.served}
+        """A JSON-ready dict (with ``served`` and ``eta_s``)."""
+        return {**asdict(self), "served": self.served, "eta_s": self.eta_s}
 
 
 @dataclass(frozen=True)

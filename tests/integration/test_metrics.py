@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import urllib.request
@@ -42,6 +43,7 @@ def test_metrics_after_some_jobs(obs: ModuleType, run_worker: RunWorker) -> None
     burst(run_worker, APP)
     obs.add.delay(5, 6)
     obs.add.enqueue_in(3600, 7, 8)
+    obs.add.apply_async((9, 9), queue="unserved")  # waits, and nothing of its queue starts: never drains
     server = serve(obs.app, 0, "127.0.0.1")
     try:
         samples = scrape(server.port)
@@ -64,6 +66,11 @@ def test_metrics_after_some_jobs(obs: ModuleType, run_worker: RunWorker) -> None
     assert get(samples, "resq_queue_depth", queue="default") == 1
     assert get(samples, "resq_queue_running", queue="default") == 0
     assert get(samples, "resq_queue_oldest_age_seconds", queue="default") >= 0
+    rate = get(samples, "resq_queue_drain_rate", queue="default")  # the three jobs the burst started
+    assert 0 < rate <= 3 / 60
+    assert get(samples, "resq_queue_drain_eta_seconds", queue="default") == pytest.approx(1 / rate, rel=0.05)
+    assert get(samples, "resq_queue_drain_eta_seconds", queue="unserved") == math.inf
+    assert get(samples, "resq_queue_drain_rate", queue="unserved") == 0
     assert get(samples, "resq_scheduled_jobs", queue="default") == 1
     assert get(samples, "resq_dead_jobs", queue="default") == 1
     assert get(samples, "resq_workers_live") == 0

@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 
-from resq import ConfigError, JobStatus, Resq
+from resq import ConfigError, Job, JobStatus, Resq
 from tests.apps import topology as topo
 from tests.conftest import RunResq, RunWorker
 from tests.helpers import read_log, wait_for
@@ -79,7 +80,7 @@ def test_a_failover_under_load_is_ridden_out(
     topo.bind(url)
     topo.app.reconfigure(wait_replicas=1)  # an acknowledged job is on a replica too
     env = {"TOPO_COUNT_URL": _url(counts)}
-    acknowledged: list[tuple[int, object]] = []
+    acknowledged: list[tuple[int, Job[Any]]] = []
     errors: list[BaseException] = []
 
     def produce() -> None:
@@ -106,13 +107,13 @@ def test_a_failover_under_load_is_ridden_out(
         producer.join(timeout=120)
         assert not producer.is_alive()
         for n, job in acknowledged:
-            assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}\n{read_log(scheduler)}"  # type: ignore[attr-defined]
+            assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}\n{read_log(scheduler)}"
         done = runs(counts)
         assert {n for n, _ in acknowledged} <= set(done)
         assert sum(done.values()) - len(done) <= 4, done  # at most the jobs running at the kill ran twice
         assert new != old and took < 30
         assert not errors, errors  # producers retried through the failover (broker_retry_s=30)
-        assert all(job.status() == JobStatus.SUCCEEDED for _, job in acknowledged)  # type: ignore[attr-defined]
+        assert all(job.status() == JobStatus.SUCCEEDED for _, job in acknowledged)
     finally:
         topo.app.broker.close()
 
