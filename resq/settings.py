@@ -250,14 +250,18 @@ def mask_password(url: str) -> str:
 
 
 #: The url schemes resq takes: one Redis, a Sentinel-managed master, a Redis Cluster (``+`` TLS: ``rediss``).
-URL_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
-_URL_HINT = "use redis://host:port/db, rediss://…, unix://…, or redis+sentinel://host:port,host:port/master/db"
+URL_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
+_URL_HINT = (
+    "use redis://host:port/db, rediss://…, unix://…, redis+sentinel://host:port,host:port/master/db "
+    "or redis+cluster://host:port,host:port"
+)
 
 
 @dataclass(frozen=True)
 class RedisTarget:
-    """Where an url points (:func:`parse_redis_url`): ``single`` (one Redis: ``url`` as redis-py takes it)
-    or ``sentinel`` (the master ``service`` that the Sentinels at ``nodes`` name, database ``db``).
+    """Where an url points (:func:`parse_redis_url`): ``single`` (one Redis: ``url`` as redis-py takes it),
+    ``sentinel`` (the master ``service`` that the Sentinels at ``nodes`` name, database ``db``) or
+    ``cluster`` (a Redis Cluster that any of ``nodes`` introduces).
 
     ``username`` and ``password`` are the Redis server's (the url's user info); ``options`` holds the
     query: ``sentinel_password`` (and ``sentinel_username``) for Sentinels that require one."""
@@ -285,6 +289,7 @@ def parse_redis_url(url: Any) -> RedisTarget:
         redis://localhost:6379/0
         rediss://user:secret@redis.example.com:6380/0
         redis+sentinel://:secret@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster/0
+        redis+cluster://10.0.0.1:7000,10.0.0.2:7000
 
     Raises:
         ConfigError: not an url of one of :data:`URL_SCHEMES`, or a Sentinel url without hosts or master
@@ -302,6 +307,8 @@ def parse_redis_url(url: Any) -> RedisTarget:
     user, _, password = userinfo.partition(":")
     segments = [s for s in parts.path.split("/") if s]
     shown = mask_password(url)
+    if scheme.endswith("+cluster"):
+        return _cluster_target(url, shown, hosts, segments, unquote(user) or None, unquote(password) or None)
     if not hosts or not segments or len(segments) > 2:
         raise ConfigError(f"invalid Sentinel url {shown!r}: {_URL_HINT} (hosts, then the master's name, then the db)")
     try:
@@ -320,6 +327,20 @@ def parse_redis_url(url: Any) -> RedisTarget:
         tls=scheme.startswith("rediss"),
         options=tuple(parse_qsl(parts.query)),
     )
+
+
+def _cluster_target(
+    url: str, shown: str, hosts: str, segments: list[str], user: str | None, password: str | None
+) -> RedisTarget:
+    """A ``redis+cluster://`` url's target: its nodes (port 6379 when left out); a Cluster has only db 0."""
+    if not hosts or segments not in ([], ["0"]):
+        raise ConfigError(f"invalid Cluster url {shown!r}: {_URL_HINT} (a Redis Cluster has only database 0)")
+    try:
+        nodes = tuple(_host_port(node, 6379) for node in hosts.split(","))
+    except ValueError:
+        raise ConfigError(f"invalid Cluster url {shown!r}: a port is not a number") from None
+    tls = url.startswith("rediss")
+    return RedisTarget("cluster", url, nodes=nodes, username=user, password=password, tls=tls)
 
 
 def _host_port(node: str, default_port: int) -> tuple[str, int]:

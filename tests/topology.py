@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import redis
+import redis.cluster
 
 from tests.redis_server import RedisServer, _ping, find_free_port
 
@@ -142,3 +143,121 @@ def _role(port: int) -> str:
         return "down"
     finally:
         client.close()
+
+
+class Cluster:
+    """A Redis Cluster of 3 masters and 3 replicas on loopback (``redis-cli --cluster create … --cluster-replicas
+    1``); :meth:`url` is resq's ``redis+cluster://`` url of it."""
+
+    def __init__(self, masters: int = 3) -> None:
+        args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf")
+        self.servers = [RedisServer(extra_args=args) for _ in range(masters * 2)]
+        cli = shutil.which("redis-cli") or "redis-cli"
+        nodes = [f"127.0.0.1:{s.port}" for s in self.servers]
+        done = subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            self.close()
+            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+        SentinelSet._wait(self._ok, "every node to see the cluster ok", 30)
+        SentinelSet._wait(self._replicated, "every replica in sync with its master", 30)
+
+    def _replicated(self) -> bool:
+        """Every replica's link to its master is up (a replica that never synced cannot take over)."""
+        synced = 0
+        for server in self.servers:
+            client = redis.Redis(port=server.port, socket_timeout=2)
+            try:
+                info = client.info("replication")
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+            if info.get("role") == "slave":
+                if info.get("master_link_status") != "up":
+                    return False
+                synced += 1
+        return synced == len(self.servers) // 2
+
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers[:3])
+
+    def client(self) -> redis.cluster.RedisCluster:
+        return redis.cluster.RedisCluster(host="127.0.0.1", port=self.servers[0].port)
+
+    def masters(self) -> dict[int, tuple[int, int]]:
+        """Each live master's port -> (first slot, last slot) of its first range."""
+        for server in self.servers:
+            if not server.running:
+                continue
+            client = redis.Redis(port=server.port, socket_timeout=2)
+            try:
+                slots = client.execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            return {int(entry[2][1]): (int(entry[0]), int(entry[1])) for entry in slots}
+        return {}
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that serves ``key``."""
+        slot = redis.cluster.key_slot(key.encode())
+        return next(port for port, (low, high) in self.masters().items() if low <= slot <= high)
+
+    def queues_on_each_master(self, namespace: str = "resq") -> dict[int, str]:
+        """One queue name per master (its keys ``{namespace:name}`` on that master)."""
+        found: dict[int, str] = {}
+        for n in range(1000):
+            name = f"q{n}"
+            found.setdefault(self.master_of(f"{{{namespace}:{name}}}"), name)
+            if len(found) == len(self.masters()):
+                break
+        return found
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def _ok(self) -> bool:
+        for server in self.servers:
+            client = redis.Redis(port=server.port, socket_timeout=2)
+            try:
+                if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO").decode():
+                    return False
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+        return True
+
+    def wait_failover(self, old_port: int, timeout: float = 30.0) -> None:
+        """Wait until a replica serves the slots of the (killed) master ``old_port`` and the cluster is ok."""
+        SentinelSet._wait(lambda: old_port not in self.masters(), f"a replica to take over from {old_port}", timeout)
+        self.wait_ok(timeout)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every live node sees the cluster ok (after a failover)."""
+
+        def live_ok() -> bool:
+            for server in self.servers:
+                if not server.running:
+                    continue
+                client = redis.Redis(port=server.port, socket_timeout=2)
+                try:
+                    if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO").decode():
+                        return False
+                except redis.RedisError:
+                    return False
+                finally:
+                    client.close()
+            return True
+
+        SentinelSet._wait(live_ok, "the cluster to be ok again", timeout)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.cleanup()

@@ -25,7 +25,9 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
@@ -95,7 +97,15 @@ TLS_ALERTS = (
 
 
 #: Errors that mean "Redis is not there right now".
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    # a Redis Cluster while a master fails over or a slot moves: retried like a lost connection
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
+_RETRIED: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, BrokerUnavailable)
 #: Upper bound of one blocking call, in seconds; longer waits are made of several (keeps the socket
 #: timeout meaningful, so a Redis that stops answering is noticed).
 MAX_BLOCK_S = 2.0
@@ -142,6 +152,9 @@ class Connection:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: a Redis Cluster: commands are routed by slot (redis-py's cluster client and pipeline), not sent
+        #: on one connection
+        self.cluster = parse_redis_url(settings.url).kind == "cluster"
         self._client: redis.Redis | None = None
         self._sources: dict[str, ScriptSource] = {}
         self._shas: dict[str, str] = {}
@@ -231,7 +244,10 @@ class Connection:
     # -- errors -----------------------------------------------------------------------------------
 
     def translate(self, exc: Exception) -> Exception:
-        """The resq error for a redis-py error (others are returned unchanged)."""
+        """The resq error for a redis-py error (others are returned unchanged). On a Redis Cluster, a lost
+        node makes the client read the cluster's slots again (a replica may serve them now)."""
+        if self.cluster and isinstance(exc, CONNECTION_ERRORS):
+            self.refresh_topology()
         hint = refusal_hint(exc)
         if hint is not None:
             return BrokerRefused(f"Redis at {self.safe_url()} refused resq: {exc} ({hint})")
@@ -244,6 +260,14 @@ class Connection:
             return BrokerError(f"Redis refused a command: {exc}")
         return exc
 
+    def refresh_topology(self) -> None:
+        """Read which node serves which slots again (a Redis Cluster's failover or resharding); the
+        cluster client does it on ``MOVED``, not when a node is gone. Best effort: the caller retries."""
+        if self._client is None or not self.cluster:
+            return
+        with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException):
+            self._client.nodes_manager.initialize()  # type: ignore[attr-defined]
+
     def with_retry(self, operation: Callable[[], T], deadline_s: float | None = None) -> T:
         """Run ``operation``, retrying a lost connection with capped, jittered backoff.
 
@@ -255,9 +279,11 @@ class Connection:
         while True:
             try:
                 return operation()
-            except (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable) as exc:
+            except _RETRIED as exc:
                 if refusal_hint(exc) is not None:
                     raise self.translate(exc) from exc  # waiting will not fix it
+                if self.cluster and not isinstance(exc, BrokerUnavailable):
+                    self.refresh_topology()
                 if time.monotonic() + delay > limit:
                     raise BrokerUnavailable(
                         f"Redis at {self.safe_url()} is unavailable: {exc} (gave up after retrying)"
@@ -276,7 +302,13 @@ class Connection:
         self._shas = {}
 
     def load_scripts(self) -> None:
-        """Load every script in one round trip (again after Redis restarted and forgot them)."""
+        """Load every script in one round trip (again after Redis restarted and forgot them); on a Redis
+        Cluster, on every master (one call per script, which the cluster client sends to each)."""
+        if self.cluster:
+            self._shas = {
+                name: text(self.client.script_load(source.source(name))) for name, source in self._sources.items()
+            }
+            return
         pipe = self.client.pipeline(transaction=False)
         names = list(self._sources)
         for name in names:
@@ -332,14 +364,24 @@ class Connection:
         def run() -> list[Any]:
             batch = _Batch()
             build(batch)
-            return self._send(batch.commands)
+            return self._cluster_send(batch.commands) if self.cluster else self._send(batch.commands)
 
         return self._round_trip(run, keep_errors=keep_errors)
+
+    def _cluster_send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` through the cluster client's pipeline: each sent to the node of its key's slot (in
+        one round trip per node), ``MOVED`` and ``ASK`` followed; replies in order, errors in place."""
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute(raise_on_error=False))
 
     def send_later(self, build: Callable[[Any], None]) -> Pending:
         """As :meth:`fast_pipeline`, in two halves: the commands go out now (on a connection of the
         pool), their replies are read by :meth:`Pending.replies`, so the caller can do something else
         while Redis runs them. A lost connection makes the replies come from a retried round trip."""
+        if self.cluster:  # the replies come from one round trip per node, made when they are read
+            return Pending(self, build, None)
         pool = self.client.connection_pool
         try:
             if not self._shas:
@@ -394,6 +436,66 @@ class Connection:
         """A pub/sub subscription to ``channel``."""
         return Subscription(self, channel)
 
+    def block_each(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run blocking commands (``XREADGROUP … BLOCK``) of different slots of a Redis Cluster at once, each
+        on its own connection to its slot's node, in its own thread; as soon as one answers with something,
+        the others are woken (``CLIENT UNBLOCK``: they answer nil, having taken nothing). Returns each
+        command's raw reply (None for nil), in order. One blocking call per slot, no polling."""
+        if len(commands) == 1:
+            return [self._block_one(commands[0], threading.Event(), {})]
+        woken = threading.Event()
+        blocked: dict[int, tuple[Any, int]] = {}  # thread index -> (node client, client id)
+        replies: list[Any] = [None] * len(commands)
+        errors: list[BaseException] = []
+
+        def run(index: int) -> None:
+            try:
+                replies[index] = self._block_one(commands[index], woken, blocked, index)
+            except BaseException as exc:
+                errors.append(exc)
+            if replies[index] is not None or errors:
+                woken.set()
+
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(commands))]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            if woken.wait(0.05):  # one answered: wake the others (again, for one that blocked just after)
+                self._unblock(blocked)
+                time.sleep(0.002)
+        if errors:
+            raise errors[0]
+        return replies
+
+    def _block_one(
+        self, command: tuple[Any, ...], woken: threading.Event, blocked: dict[int, tuple[Any, int]], index: int = 0
+    ) -> Any:
+        """One blocking command on a connection of its own to the node of its slot (its first stream key)."""
+        key = command[command.index("STREAMS") + 1]
+        node_client = self.client.get_redis_connection(self.client.get_node_from_key(key))
+        pool = node_client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("CLIENT", "ID")
+            blocked[index] = (node_client, int(conn.read_response()))
+            if woken.is_set():  # another read answered before this one blocked
+                return None
+            conn.send_command(*command)
+            return conn.read_response()
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            blocked.pop(index, None)
+            pool.release(conn)
+
+    @staticmethod
+    def _unblock(blocked: dict[int, tuple[Any, int]]) -> None:
+        """Wake the commands still blocked (each answers nil: it took nothing)."""
+        for node_client, client_id in list(blocked.values()):
+            with contextlib.suppress(redis.RedisError):
+                node_client.execute_command("CLIENT", "UNBLOCK", client_id)
+
 
 def _options(settings: Settings) -> dict[str, Any]:
     """The connection options of every client resq makes."""
@@ -418,12 +520,22 @@ def _sentinel_options(target: RedisTarget, settings: Settings) -> tuple[dict[str
     return sentinels, master
 
 
+def _cluster_options(target: RedisTarget, settings: Settings) -> dict[str, Any]:
+    """The options of a Redis Cluster client: its startup nodes and credentials."""
+    options = {k: v for k, v in _options(settings).items() if k != "health_check_interval"}
+    return {**options, "username": target.username, "password": target.password, "ssl": target.tls}
+
+
 def _sync_client(target: RedisTarget, settings: Settings) -> Any:
-    """The redis-py client of ``target``: one Redis from its url, or the master a set of Sentinels names
-    (its connections ask the Sentinels again for the master after a failover)."""
+    """The redis-py client of ``target``: one Redis from its url, the master a set of Sentinels names
+    (its connections ask the Sentinels again for the master after a failover), or a Redis Cluster (which
+    routes each command to the node of its key's slot, following ``MOVED`` and ``ASK``)."""
     retry = RedisRetry(NoBackoff(), 0)  # resq retries, with its own budget (with_retry)
     if target.kind == "single":
         return redis.Redis.from_url(target.url, retry=retry, **_options(settings))
+    if target.kind == "cluster":
+        nodes = [redis.cluster.ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, **_cluster_options(target, settings))
     sentinels, master = _sentinel_options(target, settings)
     found = redis.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=sentinels, **master)  # type: ignore[no-untyped-call]
     return found.master_for(target.service, retry=retry)  # type: ignore[no-untyped-call]
@@ -433,6 +545,9 @@ def _async_client(target: RedisTarget, settings: Settings) -> Any:
     """:func:`_sync_client` for ``redis.asyncio``."""
     if target.kind == "single":
         return redis.asyncio.Redis.from_url(target.url, **_options(settings))
+    if target.kind == "cluster":
+        nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in target.nodes]
+        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **_cluster_options(target, settings))
     sentinels, master = _sentinel_options(target, settings)
     found = redis.asyncio.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=sentinels, **master)  # type: ignore[no-untyped-call]
     return found.master_for(target.service)

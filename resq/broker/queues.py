@@ -303,7 +303,45 @@ class Queues(Part):
             if block_s is None:
                 return []
         block = None if block_s is None else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
+        if self.connection.cluster and block is not None and len(queues) > 1:
+            return self._read_each(consumer, reads, count, block)
         return self._read(consumer, [stream for read in reads for stream in read], count, block)
+
+    def _read_each(
+        self, consumer: str, reads: Sequence[Sequence[_Stream]], count: int, block_ms: int
+    ) -> list[Delivery]:
+        """On a Redis Cluster, the blocking read of :meth:`fetch` made as one blocking read per queue (each
+        queue's streams share its slot; a read's keys must), all at once (``Connection.block_each``): the
+        first to find entries wakes the others."""
+        by_queue: dict[str, list[_Stream]] = {}
+        for read in reads:
+            for s in read:
+                if s.priority != GROUP_LEVEL:  # grouped jobs are handed out by `take`, read without blocking
+                    by_queue.setdefault(s.queue, []).append(s)
+        streams = list(by_queue.values())
+        commands = [
+            ("XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block_ms, "STREAMS",
+             *(s.key for s in group), *(">" for _ in group))
+            for group in streams
+        ]  # fmt: skip
+        try:
+            replies = self.connection.block_each(commands)
+        except ResponseError as exc:
+            if not str(exc).startswith(STREAM_GONE):
+                self._raise_broken([s.key for group in streams for s in group], exc)
+            self.ensure_groups(by_queue)
+            return []
+        now, deliveries = now_ms(), []
+        for group, reply in zip(streams, replies, strict=True):
+            by_key = {s.key: s for s in group}
+            for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:  # RESP3: a map
+                s = by_key[text(stream)]
+                for entry, flat in entries:
+                    fields = None if flat is None else dict(zip(flat[::2], flat[1::2], strict=True))
+                    deliveries.append(_delivery(s.queue, entry, fields, s.front, now, s.priority))
+        if len(deliveries) > count:
+            self._hand_back_extra(deliveries[count:])
+        return deliveries[:count]
 
     def _reads(self, queue: str, levels: Sequence[int]) -> list[list[_Stream]]:
         """The reads of one queue, in the order tried: its front with its highest priority, then each

@@ -1,0 +1,109 @@
+"""Redis Cluster (``redis+cluster://host:port,host:port``, ``docs/scaling.md``): 3 masters and 3 replicas on
+loopback. Queues land on different masters; a worker serves them all with one blocking read per queue at
+once, and rides out a master SIGKILLed mid-run (its replica promoted): every job completes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from resq import ConfigError, Job, Resq
+from tests.apps import topology as topo
+from tests.conftest import RunWorker
+from tests.helpers import read_log, wait_for
+from tests.topology import Cluster
+
+APP = "tests.apps.topology:app"
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    found = Cluster()
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+@pytest.fixture
+def counts(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """Where ``topo.record`` counts its runs: the suite's own Redis (a plain one)."""
+    monkeypatch.setenv("TOPO_COUNT_URL", redis_url)
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def test_a_bad_cluster_url_is_one_clear_line() -> None:
+    with pytest.raises(ConfigError, match="only database 0"):
+        Resq("redis+cluster://127.0.0.1:7000/3")
+    with pytest.raises(ConfigError, match="not a number"):
+        Resq("redis+cluster://127.0.0.1:x")
+
+
+def test_queues_on_every_master_are_served_by_one_worker(
+    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str
+) -> None:
+    queues = cluster.queues_on_each_master()
+    assert len(set(queues)) == 3  # three queues, each on its own master
+    topo.bind(cluster.url())
+    try:
+        worker = run_worker(APP, "-q", ",".join(queues.values()), "-c", "2", url=cluster.url(), env=_env(redis_url))
+        jobs = [topo.record.apply_async((n,), queue=q) for n, q in enumerate(queues.values())]
+        later = topo.record.apply_async((7,), queue=queues[min(queues)])
+        assert [job.result(timeout=20) for job in [*jobs, later]] == [0, 1, 2, 7], read_log(worker)
+        for port, queue in queues.items():  # each queue's records on its own master
+            node = redis.Redis(port=port)
+            assert node.exists(f"{{resq:{queue}}}:queue")
+            node.close()
+    finally:
+        topo.app.broker.close()
+
+
+def test_a_master_killed_mid_run_is_ridden_out(
+    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str
+) -> None:
+    queues = cluster.queues_on_each_master()
+    topo.bind(cluster.url())
+    acknowledged: list[tuple[int, Job[Any]]] = []
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        names = list(queues.values())
+        for n in range(300):
+            try:
+                acknowledged.append((n, topo.record.apply_async((n,), queue=names[n % 3])))
+            except Exception as exc:
+                errors.append(exc)
+            time.sleep(0.005)
+
+    try:
+        worker = run_worker(APP, "-q", ",".join(queues.values()), "-c", "2", url=cluster.url(), env=_env(redis_url))
+        producer = threading.Thread(target=produce)
+        producer.start()
+        wait_for(lambda: len(acknowledged) >= 80, timeout=30, message="the producer under way")
+        victim = max(queues)
+        cluster.server(victim).kill()  # a master: its replica takes over within the node timeout
+        began = time.monotonic()
+        cluster.wait_failover(victim)
+        took = time.monotonic() - began
+        producer.join(timeout=120)
+        for n, job in acknowledged:
+            assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}"
+        done = {int(k): int(v) for k, v in counts.hgetall("topo:runs").items()}
+        assert {n for n, _ in acknowledged} <= set(done)
+        assert sum(done.values()) - len(done) <= 4, done  # at most the jobs running at the kill ran twice
+        assert not errors, errors  # producers retried through the failover (broker_retry_s=30)
+        assert took < 30
+        assert cluster.master_of(f"{{resq:{queues[victim]}}}") != victim  # served by the promoted replica
+    finally:
+        topo.app.broker.close()
+
+
+def _env(redis_url: str) -> dict[str, str]:
+    return {"TOPO_COUNT_URL": redis_url}
