@@ -124,8 +124,14 @@ class Chain:
         self.steps = _checked(steps, "chain", "resq.chain(a.s(...), b.s(), ...)")
 
     def delay(self) -> ChainResult:
-        """Enqueue the first step (the others follow as each succeeds); returns a handle on them all."""
+        """Enqueue the first step (the others follow as each succeeds); returns a handle on them all.
+
+        Raises:
+            ConfigError: on a Redis Cluster, steps in different queues (see ``docs/workflows.md``).
+        """
         first, app = self.steps[0], self.steps[0].app
+        if len({step.queue for step in self.steps}) > 1:
+            _refuse_on_cluster(app, "a chain whose steps are in different queues")
         ids = [new_job_id() for _ in self.steps]
         rest = [step.step(job_id) for step, job_id in zip(self.steps[1:], ids[1:], strict=True)]
         meta = {CHAIN_META: rest} if rest else {}
@@ -272,6 +278,7 @@ class Chord:
         app, body = self.body.app, self.body
         if app.inline is not None:
             return self._eager()
+        _refuse_on_cluster(app, "a chord")
         chord_id = new_job_id()
         meta = {} if body.immutable else {CHORD_META: chord_id}  # made with .si(): it ignores the results
         queue, job = prepare_callback(app, body.task, body.args, body.kwargs, body.queue, chord_id, meta)
@@ -424,6 +431,7 @@ class Batch:
 
     def __enter__(self) -> Batch:
         if self.app.inline is None:
+            _refuse_on_cluster(self.app, "a batch")
             callbacks = [
                 self._callback(role, sig)
                 for role, sig in (("success", self.on_success), ("complete", self.on_complete))
@@ -494,6 +502,8 @@ def enqueue_dependent(
     """
     if policy not in ("fail", "cancel", "run"):
         raise ConfigError(f"on_parent_failure must be 'fail', 'cancel' or 'run', got {policy!r}")
+    if app.inline is None:
+        _refuse_on_cluster(app, "depends_on")
     refs = [_parent(app, parent) for parent in parents]
     if not refs:
         raise ConfigError("depends_on needs at least one job (a Job handle or a job id)")
@@ -548,6 +558,16 @@ def _eager_dependent(
     if policy == "run" or all(status == JobStatus.SUCCEEDED for status in statuses):
         return enqueue(app, task, args, kwargs, queue=queue, job_id=job_id, **flow_options).job
     return Job(app, job_id, queue, task=task)
+
+
+def _refuse_on_cluster(app: Resq, what: str) -> None:
+    """A one-line ConfigError for a workflow whose release would span slots on a Redis Cluster (its
+    outcome scripts would be refused with CROSSSLOT): until the hand-off of ``docs/workflows.md`` lands."""
+    if app.broker.connection.cluster:
+        raise ConfigError(
+            f"{what} is not supported on a Redis Cluster yet: its release spans slots "
+            "(see docs/workflows.md#redis-cluster); use one Redis or Sentinel for workflows"
+        )
 
 
 def _keep_ms(app: Resq) -> int:

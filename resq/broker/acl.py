@@ -60,6 +60,13 @@ ACL_COMMANDS: tuple[str, ...] = (
     "rename",  # such a key is set aside under `broken:…`, in the same slot
     "time",  # a rate limit's window runs on Redis's clock
     "wait",  # an enqueue with `wait_replicas`: its jobs are on that many replicas before it returns
+    # a Redis Cluster: redis-py reads the slots and the commands' key positions; a worker's blocking read
+    # per queue names its connection, and the first to answer wakes the others
+    "cluster|slots",
+    "command",
+    "command|getkeys",
+    "client|id",
+    "client|unblock",
     "scan",  # `resq stats` on an empty namespace, to name the namespaces that hold queues
     # strings: counters, unique locks of periodic entries
     "get",

@@ -143,7 +143,7 @@ class Admin(Part):
         also(pipe)
         k = self.keys
         for job_id in ids:
-            pipe.delete(k.job(queue, job_id), k.done(queue, job_id))
+            pipe.execute_command("DEL", k.job(queue, job_id), k.done(queue, job_id))  # one slot: the queue's
         pipe.execute()
 
     def scheduled(self, queues: Sequence[str], limit: int) -> list[tuple[int, str, str]]:

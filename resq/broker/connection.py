@@ -319,6 +319,8 @@ class Connection:
         """Queue (on a pipeline) or run (on the client) script ``name``."""
         if not self._shas:
             self.load_scripts()
+        if self.cluster and not isinstance(target, _Batch):  # the cluster pipeline routes it by its keys
+            return target.execute_command("EVALSHA", self._shas[name], len(keys), *keys, *args)
         return target.evalsha(self._shas[name], len(keys), *keys, *args)
 
     def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

@@ -59,7 +59,7 @@ class Workers(Part):
             return
         pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(self.keys.workers, *worker_ids)
-        pipe.delete(*(self.keys.worker(w) for w in worker_ids))
+        pipe.execute_command("DEL", *(self.keys.worker(w) for w in worker_ids))  # one slot: {ns}
         pipe.hdel(self.keys.beats, *worker_ids)
         pipe.execute()
 

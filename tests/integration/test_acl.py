@@ -38,8 +38,9 @@ PASSWORD = "acl-test-pass-7f3a"
 HANDSHAKE_ONLY = {"auth", "hello", "select", "client|setname", "client|setinfo"}
 #: Commands of the rule sent only to repair Redis state: RENAME sets aside a key of the wrong type.
 REPAIR_ONLY = {"rename"}
-#: Commands of the rule sent only with a setting the scenario leaves off: WAIT (``wait_replicas``).
-OPT_IN_ONLY = {"wait"}
+#: Commands of the rule sent only with a setting the scenario leaves off: WAIT (``wait_replicas``), and those
+#: of a Redis Cluster (the scenario runs on one Redis).
+OPT_IN_ONLY = {"wait", "cluster|slots", "command", "command|getkeys", "client|id", "client|unblock"}
 #: Where ``app`` points until a test binds it: nothing listens on port 1 (never the Redis on 6379).
 UNBOUND = "redis://127.0.0.1:1/0"
 

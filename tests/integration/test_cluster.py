@@ -107,3 +107,24 @@ def test_a_master_killed_mid_run_is_ridden_out(
 
 def _env(redis_url: str) -> dict[str, str]:
     return {"TOPO_COUNT_URL": redis_url}
+
+
+def test_workflows_that_would_span_slots_are_refused_in_one_line(cluster: Cluster) -> None:
+    from tests.apps import workflowapp as wf
+
+    wf.app.reconfigure(url=cluster.url())
+    try:
+        import resq
+
+        for make in (
+            lambda: resq.chord([wf.square.s(1)], wf.collect.s()).delay(),
+            lambda: wf.app.batch().__enter__(),
+            lambda: resq.chain(wf.fetch.s("x"), wf.store.s()).delay(),  # store is in queue db
+            lambda: wf.mark.apply_async(("x",), depends_on=["some-id"]),
+        ):
+            with pytest.raises(ConfigError, match="not supported on a Redis Cluster yet"):
+                make()
+        same_queue = resq.chain(wf.fetch.s("x"), wf.ping.si()).delay()  # one queue, one slot: fine
+        assert same_queue.jobs[0].status() == "queued"
+    finally:
+        wf.app.reconfigure(url="redis://127.0.0.1:1/0")
