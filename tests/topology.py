@@ -222,6 +222,36 @@ class Cluster:
     def server(self, port: int) -> RedisServer:
         return next(s for s in self.servers if s.port == port)
 
+    def queue_in_slots(self, low: int, high: int, namespace: str = "resq") -> str:
+        """A queue name whose keys' slot is in ``low``..``high``."""
+        return next(
+            name
+            for name in (f"m{n}" for n in range(100_000))
+            if low <= redis.cluster.key_slot(f"{{{namespace}:{name}}}".encode()) <= high
+        )
+
+    def node_id(self, port: int) -> str:
+        client = redis.Redis(port=port, socket_timeout=2)
+        try:
+            return client.execute_command("CLUSTER", "MYID").decode()
+        finally:
+            client.close()
+
+    def reshard(self, from_port: int, to_port: int, slots: int) -> subprocess.Popen[str]:
+        """Start ``redis-cli --cluster reshard`` moving ``slots`` slots (the first of the source's range,
+        with their keys) from one master to another; returns the running process."""
+        cli = shutil.which("redis-cli") or "redis-cli"
+        return subprocess.Popen(
+            [
+                cli, "--cluster", "reshard", f"127.0.0.1:{from_port}",
+                "--cluster-from", self.node_id(from_port), "--cluster-to", self.node_id(to_port),
+                "--cluster-slots", str(slots), "--cluster-yes", "--cluster-pipeline", "10",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+
     def _ok(self) -> bool:
         for server in self.servers:
             client = redis.Redis(port=server.port, socket_timeout=2)

@@ -48,6 +48,8 @@ log = get_logger("resq.broker")
 GROUP = "resq"
 #: How often a producer adds the queues it enqueues to to the namespace's set of queues, in seconds.
 ANNOUNCE_EVERY_S = 60.0
+#: How long a worker waits before reading a queue again whose slot is moving to another node (resharding).
+SLOT_MOVING_S = 0.05
 #: How Redis answers a read of a stream (or a group) that no longer exists.
 STREAM_GONE = ("NOGROUP", "UNBLOCKED")
 
@@ -326,6 +328,12 @@ class Queues(Part):
         ]  # fmt: skip
         try:
             replies = self.connection.block_each(commands)
+        except (redis.exceptions.MovedError, redis.exceptions.AskError):
+            # a queue's slot moved (or is moving: resharding) under the read; read the slots again, and let
+            # a migration that is under way finish before the next read
+            self.connection.refresh_topology()
+            time.sleep(SLOT_MOVING_S)
+            return []
         except ResponseError as exc:
             if not str(exc).startswith(STREAM_GONE):
                 self._raise_broken([s.key for group in streams for s in group], exc)

@@ -128,3 +128,28 @@ def test_workflows_that_would_span_slots_are_refused_in_one_line(cluster: Cluste
         assert same_queue.jobs[0].status() == "queued"
     finally:
         wf.app.reconfigure(url="redis://127.0.0.1:1/0")
+
+
+def test_a_queue_whose_slot_moves_while_workers_run_loses_nothing(
+    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str
+) -> None:
+    masters = cluster.masters()
+    source, target = sorted(masters)[:2]
+    low, _ = masters[source]
+    moving = cluster.queue_in_slots(low, low + 99)  # among the 100 slots the reshard moves
+    topo.bind(cluster.url())
+    try:
+        worker = run_worker(APP, "-q", moving, "-c", "2", url=cluster.url(), env=_env(redis_url))
+        first = [topo.record.apply_async((n,), queue=moving) for n in range(100)]
+        resharding = cluster.reshard(source, target, 100)
+        during = [topo.record.apply_async((n,), queue=moving) for n in range(100, 200)]
+        output, _ = resharding.communicate(timeout=120)
+        assert resharding.returncode == 0, output[-2000:]
+        after = [topo.record.apply_async((n,), queue=moving) for n in range(200, 250)]
+        for n, job in enumerate([*first, *during, *after]):
+            assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}"
+        assert cluster.master_of(f"{{resq:{moving}}}") == target  # the queue's keys moved
+        done = {int(k): int(v) for k, v in counts.hgetall("topo:runs").items()}
+        assert set(done) == set(range(250)) and set(done.values()) == {1}  # each ran once
+    finally:
+        topo.app.broker.close()
