@@ -14,7 +14,7 @@ import redis
 
 from resq import ConfigError, Job, Resq
 from tests.apps import topology as topo
-from tests.conftest import RunWorker
+from tests.conftest import RunResq, RunWorker
 from tests.helpers import read_log, wait_for
 from tests.topology import Cluster
 
@@ -47,16 +47,18 @@ def test_a_bad_cluster_url_is_one_clear_line() -> None:
 
 
 def test_queues_on_every_master_are_served_by_one_worker(
-    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str
+    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, run_resq: RunResq, redis_url: str
 ) -> None:
     queues = cluster.queues_on_each_master()
     assert len(set(queues)) == 3  # three queues, each on its own master
     topo.bind(cluster.url())
     try:
         worker = run_worker(APP, "-q", ",".join(queues.values()), "-c", "2", url=cluster.url(), env=_env(redis_url))
+        scheduler = run_resq("scheduler", app_ref=APP, url=cluster.url(), env=_env(redis_url))
         jobs = [topo.record.apply_async((n,), queue=q) for n, q in enumerate(queues.values())]
-        later = topo.record.apply_async((7,), queue=queues[min(queues)])
-        assert [job.result(timeout=20) for job in [*jobs, later]] == [0, 1, 2, 7], read_log(worker)
+        later = topo.record.apply_async((7,), queue=queues[min(queues)], delay=0.5)  # the scheduler promotes it
+        assert [job.result(timeout=20) for job in jobs] == [0, 1, 2], read_log(worker)
+        assert later.result(timeout=20) == 7, read_log(scheduler)
         for port, queue in queues.items():  # each queue's records on its own master
             node = redis.Redis(port=port)
             assert node.exists(f"{{resq:{queue}}}:queue")
