@@ -146,16 +146,17 @@ def _role(port: int) -> str:
 
 
 class Cluster:
-    """A Redis Cluster of 3 masters and 3 replicas on loopback (``redis-cli --cluster create … --cluster-replicas
-    1``); :meth:`url` is resq's ``redis+cluster://`` url of it."""
+    """A Redis Cluster of 3 masters with a replica each (or ``replicas``) on loopback (``redis-cli --cluster
+    create … --cluster-replicas 1``); :meth:`url` is resq's ``redis+cluster://`` url of it."""
 
-    def __init__(self, masters: int = 3) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
         args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf")
-        self.servers = [RedisServer(extra_args=args) for _ in range(masters * 2)]
+        self.replicas = replicas
+        self.servers = [RedisServer(extra_args=args) for _ in range(masters * (1 + replicas))]
         cli = shutil.which("redis-cli") or "redis-cli"
         nodes = [f"127.0.0.1:{s.port}" for s in self.servers]
         done = subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), "--cluster-yes"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -181,7 +182,7 @@ class Cluster:
                 if info.get("master_link_status") != "up":
                     return False
                 synced += 1
-        return synced == len(self.servers) // 2
+        return synced == len(self.servers) * self.replicas // (1 + self.replicas)
 
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers[:3])
@@ -189,8 +190,8 @@ class Cluster:
     def client(self) -> redis.cluster.RedisCluster:
         return redis.cluster.RedisCluster(host="127.0.0.1", port=self.servers[0].port)
 
-    def masters(self) -> dict[int, tuple[int, int]]:
-        """Each live master's port -> (first slot, last slot) of its first range."""
+    def masters(self) -> dict[int, list[tuple[int, int]]]:
+        """Each live master's port -> its ranges of slots (first, last), lowest first."""
         for server in self.servers:
             if not server.running:
                 continue
@@ -201,13 +202,16 @@ class Cluster:
                 continue
             finally:
                 client.close()
-            return {int(entry[2][1]): (int(entry[0]), int(entry[1])) for entry in slots}
+            found: dict[int, list[tuple[int, int]]] = {}
+            for entry in sorted(slots, key=lambda e: int(e[0])):
+                found.setdefault(int(entry[2][1]), []).append((int(entry[0]), int(entry[1])))
+            return found
         return {}
 
     def master_of(self, key: str) -> int:
         """The port of the master that serves ``key``."""
         slot = redis.cluster.key_slot(key.encode())
-        return next(port for port, (low, high) in self.masters().items() if low <= slot <= high)
+        return next(port for port, ranges in self.masters().items() for low, high in ranges if low <= slot <= high)
 
     def queues_on_each_master(self, namespace: str = "resq") -> dict[int, str]:
         """One queue name per master (its keys ``{namespace:name}`` on that master)."""

@@ -372,7 +372,11 @@ class Connection:
 
     def _cluster_send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """``commands`` through the cluster client's pipeline: each sent to the node of its key's slot (in
-        one round trip per node), ``MOVED`` and ``ASK`` followed; replies in order, errors in place."""
+        one round trip per node), ``MOVED`` and ``ASK`` followed; replies in order, errors in place. A batch
+        with a ``WAIT`` (an enqueue with ``wait_replicas``) goes whole to its first key's node, on one
+        connection: ``WAIT`` counts the replicas of the writes made on its own connection."""
+        if any(command[0] == "WAIT" for command in commands):
+            return self._send_to_node(commands)
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
@@ -411,6 +415,26 @@ class Connection:
             self.load_scripts()  # Redis restarted or was flushed
             replies = run()
         return replies if keep_errors else raise_first_error(replies)
+
+    def _send_to_node(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` (a script first: its first key names the slot) on one connection to that slot's node;
+        a slot that moved meanwhile reads the slots again and fails like a lost connection (retried)."""
+        key = commands[0][3]
+        node_client = self.client.get_redis_connection(self.client.get_node_from_key(key))
+        pool = node_client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(_packed(conn, commands))
+            replies = [_reply(conn) for _ in commands]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        if any(isinstance(r, redis.exceptions.AskError) for r in replies):  # MOVED too: a subclass
+            self.refresh_topology()
+            raise redis.ConnectionError(f"the slot of {key!r} moved to another node")
+        return replies
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self._own()

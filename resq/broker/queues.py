@@ -763,9 +763,20 @@ class Queues(Part):
         Returns:
             ``(moved, next_due_ms)``; ``next_due_ms`` is None when nothing else is scheduled.
         """
-        k = self.keys
-        args = [now_ms() if now is None else now, limit, k.job_prefix(queue), self.connection.listened(k.events), GROUP]
-        keys = [k.scheduled(queue), k.levels(queue), *k.priority_streams(queue), *k.groups(queue)]
+        k, at = self.keys, now_ms() if now is None else now
+        scheduled = k.scheduled(queue)
+
+        def look(pipe: Pipeline) -> None:
+            pipe.zrangebyscore(scheduled, "-inf", at, start=0, num=limit)
+            pipe.zrange(scheduled, 0, 0, withscores=True)
+
+        due, first = self.connection.pipeline(look)
+        if not due:  # nothing due: no script; the earliest due time as read
+            return 0, (int(first[0][1]) if first else None)
+        ids = [text(job_id) for job_id in due]
+        keys = [scheduled, k.levels(queue), *k.priority_streams(queue), *k.groups(queue)]
+        keys += [k.job(queue, job_id) for job_id in ids]
+        args = [at, "", "", self.connection.listened(k.events), GROUP, *ids]
         moved, nxt = self.connection.script("promote", keys, args)
         return int(moved), (None if int(nxt) < 0 else int(nxt))
 

@@ -67,11 +67,20 @@ def test_queues_on_every_master_are_served_by_one_worker(
         topo.app.broker.close()
 
 
-def test_a_master_killed_mid_run_is_ridden_out(
-    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str
-) -> None:
+def test_a_master_killed_mid_run_is_ridden_out(counts: redis.Redis, run_worker: RunWorker, redis_url: str) -> None:
+    # Two replicas a master: with wait_replicas=1 an acknowledged job is on a replica, and the promoted one
+    # still has a replica to confirm the enqueues after the failover.
+    cluster = Cluster(replicas=2)
+    try:
+        _killed_mid_run(cluster, counts, run_worker, redis_url)
+    finally:
+        cluster.close()
+
+
+def _killed_mid_run(cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str) -> None:
     queues = cluster.queues_on_each_master()
     topo.bind(cluster.url())
+    topo.app.reconfigure(wait_replicas=1)  # an acknowledged job is on its master's replica too
     acknowledged: list[tuple[int, Job[Any]]] = []
     errors: list[BaseException] = []
 
@@ -137,7 +146,7 @@ def test_a_queue_whose_slot_moves_while_workers_run_loses_nothing(
 ) -> None:
     masters = cluster.masters()
     source, target = sorted(masters)[:2]
-    low, _ = masters[source]
+    low, _ = masters[source][0]
     moving = cluster.queue_in_slots(low, low + 99)  # among the 100 slots the reshard moves
     topo.bind(cluster.url())
     try:
