@@ -161,6 +161,9 @@ class Supervisor:
         self._shortest_timeout = min((t.options.timeout for t in app.tasks.values() if t.options.timeout), default=None)
         self._stop_requests = 0
         self._grace_deadline: float | None = None
+        #: Redis did not answer the upkeep (an outage, a failover): once it answers again, the children's
+        #: leases are reconciled, since a fetch whose reply was lost leaves a lease no child knows of
+        self._redis_was_away = False
         self._pending_signals: list[int] = []
         #: True while the main thread waits on Redis in a place a stop signal may interrupt
         self._interruptible = False
@@ -315,6 +318,7 @@ class Supervisor:
             try:
                 self._maintain()
             except BrokerUnavailable as exc:
+                self._redis_was_away = True
                 log.warning("redis_unavailable", error=str(exc))
             except _StopSignal:
                 self._handle_signals()  # a stop cut a call to an unresponsive Redis short
@@ -361,21 +365,24 @@ class Supervisor:
     def _heartbeat(self) -> None:
         children = {c.worker_id: c for c in self.children.values()}
         beats = self.broker.workers.heartbeat({w: {**c.info, "current": c.shown} for w, c in children.items()})
+        back, self._redis_was_away = self._redis_was_away, False
         for worker_id, count in beats.items():
             child = children[worker_id]
             rewound = count <= child.beats  # Redis counts no more beats than it did
             child.beats = count
-            if rewound:
-                self._step("leases after lost writes", functools.partial(self._reconcile, child, count))
+            if rewound or back:
+                why = "lost writes" if rewound else "redis back"
+                self._step(f"leases after {why}", functools.partial(self._reconcile, child, count, rewound))
 
-    def _reconcile(self, child: _ChildProc, count: int) -> None:
+    def _reconcile(self, child: _ChildProc, count: int, rewound: bool = True) -> None:
         """Redis lost writes (it came back from an older snapshot, say; ``count`` is the heartbeats it now
         counts, 1 when it forgot the child altogether, as it does too once the child was declared dead and
-        its leases reaped): the leases it holds for ``child`` may be older than the child's. Give back
-        every lease of the child that it does not run now, so that none waits for ever under a live worker
-        that will never look at it again (a job it finished after the snapshot runs again: at-least-once).
-        The child's outcome for a job it still runs is recorded as usual, or refused if Redis no longer has
-        it leased to the child (fencing)."""
+        its leases reaped), or it answers again after an outage (``rewound`` False: a failover, a cut, in
+        which a fetch's reply may have been lost after Redis leased its entries): the leases it holds for
+        ``child`` may not be the child's. Give back every lease of the child that it does not run now, so
+        that none waits for ever under a live worker that will never look at it again (a job it finished
+        after the snapshot runs again: at-least-once). The child's outcome for a job it still runs is
+        recorded as usual, or refused if Redis no longer has it leased to the child (fencing)."""
         looked_ms = now_ms()
         child.look()
         running = {(r.job.delivery.entry, r.job.delivery.front) for r in child.running.values()}
@@ -387,7 +394,10 @@ class Supervisor:
             for delivery in self._not_just_started(held, looked_ms):
                 if self.broker.queues.release(delivery, "returned") != "gone":
                     released += 1
-        if count > 1:  # an older count: Redis lost writes
+        if not rewound:  # back after an outage: leases of fetches whose replies were lost
+            if released:
+                log.warning("leases_reconciled", worker=child.worker_id, leases_given_back=released)
+        elif count > 1:  # an older count: Redis lost writes
             log.warning("redis_lost_writes", worker=child.worker_id, leases_given_back=released)
         else:  # no count at all: the worker was declared dead meanwhile (cut off, paused), its leases reaped
             log.info("worker_registered_again", worker=child.worker_id, leases_given_back=released)

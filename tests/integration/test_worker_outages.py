@@ -234,3 +234,29 @@ def test_a_task_that_holds_the_gil_past_the_heartbeats_is_not_declared_lost(
     info = job.info()
     assert (info["attempts"], info["lost"]) == (1, 0), info
     assert "lease_released" not in read_log(reaper) + read_log(busy)
+
+
+def test_a_lease_whose_fetch_reply_was_lost_in_an_outage_is_given_back(
+    runtime: Any, private_redis: RedisServer, run_worker: RunWorker
+) -> None:
+    """Redis leased entries to a fetch whose reply never reached the worker (a failover, a cut): the lease
+    waits under a live worker that does not know it. Once Redis answers again after an outage, the
+    supervisor gives back every lease its children do not run (found by the Sentinel failover test)."""
+    worker = run_worker(APP, "-c", "1", "--heartbeat-interval", "0.5", url=private_redis.url(0))
+    assert runtime.work.delay(1).result(timeout=10) == 1
+    client = redis.Redis.from_url(private_redis.url(0))
+    try:
+        child = next(text.decode() for text in client.zrange("{resq}:workers", 0, -1))
+        busy = runtime.work.delay(3, 8.0)  # the only child runs this one: it reads nothing meanwhile
+        wait_for(lambda: busy.status() == "running", message="the long job running")
+        job = runtime.work.delay(2)
+        taken = client.xreadgroup("resq", child, {"{resq:default}:queue": ">"}, count=1)  # its reply "lost"
+        assert taken and taken[0][1], "no entry was leased"
+        private_redis.pause()  # an outage the supervisor's upkeep sees (its calls time out)
+        wait_for(lambda: "redis_unavailable" in read_log(worker), timeout=20, message="the outage seen")
+        private_redis.resume()
+        assert job.result(timeout=30) == 2, read_log(worker)[-3000:]
+        assert busy.result(timeout=30) == 3
+        assert "leases_reconciled" in read_log(worker)
+    finally:
+        client.close()
