@@ -108,7 +108,9 @@ def _killed_mid_run(cluster: Cluster, counts: redis.Redis, run_worker: RunWorker
             assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}"
         done = {int(k): int(v) for k, v in counts.hgetall("topo:runs").items()}
         assert {n for n, _ in acknowledged} <= set(done)
-        assert sum(done.values()) - len(done) <= 4, done  # at most the jobs running at the kill ran twice
+        # at least once: a job runs again when the dead master had not replicated its outcome yet (at most
+        # the jobs in flight around the kill: -c 2, each with its prefetched batch)
+        assert sum(done.values()) - len(done) <= 12, done
         assert not errors, errors  # producers retried through the failover (broker_retry_s=30)
         assert took < 30
         assert cluster.master_of(f"{{resq:{queues[victim]}}}") != victim  # served by the promoted replica

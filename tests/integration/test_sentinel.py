@@ -110,7 +110,9 @@ def test_a_failover_under_load_is_ridden_out(
             assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}\n{read_log(scheduler)}"
         done = runs(counts)
         assert {n for n, _ in acknowledged} <= set(done)
-        assert sum(done.values()) - len(done) <= 4, done  # at most the jobs running at the kill ran twice
+        # at least once: a job runs again when the dead master had not replicated its outcome yet (at most
+        # the jobs in flight around the kill: -c 2, each with its prefetched batch)
+        assert sum(done.values()) - len(done) <= 12, done
         assert new != old and took < 30
         assert not errors, errors  # producers retried through the failover (broker_retry_s=30)
         assert all(job.status() == JobStatus.SUCCEEDED for _, job in acknowledged)
