@@ -257,7 +257,10 @@ class Cluster:
         )  # fmt: skip
 
     def _ok(self) -> bool:
+        """Every live node sees the cluster ok."""
         for server in self.servers:
+            if not server.running:
+                continue
             client = redis.Redis(port=server.port, socket_timeout=2)
             try:
                 if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO").decode():
@@ -271,26 +274,7 @@ class Cluster:
     def wait_failover(self, old_port: int, timeout: float = 30.0) -> None:
         """Wait until a replica serves the slots of the (killed) master ``old_port`` and the cluster is ok."""
         SentinelSet._wait(lambda: old_port not in self.masters(), f"a replica to take over from {old_port}", timeout)
-        self.wait_ok(timeout)
-
-    def wait_ok(self, timeout: float = 30.0) -> None:
-        """Wait until every live node sees the cluster ok (after a failover)."""
-
-        def live_ok() -> bool:
-            for server in self.servers:
-                if not server.running:
-                    continue
-                client = redis.Redis(port=server.port, socket_timeout=2)
-                try:
-                    if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO").decode():
-                        return False
-                except redis.RedisError:
-                    return False
-                finally:
-                    client.close()
-            return True
-
-        SentinelSet._wait(live_ok, "the cluster to be ok again", timeout)
+        SentinelSet._wait(self._ok, "the cluster to be ok again", timeout)
 
     def close(self) -> None:
         for server in self.servers:

@@ -16,9 +16,10 @@ from resq import ConfigError, Job, Resq
 from tests.apps import topology as topo
 from tests.conftest import RunResq, RunWorker
 from tests.helpers import read_log, wait_for
+from tests.integration.test_sentinel import APP, counts
 from tests.topology import Cluster
 
-APP = "tests.apps.topology:app"
+__all__ = ["counts"]  # the Sentinel tests' fixture: where `topo.record` counts its runs
 
 
 @pytest.fixture
@@ -28,15 +29,6 @@ def cluster() -> Iterator[Cluster]:
         yield found
     finally:
         found.close()
-
-
-@pytest.fixture
-def counts(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    """Where ``topo.record`` counts its runs: the suite's own Redis (a plain one)."""
-    monkeypatch.setenv("TOPO_COUNT_URL", redis_url)
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def test_a_bad_cluster_url_is_one_clear_line() -> None:
