@@ -22,8 +22,9 @@ from tests.topology import Cluster
 __all__ = ["counts"]  # the Sentinel tests' fixture: where `topo.record` counts its runs
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    """One cluster for the tests that leave it whole (the failover test makes its own)."""
     found = Cluster()
     try:
         yield found
