@@ -175,9 +175,7 @@ class Jobs(Part):
         """Delete dead jobs and their records (those still dead); returns how many were deleted."""
         if not job_ids:
             return 0
-        k, c = self.keys, self.connection
-        keys = [k.dead(queue), *(key for job_id in job_ids for key in (k.job(queue, job_id), k.done(queue, job_id)))]
-        return int(c.with_retry(lambda: c.script("purge", keys, list(job_ids))))
+        return int(self._queues.purge_dead(queue, job_ids))
 
     def dead_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[tuple[str, int]]:
         """Dead job ids of ``queue`` with their time of death (ms), newest first."""

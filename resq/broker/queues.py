@@ -48,6 +48,8 @@ log = get_logger("resq.broker")
 GROUP = "resq"
 #: How often a producer adds the queues it enqueues to to the namespace's set of queues, in seconds.
 ANNOUNCE_EVERY_S = 60.0
+#: The most dead jobs one trim deletes (the rest at the next death).
+TRIM_BATCH = 500
 #: How long a worker waits before reading a queue again whose slot is moving to another node (resharding).
 SLOT_MOVING_S = 0.05
 #: How Redis answers a read of a stream (or a group) that no longer exists.
@@ -530,7 +532,47 @@ class Queues(Part):
             marks[:] = self._add_outcomes(pipe, outcomes, now_ms(), channel)
             counters[:] = self._add_counters(pipe, counted)
 
-        return _log_refused(marks, self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters))
+        replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
+        self._trim_after(marks, replies)
+        return _log_refused(marks, replies)
+
+    def _trim_after(self, marks: list[tuple[int, Outcome]], replies: list[Any]) -> None:
+        """Trim the dead set of each queue an outcome just added a dead job to (the ``dead`` script
+        answers the set's size, -1 for a stale lease; ``release`` answers ``dead`` for a lost worker's job
+        gone dead): by age, and past ``dead_max_jobs``. Deaths are rare, so the trim's reads are too."""
+        filled = {
+            outcome.delivery.queue
+            for index, outcome in marks
+            if (isinstance(outcome, Dead) and isinstance(replies[index], int) and replies[index] > 0)
+            or (isinstance(outcome, Lost) and replies[index] == b"dead")
+        }
+        for queue in filled:
+            self.trim_dead(queue)
+
+    def trim_dead(self, queue: str) -> int:
+        """Delete the dead jobs of ``queue`` older than ``dead_ttl`` and the oldest past ``dead_max_jobs``,
+        with their records; returns how many. Two steps (the ids read first, then the ``purge`` script
+        names their keys), so that every key a script deletes is declared."""
+        s, dead = self.settings, self.keys.dead(queue)
+
+        def look(pipe: Pipeline) -> None:
+            pipe.zcard(dead)
+            pipe.zrangebyscore(dead, "-inf", now_ms() - to_ms(s.dead_ttl), start=0, num=TRIM_BATCH)
+
+        size, old = self.connection.pipeline(look)
+        extra = min(int(size) - len(old) - s.dead_max_jobs, TRIM_BATCH)
+        ids = [text(job_id) for job_id in old]
+        if extra > 0:
+            ids += [text(job_id) for job_id in self._redis.zrange(dead, len(old), len(old) + extra - 1)]
+        return self.purge_dead(queue, ids)
+
+    def purge_dead(self, queue: str, job_ids: Sequence[str]) -> int:
+        """Delete dead jobs and their records (those still dead); returns how many were deleted."""
+        if not job_ids:
+            return 0
+        k, c = self.keys, self.connection
+        keys = [k.dead(queue), *(key for job_id in job_ids for key in (k.job(queue, job_id), k.done(queue, job_id)))]
+        return int(c.with_retry(lambda: c.script("purge", keys, list(job_ids))))
 
     def _add_counters(self, pipe: Any, counted: Sequence[Outcome]) -> list[tuple[int, str]]:
         """Add the counters of ``counted`` to ``pipe``; returns where each command is, and its key."""
@@ -592,7 +634,7 @@ class Queues(Part):
             pipe.srem(k.cancel_requests(q), job_id)  # a cancellation asked for meanwhile must not linger
         elif isinstance(outcome, Dead):
             keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
-            dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
+            dead_args = [to_ms(s.dead_ttl)]
             attempt = "1" if outcome.failed_attempt else "0"
             payload = outcome.raw or _carried(d)
             args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, payload, outcome.duration_ms]
@@ -628,13 +670,15 @@ class Queues(Part):
             return "gone"
         channel = self.connection.listened(self.keys.events)
         reply = self.connection.pipeline(lambda pipe: self._add_release(pipe, delivery, mode, error, now_ms(), channel))
+        if text(reply[0]) == "dead":
+            self.trim_dead(delivery.queue)
         return text(reply[0])
 
     def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int, channel: str) -> None:
         k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
         stream = k.stream(q, delivery.front, delivery.priority)
         keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q), k.cancel_requests(q)]
-        dead_args = [to_ms(s.dead_ttl), s.dead_max_jobs, k.job_prefix(q), k.done_prefix(q)]
+        dead_args = [to_ms(s.dead_ttl)]
         args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
         ttl, flow = to_ms(s.result_ttl), delivery.fields.get(b"flow", b"")
         slot_keys, slot_args = self._slot_call(delivery)

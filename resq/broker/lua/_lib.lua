@@ -1,6 +1,5 @@
 -- Shared helpers, prepended to every script by resq/broker/connection.py (after the line that defines
 -- RESQ_TERMINAL, the set of terminal statuses, from resq.job.TERMINAL_STATUSES).
--- Keys built here from a prefix share the queue's hash tag, so a script still touches one slot.
 --
 -- A job's history is the msgpack array in its hash's `history` field, one entry per attempt and per
 -- other transition (the last 100): an entry that ends an attempt carries the attempt's `started_ms` and
@@ -63,22 +62,12 @@ local function resq_finish(job_key, done_key, ttl_ms, waiting)
   end
 end
 
--- Put a job in the dead set, then trim the set by age and size (dropping the trimmed jobs' keys).
-local function resq_add_dead(dead_key, job_key, done_key, job_id, now_ms, dead_ttl_ms, dead_max,
-                             job_prefix, done_prefix, waiting)
+-- Put a job in the dead set; returns the set's size. Trimming it (by age and to dead_max_jobs) is its
+-- caller's (Queues.trim_dead: two steps, so that every key the trim deletes is declared in KEYS).
+local function resq_add_dead(dead_key, job_key, done_key, job_id, now_ms, dead_ttl_ms, waiting)
   redis.call('ZADD', dead_key, now_ms, job_id)
   resq_finish(job_key, done_key, dead_ttl_ms, waiting)
-  local old = redis.call('ZRANGEBYSCORE', dead_key, '-inf', now_ms - dead_ttl_ms)
-  local size = redis.call('ZCARD', dead_key)
-  local extra = size - #old - dead_max
-  if extra > 0 then
-    local oldest = redis.call('ZRANGE', dead_key, #old, #old + extra - 1)
-    for _, id in ipairs(oldest) do old[#old + 1] = id end
-  end
-  for _, id in ipairs(old) do
-    redis.call('ZREM', dead_key, id)
-    redis.call('DEL', job_prefix .. id, done_prefix .. id)
-  end
+  return redis.call('ZCARD', dead_key)
 end
 
 -- The envelope a stream entry carries (a job enqueued by `enqueue` carries it there while it waits), or
