@@ -364,6 +364,29 @@ def test_dead_set_is_capped_and_trimmed_jobs_are_deleted(
     assert 0 < ttl <= 7 * 86400 * 1000  # dead jobs are kept for dead_ttl (7 days)
 
 
+def test_a_death_trims_dead_jobs_older_than_dead_ttl(redis_url: str, redis_client: redis.Redis) -> None:
+    """The dead set is trimmed by whoever records a death (``Queues.trim_dead``): by size (above) and by
+    age, the records of the trimmed jobs deleted with them."""
+    app = Resq(redis_url, dead_ttl=0.3)
+
+    @app.task(name="trim.fail", retries=0)
+    def fail(n: int) -> None:
+        raise ValueError(f"no {n}")
+
+    app.broker.queues.ensure_groups(["default"])
+    old = fail.delay(1)
+    from resq.testing import drain
+
+    drain(app, ["default"])
+    assert old.status() == JobStatus.DEAD
+    time.sleep(0.4)  # past dead_ttl (its record would expire on its own too: the set keeps no TTL per member)
+    new = fail.delay(2)
+    drain(app, ["default"])
+    assert {m.decode() for m in redis_client.zrange(K.dead("default"), 0, -1)} == {new.id}
+    assert not redis_client.exists(K.job("default", old.id))
+    app.broker.close()
+
+
 def test_module_level_task_runs_on_the_default_app(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.default_add.delay(20, 1)
     burst(run_worker, "tests.apps.core:default")
