@@ -424,11 +424,7 @@ class Connection:
         pool = node_client.connection_pool
         conn = pool.get_connection()
         try:
-            conn.send_packed_command(_packed(conn, commands))
-            replies = [_reply(conn) for _ in commands]
-        except BaseException:
-            conn.disconnect()
-            raise
+            replies = _exchange(conn, commands)
         finally:
             pool.release(conn)
         if any(isinstance(r, redis.exceptions.AskError) for r in replies):  # MOVED too: a subclass
@@ -437,16 +433,7 @@ class Connection:
         return replies
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        conn = self._own()
-        try:
-            # Connect through the connection's own connect(): a Sentinel-managed one asks the Sentinels for
-            # the master there (send_packed_command's implicit connect would go to its default address).
-            conn.connect()
-            conn.send_packed_command(_packed(conn, commands))
-            return [_reply(conn) for _ in commands]
-        except BaseException:
-            conn.disconnect()  # a reply left unread would be the next caller's; it reconnects on next use
-            raise
+        return _exchange(self._own(), commands)
 
     def _own(self) -> Any:
         """This thread's own connection to send the hot path's commands on: made from the client's pool
@@ -642,6 +629,19 @@ def _packed(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:
     if _pack_command is None:
         return list(conn.pack_commands(commands))
     return [b"".join([_pack_command(command) for command in commands])]
+
+
+def _exchange(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` on ``conn`` in one write and read their replies (error replies in place)."""
+    try:
+        # Connect through the connection's own connect(): a Sentinel-managed one asks the Sentinels for the
+        # master there (send_packed_command's implicit connect would go to its default address).
+        conn.connect()
+        conn.send_packed_command(_packed(conn, commands))
+        return [_reply(conn) for _ in commands]
+    except BaseException:
+        conn.disconnect()  # a reply left unread would be the next caller's; it reconnects on next use
+        raise
 
 
 def _reply(conn: Any) -> Any:
