@@ -820,7 +820,7 @@ class Queues(Part):
         ids = [text(job_id) for job_id in due]
         keys = [scheduled, k.levels(queue), *k.priority_streams(queue), *k.groups(queue)]
         keys += [k.job(queue, job_id) for job_id in ids]
-        args = [at, "", "", self.connection.listened(k.events), GROUP, *ids]
+        args = [at, self.connection.listened(k.events), GROUP, *ids]
         moved, nxt = self.connection.script("promote", keys, args)
         return int(moved), (None if int(nxt) < 0 else int(nxt))
 

@@ -5,14 +5,13 @@
 -- KEYS[1] scheduled zset   KEYS[2] levels set (the queue's priorities above 0)
 -- KEYS[3 + p] the stream of priority p, for p = 0 to 9   KEYS[13..23] the queue's group keys (Keys.groups)
 -- then KEYS[23 + i] the job hash of due id i (from 1)
--- ARGV[1] now (ms)   ARGV[2] (unused)   ARGV[3] (unused)   ARGV[4] events channel ('' = none)
--- ARGV[5] consumer group   ARGV[5 + i] due id i
+-- ARGV[1] now (ms)   ARGV[2] events channel ('' = none)   ARGV[3] consumer group   ARGV[3 + i] due id i
 -- Returns: {moved, next due (ms) or -1}
 local broken = resq_guard(KEYS[1], 'zset', KEYS[3], 'stream')
 if broken then return broken end
 local moved = 0
-for i = 6, #ARGV do
-  local id, job_key = ARGV[i], KEYS[18 + i]
+for i = 4, #ARGV do
+  local id, job_key = ARGV[i], KEYS[20 + i]
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) <= tonumber(ARGV[1]) then
     local f
@@ -26,9 +25,9 @@ for i = 6, #ARGV do
       if ok and type(flow) == 'table' and flow.g then group = tostring(flow.g) end
     end
     if (status == 'scheduled' or status == 'retrying') and group then  -- back in its group's fair order
-      resq_group_add(13, group, id, f[7], ARGV[5])
+      resq_group_add(13, group, id, f[7], ARGV[3])
       local e = resq_event('enqueued', id, f[2], f[3], f[4], ARGV[1], {from = status, group = group})
-      redis.call('HSET', job_key, 'status', 'queued', 'history', resq_note(f[5], ARGV[4], e))
+      redis.call('HSET', job_key, 'status', 'queued', 'history', resq_note(f[5], ARGV[2], e))
       redis.call('HDEL', job_key, 'due_ms', 'entry')
       moved = moved + 1
     elseif status == 'scheduled' or status == 'retrying' then
@@ -36,10 +35,10 @@ for i = 6, #ARGV do
       local stream = KEYS[3 + priority] or KEYS[3]
       local entry = resq_add_entry(stream, id, f[7])
       if priority > 0 and redis.call('SADD', KEYS[2], priority) == 1 then
-        redis.pcall('XGROUP', 'CREATE', stream, ARGV[5], '0')  -- workers read the new level from now on
+        redis.pcall('XGROUP', 'CREATE', stream, ARGV[3], '0')  -- workers read the new level from now on
       end
       local e = resq_event('enqueued', id, f[2], f[3], f[4], ARGV[1], {from = status})
-      redis.call('HSET', job_key, 'status', 'queued', 'entry', entry, 'history', resq_note(f[5], ARGV[4], e))
+      redis.call('HSET', job_key, 'status', 'queued', 'entry', entry, 'history', resq_note(f[5], ARGV[2], e))
       redis.call('HDEL', job_key, 'due_ms')
       moved = moved + 1
     end
