@@ -77,6 +77,11 @@ class Signature:
     #: made with ``.si()``: the step ignores the previous step's result
     immutable: bool = False
 
+    def led_by(self, value: Any) -> list[Any]:
+        """Its arguments, led by ``value`` (what came before it: a result, a chord's results, a batch's
+        counts) unless it was made with ``.si()``."""
+        return list(self.args) if self.immutable else [value, *self.args]
+
     def step(self, job_id: str) -> dict[str, Any]:
         """The form a step travels in, in the meta of the step before it."""
         return {
@@ -309,8 +314,7 @@ class Chord:
         statuses = [job.status() for job in members.jobs]
         if all(status == JobStatus.SUCCEEDED for status in statuses):
             results = [job.result() for job in members.jobs]
-            args = list(body.args) if body.immutable else [results, *body.args]
-            callback = enqueue(app, body.task, args, body.kwargs, queue=body.queue).job
+            callback = enqueue(app, body.task, body.led_by(results), body.kwargs, queue=body.queue).job
         else:
             callback = Job(app, new_job_id(), body.queue, task=body.task)
         return ChordResult(app, members.jobs, callback)
@@ -446,7 +450,6 @@ class Batch:
                 callbacks=callbacks,
                 description=self.description,
             )
-        self._scope = BatchScope(self.id)
         self._token = _batch.set(self._scope)
         return self
 
@@ -459,14 +462,23 @@ class Batch:
 
     def _eager_callbacks(self) -> None:
         """Eager mode: the batch's jobs ran already; call its callbacks with their counts."""
-        statuses = [job.status() for job in self._scope.eager_jobs]
-        succeeded = sum(1 for status in statuses if status == JobStatus.SUCCEEDED)
-        counts = {"id": self.id, "total": len(statuses), "succeeded": succeeded}
-        counts.update(failed=len(statuses) - succeeded, pending=0, description=self.description)
-        for sig, due in ((self.on_success, succeeded == len(statuses)), (self.on_complete, True)):
+        jobs = {job.id: str(job.status()) for job in self._scope.eager_jobs}
+        succeeded = sum(1 for status in jobs.values() if status == JobStatus.SUCCEEDED)
+        status = BatchStatus(
+            id=self.id,
+            kind="batch",
+            total=len(jobs),
+            succeeded=succeeded,
+            failed=len(jobs) - succeeded,
+            open=False,
+            description=self.description,
+            created_ms=0,
+            jobs=jobs,
+            callbacks={},
+        )
+        for sig, due in ((self.on_success, succeeded == len(jobs)), (self.on_complete, True)):
             if sig is not None and due:
-                args = list(sig.args) if sig.immutable else [counts, *sig.args]
-                enqueue(self.app, sig.task, args, sig.kwargs, queue=sig.queue)
+                enqueue(self.app, sig.task, sig.led_by(status.as_dict()), sig.kwargs, queue=sig.queue)
 
     def _callback(self, role: str, sig: Signature) -> Callback:
         callback_id = new_job_id()

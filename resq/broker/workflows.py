@@ -16,12 +16,7 @@ from resq.clock import now_ms
 from resq.codec import pack, unpack
 from resq.errors import ConfigError, CycleError
 
-__all__ = ["POLICIES", "Callback", "JoinRecord", "Workflows", "pack_joins"]
-
-#: What a join does with its success callback when a member ends other than succeeded: end it
-#: ``dead`` (``fail``), end it ``cancelled`` (``cancel``), run it once every member ended (``run``), or
-#: leave it waiting, for the failed members to be retried (``wait``: a batch's ``on_success``).
-POLICIES = ("fail", "cancel", "run", "wait")
+__all__ = ["Callback", "JoinRecord", "Workflows", "pack_joins"]
 
 
 class Callback(NamedTuple):
@@ -72,6 +67,10 @@ class Workflows(Part):
         that exist) are its members at once, counted already when they ended.
 
         Args:
+            policy: what the join does with its success callback when a member ends other than succeeded:
+                end it ``dead`` (``fail``), end it ``cancelled`` (``cancel``), run it once every member
+                ended (``run``), or leave it waiting for the failed members to be retried (``wait``: a
+                batch's ``on_success``).
             is_open: members join later (``enqueue`` with their ``joins``), until :meth:`close`.
             keep_ms: how long the join's record stays once every member ended.
 
@@ -111,17 +110,20 @@ class Workflows(Part):
         reply = self.connection.with_retry(lambda: self.connection.script("join_close", [k.join(join_id)], args))
         return None if reply is None else int(reply)
 
-    def record(self, join_id: str) -> JoinRecord | None:
-        """The join's fields, callbacks and members (None: no such join, or its record expired)."""
+    def record(self, join_id: str, members: bool = True) -> JoinRecord | None:
+        """The join's fields, callbacks and members (None: no such join, or its record expired). Without
+        ``members`` its members are not read (a batch's may be many): ``JoinRecord.members`` is empty."""
         k = self.keys
 
         def read() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
             pipe.hgetall(k.join(join_id))
-            pipe.hgetall(k.join_members(join_id))
-            return list(pipe.execute())
+            if members:
+                pipe.hgetall(k.join_members(join_id))
+            replies = list(pipe.execute())
+            return replies if members else [replies[0], {}]
 
-        fields, members = self.connection.with_retry(read)
+        fields, found = self.connection.with_retry(read)
         if not fields:
             return None
         plain: dict[str, str] = {}
@@ -133,7 +135,7 @@ class Workflows(Part):
                 callbacks[key] = (str(ref[0]), str(ref[1]))
             else:
                 plain[key] = text(value)
-        return JoinRecord(plain, callbacks, {text(m): text(s) for m, s in members.items()})
+        return JoinRecord(plain, callbacks, {text(m): text(s) for m, s in found.items()})
 
     def results(self, join_id: str, total: int) -> list[tuple[str, bytes] | None]:
         """A chord's results in the order of its members: each ``(member id, result as stored)``, None

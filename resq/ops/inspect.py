@@ -423,7 +423,7 @@ class Inspector:
             if step:
                 children.append(self._edge(str(step["id"]), str(step["queue"]), "chain"))
         for join_id, _ in unpack(fields["joins"]) if "joins" in fields else []:
-            record = self.broker.workflows.record(str(join_id))
+            record = self.broker.workflows.record(str(join_id), members=False)
             for role, (child, child_queue) in ({} if record is None else record.callbacks).items():
                 kind = record.fields.get("kind", "join") if record is not None else "join"
                 children.append(self._edge(child, child_queue, kind if role == "success" else f"{kind} {role}"))

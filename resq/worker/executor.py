@@ -167,7 +167,7 @@ class Executor:
         meta = envelope.meta
         if CHORD_META in meta:
             chord_id = str(meta[CHORD_META])
-            record = self.app.broker.workflows.record(chord_id)
+            record = self.app.broker.workflows.record(chord_id, members=False)
             if record is None:  # kept the longest of result_ttl and dead_ttl after the members ended
                 raise LookupError(f"the results of chord {chord_id} are gone: its record expired")
             found = self.app.broker.workflows.results(chord_id, int(record.fields.get("total", 0)))
