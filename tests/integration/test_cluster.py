@@ -93,9 +93,7 @@ def _killed_mid_run(cluster: Cluster, counts: redis.Redis, run_worker: RunWorker
         wait_for(lambda: len(acknowledged) >= 80, timeout=30, message="the producer under way")
         victim = max(queues)
         cluster.server(victim).kill()  # a master: its replica takes over within the node timeout
-        began = time.monotonic()
         cluster.wait_failover(victim)
-        took = time.monotonic() - began
         producer.join(timeout=120)
         for n, job in acknowledged:
             assert job.result(timeout=60) == n, f"job {n}\n{read_log(worker)}"
@@ -105,7 +103,6 @@ def _killed_mid_run(cluster: Cluster, counts: redis.Redis, run_worker: RunWorker
         # the jobs in flight around the kill: -c 2, each with its prefetched batch)
         assert sum(done.values()) - len(done) <= 12, done
         assert not errors, errors  # producers retried through the failover (broker_retry_s=30)
-        assert took < 30
         assert cluster.master_of(f"{{resq:{queues[victim]}}}") != victim  # served by the promoted replica
     finally:
         topo.app.broker.close()

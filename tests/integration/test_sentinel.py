@@ -101,9 +101,7 @@ def test_a_failover_under_load_is_ridden_out(
         wait_for(lambda: len(acknowledged) >= 80, timeout=30, message="the producer under way")
         old = sentinels.master_port()
         sentinels.kill_master()
-        began = time.monotonic()
         new = sentinels.wait_failover(old)
-        took = time.monotonic() - began
         producer.join(timeout=120)
         assert not producer.is_alive()
         for n, job in acknowledged:
@@ -113,7 +111,7 @@ def test_a_failover_under_load_is_ridden_out(
         # at least once: a job runs again when the dead master had not replicated its outcome yet (at most
         # the jobs in flight around the kill: -c 2, each with its prefetched batch)
         assert sum(done.values()) - len(done) <= 12, done
-        assert new != old and took < 30
+        assert new != old  # a replica was promoted (wait_failover waits at most 30 s)
         assert not errors, errors  # producers retried through the failover (broker_retry_s=30)
         assert all(job.status() == JobStatus.SUCCEEDED for _, job in acknowledged)
     finally:
