@@ -283,7 +283,6 @@ class Chord:
         app, body = self.body.app, self.body
         if app.inline is not None:
             return self._eager()
-        _refuse_on_cluster(app, "a chord")
         chord_id = new_job_id()
         meta = {} if body.immutable else {CHORD_META: chord_id}  # made with .si(): it ignores the results
         queue, job = prepare_callback(app, body.task, body.args, body.kwargs, body.queue, chord_id, meta)
@@ -435,7 +434,6 @@ class Batch:
 
     def __enter__(self) -> Batch:
         if self.app.inline is None:
-            _refuse_on_cluster(self.app, "a batch")
             callbacks = [
                 self._callback(role, sig)
                 for role, sig in (("success", self.on_success), ("complete", self.on_complete))
@@ -514,8 +512,6 @@ def enqueue_dependent(
     """
     if policy not in ("fail", "cancel", "run"):
         raise ConfigError(f"on_parent_failure must be 'fail', 'cancel' or 'run', got {policy!r}")
-    if app.inline is None:
-        _refuse_on_cluster(app, "depends_on")
     refs = [_parent(app, parent) for parent in parents]
     if not refs:
         raise ConfigError("depends_on needs at least one job (a Job handle or a job id)")
@@ -573,12 +569,13 @@ def _eager_dependent(
 
 
 def _refuse_on_cluster(app: Resq, what: str) -> None:
-    """A one-line ConfigError for a workflow whose release would span slots on a Redis Cluster (its
-    outcome scripts would be refused with CROSSSLOT): until the hand-off of ``docs/workflows.md`` lands."""
+    """A one-line ConfigError for a chain whose steps are in different queues on a Redis Cluster: each
+    step is made by the script that records the success of the step before it, in that step's slot."""
     if app.broker.connection.cluster:
         raise ConfigError(
-            f"{what} is not supported on a Redis Cluster yet: its release spans slots "
-            "(see docs/workflows.md#redis-cluster); use one Redis or Sentinel for workflows"
+            f"{what} is not supported on a Redis Cluster: each step is made by the script that records the "
+            "step before it, in that queue's slot (see docs/workflows.md#redis-cluster); put the steps in one "
+            "queue, or use one Redis or Sentinel"
         )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "sealed_token",
     "shown",
     "unpack",
+    "unpack_bytes",
 ]
 
 #: The version written into every envelope; decoders refuse a newer one.
@@ -99,6 +100,19 @@ def pack(value: Any) -> bytes:
             "dict keys must be scalars, not tuples, lists or dicts"
         ) from exc
     return raw
+
+
+def unpack_bytes(raw: bytes) -> Any:
+    """Decode msgpack written by a Lua script (whose strings are all msgpack ``str``, binary ones
+    included): every string comes back as bytes.
+
+    Raises:
+        DecodeError: the bytes are not valid msgpack.
+    """
+    try:
+        return msgpack.unpackb(raw, raw=True, strict_map_key=False)
+    except Exception as exc:  # msgpack raises many unrelated types on garbage
+        raise DecodeError(f"cannot decode payload: {type(exc).__name__}: {exc}", raw) from exc
 
 
 def pack_sealed(token: bytes) -> bytes:

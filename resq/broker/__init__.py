@@ -55,8 +55,14 @@ SCRIPT_NAMES = (
     "group_enqueue",
     "take",
     "group_resume",
+    "defer",
     "join",
+    "join_add",
     "join_close",
+    "attach",
+    "settle",
+    "deferred",
+    "handed_off",
 )
 
 T = TypeVar("T")
@@ -73,7 +79,7 @@ class Broker:
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.connection = Connection(settings)
-        header = f"{self.keys.lua_header()}\nlocal RESQ_GROUP = '{GROUP}'"
+        header = f"local RESQ_GROUP = '{GROUP}'"
         prelude = ["_lib.lua", "_groups.lua", "_workflow.lua"]
         self.connection.add_scripts(ScriptSource("resq.broker", SCRIPT_NAMES, prelude=prelude, header=header))
         self.stats = Stats(self.connection, self.keys)

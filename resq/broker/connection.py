@@ -119,8 +119,8 @@ class ScriptSource:
     """Where the Lua files of one package live: ``<package>/lua/<name>.lua``.
 
     ``resq`` prepends ``_lib.lua`` (shared helpers) and a line naming the terminal statuses, so that no
-    script spells them again; ``header`` is Lua text put before the prelude (the key names the workflow
-    helpers build: ``Keys.lua_header``).
+    script spells them again; ``header`` is Lua text put before the prelude (``resq``'s: the consumer
+    group's name).
     """
 
     def __init__(self, package: str, names: Sequence[str], prelude: Sequence[str] = (), header: str = "") -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from resq.broker.connection import MAX_BLOCK_S, Connection, Part, Pipeline, status_of, text
+from resq.broker.handoff import HandedOff, unwrap
 from resq.broker.keys import Keys
 from resq.broker.queues import GROUP, Queues
 from resq.clock import now_ms, to_ms
@@ -128,9 +129,13 @@ class Jobs(Part):
             k.done(queue, job_id),
             k.cancel_requests(queue),
             k.front(queue),
+            k.handoff(queue),
         ]
         args = [GROUP, job_id, now_ms(), to_ms(self.settings.result_ttl), c.listened(k.events)]
-        return status_of(c.with_retry(lambda: c.script("cancel", keys, args)))
+        status, entry = unwrap(c.with_retry(lambda: c.script("cancel", keys, args)))
+        if entry is not None:
+            self._queues.hand_off([HandedOff(queue, job_id, entry)])
+        return status_of(status)
 
     def set_progress(self, queue: str, job_id: str, fraction: float, note: str | None) -> bool:
         """Record how far a running job is (the ``progress`` script; no history entry), and publish the

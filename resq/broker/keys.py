@@ -7,7 +7,6 @@ Cluster open to us without changing the layout.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import date
 
@@ -178,6 +177,11 @@ class Keys:
         """The capped zset of dead jobs of ``queue``: id -> time of death (ms)."""
         return f"{self._q(queue)}:dead"
 
+    def handoff(self, queue: str) -> str:
+        """The hash job id -> hand-off entry of the jobs of ``queue`` that ended as members of joins, until
+        the entry is applied to each join (``_workflow.lua``, ``resq/broker/handoff.py``)."""
+        return f"{self._q(queue)}:handoff"
+
     def cancel_requests(self, queue: str) -> str:
         """The set of running job ids in ``queue`` whose cancellation was asked for."""
         return f"{self._q(queue)}:cancel"
@@ -234,28 +238,6 @@ class Keys:
         """The hash index -> result (msgpack, as the member stored it) of a chord's members."""
         return f"{self.workflow(workflow_id)}:results"
 
-    def lua_header(self) -> str:
-        """The ``RESQ_KEY`` table prepended to every script: the names the workflow helpers
-        (``_workflow.lua``) build for a job they release or end, made by this class's own methods (so
-        that every key name is still built here)."""
-        q, i = "\x01", "\x02"
-        makers = {
-            "job": ("q, i", self.job(q, i)),
-            "done": ("q, i", self.done(q, i)),
-            "levels": ("q", self.levels(q)),
-            "dead": ("q", self.dead(q)),
-            "stream0": ("q", self.queue(q)),
-            "stream": ("q, i", self.queue(q, MAX_PRIORITY).removesuffix(str(MAX_PRIORITY)) + i),
-            "join": ("i", self.join(i)),
-            "members": ("i", self.join_members(i)),
-            "results": ("i", self.join_results(i)),
-        }
-        lines = [
-            f"  {name} = function({params}) return {_lua_concat(made, q, i)} end,"
-            for name, (params, made) in makers.items()
-        ]
-        return "local RESQ_KEY = {\n" + "\n".join(lines) + "\n}"
-
     def unique_lock(self, entry: str) -> str:
         """The job id of the last run of a ``unique`` periodic entry."""
         return f"{self._ns}:cron:unique:{entry}"
@@ -264,11 +246,3 @@ class Keys:
         """The lock of a unique or debounced task's key ``key`` (its name, then ``:`` and its key function's
         value or its arguments' digest): a string naming the job that holds it (``unique.lua``)."""
         return f"{self._q(queue)}:unique:{key}"
-
-
-def _lua_concat(made: str, q: str, i: str) -> str:
-    """``made`` as a Lua expression: its text quoted, the markers ``q`` and ``i`` read as the variables
-    of those names."""
-    parts = re.split(f"({re.escape(q)}|{re.escape(i)})", made)
-    pieces = [{q: "q", i: "i"}.get(part, repr(part)) for part in parts if part]
-    return " .. ".join(pieces)

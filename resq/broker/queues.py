@@ -10,8 +10,10 @@ the start of the next, because round trips, not Python, are the budget of a job 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,10 +33,11 @@ from resq.broker.connection import (
     status_of,
     text,
 )
+from resq.broker.handoff import HandedOff, HandOff, unwrap
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.codec import pack
-from resq.errors import BrokenKey
+from resq.errors import BrokenKey, BrokerError, BrokerUnavailable
 from resq.flow import GROUP_LEVEL, NO_FLOW, Flow
 from resq.job import JobStatus
 from resq.log import get_logger
@@ -73,6 +76,16 @@ class NewJob(NamedTuple):
     joins: bytes = b""
 
 
+class _Chunk(NamedTuple):
+    """A chunk of :meth:`Queues.enqueue_chunks` in flight: its replies to come, how to send it again, its
+    jobs and the members registered for it."""
+
+    sent: Pending
+    build: Callable[[Pipeline], None]
+    jobs: Sequence[NewJob]
+    added: dict[str, list[str]]
+
+
 class _Stream(NamedTuple):
     """A stream a read takes entries from: its key, its queue, and which of the queue's streams it is."""
 
@@ -88,6 +101,7 @@ class Queues(Part):
     def __init__(self, connection: Any, keys: Any, stats: Stats) -> None:
         super().__init__(connection, keys)
         self._stats = stats
+        self.handoff = HandOff(connection, keys)
         #: queue -> when this process last added it to the set of queues (monotonic)
         self._announced: dict[str, float] = {}
 
@@ -131,9 +145,24 @@ class Queues(Part):
         """
         c = self.connection
         build = self._enqueue_build(queue, jobs, if_absent)
+        added = self._register(jobs)
         replies = c.with_retry(lambda: self._enqueued(c.fast_pipeline(build)))
+        self._unregister(added, jobs, replies)
         self.announce(queue)
         return replies
+
+    def _register(self, jobs: Sequence[NewJob]) -> dict[str, list[str]]:
+        """Register the jobs of ``jobs`` that belong to joins as their members, before they are stored
+        (``HandOff.register``); returns the ids registered now, by join."""
+        return self.handoff.register((job.job_id, job.joins) for job in jobs if job.joins)
+
+    def _unregister(
+        self, added: dict[str, list[str]], jobs: Sequence[NewJob], replies: list[tuple[JobStatus | None, bool]]
+    ) -> None:
+        """Drop the members registered for jobs that were not created (their ids were live jobs')."""
+        if added:
+            made = {job.job_id for job, (_, created) in zip(jobs, replies, strict=True) if created}
+            self.handoff.unregister(added, made)
 
     def enqueue_chunks(
         self, chunks: Iterable[tuple[str, Sequence[NewJob]]]
@@ -141,27 +170,30 @@ class Queues(Part):
         """Enqueue chunks as :meth:`enqueue_many` does each, yielding each one's ``(status, created)``
         pairs in order; a chunk is sent before the one before it is answered, so the caller builds the
         next chunk (this iterator pulls it from ``chunks``) while Redis runs the one in flight."""
-        in_flight: deque[tuple[Pending, Callable[[Pipeline], None]]] = deque()
+        in_flight: deque[_Chunk] = deque()
         try:
             for queue, jobs in chunks:
                 self.announce(queue)
                 build = self._enqueue_build(queue, jobs, False)
-                in_flight.append((self.connection.send_later(build), build))
+                added = self._register(jobs)
+                in_flight.append(_Chunk(self.connection.send_later(build), build, jobs, added))
                 if len(in_flight) > 1:
-                    yield self._chunk_replies(*in_flight.popleft())
+                    yield self._chunk_replies(in_flight.popleft())
             while in_flight:
-                yield self._chunk_replies(*in_flight.popleft())
+                yield self._chunk_replies(in_flight.popleft())
         finally:
-            for unread, _ in in_flight:  # an error (or the caller) ended the loop: their connections go
-                unread.close()
+            for chunk in in_flight:  # an error (or the caller) ended the loop: their connections go
+                chunk.sent.close()
 
-    def _chunk_replies(self, sent: Pending, build: Callable[[Pipeline], None]) -> list[tuple[JobStatus | None, bool]]:
+    def _chunk_replies(self, chunk: _Chunk) -> list[tuple[JobStatus | None, bool]]:
         """The replies of a chunk sent ahead; sent again (idempotent ids) while replicas lag behind."""
         c = self.connection
         try:
-            return self._enqueued(sent.replies())
+            replies = self._enqueued(chunk.sent.replies())
         except ReplicasBehind:
-            return c.with_retry(lambda: self._enqueued(c.fast_pipeline(build)))
+            replies = c.with_retry(lambda: self._enqueued(c.fast_pipeline(chunk.build)))
+        self._unregister(chunk.added, chunk.jobs, replies)
+        return replies
 
     def _enqueue_build(self, queue: str, jobs: Sequence[NewJob], if_absent: bool) -> Callable[[Pipeline], None]:
         """What :meth:`enqueue_many` sends: the enqueue script, and a wake-up when a job is due later."""
@@ -210,7 +242,12 @@ class Queues(Part):
         joins: bytes = b"",
     ) -> tuple[JobStatus | None, bool]:
         """:meth:`enqueue` for ``async`` code, on the running loop's ``redis.asyncio`` client: the loop is
-        never blocked (the same script, the same retry of a lost connection for ``broker_retry_s``)."""
+        never blocked (the same script, the same retry of a lost connection for ``broker_retry_s``). A
+        member of a join (rare in ``async`` code) is stored by :meth:`enqueue` on a thread: its
+        registration in the join comes first."""
+        if joins:
+            call = functools.partial(self.enqueue, queue, job_id, task, envelope, due_ms, flow=flow, joins=joins)
+            return await asyncio.to_thread(call)
         channel = self.connection.listened(self.keys.events, look=False)
         job = NewJob(job_id, task, envelope, due_ms, flow, joins)
         script, keys, args, due = self._enqueue_call(queue, [job], False, channel)
@@ -444,7 +481,8 @@ class Queues(Part):
             for delivery in extra:
                 self._add_release(pipe, delivery, "returned", b"", now, channel)
 
-        self.connection.pipeline(build)
+        replies = self.connection.pipeline(build)
+        self.hand_off(_entries_of([(i, d.queue, str(d.job_id)) for i, d in enumerate(extra)], replies))
 
     def start(
         self, worker_id: str, delivery: Delivery, outcomes: Sequence[Outcome] = (), counted: Sequence[Outcome] = ()
@@ -477,6 +515,12 @@ class Queues(Part):
                 self.connection.eval(pipe, "start", keys, args)
 
         replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
+        handed = _unwrapped(marks, replies)
+        if delivery.job_id is not None:
+            replies[-1], entry = unwrap(replies[-1])  # a job that expired before it started ends here
+            if entry is not None:
+                handed.append(HandedOff(delivery.queue, str(delivery.job_id), entry))
+        self.hand_off(handed)
         refused = _log_refused(marks, replies)
         if delivery.job_id is None:
             return Started(delivery, None, 0, None, refused=refused)
@@ -498,7 +542,7 @@ class Queues(Part):
             return keys, args
         slot_key, rate_key = flow.concurrency_key or "", flow.rate_key or ""
         keys += [k.scheduled(q), k.front(q), k.done(q, job_id), k.slots(q, slot_key), k.parked(q, slot_key)]
-        keys += [k.rate(q, rate_key), k.rate_next(q, rate_key)]
+        keys += [k.rate(q, rate_key), k.rate_next(q, rate_key), k.handoff(q)]
         ttl = to_ms(self.settings.result_ttl)
         args += [GROUP, flow.concurrency, flow.rate, flow.rate_window_ms, flow.expires_ms, ttl]
         return keys, [*args, delivery.fields.get(b"flow", b""), k.wakeup]
@@ -533,8 +577,25 @@ class Queues(Part):
             counters[:] = self._add_counters(pipe, counted)
 
         replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
+        self.hand_off(_unwrapped(marks, replies))
         self._trim_after(marks, replies)
         return _log_refused(marks, replies)
+
+    def hand_off(self, handed: list[HandedOff]) -> None:
+        """Apply the hand-off entries of jobs that just ended as members of joins (``HandOff.apply``).
+        Their ends are recorded already: an entry that cannot be applied now (Redis went away) is logged,
+        and applied by the reaper."""
+        if not handed:
+            return
+        try:
+            self.handoff.apply(handed)
+        except (BrokerUnavailable, BrokerError) as exc:
+            log.warning(
+                "handoff_deferred",
+                job_ids=[h.job_id for h in handed],
+                error=str(exc),
+                hint="the reaper applies it within a minute (docs/workflows.md#redis-cluster)",
+            )
 
     def _trim_after(self, marks: list[tuple[int, Outcome]], replies: list[Any]) -> None:
         """Trim the dead set of each queue an outcome just added a dead job to (the ``dead`` script
@@ -612,7 +673,7 @@ class Queues(Part):
             pipe.xack(stream, GROUP, d.entry)
             pipe.xdel(stream, d.entry)
         elif isinstance(outcome, Succeeded):
-            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
+            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.handoff(q), *slot_keys]
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
             args += [_carried(d), *slot_args]
             if outcome.then is not None:
@@ -624,7 +685,8 @@ class Queues(Part):
                 args += [step.priority, step.flow, step.joins]
             run(pipe, "succeed", keys, args)
         elif isinstance(outcome, Retried):
-            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id), *slot_keys]
+            keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id), k.handoff(q)]
+            keys += slot_keys
             args = [GROUP, d.entry, outcome.error, now, outcome.due_ms, job_id, outcome.duration_ms, channel]
             counts = "0" if outcome.snoozed else "1"
             run(pipe, "retry", keys, [*args, _carried(d), to_ms(s.result_ttl), counts, *slot_args])
@@ -633,14 +695,15 @@ class Queues(Part):
             self._add_release(pipe, d, "lost", outcome.error, now, channel)
             pipe.srem(k.cancel_requests(q), job_id)  # a cancellation asked for meanwhile must not linger
         elif isinstance(outcome, Dead):
-            keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
+            keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.cancel_requests(q), k.handoff(q)]
+            keys += slot_keys
             dead_args = [to_ms(s.dead_ttl)]
             attempt = "1" if outcome.failed_attempt else "0"
             payload = outcome.raw or _carried(d)
             args = [GROUP, d.entry, outcome.error, now, job_id, *dead_args, payload, outcome.duration_ms]
             run(pipe, "dead", keys, [*args, channel, attempt, *slot_args])
         else:
-            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), *slot_keys]
+            keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.handoff(q), *slot_keys]
             args = [GROUP, d.entry, job_id, now, to_ms(s.result_ttl), outcome.reason, channel, _carried(d)]
             run(pipe, "cancelled", keys, [*args, *slot_args])
 
@@ -670,14 +733,17 @@ class Queues(Part):
             return "gone"
         channel = self.connection.listened(self.keys.events)
         reply = self.connection.pipeline(lambda pipe: self._add_release(pipe, delivery, mode, error, now_ms(), channel))
-        if text(reply[0]) == "dead":
+        status, entry = unwrap(reply[0])
+        if entry is not None:
+            self.hand_off([HandedOff(delivery.queue, str(delivery.job_id), entry)])
+        if text(status) == "dead":
             self.trim_dead(delivery.queue)
-        return text(reply[0])
+        return text(status)
 
     def _add_release(self, pipe: Pipeline, delivery: Delivery, mode: str, error: bytes, now: int, channel: str) -> None:
         k, s, q, job_id = self.keys, self.settings, delivery.queue, str(delivery.job_id)
         stream = k.stream(q, delivery.front, delivery.priority)
-        keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q), k.cancel_requests(q)]
+        keys = [stream, k.job(q, job_id), k.dead(q), k.done(q, job_id), k.front(q), k.cancel_requests(q), k.handoff(q)]
         dead_args = [to_ms(s.dead_ttl)]
         args = [GROUP, delivery.entry, job_id, now, mode, s.max_worker_losses, error, *dead_args, channel]
         ttl, flow = to_ms(s.result_ttl), delivery.fields.get(b"flow", b"")
@@ -851,6 +917,22 @@ class Queues(Part):
 ENTRY_FIELDS = frozenset((b"id", b"envelope", b"flow"))
 #: The longest job id a worker takes from a stream entry, in bytes (longer ones make it foreign).
 MAX_ID_BYTES = 1024
+
+
+def _unwrapped(marks: list[tuple[int, Outcome]], replies: list[Any]) -> list[HandedOff]:
+    """Take the hand-off entries out of the replies of outcome scripts (in place: each reply as the
+    script meant it); returns them."""
+    return _entries_of([(index, o.delivery.queue, o.job_id) for index, o in marks], replies)
+
+
+def _entries_of(spots: Iterable[tuple[int, str, str]], replies: list[Any]) -> list[HandedOff]:
+    """:func:`_unwrapped` for the replies at ``spots`` (index, the job's queue, its id)."""
+    handed = []
+    for index, queue, job_id in spots:
+        replies[index], entry = unwrap(replies[index])
+        if entry is not None:
+            handed.append(HandedOff(queue, job_id, entry))
+    return handed
 
 
 def _log_refused(marks: list[tuple[int, Outcome]], replies: list[Any]) -> tuple[Outcome, ...]:

@@ -1,8 +1,8 @@
 """Joins: the Redis side of chords, batches and ``depends_on`` (``_workflow.lua``, ``resq/canvas.py``).
 
 A join counts the jobs it waits for (its members) and releases its callbacks, each a ``deferred`` job
-stored when the join is opened, in the same script that records the end of the member that decides it.
-Its keys share the workflow's hash tag (``Keys.workflow``).
+stored when the join is opened, once the hand-off of the member that decides it is applied
+(``resq.broker.handoff``). Its keys share the workflow's hash tag (``Keys.workflow``).
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from resq.broker.connection import Part, text
+from resq.broker.connection import Part, Pipeline, text
 from resq.broker.queues import NewJob, Queues
 from resq.clock import now_ms
 from resq.codec import pack, unpack
 from resq.errors import ConfigError, CycleError
 
 __all__ = ["Callback", "JoinRecord", "Workflows", "pack_joins"]
+
+#: The most ancestors a ``depends_on`` looks through for a cycle.
+MAX_ANCESTORS = 10_000
 
 
 class Callback(NamedTuple):
@@ -63,8 +66,9 @@ class Workflows(Part):
         parents: Sequence[tuple[str, str]] = (),
         description: str = "",
     ) -> None:
-        """Store a join and its callbacks (as ``deferred`` jobs); ``parents`` (``(job id, queue)`` of jobs
-        that exist) are its members at once, counted already when they ended.
+        """Store a join's callbacks (as ``deferred`` jobs, each in its queue), then the join; ``parents``
+        (``(job id, queue)`` of jobs that exist) are its members at once, counted already when they ended.
+        Each step is one script in one slot (``docs/workflows.md#redis-cluster``).
 
         Args:
             policy: what the join does with its success callback when a member ends other than succeeded:
@@ -78,37 +82,78 @@ class Workflows(Part):
             ConfigError: a callback's id is a live job's, or a parent has no record.
             CycleError: a callback is an ancestor of one of its parents.
         """
-        k = self.keys
-        keys = [k.join(join_id), k.join_members(join_id), *(k.job(c.queue, c.job.job_id) for c in callbacks)]
-        channel = self.connection.listened(k.events)
-        args: list[Any] = [join_id, now_ms(), channel, kind, policy, "1" if is_open else "0", keep_ms, description]
-        args.append(len(callbacks))
-        for c in callbacks:
-            job = c.job
-            args += [c.role, job.job_id, c.queue, job.task, job.envelope, job.flow.priority, job.flow.packed()]
-            args.append(job.joins)
+        if parents:
+            self._check_parents(parents, {c.job.job_id for c in callbacks})
+        for callback in callbacks:
+            self._defer(join_id, callback, parents)
+        k, c = self.keys, self.connection
+        keys = [k.join(join_id), k.join_members(join_id), k.join_results(join_id)]
+        args: list[Any] = [join_id, now_ms(), kind, policy, keep_ms, description, len(callbacks)]
+        for cb in callbacks:
+            args += [cb.role, cb.job.job_id, cb.queue, cb.job.flow.priority, cb.job.flow.packed()]
+        args += [job_id for job_id, _ in parents]
+        c.with_retry(lambda: c.script("join", keys, args))
         for job_id, queue in parents:
-            args += [job_id, queue]
-        for c in callbacks:
-            self._queues.announce(c.queue)
-        reply = self.connection.with_retry(lambda: self.connection.script("join", keys, args))
-        what, *rest = [text(part) for part in reply]
-        if what == "exists":
-            raise ConfigError(f"job id {rest[0]!r} is taken by a job that has not ended: pick another job_id")
-        if what == "missing":
-            raise ConfigError(
-                f"depends_on: job {rest[0]!r} not found (never enqueued, or it ended and its record expired)"
-            )
-        if what == "cycle":
-            raise CycleError(f"depends_on would make a cycle: job {rest[0]!r} would wait for itself")
+            self._attach(join_id, job_id, queue)
+        if not is_open:
+            self.close(join_id)
+
+    def _defer(self, join_id: str, callback: Callback, parents: Sequence[tuple[str, str]]) -> None:
+        """Store one callback as a deferred job (registered first in the joins it is a member of itself:
+        a batch it was made in)."""
+        k, c, job, q = self.keys, self.connection, callback.job, callback.queue
+        handoff = self._queues.handoff
+        added = handoff.register([(job.job_id, job.joins)]) if job.joins else {}
+        keys = [k.job(q, job.job_id), k.done(q, job.job_id)]
+        args = [job.job_id, q, job.task, job.envelope, job.flow.priority, job.flow.packed(), join_id]
+        args += [pack([list(p) for p in parents]) if parents else b"", job.joins, now_ms(), c.listened(k.events)]
+        self._queues.announce(q)
+        if text(c.with_retry(lambda: c.script("defer", keys, args))) == "exists":
+            handoff.unregister(added, set())
+            raise ConfigError(f"job id {job.job_id!r} is taken by a job that has not ended: pick another job_id")
+
+    def _attach(self, join_id: str, job_id: str, queue: str) -> None:
+        """Make parent ``job_id`` a member of the join: its end hands off to it, or, when it ended
+        already (or its record expired meanwhile: counted ``expired``), its status is counted now."""
+        c = self.connection
+        reply = c.with_retry(lambda: c.script("attach", [self.keys.job(queue, job_id)], [join_id]))
+        status = "expired" if reply is None else text(reply)
+        if status != "attached":
+            self._queues.handoff.settle(join_id, job_id, status)
+
+    def _check_parents(self, parents: Sequence[tuple[str, str]], callbacks: set[str]) -> None:
+        """Refuse parents without a record, and parents that descend from a callback (a cycle): the
+        ancestors are read level by level (their ``parents`` fields), up to ``MAX_ANCESTORS`` jobs."""
+        level, seen, first = list(parents), set[str](), True
+        while level and len(seen) < MAX_ANCESTORS:
+            found = self._ancestry(level)
+            above: list[tuple[str, str]] = []
+            for (job_id, _), (status, packed) in zip(level, found, strict=True):
+                if job_id in callbacks:
+                    raise CycleError(f"depends_on would make a cycle: job {job_id!r} would wait for itself")
+                if first and status is None:
+                    raise ConfigError(
+                        f"depends_on: job {job_id!r} not found (never enqueued, or it ended and its record expired)"
+                    )
+                seen.add(job_id)
+                above += [
+                    (text(p[0]), text(p[1])) for p in (unpack(packed) if packed else []) if text(p[0]) not in seen
+                ]
+            level, first = above, False
+
+    def _ancestry(self, jobs: Sequence[tuple[str, str]]) -> list[Any]:
+        """The ``status`` and ``parents`` fields of each of ``jobs`` (``(job id, queue)``), in one round trip."""
+
+        def build(pipe: Pipeline) -> None:
+            for job_id, queue in jobs:
+                pipe.hmget(self.keys.job(queue, job_id), "status", "parents")
+
+        return self.connection.pipeline(build)
 
     def close(self, join_id: str) -> int | None:
         """Close an open join: decided as soon as its members ended. Returns its member count (None: no
         such join)."""
-        k = self.keys
-        args = [join_id, now_ms(), self.connection.listened(k.events)]
-        reply = self.connection.with_retry(lambda: self.connection.script("join_close", [k.join(join_id)], args))
-        return None if reply is None else int(reply)
+        return self._queues.handoff.close(join_id)
 
     def record(self, join_id: str, members: bool = True) -> JoinRecord | None:
         """The join's fields, callbacks and members (None: no such join, or its record expired). Without

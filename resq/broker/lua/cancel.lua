@@ -1,6 +1,6 @@
 -- cancel: remove a queued, scheduled or deferred job; ask the worker to stop a running one.
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] scheduled zset   KEYS[4] done list   KEYS[5] cancel set
--- KEYS[6] the queue's front stream (a job given back waits there)
+-- KEYS[6] the queue's front stream (a job given back waits there)   KEYS[7] hand-off hash
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] now (ms)   ARGV[4] ttl of the cancelled record (ms)
 -- ARGV[5] events channel ('' = none)
 -- Returns: the status after the call ('cancelled', 'running' when a stop was requested, or the final
@@ -31,5 +31,5 @@ redis.call('SREM', KEYS[5], ARGV[2])
 local e = resq_event('cancelled', ARGV[2], f[2], f[3], f[4], ARGV[3], nil)
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_ms', ARGV[3], 'history', resq_note(f[6], ARGV[5], e))
 resq_finish(KEYS[2], KEYS[4], tonumber(ARGV[4]), f[7])
-resq_settle(f[8], ARGV[2], 'cancelled', nil, ARGV[3], ARGV[5])
-return 'cancelled'
+resq_hand_off(KEYS[7], f[8], ARGV[2], 'cancelled', nil, ARGV[3])
+return resq_handed('cancelled')

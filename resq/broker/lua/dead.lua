@@ -1,11 +1,12 @@
 -- dead: a job that will not run again goes to the capped dead set, error kept.
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] dead zset   KEYS[4] done list   KEYS[5] cancel set
+-- KEYS[6] hand-off hash
 -- ARGV[1] group   ARGV[2] stream entry id ('' if none)   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] job id   ARGV[6] dead ttl (ms)   ARGV[7] the payload to keep when the hash holds no envelope: the
 -- envelope the stream entry carried, or a foreign entry's raw fields ('' if none)
 -- ARGV[8] duration (ms)   ARGV[9] events channel ('' = none)
 -- ARGV[10] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
--- For a job with a concurrency key: KEYS[6] its slots zset   KEYS[7] its parked list   KEYS[8] the front
+-- For a job with a concurrency key: KEYS[7] its slots zset   KEYS[8] its parked list   KEYS[9] the front
 -- stream   ARGV[11] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- A member of a join (_workflow.lua) settles it here, in the same step as its death.
 -- Returns: the dead set's size (the caller trims it past dead_max_jobs: Queues.trim_dead), or -1 when the
@@ -17,7 +18,7 @@ broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'list', f[9] and KEYS[5],
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[10]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[7])
-resq_free_slot(6, 11, ARGV[5])
+resq_free_slot(7, 11, ARGV[5])
 local err = resq_error_text(ARGV[3])
 local failed = ARGV[10] == '1'
 if failed then
@@ -34,5 +35,5 @@ if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[2], 'envelope') == 0 then
 end
 if f[9] then redis.call('SREM', KEYS[5], ARGV[5]) end
 local size = resq_add_dead(KEYS[3], KEYS[2], KEYS[4], ARGV[5], tonumber(ARGV[4]), tonumber(ARGV[6]), f[8])
-resq_settle(f[11], ARGV[5], 'dead', nil, ARGV[4], ARGV[9])
-return size
+resq_hand_off(KEYS[6], f[11], ARGV[5], 'dead', nil, ARGV[4])
+return resq_handed(size)

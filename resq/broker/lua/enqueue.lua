@@ -9,8 +9,8 @@
 -- ARGV[12+7i] the joins it is a member of (a chord's, a batch's: _workflow.lua; '' = none)
 -- Returns: per job, {status, created} - created is 0 when a live job with this id already exists
 -- (idempotent ids), or with 'nx' when any record of this id exists (e.g. a cron tick already fired).
--- Each job is made by resq_create_job (_lib.lua), which the `unique` script shares; a job created joins
--- its joins in the same step (resq_join_add).
+-- Each job is made by resq_create_job (_lib.lua), which the `unique` script shares; a job created keeps
+-- its joins in its hash (its caller registered it in each join first: resq/broker/handoff.py).
 local now = tonumber(ARGV[1])
 local replies = {}
 for i = 0, (#KEYS - 2) / 3 - 1 do
@@ -18,7 +18,7 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
   local reply = resq_create_job(KEYS[1], KEYS[2], KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i], now,
     ARGV[2], ARGV[3], ARGV[5], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
     ARGV[4] == 'nx', nil)
-  if reply[2] == 1 then resq_join_add(KEYS[3 + 3 * i], ARGV[a], ARGV[a + 6]) end
+  if reply[2] == 1 then resq_keep_joins(KEYS[3 + 3 * i], ARGV[a + 6]) end
   replies[#replies + 1] = reply
 end
 return replies

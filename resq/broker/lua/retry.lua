@@ -1,12 +1,13 @@
 -- retry: a failed attempt goes to the scheduled set, due after its backoff (or, when its cancellation was
 -- asked for while it ran, the job ends cancelled instead of running again).
 -- KEYS[1] queue stream   KEYS[2] job hash   KEYS[3] scheduled zset   KEYS[4] cancel set   KEYS[5] done list
+-- KEYS[6] hand-off hash
 -- ARGV[1] group   ARGV[2] stream entry id   ARGV[3] error (msgpack)   ARGV[4] now (ms)
 -- ARGV[5] due (ms)   ARGV[6] job id   ARGV[7] duration (ms)   ARGV[8] events channel ('' = none)
 -- ARGV[9] the envelope the stream entry carried ('' if none)   ARGV[10] ttl of a cancelled record (ms)
 -- ARGV[11] '1' when the attempt counts (it failed), '0' when the task asked to run later (Snooze,
 -- RateLimited): then the job is `scheduled` again with its attempt given back and no error
--- For a job with a concurrency key: KEYS[6] its slots zset   KEYS[7] its parked list   KEYS[8] the front
+-- For a job with a concurrency key: KEYS[7] its slots zset   KEYS[8] its parked list   KEYS[9] the front
 -- stream   ARGV[12] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- Returns: 1, 2 when it ended cancelled, 0 when the job hash is gone, or -1 when the lease is stale (the
 -- job was given back since: nothing is recorded).
@@ -17,7 +18,7 @@ broken = resq_guard(KEYS[3], 'zset', f[8] and KEYS[4], 'set', f[10] and KEYS[5],
 if broken then return broken end
 if resq_stale(KEYS[1], ARGV[1], ARGV[2], KEYS[2], f[1], f[9]) then return -1 end
 resq_ack(KEYS[1], ARGV[1], ARGV[2], KEYS[2], ARGV[9])
-resq_free_slot(6, 12, ARGV[6])
+resq_free_slot(7, 12, ARGV[6])
 if not f[1] then return 0 end
 resq_set_envelope(KEYS[2], ARGV[9])
 local err = resq_error_text(ARGV[3])
@@ -28,8 +29,8 @@ if f[8] then  -- asked to cancel while it ran: the failed attempt is its last
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'error', ARGV[3], 'finished_ms', ARGV[4], 'duration_ms',
     ARGV[7], 'cancel_reason', reason, 'history', resq_note(f[7], ARGV[8], e))
   resq_finish(KEYS[2], KEYS[5], tonumber(ARGV[10]), f[10])
-  resq_settle(f[11], ARGV[6], 'cancelled', nil, ARGV[4], ARGV[8])
-  return 2
+  resq_hand_off(KEYS[6], f[11], ARGV[6], 'cancelled', nil, ARGV[4])
+  return resq_handed(2)
 end
 local duration = tonumber(ARGV[7])
 if ARGV[11] == '0' then  -- snoozed: back to the scheduled set, the attempt not counted

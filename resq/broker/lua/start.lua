@@ -3,6 +3,7 @@
 -- and for a job with flow control (resq/flow.py: a concurrency or rate limit, or an expiry):
 -- KEYS[3] scheduled zset   KEYS[4] the queue's front stream   KEYS[5] done list
 -- KEYS[6] concurrency slots zset   KEYS[7] parked list   KEYS[8] rate starts zset   KEYS[9] rate next string
+-- KEYS[10] hand-off hash
 -- ARGV[1] worker id   ARGV[2] now (ms)   ARGV[3] stream entry id   ARGV[4] job id
 -- ARGV[5] events channel ('' = nobody listens)
 -- and for a job with flow control: ARGV[6] group   ARGV[7] concurrency limit (0: none)
@@ -48,8 +49,8 @@ if gated then
     local e = resq_event('expired', ARGV[4], f[4], f[5], f[3], now, {expires_ms = expires})
     local reply = hold('expired', 'expired', {'finished_ms', now, 'history', resq_note(f[7], ARGV[5], e)})
     resq_finish(KEYS[1], KEYS[5], tonumber(ARGV[11]), f[8])
-    resq_settle(f[9], ARGV[4], 'expired', nil, now, ARGV[5])
-    return refused(reply)
+    resq_hand_off(KEYS[10], f[9], ARGV[4], 'expired', nil, now)
+    return resq_handed(refused(reply))
   end
   local takes_slot = limit > 0 and not redis.call('ZSCORE', KEYS[6], ARGV[4])
   if takes_slot and redis.call('ZCARD', KEYS[6]) >= limit then

@@ -1,0 +1,178 @@
+"""The hand-off: how a job's end reaches the joins it belongs to (``_workflow.lua``, ``docs/workflows.md``).
+
+A job's keys share its queue's hash tag and a join's keys its workflow's, so no script touches both (on a
+Redis Cluster they are often on different nodes). The script that ends a member writes a hand-off entry
+into its queue's hand-off hash, in the same step as the end, and returns it; whoever ran that script then
+applies it here: to each join (``settle``, in the join's slot), then to each callback the join decided
+(``deferred``, in the callback's queue's slot), and deletes it last (``handed_off``). Every step is
+idempotent, so an entry its writer did not finish (the process died) is applied again by the reaper
+(:meth:`HandOff.sweep`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from resq.broker.connection import Part, text
+from resq.clock import now_ms
+from resq.codec import unpack_bytes
+
+__all__ = ["HANDOFF_MARK", "SWEEP_AFTER_MS", "HandOff", "HandedOff", "unwrap"]
+
+#: The first element of a script's reply that carries a hand-off entry (``resq_handed``).
+HANDOFF_MARK = b"resq:handoff"
+
+#: How old an entry is before the reaper applies it: its writer applies it at once, so one this old was
+#: left by a process that died (or lost Redis) on the way.
+SWEEP_AFTER_MS = 10_000
+
+#: Entries read per round trip of a sweep.
+SWEEP_BATCH = 200
+
+
+class HandedOff(NamedTuple):
+    """A hand-off entry to apply: the job's queue, its id and the entry as stored."""
+
+    queue: str
+    job_id: str
+    entry: bytes
+
+
+class Decided(NamedTuple):
+    """What a join decided for one of its callbacks: ``release``, ``cancel`` or ``fail`` it."""
+
+    action: str
+    job_id: str
+    queue: str
+    priority: int
+    flow: bytes
+    reason: str
+    keep_ms: int
+
+
+def unwrap(reply: Any) -> tuple[Any, bytes | None]:
+    """A script's reply without its hand-off entry, and the entry (None: it wrote none)."""
+    if isinstance(reply, list) and len(reply) == 3 and reply[0] == HANDOFF_MARK:
+        return reply[1], bytes(reply[2])
+    return reply, None
+
+
+class HandOff(Part):
+    """Registering members of joins, and applying the hand-off entries of members that ended."""
+
+    def register(self, jobs: Iterable[tuple[str, bytes]]) -> dict[str, list[str]]:
+        """Register jobs about to be enqueued (``(job id, packed joins)``) as pending members of their
+        joins, before they exist: their end, whenever it comes, finds them counted. Returns the ids
+        registered now, by join (to :meth:`unregister` those that were not created)."""
+        by_join: dict[str, list[str]] = {}
+        for job_id, joins in jobs:
+            for join_id, _ in _joins(joins):
+                by_join.setdefault(join_id, []).append(job_id)
+        now = now_ms()
+        return {
+            join_id: [text(i) for i in self._join_script("join_add", join_id, [now, "add", *ids])]
+            for join_id, ids in by_join.items()
+        }
+
+    def unregister(self, added: dict[str, list[str]], made: set[str]) -> None:
+        """Drop the members :meth:`register` added whose jobs were not created after all (their ids
+        were a live job's), then run what their joins decided without them."""
+        now = now_ms()
+        for join_id, ids in added.items():
+            gone = [job_id for job_id in ids if job_id not in made]
+            if gone:
+                self.apply(self._run(self._join_script("join_add", join_id, [now, "drop", *gone])))
+
+    def close(self, join_id: str) -> int | None:
+        """Close an open join (``join_close``) and run what it decided; returns its member count (None:
+        no such join)."""
+        reply = self._join_script("join_close", join_id, [now_ms()])
+        if not reply:
+            return None
+        total, decided = reply
+        self.apply(self._run(decided))
+        return int(total)
+
+    def settle(self, join_id: str, job_id: str, status: str) -> None:
+        """Count the end of ``job_id`` (a job that ended before it was attached to the join) into the
+        join, and run what the join decided."""
+        self.apply(self._run(self._join_script("settle", join_id, [now_ms(), job_id, status, -1, ""])))
+
+    def apply(self, handed: Iterable[HandedOff]) -> None:
+        """Apply hand-off entries to their joins, run what the joins decided (which may end callbacks
+        that belong to joins in turn: their entries are applied here too), and delete each entry last."""
+        todo = list(handed)
+        while todo:
+            item = todo.pop()
+            todo += self._apply_one(item)
+            self._delete(item)
+
+    def _delete(self, item: HandedOff) -> None:
+        """Delete an entry applied (``handed_off``: unless the job wrote a newer one meanwhile)."""
+        c, keys = self.connection, [self.keys.handoff(item.queue)]
+        c.with_retry(lambda: c.script("handed_off", keys, [item.job_id, item.entry]))
+
+    def _apply_one(self, item: HandedOff) -> list[HandedOff]:
+        """Apply one entry to each of its joins; returns the entries of the callbacks that ended."""
+        joins, status, result, _, next_id, next_joins = unpack_bytes(item.entry)
+        order: dict[str, tuple[int | None, list[str]]] = {}
+        for join_id, place in _entries(joins):
+            order[join_id] = (place, [])
+        for join_id, _ in _entries(next_joins):
+            order.setdefault(join_id, (None, []))[1].append(text(next_id))
+        now, more = now_ms(), []
+        for join_id, (index, later) in order.items():
+            member = ["", "", -1, ""] if index is None else [item.job_id, text(status), index, result]
+            more += self._run(self._join_script("settle", join_id, [now, *member, *later]))
+        return more
+
+    def _run(self, decided: Sequence[Any]) -> list[HandedOff]:
+        """Run what joins decided (``settle``'s reply: release, cancel or fail callbacks), each in its
+        queue's slot; returns the hand-off entries of the callbacks that ended without running (for
+        :meth:`apply`)."""
+        k, c = self.keys, self.connection
+        channel, now, more = c.listened(k.events), now_ms(), []
+        for d in (_decided(raw) for raw in decided):
+            q, job_id = d.queue, d.job_id
+            keys = [k.job(q, job_id), k.queue(q, d.priority), k.levels(q), k.dead(q), k.done(q, job_id), k.handoff(q)]
+            args = [d.action, job_id, d.priority, d.flow, d.reason, now, channel, d.keep_ms]
+            _, entry = unwrap(c.with_retry(lambda: c.script("deferred", keys, args)))  # noqa: B023 (called here)
+            if entry is not None:
+                more.append(HandedOff(q, job_id, entry))
+        return more
+
+    def sweep(self, queues: Iterable[str], older_than_ms: int = SWEEP_AFTER_MS) -> int:
+        """Apply the entries of ``queues``' hand-off hashes older than ``older_than_ms``: those whose
+        writer died before it finished. Returns how many."""
+        cutoff, found = now_ms() - older_than_ms, []
+        for queue in queues:
+            for job_id, entry in self._redis.hscan_iter(self.keys.handoff(queue), count=SWEEP_BATCH):
+                if int(unpack_bytes(entry)[3]) <= cutoff:
+                    found.append(HandedOff(queue, text(job_id), bytes(entry)))
+        self.apply(found)
+        return len(found)
+
+    def _join_script(self, name: str, join_id: str, args: Sequence[Any]) -> Any:
+        """Run script ``name`` on the keys of join ``join_id`` (its hash, members and results)."""
+        k, c = self.keys, self.connection
+        keys = [k.join(join_id), k.join_members(join_id), k.join_results(join_id)]
+        return c.with_retry(lambda: c.script(name, keys, [join_id, *args]))
+
+
+def _joins(packed: bytes) -> list[tuple[str, int]]:
+    """A member's packed ``joins`` field as ``(join id, index)`` pairs."""
+    return _entries(unpack_bytes(packed)) if packed else []
+
+
+def _entries(raw: Any) -> list[tuple[str, int]]:
+    """``[[join id, index], ...]`` as decoded (an empty Lua table packs as a map: no entries)."""
+    if not isinstance(raw, list):
+        return []
+    return [(text(pair[0]), int(pair[1])) for pair in raw]
+
+
+def _decided(raw: Sequence[Any]) -> Decided:
+    """One element of ``settle``'s reply."""
+    action, job_id, queue, priority, flow, reason, keep = raw
+    return Decided(text(action), text(job_id), text(queue), int(priority), bytes(flow), text(reason), int(keep))
