@@ -147,7 +147,8 @@ class Maintenance:
             self._promote_at = min(self._promote_at, time.monotonic() + max(due, 0.0))
 
     def reap(self, extra_live: Iterable[str] = ()) -> int:
-        """Give back the leases of consumers whose worker stopped heartbeating; returns how many.
+        """Give back the leases of consumers whose worker stopped heartbeating; returns how many. Then
+        apply the hand-off entries of workflows left by processes that died (``resq.broker.handoff``).
 
         A worker whose heartbeat deadline passed is only suspected at first: its leases are given back
         when a later look, about one heartbeat interval on (``CONFIRM_AFTER``, this process's clock), still
@@ -159,7 +160,8 @@ class Maintenance:
         now, released, silent = time.monotonic(), 0, set()
         confirm_s = self.app.settings.heartbeat_interval * CONFIRM_AFTER
         queues = self.broker.queues
-        for queue in queues.known():
+        known = queues.known()
+        for queue in known:
             for consumer in queues.consumers(queue):
                 name = consumer["name"]
                 if name in live:
@@ -172,7 +174,15 @@ class Maintenance:
                     queues.forget_consumer(queue, name)
         self._suspects = {name: since for name, since in self._suspects.items() if name in silent}
         self._prune(now, confirm_s)
+        self._sweep(known)
         return released
+
+    def _sweep(self, queues: list[str]) -> None:
+        """Apply the hand-off entries that processes which died left behind (``resq.broker.handoff``): the
+        ends of members of joins, recorded but not yet counted in their joins."""
+        applied = self.broker.queues.handoff.sweep(queues)
+        if applied:
+            log.info("handoffs_applied", entries=applied)
 
     def _prune(self, now: float, confirm_s: float) -> None:
         """Drop from the registry the workers found past their deadline at two looks, a confirmation apart

@@ -80,6 +80,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "hgetall",
     "hincrby",
     "hmget",
+    "hscan",  # the reaper's look for hand-off entries a dead process left (resq/broker/handoff.py)
     "hset",
     "hsetnx",  # a join counts a member and fires a callback once
     # lists: the `done` signal a result() waits on, jobs parked by a concurrency limit

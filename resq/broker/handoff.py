@@ -142,10 +142,11 @@ class HandOff(Part):
                 more.append(HandedOff(q, job_id, entry))
         return more
 
-    def sweep(self, queues: Iterable[str], older_than_ms: int = SWEEP_AFTER_MS) -> int:
-        """Apply the entries of ``queues``' hand-off hashes older than ``older_than_ms``: those whose
-        writer died before it finished. Returns how many."""
-        cutoff, found = now_ms() - older_than_ms, []
+    def sweep(self, queues: Iterable[str], older_than_ms: int | None = None) -> int:
+        """Apply the entries of ``queues``' hand-off hashes older than ``older_than_ms`` (default
+        ``SWEEP_AFTER_MS``): those whose writer died before it finished. Returns how many."""
+        cutoff = now_ms() - (SWEEP_AFTER_MS if older_than_ms is None else older_than_ms)
+        found = []
         for queue in queues:
             for job_id, entry in self._redis.hscan_iter(self.keys.handoff(queue), count=SWEEP_BATCH):
                 if int(unpack_bytes(entry)[3]) <= cutoff:

@@ -26,3 +26,20 @@ def record(n: int) -> int:
     finally:
         client.close()
     return n
+
+
+@app.task(name="topo.square")
+def square(n: int) -> int:
+    return n * n
+
+
+@app.task(name="topo.total")
+def total(results: list[int], extra: int = 0) -> int:
+    """A chord's callback (its members' results first) or a depends_on job."""
+    return sum(results) + extra
+
+
+@app.task(name="topo.tally")
+def tally(status: dict[str, object]) -> object:
+    """A batch's callback: the number of its jobs that succeeded."""
+    return status["succeeded"]

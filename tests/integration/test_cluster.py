@@ -4,6 +4,7 @@ once, and rides out a master SIGKILLed mid-run (its replica promoted): every job
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,10 @@ from typing import Any
 import pytest
 import redis
 
+import resq
 from resq import ConfigError, Job, Resq
+from resq.canvas import Signature
+from resq.worker.consumer import Consumer
 from tests.apps import topology as topo
 from tests.conftest import RunResq, RunWorker
 from tests.helpers import read_log, wait_for
@@ -112,25 +116,55 @@ def _env(redis_url: str) -> dict[str, str]:
     return {"TOPO_COUNT_URL": redis_url}
 
 
-def test_workflows_that_would_span_slots_are_refused_in_one_line(cluster: Cluster) -> None:
-    from tests.apps import workflowapp as wf
-
-    wf.app.reconfigure(url=cluster.url())
+def test_chords_batches_and_depends_on_whose_keys_span_masters_run_once(cluster: Cluster) -> None:
+    """Each workflow's members, callbacks and join on different masters: the hand-off settles them."""
+    qa, qb, qc = cluster.queues_on_each_master().values()
+    topo.bind(cluster.url())
     try:
-        import resq
-
-        for make in (
-            lambda: resq.chord([wf.square.s(1)], wf.collect.s()).delay(),
-            lambda: wf.app.batch().__enter__(),
-            lambda: resq.chain(wf.fetch.s("x"), wf.store.s()).delay(),  # store is in queue db
-            lambda: wf.mark.apply_async(("x",), depends_on=["some-id"]),
-        ):
-            with pytest.raises(ConfigError, match="not supported on a Redis Cluster yet"):
-                make()
-        same_queue = resq.chain(wf.fetch.s("x"), wf.ping.si()).delay()  # one queue, one slot: fine
-        assert same_queue.jobs[0].status() == "queued"
+        chord = resq.chord(
+            [_on(topo.square.s(n), (qa, qb, qc)[n % 3]) for n in range(6)], _on(topo.total.s(), qb)
+        ).delay()
+        with topo.app.batch(on_success=_on(topo.tally.s(), qc)) as batch:
+            topo.square.apply_async((7,), queue=qa)
+            topo.square.apply_async((8,), queue=qb)
+        parents = [topo.square.apply_async((2,), queue=qa), topo.square.apply_async((3,), queue=qc)]
+        dependent = topo.total.apply_async(([1],), queue=qb, depends_on=parents)
+        keys = topo.app.broker.keys
+        joins = {cluster.master_of(keys.workflow(j)) for j in (chord.id, batch.id, dependent.id)}
+        assert len(joins | set(cluster.masters())) == 3 and len(cluster.masters()) == 3
+        consumer = Consumer(topo.app, "w1", [qa, qb, qc], burst=True, prefetch=1)
+        while not consumer.step().drained:
+            pass
+        assert chord.result(timeout=5) == sum(n * n for n in range(6))
+        status = batch.status()
+        assert status is not None and (status.total, status.succeeded, status.fired) == (2, 2, ("success",))
+        callback_id, callback_queue = status.callbacks["success"]
+        assert Job(topo.app, callback_id, callback_queue).result(timeout=5) == 2
+        assert dependent.result(timeout=5) == 1
+        client = cluster.client()
+        assert [client.hlen(keys.handoff(q)) for q in (qa, qb, qc)] == [0, 0, 0]  # every entry applied
     finally:
-        wf.app.reconfigure(url="redis://127.0.0.1:1/0")
+        topo.app.broker.close()
+
+
+def test_a_chain_across_queues_is_refused_in_one_line_and_one_within_a_queue_runs(cluster: Cluster) -> None:
+    qa, qb, _ = cluster.queues_on_each_master().values()
+    topo.bind(cluster.url())
+    try:
+        with pytest.raises(ConfigError, match="not supported on a Redis Cluster: each step is made"):
+            resq.chain(_on(topo.square.s(2), qa), _on(topo.total.s(), qb)).delay()
+        handle = resq.chain(_on(topo.square.s(3), qa), _on(topo.square.s(), qa)).delay()
+        consumer = Consumer(topo.app, "w1", [qa], burst=True, prefetch=1)
+        while not consumer.step().drained:
+            pass
+        assert handle.result(timeout=5) == 81
+    finally:
+        topo.app.broker.close()
+
+
+def _on(signature: Signature, queue: str) -> Signature:
+    """``signature`` in another queue."""
+    return dataclasses.replace(signature, queue=queue)
 
 
 def test_a_queue_whose_slot_moves_while_workers_run_loses_nothing(

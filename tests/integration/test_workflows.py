@@ -14,9 +14,11 @@ import pytest
 import redis
 
 import resq
-from resq import ConfigError, CycleError, JobFailed, JobStatus
+import resq.broker.handoff
+from resq import BrokerUnavailable, ConfigError, CycleError, JobFailed, JobStatus
 from resq.canvas import GroupProgress
 from resq.context import BatchScope, _batch
+from resq.maintenance import Maintenance
 from tests.apps import workflowapp as wf
 from tests.conftest import RunWorker
 from tests.integration.test_chains import APP, client, drain
@@ -51,6 +53,31 @@ def test_an_immutable_callback_ignores_the_results_and_the_counts(client: redis.
     drain()
     assert handle.result(timeout=5) == "chord done"
     assert sorted(client.lrange("wftest:marks", 0, -1)) == [b"batch done", b"chord done"]
+
+
+def test_a_hand_off_left_by_a_process_that_died_is_applied_by_the_reaper_once(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = resq.chord([wf.square.s(2), wf.square.s(3)], wf.collect.s("late")).delay()
+    handoff = wf.app.broker.queues.handoff
+
+    def died(handed: object) -> None:  # the worker's process dies between the end and its hand-off
+        raise BrokerUnavailable("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(handoff, "apply", died)
+        drain()
+    assert handle.callback.status() == JobStatus.DEFERRED  # the members ended; their joins not told yet
+    assert client.hlen("{resq:default}:handoff") == 2
+    Maintenance(wf.app, None).reap()
+    assert client.hlen("{resq:default}:handoff") == 2  # too recent: its writer may still be applying it
+    monkeypatch.setattr(resq.broker.handoff, "SWEEP_AFTER_MS", 0)
+    Maintenance(wf.app, None).reap()
+    assert client.hlen("{resq:default}:handoff") == 0
+    assert handoff.sweep(["default"], older_than_ms=0) == 0
+    drain()
+    assert handle.result(timeout=5) == "late:4,9"
+    assert client.lrange("wftest:collect", 0, -1) == [b"late"]
 
 
 def test_a_chord_member_that_dies_ends_the_callback_without_running_it(client: redis.Redis) -> None:
