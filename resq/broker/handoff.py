@@ -101,43 +101,31 @@ class HandOff(Part):
 
     def apply(self, handed: Iterable[HandedOff]) -> None:
         """Apply hand-off entries to their joins, run what the joins decided (which may end callbacks
-        that belong to joins in turn: their entries are applied here too), and delete each entry last."""
+        that belong to joins in turn: their entries are applied here too), and delete each entry last.
+        Each of the three steps is one round trip for all the entries (a worker's batch of outcomes)."""
         todo = list(handed)
         while todo:
-            item = todo.pop()
-            todo += self._apply_one(item)
-            self._delete(item)
-
-    def _delete(self, item: HandedOff) -> None:
-        """Delete an entry applied (``handed_off``: unless the job wrote a newer one meanwhile)."""
-        c, keys = self.connection, [self.keys.handoff(item.queue)]
-        c.with_retry(lambda: c.script("handed_off", keys, [item.job_id, item.entry]))
-
-    def _apply_one(self, item: HandedOff) -> list[HandedOff]:
-        """Apply one entry to each of its joins; returns the entries of the callbacks that ended."""
-        joins, status, result, _, next_id, next_joins = unpack_bytes(item.entry)
-        order: dict[str, tuple[int | None, list[str]]] = {}
-        for join_id, place in _entries(joins):
-            order[join_id] = (place, [])
-        for join_id, _ in _entries(next_joins):
-            order.setdefault(join_id, (None, []))[1].append(text(next_id))
-        now, more = now_ms(), []
-        for join_id, (index, later) in order.items():
-            member = ["", "", -1, ""] if index is None else [item.job_id, text(status), index, result]
-            more += self._run(self._join_script("settle", join_id, [now, *member, *later]))
-        return more
+            settled = self._scripts(
+                [self._settle_call(join_id, args) for item in todo for join_id, args in _settles(item)]
+            )
+            more = self._run([decided for reply in settled for decided in reply])
+            self._scripts([("handed_off", [self.keys.handoff(i.queue)], [i.job_id, i.entry]) for i in todo])
+            todo = more
 
     def _run(self, decided: Sequence[Any]) -> list[HandedOff]:
         """Run what joins decided (``settle``'s reply: release, cancel or fail callbacks), each in its
-        queue's slot; returns the hand-off entries of the callbacks that ended without running (for
-        :meth:`apply`)."""
+        queue's slot, in one round trip; returns the hand-off entries of the callbacks that ended without
+        running (for :meth:`apply`)."""
         k, c = self.keys, self.connection
-        channel, now, more = c.listened(k.events), now_ms(), []
+        channel, now, calls, refs = c.listened(k.events), now_ms(), [], []
         for d in (_decided(raw) for raw in decided):
             q, job_id = d.queue, d.job_id
             keys = [k.job(q, job_id), k.queue(q, d.priority), k.levels(q), k.dead(q), k.done(q, job_id), k.handoff(q)]
-            args = [d.action, job_id, d.priority, d.flow, d.reason, now, channel, d.keep_ms]
-            _, entry = unwrap(c.with_retry(lambda: c.script("deferred", keys, args)))  # noqa: B023 (called here)
+            calls.append(("deferred", keys, [d.action, job_id, d.priority, d.flow, d.reason, now, channel, d.keep_ms]))
+            refs.append((q, job_id))
+        more = []
+        for (q, job_id), reply in zip(refs, self._scripts(calls), strict=True):
+            _, entry = unwrap(reply)
             if entry is not None:
                 more.append(HandedOff(q, job_id, entry))
         return more
@@ -151,14 +139,51 @@ class HandOff(Part):
             for job_id, entry in self._redis.hscan_iter(self.keys.handoff(queue), count=SWEEP_BATCH):
                 if int(unpack_bytes(entry)[3]) <= cutoff:
                     found.append(HandedOff(queue, text(job_id), bytes(entry)))
-        self.apply(found)
+        for first in range(0, len(found), SWEEP_BATCH):
+            self.apply(found[first : first + SWEEP_BATCH])
         return len(found)
+
+    def _settle_call(self, join_id: str, args: Sequence[Any]) -> tuple[str, list[str], list[Any]]:
+        """The ``settle`` script's call for one join."""
+        return "settle", self._join_keys(join_id), [join_id, now_ms(), *args]
+
+    def _join_keys(self, join_id: str) -> list[str]:
+        """The keys of join ``join_id``: its hash, its members and its results."""
+        k = self.keys
+        return [k.join(join_id), k.join_members(join_id), k.join_results(join_id)]
+
+    def _scripts(self, calls: Sequence[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Run script calls ``(name, keys, args)`` in one round trip (on a Cluster, one per node); their
+        replies in order."""
+        if not calls:
+            return []
+        c = self.connection
+
+        def build(pipe: Any) -> None:
+            for name, keys, args in calls:
+                c.eval(pipe, name, keys, args)
+
+        return c.with_retry(lambda: c.fast_pipeline(build))
 
     def _join_script(self, name: str, join_id: str, args: Sequence[Any]) -> Any:
         """Run script ``name`` on the keys of join ``join_id`` (its hash, members and results)."""
-        k, c = self.keys, self.connection
-        keys = [k.join(join_id), k.join_members(join_id), k.join_results(join_id)]
+        c, keys = self.connection, self._join_keys(join_id)
         return c.with_retry(lambda: c.script(name, keys, [join_id, *args]))
+
+
+def _settles(item: HandedOff) -> list[tuple[str, list[Any]]]:
+    """The ``settle`` arguments an entry takes to each of its joins (after the join id and now): the
+    member's end (none for a join only its next step is in), then the next step's id to register."""
+    joins, status, result, _, next_id, next_joins = unpack_bytes(item.entry)
+    order: dict[str, tuple[int | None, list[str]]] = {}
+    for join_id, place in _entries(joins):
+        order[join_id] = (place, [])
+    for join_id, _ in _entries(next_joins):
+        order.setdefault(join_id, (None, []))[1].append(text(next_id))
+    return [
+        (join_id, ["", "", -1, "", *later] if index is None else [item.job_id, text(status), index, result, *later])
+        for join_id, (index, later) in order.items()
+    ]
 
 
 def _joins(packed: bytes) -> list[tuple[str, int]]:

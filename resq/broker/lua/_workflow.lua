@@ -50,73 +50,86 @@ local function resq_keep_joins(job_key, joins)
   if joins and joins ~= '' then redis.call('HSET', job_key, 'joins', joins) end
 end
 
--- Join slot (jk join hash, mk members hash, rk results hash). Register members not registered yet
--- ('pending'); returns the ids registered now.
-local function resq_join_add(jk, mk, ids)
+-- Join slot (jk join hash, mk members hash, rk results hash). The join as one HMGET reads it (nil: no such
+-- join, or its record expired); the helpers below keep this copy up to date as they write.
+local function resq_join_read(jk)
+  local f = redis.call('HMGET', jk, 'kind', 'open', 'total', 'succeeded', 'failed', 'policy', 'success', 'complete',
+    'keep_ms', 'action:complete', 'reason:complete', 'action:success', 'reason:success')
+  if not f[1] then return nil end
+  return {kind = f[1], open = f[2], total = tonumber(f[3] or '0'), succeeded = tonumber(f[4] or '0'),
+    failed = tonumber(f[5] or '0'), policy = f[6] or 'fail', success = f[7], complete = f[8], keep = f[9] or '0',
+    action = {complete = f[10], success = f[12]}, reason = {complete = f[11] or '', success = f[13] or ''}}
+end
+
+-- Join slot. Register members not registered yet ('pending'); returns the ids registered now.
+local function resq_join_add(j, jk, mk, ids)
   local added = {}
   for _, id in ipairs(ids) do
     if redis.call('HSETNX', mk, id, 'pending') == 1 then added[#added + 1] = id end
   end
-  if #added > 0 then redis.call('HINCRBY', jk, 'total', #added) end
+  if #added > 0 then
+    redis.call('HINCRBY', jk, 'total', #added)
+    if j then j.total = j.total + #added end
+  end
   return added
 end
 
 -- Join slot. Count member `id` ended in `status` (a terminal one); a member counted already with the same
 -- status is not counted again, a dead member retried that succeeds is counted anew, and one that was not
 -- registered yet (a chain's step that ended before the hand-off of the step before it) is registered now.
-local function resq_join_count(jk, mk, rk, id, status, index, result)
+local function resq_join_count(j, jk, mk, rk, id, status, index, result)
   local prev = redis.call('HGET', mk, id)
   if prev == status then return end
+  local function add(field, by)
+    redis.call('HINCRBY', jk, field, by)
+    j[field] = j[field] + by
+  end
   if not prev then
-    redis.call('HINCRBY', jk, 'total', 1)
+    add('total', 1)
   elseif prev ~= 'pending' then
-    redis.call('HINCRBY', jk, prev == 'succeeded' and 'succeeded' or 'failed', -1)
+    add(prev == 'succeeded' and 'succeeded' or 'failed', -1)
   end
   redis.call('HSET', mk, id, status)
-  redis.call('HINCRBY', jk, status == 'succeeded' and 'succeeded' or 'failed', 1)
+  add(status == 'succeeded' and 'succeeded' or 'failed', 1)
   if index >= 0 and status == 'succeeded' and result ~= '' then
     redis.call('HSET', rk, index, result, index .. ':id', id)
   end
 end
 
--- Join slot. Decide the join once per callback (the fired:<role> and action:<role> fields): on_complete
--- when every member ended; the success callback when every member succeeded, or by the policy when one
--- did not ('run': once every member ended; 'cancel', 'fail': at once; 'wait': only if the failed members
--- are retried and succeed). `cause` names the member that just ended, for the reason of an ended
--- callback. Returns every decided callback (those decided before too: the caller's run of them is
--- idempotent, and one that died on the way is run again), each {action, id, queue, priority, flow,
--- reason, keep_ms} with action 'release', 'cancel' or 'fail'.
-local function resq_join_decide(jk, mk, rk, wid, now, cause, cause_status)
-  local j = redis.call('HMGET', jk, 'open', 'total', 'succeeded', 'failed', 'policy', 'success', 'complete',
-    'keep_ms', 'kind')
-  if not j[2] then return {} end
-  if j[1] ~= '1' then
-    local total, succeeded, failed = tonumber(j[2]), tonumber(j[3] or '0'), tonumber(j[4] or '0')
-    local ended, keep, policy = succeeded + failed >= total, tonumber(j[8] or '0'), j[5] or 'fail'
+-- Join slot. Decide the join once per callback (its fired:<role>, action:<role> and reason:<role>
+-- fields): on_complete when every member ended; the success callback when every member succeeded, or by
+-- the policy when one did not ('run': once every member ended; 'cancel', 'fail': at once; 'wait': only if
+-- the failed members are retried and succeed). `cause` names the member that just ended, for the reason
+-- of an ended callback. Returns every decided callback (those decided before too: the caller's run of
+-- them is idempotent, and one that died on the way is run again), each {action, id, queue, priority,
+-- flow, reason, keep_ms} with action 'release', 'cancel' or 'fail'.
+local function resq_join_decide(j, jk, mk, rk, wid, now, cause, cause_status)
+  if not j then return {} end
+  if j.open ~= '1' then
+    local ended = j.succeeded + j.failed >= j.total
     local function fire(role, action, reason)
-      if redis.call('HSETNX', jk, 'fired:' .. role, now) == 1 then
-        redis.call('HSET', jk, 'action:' .. role, action, 'reason:' .. role, reason)
-      end
+      if j.action[role] then return end
+      redis.call('HSET', jk, 'fired:' .. role, now, 'action:' .. role, action, 'reason:' .. role, reason)
+      j.action[role], j.reason[role] = action, reason
     end
-    if j[7] and ended then fire('complete', 'release', '') end
-    if j[6] then
-      if succeeded >= total or (policy == 'run' and ended) then
+    if j.complete and ended then fire('complete', 'release', '') end
+    if j.success then
+      if j.succeeded >= j.total or (j.policy == 'run' and ended) then
         fire('success', 'release', '')
-      elseif failed > 0 and (policy == 'cancel' or policy == 'fail') then
-        fire('success', policy, string.format('%s %s of %s %s ended %s', j[9] == 'deps' and 'parent' or 'member',
-          tostring(cause or '?'), j[9] or 'join', wid, tostring(cause_status or 'failed')))
+      elseif j.failed > 0 and (j.policy == 'cancel' or j.policy == 'fail') then
+        fire('success', j.policy, string.format('%s %s of %s %s ended %s', j.kind == 'deps' and 'parent' or 'member',
+          tostring(cause or '?'), j.kind, wid, tostring(cause_status or 'failed')))
       end
     end
-    if ended and keep > 0 then
-      for _, key in ipairs({jk, mk, rk}) do redis.call('PEXPIRE', key, keep) end
+    if ended and tonumber(j.keep) > 0 then
+      for _, key in ipairs({jk, mk, rk}) do redis.call('PEXPIRE', key, j.keep) end
     end
   end
   local decided = {}
   for _, role in ipairs({'complete', 'success'}) do
-    local f = redis.call('HMGET', jk, role, 'action:' .. role, 'reason:' .. role)
-    local ok, r = pcall(cmsgpack.unpack, f[1] or '')
-    if f[1] and f[2] and ok and type(r) == 'table' then
-      decided[#decided + 1] = {f[2], r[1], r[2], tostring(r[3] or '0'), r[4] or '', f[3] or '', j[8] or '0'}
+    local ok, r = pcall(cmsgpack.unpack, j[role] or '')
+    if j[role] and j.action[role] and ok and type(r) == 'table' then
+      decided[#decided + 1] = {j.action[role], r[1], r[2], tostring(r[3] or '0'), r[4] or '', j.reason[role], j.keep}
     end
   end
   return decided

@@ -24,5 +24,5 @@ end
 redis.call('HSET', KEYS[1], unpack(record))
 local members = {}
 for i = 8 + 5 * n, #ARGV do members[#members + 1] = ARGV[i] end
-resq_join_add(KEYS[1], KEYS[2], members)
+resq_join_add(nil, KEYS[1], KEYS[2], members)
 return 1

@@ -7,7 +7,7 @@
 -- id taken by a live job), the decided callbacks (resq_join_decide), as the join may be decided now.
 local ids = {}
 for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
-if ARGV[3] == 'add' then return resq_join_add(KEYS[1], KEYS[2], ids) end
+if ARGV[3] == 'add' then return resq_join_add(nil, KEYS[1], KEYS[2], ids) end
 local dropped = 0
 for _, id in ipairs(ids) do
   if redis.call('HGET', KEYS[2], id) == 'pending' then
@@ -16,4 +16,4 @@ for _, id in ipairs(ids) do
   end
 end
 if dropped > 0 then redis.call('HINCRBY', KEYS[1], 'total', -dropped) end
-return resq_join_decide(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), nil, nil)
+return resq_join_decide(resq_join_read(KEYS[1]), KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), nil, nil)

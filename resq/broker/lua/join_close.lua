@@ -8,5 +8,6 @@ if redis.call('HSET', KEYS[1], 'open', '0') == 1 then  -- the field was new: the
   redis.call('DEL', KEYS[1])
   return false
 end
-local decided = resq_join_decide(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), nil, nil)
-return {tonumber(redis.call('HGET', KEYS[1], 'total')), decided}
+local j = resq_join_read(KEYS[1])
+local decided = resq_join_decide(j, KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), nil, nil)
+return {j.total, decided}

@@ -5,11 +5,12 @@
 -- ARGV[5] its index in the join (-1: no result kept)   ARGV[6] its result as stored ('' = none)
 -- ARGV[7..] members to register first (a chain's next step, made by the step that ended)
 -- Returns: the decided callbacks (resq_join_decide), none when the join is gone (its record expired).
-if not redis.call('HGET', KEYS[1], 'kind') then return {} end
+local j = resq_join_read(KEYS[1])
+if not j then return {} end
 local later = {}
 for i = 7, #ARGV do later[#later + 1] = ARGV[i] end
-resq_join_add(KEYS[1], KEYS[2], later)
+resq_join_add(j, KEYS[1], KEYS[2], later)
 if ARGV[3] ~= '' then
-  resq_join_count(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])
+  resq_join_count(j, KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])
 end
-return resq_join_decide(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4])
+return resq_join_decide(j, KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4])
