@@ -11,6 +11,7 @@ idempotent, so an entry its writer did not finish (the process died) is applied 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -61,6 +62,11 @@ def unwrap(reply: Any) -> tuple[Any, bytes | None]:
 class HandOff(Part):
     """Registering members of joins, and applying the hand-off entries of members that ended."""
 
+    def __init__(self, connection: Any, keys: Any) -> None:
+        super().__init__(connection, keys)
+        #: entries applied whose deletion waits for the next round trip (``apply(delete_later=True)``)
+        self._later: deque[HandedOff] = deque()
+
     def register(self, jobs: Iterable[tuple[str, bytes]]) -> dict[str, list[str]]:
         """Register jobs about to be enqueued (``(job id, packed joins)``) as pending members of their
         joins, before they exist: their end, whenever it comes, finds them counted. Returns the ids
@@ -99,18 +105,44 @@ class HandOff(Part):
         join, and run what the join decided."""
         self.apply(self._run(self._join_script("settle", join_id, [now_ms(), job_id, status, -1, ""])))
 
-    def apply(self, handed: Iterable[HandedOff]) -> None:
+    def apply(self, handed: Iterable[HandedOff], *, delete_later: bool = False) -> None:
         """Apply hand-off entries to their joins, run what the joins decided (which may end callbacks
         that belong to joins in turn: their entries are applied here too), and delete each entry last.
-        Each of the three steps is one round trip for all the entries (a worker's batch of outcomes)."""
-        todo = list(handed)
+        Each of the three steps is one round trip for all the entries (a worker's batch of outcomes).
+
+        Args:
+            delete_later: leave the deletion of ``handed`` (not of the entries of callbacks) to the next
+                round trip that takes :meth:`add_deletes` (a worker's next outcomes): one round trip less
+                per batch. An entry whose deletion is lost with that round trip is applied again by the
+                reaper, which does nothing twice.
+        """
+        todo, later = list(handed), delete_later
         while todo:
-            settled = self._scripts(
-                [self._settle_call(join_id, args) for item in todo for join_id, args in _settles(item)]
-            )
-            more = self._run([decided for reply in settled for decided in reply])
-            self._scripts([("handed_off", [self.keys.handoff(i.queue)], [i.job_id, i.entry]) for i in todo])
-            todo = more
+            calls = [self._settle_call(join_id, args) for item in todo for join_id, args in _settles(item)]
+            more = self._run([decided for reply in self._scripts(calls) for decided in reply])
+            if later:
+                self._later.extend(todo)
+            else:
+                self._scripts([self._delete_call(item) for item in todo])
+            todo, later = more, False
+
+    def add_deletes(self, pipe: Any) -> None:
+        """Add to ``pipe`` the deletions :meth:`apply` left for later (their replies are 1 or 0)."""
+        while self._later:
+            self.connection.eval(pipe, *self._delete_call(self._later.popleft()))
+
+    def delete_applied(self) -> None:
+        """Delete now the entries whose deletion :meth:`apply` left for later (a worker about to wait
+        for work: its next outcomes, which would carry them, may be far off)."""
+        if self._later:
+            calls = []
+            while self._later:
+                calls.append(self._delete_call(self._later.popleft()))
+            self._scripts(calls)
+
+    def _delete_call(self, item: HandedOff) -> tuple[str, list[str], list[Any]]:
+        """The ``handed_off`` script's call for an entry applied."""
+        return "handed_off", [self.keys.handoff(item.queue)], [item.job_id, item.entry]
 
     def _run(self, decided: Sequence[Any]) -> list[HandedOff]:
         """Run what joins decided (``settle``'s reply: release, cancel or fail callbacks), each in its

@@ -335,6 +335,7 @@ class Queues(Part):
         the first read that finds entries wins. Only when all are empty does one blocking read wait on
         all of them at once. A queue's front stream (jobs given back) is read with its first read.
         """
+        self.handoff.delete_applied()  # before a read that may block: the next outcomes may be far off
         reads = [read for queue in queues for read in self._reads(queue, (levels or {}).get(queue, ()))]
         if len(reads) > 1:
             for read in reads:
@@ -510,6 +511,7 @@ class Queues(Part):
         def build(pipe: Pipeline) -> None:
             marks[:] = self._add_outcomes(pipe, outcomes, now, channel)
             counters[:] = self._add_counters(pipe, counted)
+            self.handoff.add_deletes(pipe)
             if delivery.job_id is not None:
                 keys, args = self._start_call(worker_id, delivery, now, channel)
                 self.connection.eval(pipe, "start", keys, args)
@@ -520,7 +522,7 @@ class Queues(Part):
             replies[-1], entry = unwrap(replies[-1])  # a job that expired before it started ends here
             if entry is not None:
                 handed.append(HandedOff(delivery.queue, str(delivery.job_id), entry))
-        self.hand_off(handed)
+        self.hand_off(handed, delete_later=True)
         refused = _log_refused(marks, replies)
         if delivery.job_id is None:
             return Started(delivery, None, 0, None, refused=refused)
@@ -575,20 +577,22 @@ class Queues(Part):
         def build(pipe: Pipeline) -> None:
             marks[:] = self._add_outcomes(pipe, outcomes, now_ms(), channel)
             counters[:] = self._add_counters(pipe, counted)
+            self.handoff.add_deletes(pipe)
 
         replies = self._replies(self.connection.fast_pipeline(build, keep_errors=True), counters)
-        self.hand_off(_unwrapped(marks, replies))
+        self.hand_off(_unwrapped(marks, replies), delete_later=True)
         self._trim_after(marks, replies)
         return _log_refused(marks, replies)
 
-    def hand_off(self, handed: list[HandedOff]) -> None:
-        """Apply the hand-off entries of jobs that just ended as members of joins (``HandOff.apply``).
-        Their ends are recorded already: an entry that cannot be applied now (Redis went away) is logged,
-        and applied by the reaper."""
+    def hand_off(self, handed: list[HandedOff], *, delete_later: bool = False) -> None:
+        """Apply the hand-off entries of jobs that just ended as members of joins (``HandOff.apply``;
+        ``delete_later``: their deletion goes with this process's next outcomes). Their ends are recorded
+        already: an entry that cannot be applied now (Redis went away) is logged, and applied by the
+        reaper."""
         if not handed:
             return
         try:
-            self.handoff.apply(handed)
+            self.handoff.apply(handed, delete_later=delete_later)
         except (BrokerUnavailable, BrokerError) as exc:
             log.warning(
                 "handoff_deferred",

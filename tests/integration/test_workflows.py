@@ -61,7 +61,7 @@ def test_a_hand_off_left_by_a_process_that_died_is_applied_by_the_reaper_once(
     handle = resq.chord([wf.square.s(2), wf.square.s(3)], wf.collect.s("late")).delay()
     handoff = wf.app.broker.queues.handoff
 
-    def died(handed: object) -> None:  # the worker's process dies between the end and its hand-off
+    def died(handed: object, **_: object) -> None:  # the worker's process dies between an end and its hand-off
         raise BrokerUnavailable("the process died here")
 
     with monkeypatch.context() as patched:
