@@ -56,6 +56,7 @@ __all__ = [
     "Subscription",
     "as_int",
     "mask_password",
+    "publish",
     "raise_first_error",
     "status_of",
     "text",
@@ -614,6 +615,13 @@ class _Batch:
             self.commands.append((command, *args))
 
         return record
+
+
+def publish(pipe: Any, channel: str, message: bytes | int) -> None:
+    """Queue ``PUBLISH channel message`` on ``pipe`` (a redis-py pipeline) as a plain command: redis-py's
+    Redis Cluster pipeline refuses its ``publish()`` method, not the command (a Cluster forwards the
+    message to every node itself)."""
+    pipe.execute_command("PUBLISH", channel, message)
 
 
 def raise_first_error(replies: list[Any]) -> list[Any]:
