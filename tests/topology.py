@@ -177,7 +177,10 @@ class Cluster:
     create … --cluster-replicas 1``); :meth:`url` is resq's ``redis+cluster://`` url of it."""
 
     def __init__(self, masters: int = 3, replicas: int = 1) -> None:
-        args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf")
+        args = (
+            "--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf",
+            "--repl-diskless-sync-delay", "0",  # a replica syncs at once (the default waits 5 s for others)
+        )  # fmt: skip
         self.replicas = replicas
         self.servers = [RedisServer(extra_args=args) for _ in range(masters * (1 + replicas))]
         cli = shutil.which("redis-cli") or "redis-cli"
