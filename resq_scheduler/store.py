@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from resq.app import Resq
 from resq.broker import ScriptSource
-from resq.broker.connection import Part, Pipeline, text
+from resq.broker.connection import Part, Pipeline, publish, text
 from resq.clock import now_ms
 from resq.codec import pack, unpack
 from resq.errors import ConfigError, DecodeError
@@ -75,7 +75,7 @@ class Store(Part):
 
         def build(pipe: Pipeline) -> None:
             pipe.hset(self.keys.cron, entry.name, raw)
-            pipe.publish(self.keys.wakeup, now_ms())
+            publish(pipe, self.keys.wakeup, now_ms())
 
         self.connection.with_retry(lambda: self.connection.pipeline(build))
 

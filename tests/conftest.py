@@ -2,8 +2,13 @@
 
 Fixtures:
 - ``redis_server`` (session): the shared :class:`RedisServer` (16 databases).
-- ``redis_url`` (function): ``redis://127.0.0.1:PORT/DB`` of a freshly FLUSHDB'd database on it.
-- ``redis_client`` (function): ``redis.Redis.from_url(redis_url)``, closed afterwards.
+- ``redis_cluster`` (session): a Redis Cluster of 3 masters and 3 replicas, started on first use.
+- ``redis_mode`` (function): ``"single"``, or ``"cluster"`` for the ``[cluster]`` run of a test marked
+  ``@pytest.mark.cluster`` (such a test runs twice: ``[single]`` and ``[cluster]``).
+- ``redis_url`` (function): ``redis://127.0.0.1:PORT/DB`` of a freshly FLUSHDB'd database on the shared
+  server; in cluster mode ``redis+cluster://…`` of the cluster, every master FLUSHALL'd.
+- ``redis_client`` (function): a client of ``redis_url`` (``redis.Redis``, or in cluster mode a
+  ``redis.cluster.RedisCluster`` whose ``KEYS`` and ``DBSIZE`` see every master), closed afterwards.
 - ``private_redis`` (function): a brand-new :class:`RedisServer` of the test's own (kill/pause/restart it).
 - ``free_port`` (function): an unused TCP port on 127.0.0.1.
 - ``run_resq`` (function): factory ``run_resq(command, *args, app_ref=None, env=None, url=None) -> Popen``
@@ -32,10 +37,26 @@ import redis
 
 from tests.helpers import read_log
 from tests.redis_server import RedisServer, find_free_port
+from tests.topology import Cluster, RedisClient, client_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATABASES = 16
 _db_numbers = itertools.cycle(range(DATABASES))
+#: The modes a test marked ``cluster`` runs in, as its ids say (``test_x[single]``, ``test_x[cluster]``).
+MODES = ("single", "cluster")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``@pytest.mark.cluster`` that uses ``redis_url`` runs once on the shared server and once
+    on the Redis Cluster (the ``redis_mode`` fixture's two params)."""
+    if metafunc.definition.get_closest_marker("cluster") and "redis_url" in metafunc.fixturenames:
+        metafunc.parametrize("redis_mode", MODES, indirect=True)
+
+
+@pytest.fixture
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """``"single"`` (one ``redis-server``), or ``"cluster"`` in the ``[cluster]`` run of a marked test."""
+    return str(getattr(request, "param", "single"))
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +68,29 @@ def redis_server() -> Iterator[RedisServer]:
         server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Cluster]:
+    """3 masters with a replica each, for the ``[cluster]`` runs of this process (an xdist worker): started
+    when the first of them asks, stopped at the end of the session."""
+    cluster = Cluster(masters=3, replicas=1)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
+def redis_url(redis_mode: str, request: pytest.FixtureRequest) -> str:
+    if redis_mode == "cluster":
+        cluster: Cluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return cluster.url()
+    return _fresh_database(request.getfixturevalue("redis_server"))
+
+
+def _fresh_database(redis_server: RedisServer) -> str:
+    """The url of the shared server's next database, flushed (the server restarted or resumed if a test
+    left it down or paused)."""
     if not redis_server.running:
         # A test must never leave the shared server dead, but do not let one mistake fail the rest.
         redis_server.restart()
@@ -64,8 +106,8 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def redis_client(redis_url: str) -> Iterator[RedisClient]:
+    client = client_for(redis_url)
     try:
         yield client
     finally:

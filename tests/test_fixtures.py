@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import redis
+import redis.cluster
 
 from tests.helpers import wait_for
 from tests.redis_server import RedisServer
+from tests.topology import Cluster, RedisClient
 
 
 def test_server_answers(redis_server: RedisServer, redis_client: redis.Redis) -> None:
@@ -21,6 +23,28 @@ def test_database_is_clean(redis_client: redis.Redis, run: int) -> None:
     assert redis_client.dbsize() == 0
     redis_client.set("leftover", run)
     assert redis_client.dbsize() == 1
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("run", [1, 2])
+def test_a_cluster_marked_test_runs_in_each_mode_on_a_clean_database(
+    redis_mode: str, redis_url: str, redis_client: RedisClient, request: pytest.FixtureRequest, run: int
+) -> None:
+    # Whichever run of a mode comes first leaves keys behind (on every master of the cluster): the other
+    # must not see them, and KEYS and DBSIZE count them all.
+    assert request.node.name.endswith(f"[{redis_mode}-{run}]")
+    assert redis_client.dbsize() == 0
+    names = [f"leftover:{n}" for n in range(30)]
+    for name in names:
+        redis_client.set(name, run)
+    assert redis_client.dbsize() == 30
+    assert sorted(k.decode() for k in redis_client.keys("leftover:*")) == sorted(names)
+    if redis_mode == "single":
+        assert isinstance(redis_client, redis.Redis) and redis_url.startswith("redis://")
+        return
+    assert isinstance(redis_client, redis.cluster.RedisCluster) and redis_url.startswith("redis+cluster://")
+    cluster: Cluster = request.getfixturevalue("redis_cluster")
+    assert len({cluster.master_of(name) for name in names}) == 3  # the keys are on every master
 
 
 def test_private_redis_kill_and_restart(private_redis: RedisServer) -> None:

@@ -1,5 +1,7 @@
 """Redis topologies on loopback for the scale-out tests, started from the ``redis-server`` binary: a Sentinel
-set (one master, two replicas, three Sentinels) that can fail over for real (SIGKILL the master)."""
+set (one master, two replicas, three Sentinels) that can fail over for real (SIGKILL the master), and a Redis
+Cluster (the suite's ``[cluster]`` runs and the scale-out tests); :func:`client_for` is a test's client of
+either kind of url."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TypeAlias
 
 import redis
 import redis.cluster
@@ -16,6 +19,30 @@ from tests.redis_server import RedisServer, _ping, find_free_port
 
 #: The master's name the Sentinels watch.
 SERVICE = "mymaster"
+#: The url scheme of a Redis Cluster (resq's ``redis+cluster://host:port,host:port``).
+CLUSTER_SCHEME = "redis+cluster://"
+#: What a test talks to Redis with: one server's client, or a Redis Cluster's.
+RedisClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+
+
+def client_for(url: str) -> RedisClient:
+    """A test's own client of ``url``: ``redis.Redis`` for one server, a :func:`cluster_client` for a
+    ``redis+cluster://`` url."""
+    if not url.startswith(CLUSTER_SCHEME):
+        return redis.Redis.from_url(url)
+    host, _, port = url.removeprefix(CLUSTER_SCHEME).split(",")[0].rpartition(":")
+    return cluster_client(host, int(port))
+
+
+def cluster_client(host: str, port: int) -> redis.cluster.RedisCluster:
+    """A Redis Cluster client whose whole-database commands see every master: ``KEYS`` and ``DBSIZE``
+    (which redis-py sends to one node) are sent to each master, and ``PUBSUB NUMSUB`` (counted per node)
+    to every node, their replies merged; so ``dbsize() == 0`` means the cluster is empty."""
+    client = redis.cluster.RedisCluster(host=host, port=port)
+    for command in ("KEYS", "DBSIZE"):
+        client.command_flags[command] = redis.cluster.RedisCluster.PRIMARIES
+    client.command_flags["PUBSUB NUMSUB"] = redis.cluster.RedisCluster.ALL_NODES
+    return client
 
 
 class Sentinel:
@@ -150,7 +177,10 @@ class Cluster:
     create … --cluster-replicas 1``); :meth:`url` is resq's ``redis+cluster://`` url of it."""
 
     def __init__(self, masters: int = 3, replicas: int = 1) -> None:
-        args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf")
+        args = (
+            "--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf",
+            "--repl-diskless-sync-delay", "0",  # a replica syncs at once (the default waits 5 s for others)
+        )  # fmt: skip
         self.replicas = replicas
         self.servers = [RedisServer(extra_args=args) for _ in range(masters * (1 + replicas))]
         cli = shutil.which("redis-cli") or "redis-cli"
@@ -188,7 +218,16 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers[:3])
 
     def client(self) -> redis.cluster.RedisCluster:
-        return redis.cluster.RedisCluster(host="127.0.0.1", port=self.servers[0].port)
+        return cluster_client("127.0.0.1", self.servers[0].port)
+
+    def flush(self) -> None:
+        """``FLUSHALL`` on every master (their replicas follow): an empty cluster for the next test."""
+        for port in self.masters():
+            client = redis.Redis(port=port, socket_timeout=5)
+            try:
+                client.flushall()
+            finally:
+                client.close()
 
     def masters(self) -> dict[int, list[tuple[int, int]]]:
         """Each live master's port -> its ranges of slots (first, last), lowest first."""

@@ -56,6 +56,7 @@ __all__ = [
     "Subscription",
     "as_int",
     "mask_password",
+    "publish",
     "raise_first_error",
     "status_of",
     "text",
@@ -350,12 +351,21 @@ class Connection:
             return channel
         if looked is None or now - looked[0] >= LISTENERS_EVERY_S:
             try:
-                count = sum(int(n) for _, n in self.client.pubsub_numsub(channel))
+                count = self._subscribers(channel)
             except redis.RedisError:
                 count = 1
             looked = (now, count > 0)
             self._listened[channel] = looked
         return channel if looked[1] else ""
+
+    def _subscribers(self, channel: str) -> int:
+        """How many clients subscribe to ``channel``; on a Redis Cluster, on every node (``PUBSUB NUMSUB``
+        counts a node's own subscribers, and redis-py would ask one node only)."""
+        if self.cluster:
+            found = self.client.pubsub_numsub(channel, target_nodes=redis.cluster.RedisCluster.ALL_NODES)
+        else:
+            found = self.client.pubsub_numsub(channel)
+        return sum(int(n) for _, n in found)
 
     def fast_pipeline(self, build: Callable[[Any], None], *, keep_errors: bool = False) -> list[Any]:
         """As :meth:`pipeline`, for the hot path's plain positional commands (scripts, counters, acks):
@@ -614,6 +624,13 @@ class _Batch:
             self.commands.append((command, *args))
 
         return record
+
+
+def publish(pipe: Any, channel: str, message: bytes | int) -> None:
+    """Queue ``PUBLISH channel message`` on ``pipe`` (a redis-py pipeline) as a plain command: redis-py's
+    Redis Cluster pipeline refuses its ``publish()`` method, not the command (a Cluster forwards the
+    message to every node itself)."""
+    pipe.execute_command("PUBLISH", channel, message)
 
 
 def raise_first_error(replies: list[Any]) -> list[Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from resq.broker.connection import Part, Subscription, text
+from resq.broker.connection import Part, Subscription, publish, text
 from resq.clock import now_ms, to_ms
 
 __all__ = ["Workers"]
@@ -92,7 +92,7 @@ class Workers(Part):
         """
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self.keys.control_state, target, state)
-        pipe.publish(self.keys.control, message)
+        publish(pipe, self.keys.control, message)
         return int(pipe.execute()[1])
 
     def command_state(self, targets: Sequence[str]) -> list[bytes | None]:

@@ -13,10 +13,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import redis
-
 import resq
 from resq import Resq, Retry, current_job, default_app, task
+from tests.topology import RedisClient, client_for
 
 app = Resq()
 
@@ -33,8 +32,8 @@ def bind(url: str) -> None:
         each.reconfigure(url=url)
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["RESQ_REDIS_URL"])
+def _redis() -> RedisClient:
+    return client_for(os.environ["RESQ_REDIS_URL"])
 
 
 @app.task

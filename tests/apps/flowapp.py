@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import time
 
-import redis
-
 from resq import RateLimited, Resq, Snooze, current_job
+from tests.topology import RedisClient, client_for
 
 app = Resq()
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["RESQ_REDIS_URL"])
+def _redis() -> RedisClient:
+    return client_for(os.environ["RESQ_REDIS_URL"])
 
 
 def _run(key: str, label: str, hold_s: float) -> None:

@@ -13,9 +13,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import redis
-
 from resq import Job, Plugin, Resq, SkipJob, Veto, current_job
+from tests.topology import RedisClient, client_for
 
 #: The Redis list every hook appends to.
 LOG = "test:hooks"
@@ -26,7 +25,7 @@ plugged = Resq()
 #: An app with ``before_enqueue`` hooks (producer side only).
 routing = Resq()
 
-_clients: dict[tuple[int, str], redis.Redis] = {}
+_clients: dict[tuple[int, str], RedisClient] = {}
 
 
 def bind(url: str) -> None:
@@ -35,10 +34,10 @@ def bind(url: str) -> None:
         each.reconfigure(url=url)
 
 
-def _client(url: str) -> redis.Redis:
+def _client(url: str) -> RedisClient:
     key = (os.getpid(), url)  # never share a connection across a fork
     if key not in _clients:
-        _clients[key] = redis.Redis.from_url(url)
+        _clients[key] = client_for(url)
     return _clients[key]
 
 

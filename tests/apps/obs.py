@@ -6,9 +6,8 @@ import logging
 import os
 from typing import Any
 
-import redis
-
 from resq import Resq
+from tests.topology import client_for
 
 app = Resq()
 
@@ -43,7 +42,7 @@ def chatty(word: str) -> str:
 @app.task(name="obs.needs_fix")
 def needs_fix() -> str:
     """Fails until :data:`FIXED` is set in Redis (a bug fixed before the dead job is retried)."""
-    client: Any = redis.Redis.from_url(app.settings.url)
+    client: Any = client_for(app.settings.url)
     try:
         if not client.exists(FIXED):
             raise RuntimeError("not fixed yet")

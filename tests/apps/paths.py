@@ -16,9 +16,8 @@ import signal
 import time
 from typing import Any
 
-import redis
-
 from resq import Job, Resq, Veto, current_job
+from tests.topology import RedisClient, client_for
 
 #: The Redis list every hook appends to.
 LOG = "test:paths:hooks"
@@ -29,7 +28,7 @@ LONG_S = 30.0
 
 app = Resq()
 
-_clients: dict[tuple[int, str], redis.Redis] = {}
+_clients: dict[tuple[int, str], RedisClient] = {}
 
 
 def bind(url: str) -> None:
@@ -37,11 +36,11 @@ def bind(url: str) -> None:
     app.reconfigure(url=url)
 
 
-def client() -> redis.Redis:
+def client() -> RedisClient:
     """A connection to the app's database, one per process (never shared across a fork)."""
     key = (os.getpid(), app.settings.url)
     if key not in _clients:
-        _clients[key] = redis.Redis.from_url(app.settings.url)
+        _clients[key] = client_for(app.settings.url)
     return _clients[key]
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
-
 import resq
 from resq import Resq
+from tests.topology import client_for
 
 app = Resq()
 
@@ -39,7 +38,7 @@ def _job() -> resq.Job[Any]:
 def pages(wait_s: float = 30.0) -> str:
     job = _job()
     job.progress(0.42, note="page 3 of 7")
-    client = redis.Redis.from_url(app.settings.url)
+    client = client_for(app.settings.url)
     try:
         opened = client.blpop([GATE], timeout=wait_s)
     finally:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from resq import Resq, current_job
 from resq.codec import pack
+from tests.topology import client_for
 
 app = Resq()
 periodic_app = Resq()
@@ -30,7 +29,7 @@ def bind(url: str) -> None:
 def _append(url: str, key: str, due: float | None) -> None:
     started = time.time()
     job = current_job()
-    client = redis.Redis.from_url(url)
+    client = client_for(url)
     try:
         client.rpush(key, pack([started, due, job.id if job else None]))
     finally:

@@ -8,15 +8,14 @@ import os
 import time
 from typing import Any
 
-import redis
-
 from resq import Resq
+from tests.topology import RedisClient, client_for
 
 app = Resq()
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["RESQ_REDIS_URL"])
+def _redis() -> RedisClient:
+    return client_for(os.environ["RESQ_REDIS_URL"])
 
 
 def _record(key: str, value: Any) -> None:

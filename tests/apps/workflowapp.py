@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 
-import redis
-
 from resq import Resq
+from tests.topology import RedisClient, client_for
 
 app = Resq()
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["RESQ_REDIS_URL"])
+def _redis() -> RedisClient:
+    return client_for(os.environ["RESQ_REDIS_URL"])
 
 
 @app.task(name="wf.fetch")

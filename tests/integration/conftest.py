@@ -8,7 +8,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import redis
 from click.testing import CliRunner, Result
 
 from resq.cli import main
@@ -16,6 +15,7 @@ from tests.apps import core as core_module
 from tests.apps import obs as obs_module
 from tests.apps import paths as paths_module
 from tests.apps import sched as sched_module
+from tests.topology import RedisClient, client_for
 
 
 @pytest.fixture
@@ -84,11 +84,11 @@ def bind_app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     groups, and return a client of that database; both are closed after the test."""
     bound: list[Any] = []
 
-    def bind(app: Any, queues: tuple[str, ...] = ("default",)) -> redis.Redis:
+    def bind(app: Any, queues: tuple[str, ...] = ("default",)) -> RedisClient:
         monkeypatch.setenv("RESQ_REDIS_URL", redis_url)
         app.reconfigure(url=redis_url)
         app.broker.queues.ensure_groups(list(queues))
-        client = redis.Redis.from_url(redis_url)
+        client = client_for(redis_url)
         bound.append((app, client))
         return client
 

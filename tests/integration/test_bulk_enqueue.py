@@ -42,6 +42,7 @@ def test_map_enqueues_one_job_per_item_in_chunks_and_in_order(app: Resq, redis_c
     assert [j.result(timeout=1) for j in singles] == [0, 1, 2]
 
 
+@pytest.mark.cluster
 def test_enqueue_many_takes_tasks_and_names_with_their_queues(app: Resq, redis_client: redis.Redis) -> None:
     add, shout = app.tasks["bulk.add"], app.tasks["bulk.shout"]
     jobs = app.enqueue_many([(add, (1,), {"y": 2}), ("bulk.shout", ("hi",)), (shout, ("yo",)), ("elsewhere.task", ())])
@@ -86,6 +87,7 @@ def test_a_bad_item_in_a_later_chunk_leaves_the_chunks_before_it_enqueued(app: R
     assert redis_client.xlen(K.queue("default")) == 1_000 == len(after) == len(set(after))
 
 
+@pytest.mark.cluster
 def test_chunks_of_several_queues_keep_the_callers_order(app: Resq, redis_client: redis.Redis) -> None:
     add, shout = app.tasks["bulk.add"], app.tasks["bulk.shout"]
     calls = [(add, (i,)) if i % 3 else (shout, (str(i),)) for i in range(1_200)]

@@ -67,6 +67,7 @@ def test_stats_as_a_subprocess(obs: ModuleType, run_worker: RunWorker, redis_url
     assert "workers: 0 live" in out
 
 
+@pytest.mark.cluster
 def test_stats_json_and_days(obs: ModuleType, run_worker: RunWorker, cli: Any) -> None:
     obs.add.delay(1, 1)
     burst(run_worker, APP)
@@ -98,6 +99,7 @@ def test_queues_shows_waiting_and_oldest(obs: ModuleType, cli: Any) -> None:
     assert cli("queues", "-A", "no.such.module").exit_code == 2
 
 
+@pytest.mark.cluster
 def test_empty_namespace(cli: Any) -> None:
     assert "no queues yet" in cli("stats").output
     assert cli("dead", "list").output.strip() == "no dead jobs"
@@ -107,6 +109,7 @@ def test_empty_namespace(cli: Any) -> None:
 # -- job -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_job_shows_record_and_history(obs: ModuleType, run_worker: RunWorker, cli: Any) -> None:
     job = obs.add.delay(2, 3)
     burst(run_worker, APP)
@@ -131,6 +134,7 @@ def test_job_unknown_is_exit_1(cli: Any) -> None:
 # -- dead ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_dead_list_and_show(obs: ModuleType, run_worker: RunWorker, cli: Any) -> None:
     ids = make_dead(obs, run_worker, 3)
     out = cli("dead", "list").output
@@ -185,6 +189,7 @@ def test_dead_retry_all_in_batches(obs: ModuleType, run_worker: RunWorker, redis
     assert [e["event"] for e in obs.app.job(ids[7]).info()["history"]][-1] == "enqueued"
 
 
+@pytest.mark.cluster
 def test_dead_purge(obs: ModuleType, run_worker: RunWorker, redis_client: redis.Redis, cli: Any) -> None:
     ids = make_dead(obs, run_worker, 2)
     assert cli("dead", "purge", "--older-than", "1h", "-y").output.strip().endswith("purged 0 dead jobs")
@@ -199,6 +204,7 @@ def test_dead_purge(obs: ModuleType, run_worker: RunWorker, redis_client: redis.
 # -- queue clear ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_queue_clear_asks_then_deletes(obs: ModuleType, redis_client: redis.Redis, cli: Any) -> None:
     jobs = [obs.add.apply_async((i, i), queue="bulk") for i in range(3)]
     later = obs.add.apply_async((9, 9), queue="bulk", delay=3600)
@@ -228,6 +234,7 @@ def test_enqueue_by_name_then_a_worker_runs_it(obs: ModuleType, run_worker: RunW
     assert obs.app.job(data["id"]).result(timeout=10) == 5
 
 
+@pytest.mark.cluster
 def test_enqueue_options(obs: ModuleType, cli: Any) -> None:
     later = json.loads(cli("enqueue", "obs.add", "--kwargs", '{"a": 1, "b": 2}', "--in", "5m", "--json").output)
     assert later["status"] == "scheduled"
@@ -261,6 +268,7 @@ def test_enqueue_usage_errors(cli: Any, args: list[str]) -> None:
 # -- workers ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_workers_list_pause_and_stop(run_worker: RunWorker, redis_client: redis.Redis, cli: Any) -> None:
     proc = run_worker(APP, "-c", "2", "-q", "default,other")
     found = wait_for(

@@ -88,6 +88,7 @@ def test_one_step_performs_a_queued_job_and_records_it_succeeded(steps: Steps) -
     assert steps.consumer().step().fetched == 0  # the entry was settled, not left pending
 
 
+@pytest.mark.cluster
 def test_a_failing_job_steps_to_retrying_then_time_travel_runs_attempt_2(
     steps: Steps, redis_client: redis.Redis
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_failing_job_steps_to_retrying_then_time_travel_runs_attempt_2(
     assert job.result(timeout=0) == "again"
 
 
+@pytest.mark.cluster
 def test_a_job_cancelled_while_leased_is_discarded_not_run(steps: Steps) -> None:
     # The first job of the batch cancels the second, which the same fetch already leased
     killer = steps.app.tasks["canceller"].delay()
@@ -135,6 +137,7 @@ def test_a_foreign_stream_entry_becomes_a_dead_job(steps: Steps, redis_client: r
     assert steps.consumer().step().fetched == 0
 
 
+@pytest.mark.cluster
 def test_prefetch_n_leases_n_and_performs_them_in_one_step(steps: Steps) -> None:
     jobs = [steps.app.tasks["note"].delay(str(i)) for i in range(4)]
     report = steps.consumer(prefetch=3).step()

@@ -25,6 +25,8 @@ from resq.codec import decode_envelope
 from tests.helpers import stored_envelope
 
 K = Keys("resq")
+#: every test here runs on one redis-server and on a Redis Cluster (docs/testing.md)
+pytestmark = pytest.mark.cluster
 
 
 def job_keys(client: redis.Redis) -> list[bytes]:

@@ -39,6 +39,7 @@ def finish(proc: subprocess.Popen[str]) -> list[str]:
     return out.splitlines()
 
 
+@pytest.mark.cluster
 def test_events_json_sees_a_job_processed_by_a_worker(obs: ModuleType, run_worker: RunWorker, follow: Any) -> None:
     proc = follow("--json", "--count", "3")
     job = obs.add.delay(1, 2)
@@ -61,6 +62,7 @@ def test_events_filters(obs: ModuleType, run_worker: RunWorker, follow: Any) -> 
     assert events[0]["error"] == "ValueError: bad"
 
 
+@pytest.mark.cluster
 def test_events_human_lines_and_queue_filter(obs: ModuleType, follow: Any) -> None:
     proc = follow("--count", "1", "--queue", "mail")
     obs.add.delay(1, 2)

@@ -44,6 +44,7 @@ def _outcomes(d: Delivery) -> list[Outcome]:
     ]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("kind", range(4), ids=["succeeded", "retried", "dead", "cancelled"])
 def test_the_late_outcome_of_a_lease_given_back_is_refused(
     app: Resq, redis_client: redis.Redis, kind: int, caplog: pytest.LogCaptureFixture

@@ -51,6 +51,7 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
+@pytest.mark.cluster
 def test_higher_priorities_run_first_and_each_in_the_order_it_came(client: redis.Redis) -> None:
     record = flowapp.record
     for n in range(3):
@@ -64,6 +65,7 @@ def test_higher_priorities_run_first_and_each_in_the_order_it_came(client: redis
     assert order == ["p9-0", "p9-1", "p9-2", "p5-0", "p5-1", "p0-0", "p0-1", "p0-2"]
 
 
+@pytest.mark.cluster
 def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(client: redis.Redis) -> None:
     flowapp.record.delay("plain")
     late = flowapp.record.apply_async(("urgent",), priority=7, delay=0.05)
@@ -97,6 +99,7 @@ def test_a_concurrency_key_holds_across_worker_processes_without_blocking_other_
     assert Inspector(flowapp.app).stats(days=1)["total"]["parked"] >= 1
 
 
+@pytest.mark.cluster
 def test_a_task_concurrency_limit_holds_across_worker_processes(client: redis.Redis, run_worker: RunWorker) -> None:
     for n in range(8):
         flowapp.two_at_once.delay(n)
@@ -107,6 +110,7 @@ def test_a_task_concurrency_limit_holds_across_worker_processes(client: redis.Re
     assert client.zcard("{resq:default}:slots:flow.two_at_once") == 0  # every slot given back
 
 
+@pytest.mark.cluster
 def test_a_rate_limit_holds_over_its_window_across_worker_processes(client: redis.Redis, run_worker: RunWorker) -> None:
     jobs = [flowapp.rated.delay(n) for n in range(10)]
     burst(run_worker, APP, "-c", "2")
@@ -119,6 +123,7 @@ def test_a_rate_limit_holds_over_its_window_across_worker_processes(client: redi
     assert starts[-1] - starts[0] >= 1.9  # 10 starts at 4 a second span two windows at least
 
 
+@pytest.mark.cluster
 def test_a_job_not_started_before_it_expires_never_runs(client: redis.Redis) -> None:
     gone = flowapp.record.apply_async(("stale",), expires_in=0.01)
     kept = flowapp.record.apply_async(("fresh",), expires_in=60)
@@ -132,6 +137,7 @@ def test_a_job_not_started_before_it_expires_never_runs(client: redis.Redis) -> 
     assert [e["event"] for e in gone.info()["history"]][-1] == "expired"
 
 
+@pytest.mark.cluster
 def test_a_snoozed_job_runs_later_without_counting_an_attempt(client: redis.Redis) -> None:
     job = flowapp.snoozer.delay()
     drain()
@@ -197,6 +203,7 @@ def test_a_group_weight_serves_it_that_many_times_as_often(client: redis.Redis) 
     assert sum(label.startswith("gold") for label in first) == 6  # 3 to 1, after both groups' first
 
 
+@pytest.mark.cluster
 def test_a_paused_group_waits_and_the_others_go_on(client: redis.Redis) -> None:
     flowapp.app.pause_group("slow", queue="default")
     held = [flowapp.record.apply_async((f"slow-{n}",), group="slow") for n in range(3)]

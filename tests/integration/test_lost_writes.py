@@ -33,6 +33,7 @@ def _starts(client: redis.Redis, job_number: int) -> int:
     return sum(1 for i in client.lrange("runtime:started", 0, -1) if int(i) == job_number)
 
 
+# single-only: it restores a redis-server of its own from a snapshot (private_redis)
 def test_a_job_leased_before_the_snapshot_and_finished_after_it_runs_again(
     runtime: Any, private_redis: RedisServer, run_worker: RunWorker
 ) -> None:
@@ -54,7 +55,8 @@ def test_a_job_leased_before_the_snapshot_and_finished_after_it_runs_again(
     client.close()
 
 
-def test_a_delivery_that_is_not_its_jobs_current_entry_does_not_run(adder: Resq, redis_url: str) -> None:
+@pytest.mark.cluster
+def test_a_delivery_that_is_not_its_jobs_current_entry_does_not_run(adder: Resq, redis_client: redis.Redis) -> None:
     # Given a job leased by one worker, then given back under a new entry while that lease was in hand
     job = adder.tasks["add"].delay(1, 2)
     queues = adder.broker.queues
@@ -67,6 +69,4 @@ def test_a_delivery_that_is_not_its_jobs_current_entry_does_not_run(adder: Resq,
     current = queues.start("w2", second)
     assert current.runnable and current.attempt == 1
     assert job.status() == "running"
-    client = redis.Redis.from_url(redis_url)
-    assert client.hget(K.job("default", job.id), "worker") == b"w2"
-    client.close()
+    assert redis_client.hget(K.job("default", job.id), "worker") == b"w2"

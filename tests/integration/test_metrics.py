@@ -36,6 +36,7 @@ def get(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
     return samples[(name, frozenset(labels.items()))]
 
 
+@pytest.mark.cluster
 def test_metrics_after_some_jobs(obs: ModuleType, run_worker: RunWorker) -> None:
     obs.add.delay(1, 2)
     obs.add.delay(3, 4)

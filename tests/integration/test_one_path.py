@@ -123,6 +123,7 @@ PRODUCERS: dict[str, Producer] = {
 }
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("produce", list(PRODUCERS.values()), ids=list(PRODUCERS))
 def test_every_producer_of_a_new_job_runs_before_then_after_enqueue(
     paths: ModuleType, redis_url: str, redis_client: redis.Redis, produce: Producer
@@ -139,6 +140,7 @@ def test_every_producer_of_a_new_job_runs_before_then_after_enqueue(
     assert info["status"] in ("queued", "scheduled")
 
 
+@pytest.mark.cluster
 def test_a_vetoed_cron_tick_is_skipped_and_enqueues_nothing(paths: ModuleType, redis_client: redis.Redis) -> None:
     """A ``Veto`` from ``before_enqueue`` skips the tick (reason "vetoed"): no job, no ``after_enqueue``, and
     the tick is done (a later pass does not try it again)."""
@@ -156,6 +158,7 @@ def test_a_vetoed_cron_tick_is_skipped_and_enqueues_nothing(paths: ModuleType, r
     assert len(records(redis_client)) == 1
 
 
+@pytest.mark.cluster
 def test_a_revived_dead_job_runs_after_enqueue_but_not_before_enqueue(
     paths: ModuleType, redis_client: redis.Redis
 ) -> None:
@@ -185,6 +188,7 @@ def test_a_revived_dead_job_runs_after_enqueue_but_not_before_enqueue(
     assert calls(redis_client, one.id) == [*died, ("after_enqueue", "paths.boom")]
 
 
+@pytest.mark.cluster
 def test_run_now_runs_after_enqueue_but_not_before_enqueue(paths: ModuleType, redis_client: redis.Redis) -> None:
     """``producer.run_now`` (``resq scheduled run-now``) moves a scheduled job into its queue: ``after_enqueue``
     runs again, ``before_enqueue`` does not (the job exists; its arguments were fixed when it was created)."""

@@ -108,6 +108,7 @@ def test_scheduler_stops_gracefully_on_sigterm(
     assert "scheduler_stopped" in read_log(proc)
 
 
+@pytest.mark.cluster
 def test_scheduler_wakes_up_for_a_newly_scheduled_earlier_job(
     sched: ModuleType, redis_client: redis.Redis, run_scheduler: RunScheduler
 ) -> None:
@@ -138,6 +139,7 @@ def test_bad_schedule_file_is_a_usage_error(sched: ModuleType, tmp_path: Path) -
     assert b"invalid cron expression" in result.stderr
 
 
+# single-only: it kills and restarts a redis-server of its own (private_redis)
 def test_scheduler_rides_out_a_redis_restart(private_redis: RedisServer, run_scheduler: RunScheduler) -> None:
     url = private_redis.url(0)
     sched_module.bind(url)

@@ -36,6 +36,7 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.mark.cluster
 def test_scheduled_list_remove_and_run_now(sched: ModuleType, redis_client: redis.Redis) -> None:
     later = sched.noop.enqueue_in(3600, "a")
     sooner = sched.noop.enqueue_at(datetime.now(UTC) + timedelta(minutes=5), "b")
@@ -65,6 +66,7 @@ def test_scheduled_list_remove_and_run_now(sched: ModuleType, redis_client: redi
     assert invoke("scheduled", "remove", "-A", APP, "no-such-id").exit_code == 1
 
 
+@pytest.mark.cluster
 def test_cron_list_run_pause_resume(sched: ModuleType, redis_client: redis.Redis) -> None:
     sched.app.add_periodic("sched.noop", cron="30 2 * * *", tz="Europe/Paris", name="nightly")
 

@@ -53,6 +53,7 @@ def ready_worker(client: redis.Redis, run_worker: RunWorker) -> None:
     wait_for(lambda: probe.status() == JobStatus.SUCCEEDED, message="the worker runs jobs")
 
 
+@pytest.mark.cluster
 def test_a_unique_job_enqueued_twice_exists_once_and_runs_once(client: redis.Redis, run_worker: RunWorker) -> None:
     first = uniqueapp.once.delay(1)
     again = uniqueapp.once.delay(1)
@@ -65,6 +66,7 @@ def test_a_unique_job_enqueued_twice_exists_once_and_runs_once(client: redis.Red
     assert uniqueapp.once.delay(1).deduplicated is False  # its holder finished: a new job
 
 
+@pytest.mark.cluster
 def test_a_unique_job_enqueued_from_many_threads_at_once_exists_once(
     client: redis.Redis, run_worker: RunWorker
 ) -> None:
@@ -151,6 +153,7 @@ def test_a_unique_key_by_argument_keeps_one_job_per_user(client: redis.Redis, ru
     assert sorted(recorded(client, "uqtest:per_user")) == ["ada:1", "bob:1"]
 
 
+@pytest.mark.cluster
 def test_a_burst_of_debounced_calls_runs_once_with_the_last_arguments(
     client: redis.Redis, run_worker: RunWorker
 ) -> None:
@@ -214,6 +217,7 @@ def test_a_debounced_call_of_an_encrypted_task_is_sealed_again_for_the_job_it_re
     assert recorded(client, "uqtest:sealed") == ["second secret"]
 
 
+@pytest.mark.cluster
 def test_the_script_writes_nothing_and_says_retry_when_the_lock_changed_after_it_was_read(
     client: redis.Redis,
 ) -> None:
@@ -246,6 +250,7 @@ def test_a_failing_unique_key_function_is_a_config_error_and_enqueues_nothing(cl
     assert client.keys("*unique*") == []
 
 
+@pytest.mark.cluster
 def test_async_and_on_commit_enqueues_are_deduplicated_too(client: redis.Redis) -> None:
     async def twice() -> tuple[Job[Any], Job[Any]]:
         first = await uniqueapp.once.adelay(5)

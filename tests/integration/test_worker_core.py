@@ -26,6 +26,7 @@ K = Keys("resq")
 APP = "tests.apps.core:app"
 
 
+@pytest.mark.cluster
 def test_status_goes_queued_then_succeeded_and_result_returns(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(2, 3)
     assert job.status() == "queued"
@@ -96,6 +97,7 @@ def test_job_failed_carries_type_message_and_traceback(core: ModuleType, run_wor
     assert "boom 42" in str(err)
 
 
+@pytest.mark.cluster
 def test_retries_then_success(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.flaky.delay()
     run_worker(APP)
@@ -108,6 +110,7 @@ def test_retries_then_success(core: ModuleType, run_worker: RunWorker) -> None:
     assert (info["error"]["type"], info["error"]["message"]) == ("ConnectionError", "first attempt fails")
 
 
+@pytest.mark.cluster
 def test_retries_exhausted_goes_dead_with_error_and_traceback(
     core: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
@@ -201,6 +204,7 @@ def test_current_job_inside_a_task(core: ModuleType, run_worker: RunWorker) -> N
     assert flaky.result(timeout=20) == {"id": flaky.id, "attempt": 2}
 
 
+@pytest.mark.cluster
 def test_enqueue_in_runs_after_its_delay_not_before(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.started_at.enqueue_in(1.5)
     due_s = job.info()["due_at"].timestamp()
@@ -230,6 +234,7 @@ def test_scheduled_job_waits_in_a_running_worker(core: ModuleType, run_worker: R
     assert later.result(timeout=20) >= due_s
 
 
+@pytest.mark.cluster
 def test_apply_async_queue_is_served_by_a_worker_of_that_queue(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.apply_async(args=(4, 4), queue="urgent")
     other = core.add.delay(1, 1)
@@ -238,6 +243,7 @@ def test_apply_async_queue_is_served_by_a_worker_of_that_queue(core: ModuleType,
     assert other.status() == "queued"  # the default queue was not served
 
 
+@pytest.mark.cluster
 def test_queues_are_served_in_priority_order(core: ModuleType, run_worker: RunWorker) -> None:
     low = [core.started_at.apply_async(queue="low") for _ in range(3)]
     high = [core.started_at.apply_async(queue="high") for _ in range(3)]
@@ -257,6 +263,7 @@ def test_job_id_can_be_reused_once_the_job_finished(core: ModuleType, run_worker
     assert again.result() == 4
 
 
+@pytest.mark.cluster
 def test_job_info_fields_after_success(core: ModuleType, run_worker: RunWorker) -> None:
     job = core.add.delay(2, 3)
     burst(run_worker, APP)
@@ -316,6 +323,7 @@ def test_undecodable_envelope_goes_dead_with_its_bytes_and_the_worker_carries_on
     assert good.result() == 7
 
 
+@pytest.mark.cluster
 def test_garbage_stream_entry_goes_dead_with_its_fields_and_the_worker_carries_on(
     core: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
@@ -333,6 +341,7 @@ def test_garbage_stream_entry_goes_dead_with_its_fields_and_the_worker_carries_o
     assert core.app.job(f"garbage-{entry}").status() == "dead"
 
 
+@pytest.mark.cluster
 def test_result_ttl_expires_the_job_record(core: ModuleType, run_worker: RunWorker, redis_client: redis.Redis) -> None:
     job = core.short_lived.delay()
     keep = core.add.delay(1, 1)
@@ -346,6 +355,7 @@ def test_result_ttl_expires_the_job_record(core: ModuleType, run_worker: RunWork
     assert 0 < ttl <= 86400 * 1000  # the default result_ttl: a day
 
 
+@pytest.mark.cluster
 def test_dead_set_is_capped_and_trimmed_jobs_are_deleted(
     core: ModuleType, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
@@ -364,6 +374,7 @@ def test_dead_set_is_capped_and_trimmed_jobs_are_deleted(
     assert 0 < ttl <= 7 * 86400 * 1000  # dead jobs are kept for dead_ttl (7 days)
 
 
+@pytest.mark.cluster
 def test_a_death_trims_dead_jobs_older_than_dead_ttl(redis_url: str, redis_client: redis.Redis) -> None:
     """The dead set is trimmed by whoever records a death (``Queues.trim_dead``): by size (above) and by
     age, the records of the trimmed jobs deleted with them."""

@@ -95,6 +95,7 @@ def test_hard_timeout_interrupts_busy_tasks_on_every_thread_without_a_kill(app: 
     assert "child_killed" not in read_log(worker)
 
 
+@pytest.mark.cluster
 def test_soft_timeout_is_raised_inside_the_task(app: Any, redis_client: redis.Redis, run_worker: Any) -> None:
     job = app.cleans_up.delay()
     run_worker(APP, "--burst").wait(timeout=30)
@@ -162,6 +163,7 @@ def test_max_jobs_per_child_recycles_children(app: Any, run_worker: Any) -> None
     assert len(pids) == 3
 
 
+@pytest.mark.cluster
 def test_cancel_queued_scheduled_and_running_jobs(app: Any, run_worker: Any) -> None:
     queued = app.work.apply_async((1,), queue="idle")
     scheduled = app.work.enqueue_in(60, 2)
@@ -176,6 +178,7 @@ def test_cancel_queued_scheduled_and_running_jobs(app: Any, run_worker: Any) -> 
     assert running.status() == "cancelled"
 
 
+# single-only: it kills and restarts a redis-server of its own (private_redis)
 def test_worker_survives_a_redis_restart(private_redis: Any, run_worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     url = private_redis.url(0)
     from tests.apps import runtime
@@ -198,6 +201,7 @@ def test_burst_exits_zero_when_the_queues_are_empty(app: Any, run_worker: Any) -
     assert [job.result(timeout=1) for job in jobs] == [1, 1, 1]
 
 
+@pytest.mark.cluster
 def test_reaper_gives_back_leases_of_a_worker_that_vanished(redis_url: str) -> None:
     # Given a consumer that leased a job and never heartbeat again (a machine that lost power)
     app = Resq(redis_url, heartbeat_interval=0.1)
