@@ -33,6 +33,7 @@ def reports(client: redis.Redis, role: str) -> list[dict[str, Any]]:
 # -- chords -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_a_chord_callback_gets_every_result_in_order_once(client: redis.Redis) -> None:
     handle = resq.chord((wf.square.s(n) for n in range(6)), wf.collect.s("squares")).delay()
     assert handle.callback.status() == JobStatus.DEFERRED  # stored at once, queued when the members end
@@ -55,6 +56,7 @@ def test_an_immutable_callback_ignores_the_results_and_the_counts(client: redis.
     assert sorted(client.lrange("wftest:marks", 0, -1)) == [b"batch done", b"chord done"]
 
 
+@pytest.mark.cluster
 def test_a_hand_off_left_by_a_process_that_died_is_applied_by_the_reaper_once(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +82,7 @@ def test_a_hand_off_left_by_a_process_that_died_is_applied_by_the_reaper_once(
     assert client.lrange("wftest:collect", 0, -1) == [b"late"]
 
 
+@pytest.mark.cluster
 def test_a_chord_member_that_dies_ends_the_callback_without_running_it(client: redis.Redis) -> None:
     handle = resq.chord([wf.square.s(2), wf.broken.s("x"), wf.square.s(3)], wf.collect.s()).delay()
     drain()
@@ -124,6 +127,7 @@ def test_a_chord_of_200_finished_by_4_processes_while_one_worker_is_killed_runs_
 # -- batches ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_a_batch_waits_for_its_nested_jobs_and_calls_back_once_with_its_counts(client: redis.Redis) -> None:
     with wf.app.batch(on_success=wf.report.s("success"), on_complete=wf.report.s("complete"), description="d") as b:
         wf.spawn.delay(3)  # enqueues three more while it runs: they join the batch
@@ -139,6 +143,7 @@ def test_a_batch_waits_for_its_nested_jobs_and_calls_back_once_with_its_counts(c
     assert set(status.jobs.values()) == {"succeeded"}
 
 
+@pytest.mark.cluster
 def test_a_batch_with_a_dead_job_completes_but_does_not_succeed(client: redis.Redis) -> None:
     with wf.app.batch(on_success=wf.report.s("success"), on_complete=wf.report.s("complete")) as b:
         wf.square.delay(1)
@@ -186,6 +191,7 @@ def test_a_job_of_a_batch_run_again_does_not_add_its_nested_jobs_twice(client: r
 # -- depends_on ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_a_dependent_job_waits_for_every_parent(client: redis.Redis) -> None:
     a, b = wf.square.delay(2), wf.square.delay(3)
     child = wf.mark.apply_async(("child",), depends_on=[a, b])
@@ -199,6 +205,7 @@ def test_a_dependent_job_waits_for_every_parent(client: redis.Redis) -> None:
     ("policy", "status", "runs"),
     [("fail", JobStatus.DEAD, []), ("cancel", JobStatus.CANCELLED, []), ("run", JobStatus.SUCCEEDED, [b"p"])],
 )
+@pytest.mark.cluster
 def test_a_parent_that_dies_decides_by_the_policy(
     client: redis.Redis, policy: str, status: JobStatus, runs: list[bytes]
 ) -> None:
@@ -215,6 +222,7 @@ def test_a_parent_that_dies_decides_by_the_policy(
         assert client.zscore("{resq:default}:dead", child.id) is not None  # in the dead set: retry it there
 
 
+@pytest.mark.cluster
 def test_a_parent_that_ended_already_counts_at_once(client: redis.Redis) -> None:
     done, dead = wf.square.delay(5), wf.broken.delay("w")
     drain()
@@ -238,6 +246,7 @@ def test_depends_on_refuses_a_cycle_a_missing_parent_and_a_bad_policy(client: re
     assert client.lrange("wftest:marks", 0, -1) == []
 
 
+@pytest.mark.cluster
 def test_a_dependent_job_can_be_cancelled_while_it_waits(client: redis.Redis) -> None:
     a = wf.square.delay(1)
     child = wf.mark.apply_async(("c",), depends_on=[a])
