@@ -16,6 +16,7 @@ from resq.job import Job, JobStore
 from resq.producer import Call, InlineRunner, enqueue_many
 from resq.sealing import require_crypto
 from resq.settings import Settings, validate_name
+from resq.shards import expand
 from resq.task import Task, build_options
 
 __all__ = ["PERIODIC_GROUP", "Resq", "default_app"]
@@ -160,7 +161,23 @@ class Resq:
         existing = self.tasks.get(task.name)
         if existing is not None and existing.fn is not task.fn:
             raise ConfigError(f"two tasks are named {task.name!r}: give one of them name=...")
+        o = task.options
+        other = next((t for t in self.tasks.values() if t.options.queue == o.queue and t.name != task.name), None)
+        if other is not None and other.options.shards != o.shards:
+            raise ConfigError(
+                f"queue {o.queue!r} has {other.options.shards} shard(s) for {other.name} but {o.shards} for "
+                f"{task.name}: the tasks of one queue give it the same shards=..."
+            )
         self.tasks[task.name] = task
+
+    def shards(self, queue: str) -> int:
+        """How many shards ``queue`` is spread over (1: it is not sharded), as its tasks say
+        (``@app.task(queue=..., shards=N)``, ``docs/scaling.md#a-queue-bigger-than-one-node``)."""
+        return next((t.options.shards for t in self.tasks.values() if t.options.queue == queue), 1)
+
+    def served(self, queues: Iterable[str]) -> list[str]:
+        """``queues`` as a worker reads them: each sharded queue replaced by its shards, in order."""
+        return expand(queues, self.shards)
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]], *, queue: str | None = None) -> list[Job[Any]]:
         """Enqueue many jobs of any tasks, in chunks of ``resq.producer.CHUNK`` per round trip.

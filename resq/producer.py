@@ -45,6 +45,7 @@ from resq.outcomes import NextStep
 from resq.retry import to_seconds
 from resq.sealing import keyring, open_envelope, seal_envelope
 from resq.settings import validate_name
+from resq.shards import pick
 
 if TYPE_CHECKING:
     from resq.app import Resq
@@ -502,6 +503,7 @@ def _prepare(
         ConfigError: the task is encrypted and the app holds no key (or ``cryptography`` is missing); a
             key function failed; a unique, debounced or grouped job would join a chord or a batch.
     """
+    queue = _shard(app, task, queue, args, kwargs)
     meta = dict(meta or {})
     scope = _batch.get()
     if scope is not None:
@@ -524,6 +526,17 @@ def _prepare(
         raise ConfigError(f"{task}: {what} cannot join a chord, a batch or a depends_on: enqueue it outside")
     envelope, raw = _encoded(app, clear)
     return _Prepared(envelope, raw, flow, unique, clear, pack_joins(joins))
+
+
+def _shard(app: Resq, task: str, queue: str, args: Sequence[Any], kwargs: dict[str, Any] | None) -> str:
+    """The queue a new job goes to: for a sharded task sent to its own queue, one of its shards
+    (``resq.shards``); else ``queue``."""
+    known = app.tasks.get(task)
+    if known is None or known.options.shards <= 1 or queue != known.options.queue:
+        return queue
+    o = known.options
+    arguments = {} if o.shard_key is None else known.arguments_by_name(args, kwargs or {})
+    return pick(known.name, queue, o.shards, o.shard_key, arguments)
 
 
 def _encoded(app: Resq, envelope: Envelope) -> tuple[Envelope, bytes]:

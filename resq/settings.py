@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_URL",
     "KEYS_ENV",
     "NAME_RE",
+    "SHARD_SEP",
     "RedisTarget",
     "Settings",
     "encryption_keys",
@@ -32,11 +33,17 @@ __all__ = [
 
 #: Queue names and namespaces: letters, digits, ``_ . -``; no braces or colons (they shape keys).
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+#: What joins a sharded queue's name and a shard's number: ``ingest#3`` (``@app.task(shards=N)``).
+SHARD_SEP = "#"
+#: A shard of a queue: its name, ``#`` and its number.
+SHARD_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}#[0-9]{1,4}$")
 
 
 def validate_name(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid queue name or namespace, else raise ``ConfigError``."""
-    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+    """Return ``value`` if it is a valid queue name or namespace (a queue's shard, ``name#3``, too, for
+    a queue name), else raise ``ConfigError``."""
+    shard = what == "queue name" and isinstance(value, str) and SHARD_RE.fullmatch(value)
+    if not shard and (not isinstance(value, str) or not NAME_RE.fullmatch(value)):
         raise ConfigError(f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '.' or '-' (no braces or colons)")
     return value
 

@@ -43,7 +43,11 @@ FLOW_OPTIONS = (
     "unique_until",
     "debounce",
     "debounce_max",
+    "shards",
+    "shard_key",
 )
+#: The most shards one logical queue is spread over (``@app.task(shards=N)``).
+MAX_SHARDS = 1024
 #: The ways a unique task's lock is held: until its job starts, until it finishes, or for ``unique_for``.
 UNIQUE_UNTIL = ("started", "finished", "window")
 #: Every option ``@app.task`` accepts.
@@ -126,6 +130,10 @@ class TaskOptions:
     #: seconds a debounced call waits for a newer one, and the most it waits after the first call
     debounce: float | None = None
     debounce_max: float | None = None
+    #: the number of shards its queue is spread over (``queue#0`` ... ``queue#N-1``; 1: not sharded), and
+    #: the function of its arguments whose value picks a job's shard (None: round-robin)
+    shards: int = 1
+    shard_key: Callable[..., Any] | None = None
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
@@ -208,7 +216,29 @@ def _flow_options(options: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"debounce_max ({found['debounce_max']} s) must be at least debounce ({found['debounce']} s)")
     if found["debounce"] is not None and found["unique"]:
         raise ConfigError("a task is either unique or debounced, not both (debounce keeps one pending job per key)")
+    found.update(_shard_options(options, found))
     return found
+
+
+def _shard_options(options: dict[str, Any], flow: dict[str, Any]) -> dict[str, Any]:
+    """The ``shards`` and ``shard_key`` options, checked (``docs/scaling.md#a-queue-bigger-than-one-node``).
+    A sharded task takes no limit, unique lock or debounce: each is kept in its queue's slot, and a shard
+    is a slot of its own (the limit would hold per shard, not per queue)."""
+    shards, key = options.get("shards", 1), options.get("shard_key")
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise ConfigError(f"shards must be an integer from 1 to {MAX_SHARDS} (the queue's shards), got {shards!r}")
+    if key is not None and not callable(key):
+        raise ConfigError(f"shard_key must be a function of the task's arguments, got {key!r}")
+    if key is not None and shards == 1:
+        raise ConfigError("shard_key needs shards=N: the key picks one of the queue's N shards")
+    held = [name for name in ("concurrency", "rate_limit", "debounce") if flow[name] is not None]
+    held += ["unique"] if flow["unique"] else []
+    if shards > 1 and held:
+        raise ConfigError(
+            f"a sharded task (shards={shards}) takes no {' or '.join(held)}: each shard is a slot of its own, so "
+            "the limit would hold per shard, not per queue (see docs/scaling.md#a-queue-bigger-than-one-node)"
+        )
+    return {"shards": shards, "shard_key": key}
 
 
 def _encrypt(value: Any) -> bool | None:

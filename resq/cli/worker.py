@@ -135,7 +135,7 @@ def worker(
     except ConfigError as exc:
         raise click.UsageError(str(exc), ctx) from exc
     config = WorkerConfig(
-        queues=names or ["default"],
+        queues=app.served(names or ["default"]),
         concurrency=concurrency,
         threads=threads,
         prefetch=prefetch or app.settings.prefetch,

@@ -28,6 +28,7 @@ from resq.failures import error_record
 from resq.log import get_logger
 from resq.maintenance import BROKEN_KEY_HINT, command_refused, set_aside
 from resq.outcomes import Cancelled, Dead, Delivery, Discarded, Held, Lost, Outcome, Retried, Started, Succeeded
+from resq.shards import rotated
 from resq.worker.executor import Executor
 from resq.worker.messages import ChildMessage, JobBegan, JobEnded
 
@@ -161,7 +162,7 @@ class Consumer:
         self.app = app
         self.broker = app.broker
         self.worker_id = worker_id
-        self.queues = queues
+        self.queues = app.served(queues)  # a sharded queue as its shards
         self.prefetch = prefetch
         self.burst = burst
         self.state = state or ConsumerState()
@@ -181,6 +182,8 @@ class Consumer:
         self._paused: set[str] = set()
         self._levels: dict[str, list[int]] = {}
         self._pauses_looked = -PAUSED_LOOK_S
+        #: how many fetches this consumer made: the shard of each sharded queue its next fetch starts at
+        self._turn = 0
 
     def run(self) -> None:
         """Loop over :meth:`step` until stopped (or, in burst mode, until the queues are empty)."""
@@ -252,6 +255,8 @@ class Consumer:
             if not queues:  # every queue is paused: look again a little later
                 self.state.stopping.wait(min(block_s or 0.0, PAUSED_LOOK_S))
                 return []
+            self._turn += 1
+            queues = rotated(queues, self._turn)  # each shard in turn first (resq.shards)
             return self.broker.queues.fetch(self.worker_id, queues, self.batch_size, block_s, self._levels)
         finally:
             if main:

@@ -43,3 +43,10 @@ def total(results: list[int], extra: int = 0) -> int:
 def tally(status: dict[str, object]) -> object:
     """A batch's callback: the number of its jobs that succeeded."""
     return status["succeeded"]
+
+
+@app.task(name="topo.ingest", queue="ingest", shards=6)
+def ingest(n: int) -> int:
+    """A job of a queue spread over 6 shards (``{resq:ingest#0}`` ... ``{resq:ingest#5}``), counted as
+    ``record`` counts."""
+    return record(n)

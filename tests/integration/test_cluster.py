@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,6 +61,22 @@ def test_queues_on_every_master_are_served_by_one_worker(
             node = redis.Redis(port=port)
             assert node.exists(f"{{resq:{queue}}}:queue")
             node.close()
+    finally:
+        topo.app.broker.close()
+
+
+def test_a_queue_sharded_over_every_master_is_drained_by_one_worker_each_job_once(
+    cluster: Cluster, counts: redis.Redis, run_worker: RunWorker, redis_url: str
+) -> None:
+    shards = [f"ingest#{n}" for n in range(6)]
+    assert len({cluster.master_of(f"{{resq:{shard}}}") for shard in shards}) == 3  # one queue, every master
+    topo.bind(cluster.url())
+    try:
+        jobs = [topo.ingest.delay(n) for n in range(60)]
+        assert Counter(job.queue for job in jobs) == dict.fromkeys(shards, 10)  # round-robin
+        worker = run_worker(APP, "-q", "ingest", "-c", "2", url=cluster.url(), env=_env(redis_url))
+        assert sorted(job.result(timeout=30) for job in jobs) == list(range(60)), read_log(worker)
+        assert {int(k): int(v) for k, v in counts.hgetall("topo:runs").items()} == dict.fromkeys(range(60), 1)
     finally:
         topo.app.broker.close()
 
