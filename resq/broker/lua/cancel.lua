@@ -5,6 +5,8 @@
 -- ARGV[5] events channel ('' = none)
 -- Returns: the status after the call ('cancelled', 'running' when a stop was requested, or the final
 -- status the job already had), or false when the job is unknown.
+-- A job that belongs to joins hands its end off in the same step: the reply comes through resq_handed
+-- (_workflow.lua).
 local f = redis.call('HMGET', KEYS[2], 'status', 'task', 'queue', 'attempt', 'entry', 'history', 'waiting', 'joins')
 local status = f[1]
 if not status then return false end

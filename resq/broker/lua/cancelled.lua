@@ -6,6 +6,8 @@
 -- stream   ARGV[9] its limit (the slot is freed and the turn passed on: _lib.lua)
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
 -- nothing is recorded).
+-- A job that belongs to joins hands its end off in the same step: the reply comes through resq_handed
+-- (_workflow.lua).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'entry', 'joins')
 if not f then return broken end

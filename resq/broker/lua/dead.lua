@@ -8,9 +8,9 @@
 -- ARGV[10] '1' when an attempt ran and failed (a 'failed' event precedes 'dead')
 -- For a job with a concurrency key: KEYS[7] its slots zset   KEYS[8] its parked list   KEYS[9] the front
 -- stream   ARGV[11] its limit (the slot is freed and the turn passed on: _lib.lua)
--- A member of a join (_workflow.lua) settles it here, in the same step as its death.
+-- A member of a join (_workflow.lua) hands its end off here, in the same step as its death.
 -- Returns: the dead set's size (the caller trims it past dead_max_jobs: Queues.trim_dead), or -1 when the
--- lease is stale (the job was given back since: nothing is recorded).
+-- lease is stale (the job was given back since: nothing is recorded); through resq_handed.
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'cancel_requested', 'entry', 'joins')
 if not f then return broken end

@@ -13,6 +13,8 @@
 -- Returns: 'queued', 'dead', 'cancelled' (its cancellation was asked for: it ends instead of going back),
 -- or 'gone' (the entry was no longer pending: its outcome was recorded elsewhere). A job that goes dead
 -- joins the dead set, which its caller trims (Queues.trim_dead).
+-- A job that belongs to joins hands its end off in the same step: the reply comes through resq_handed
+-- (_workflow.lua).
 local f, broken = resq_fields(KEYS[2], 'status', 'task', 'queue', 'attempt', 'started_ms', 'worker', 'history',
   'waiting', 'lost', 'cancel_requested', 'joins')
 if not f then return broken end

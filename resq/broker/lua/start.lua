@@ -21,6 +21,8 @@
 -- list, still `queued`) or 'throttled' (its rate window is full: `scheduled` at the next free start, no
 -- attempt counted); its entry leaves the stream, and its envelope moves into its hash.
 -- Writes no history entry for a start: the entry that ends the attempt carries it (see _lib.lua).
+-- A job that belongs to joins hands its end off in the same step: the reply comes through resq_handed
+-- (_workflow.lua).
 local gated = KEYS[3] ~= nil
 local f, broken = resq_fields(KEYS[1], 'status', 'envelope', 'attempt', 'task', 'queue', 'entry', 'history',
   'waiting', 'joins')

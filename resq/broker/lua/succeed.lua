@@ -10,7 +10,7 @@
 -- twice: its id was drawn when the chain was made): the last five KEYS its queue's levels set, scheduled
 -- zset, its job hash, done list and stream; ARGV[12] its queue   ARGV[13] the consumer group
 -- ARGV[14] its id   ARGV[15] envelope   ARGV[16] task   ARGV[17] priority   ARGV[18] flow   ARGV[19] its joins
--- ('' = none: the batch of the chain, which it joins before this step settles it)
+-- ('' = none: the batch of the chain, which the hand-off registers it in before it counts this step)
 -- A member of a join (_workflow.lua), or a step whose next step is one, hands its end off here, in the
 -- same step as its success.
 -- Returns: 1, 0 when the job hash is gone, or -1 when the lease is stale (the job was given back since:
