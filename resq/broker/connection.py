@@ -320,8 +320,9 @@ class Connection:
         """Queue (on a pipeline) or run (on the client) script ``name``."""
         if not self._shas:
             self.load_scripts()
-        if self.cluster and not isinstance(target, _Batch):  # the cluster pipeline routes it by its keys
-            return target.execute_command("EVALSHA", self._shas[name], len(keys), *keys, *args)
+        if self.cluster and not isinstance(target, _Batch):  # the cluster pipeline sends it to its keys' node
+            command = ("EVALSHA", self._shas[name], len(keys), *keys, *args)
+            return target.execute_command(*command, **self._routed(command))
         return target.evalsha(self._shas[name], len(keys), *keys, *args)
 
     def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -389,8 +390,17 @@ class Connection:
             return self._send_to_node(commands)
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
-            pipe.execute_command(*command)
+            pipe.execute_command(*command, **self._routed(command))
         return list(pipe.execute(raise_on_error=False))
+
+    def _routed(self, command: tuple[Any, ...]) -> dict[str, Any]:
+        """Where the cluster pipeline sends a script call: the node of its first key's slot, named here
+        (redis-py would ask Redis for the keys of every ``EVALSHA`` with ``COMMAND GETKEYS``, a round trip
+        each). A ``MOVED`` or ``ASK`` reply is followed as for any command: its retry finds the node by
+        itself."""
+        if command[0] != "EVALSHA" or not int(command[2]):
+            return {}
+        return {"target_nodes": self.client.nodes_manager.get_node_from_slot(self.client.keyslot(command[3]))}
 
     def send_later(self, build: Callable[[Any], None]) -> Pending:
         """As :meth:`fast_pipeline`, in two halves: the commands go out now (on a connection of the
