@@ -129,14 +129,8 @@ class Chain:
         self.steps = _checked(steps, "chain", "resq.chain(a.s(...), b.s(), ...)")
 
     def delay(self) -> ChainResult:
-        """Enqueue the first step (the others follow as each succeeds); returns a handle on them all.
-
-        Raises:
-            ConfigError: on a Redis Cluster, steps in different queues (see ``docs/workflows.md``).
-        """
+        """Enqueue the first step (the others follow as each succeeds); returns a handle on them all."""
         first, app = self.steps[0], self.steps[0].app
-        if len({step.queue for step in self.steps}) > 1:
-            _refuse_on_cluster(app, "a chain whose steps are in different queues")
         ids = [new_job_id() for _ in self.steps]
         rest = [step.step(job_id) for step, job_id in zip(self.steps[1:], ids[1:], strict=True)]
         meta = {CHAIN_META: rest} if rest else {}
@@ -566,17 +560,6 @@ def _eager_dependent(
     if policy == "run" or all(status == JobStatus.SUCCEEDED for status in statuses):
         return enqueue(app, task, args, kwargs, queue=queue, job_id=job_id, **flow_options).job
     return Job(app, job_id, queue, task=task)
-
-
-def _refuse_on_cluster(app: Resq, what: str) -> None:
-    """A one-line ConfigError for a chain whose steps are in different queues on a Redis Cluster: each
-    step is made by the script that records the success of the step before it, in that step's slot."""
-    if app.broker.connection.cluster:
-        raise ConfigError(
-            f"{what} is not supported on a Redis Cluster: each step is made by the script that records the "
-            "step before it, in that queue's slot (see docs/workflows.md#redis-cluster); put the steps in one "
-            "queue, or use one Redis or Sentinel"
-        )
 
 
 def _keep_ms(app: Resq) -> int:

@@ -12,12 +12,12 @@ idempotent, so an entry its writer did not finish (the process died) is applied 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from resq.broker.connection import Part, text
 from resq.clock import now_ms
-from resq.codec import unpack_bytes
+from resq.codec import pack, unpack_bytes
 
 __all__ = ["HANDOFF_MARK", "SWEEP_AFTER_MS", "HandOff", "HandedOff", "unwrap"]
 
@@ -38,6 +38,19 @@ class HandedOff(NamedTuple):
     queue: str
     job_id: str
     entry: bytes
+
+
+class Step(NamedTuple):
+    """A chain's next step in another queue than the step before it, which the hand-off creates (``succeed``
+    with ``later``): its queue, id, task, envelope, priority, flow and joins, as the chain made them."""
+
+    queue: str
+    job_id: str
+    task: str
+    envelope: bytes
+    priority: int
+    flow: bytes
+    joins: bytes
 
 
 class Decided(NamedTuple):
@@ -62,8 +75,10 @@ def unwrap(reply: Any) -> tuple[Any, bytes | None]:
 class HandOff(Part):
     """Registering members of joins, and applying the hand-off entries of members that ended."""
 
-    def __init__(self, connection: Any, keys: Any) -> None:
+    def __init__(self, connection: Any, keys: Any, make_steps: Callable[[list[Step]], None]) -> None:
         super().__init__(connection, keys)
+        #: creates chain steps handed off, each at most once (``Queues``: an enqueue with ``nx``)
+        self._make_steps = make_steps
         #: entries applied whose deletion waits for the next round trip (``apply(delete_later=True)``)
         self._later: deque[HandedOff] = deque()
 
@@ -118,6 +133,9 @@ class HandOff(Part):
         """
         todo, later = list(handed), delete_later
         while todo:
+            steps = [step for item in todo if (step := _step(item)) is not None]
+            if steps:
+                self._make_steps(steps)
             calls = [self._settle_call(join_id, args) for item in todo for join_id, args in _settles(item)]
             more = self._run([decided for reply in self._scripts(calls) for decided in reply])
             if later:
@@ -206,7 +224,7 @@ class HandOff(Part):
 def _settles(item: HandedOff) -> list[tuple[str, list[Any]]]:
     """The ``settle`` arguments an entry takes to each of its joins (after the join id and now): the
     member's end (none for a join only its next step is in), then the next step's id to register."""
-    joins, status, result, _, next_id, next_joins = unpack_bytes(item.entry)
+    joins, status, result, _, next_id, next_joins, *_ = unpack_bytes(item.entry)
     order: dict[str, tuple[int | None, list[str]]] = {}
     for join_id, place in _entries(joins):
         order[join_id] = (place, [])
@@ -218,9 +236,24 @@ def _settles(item: HandedOff) -> list[tuple[str, list[Any]]]:
     ]
 
 
+def _step(item: HandedOff) -> Step | None:
+    """The chain step an entry leaves to the hand-off to create (None: none)."""
+    _, _, _, _, next_id, next_joins, *rest = unpack_bytes(item.entry)
+    if not rest or not rest[0]:
+        return None
+    queue, envelope, task, priority, flow = unpack_bytes(rest[0])
+    joins = b"" if not _entries(next_joins) else _packed_joins(next_joins)
+    return Step(text(queue), text(next_id), text(task), bytes(envelope), int(priority), bytes(flow or b""), joins)
+
+
 def _joins(packed: bytes) -> list[tuple[str, int]]:
     """A member's packed ``joins`` field as ``(join id, index)`` pairs."""
     return _entries(unpack_bytes(packed)) if packed else []
+
+
+def _packed_joins(raw: Any) -> bytes:
+    """Joins as decoded from an entry, packed again as a job's ``joins`` field."""
+    return pack([[join_id, index] for join_id, index in _entries(raw)])
 
 
 def _entries(raw: Any) -> list[tuple[str, int]]:

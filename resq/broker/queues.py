@@ -33,7 +33,7 @@ from resq.broker.connection import (
     status_of,
     text,
 )
-from resq.broker.handoff import HandedOff, HandOff, unwrap
+from resq.broker.handoff import HandedOff, HandOff, Step, unwrap
 from resq.broker.stats import Stats
 from resq.clock import now_ms, to_ms
 from resq.codec import pack
@@ -101,7 +101,7 @@ class Queues(Part):
     def __init__(self, connection: Any, keys: Any, stats: Stats) -> None:
         super().__init__(connection, keys)
         self._stats = stats
-        self.handoff = HandOff(connection, keys)
+        self.handoff = HandOff(connection, keys, self._make_steps)
         #: queue -> when this process last added it to the set of queues (monotonic)
         self._announced: dict[str, float] = {}
 
@@ -150,6 +150,16 @@ class Queues(Part):
         self._unregister(added, jobs, replies)
         self.announce(queue)
         return replies
+
+    def _make_steps(self, steps: list[Step]) -> None:
+        """Create chain steps handed off (``HandOff.apply``), each once whatever the retries: their ids were
+        drawn when the chain was made, and ``if_absent`` leaves a step that exists (or existed) alone."""
+        by_queue: dict[str, list[NewJob]] = {}
+        for s in steps:
+            flow = dataclasses.replace(Flow.unpacked(s.flow), priority=s.priority)
+            by_queue.setdefault(s.queue, []).append(NewJob(s.job_id, s.task, s.envelope, 0, flow, s.joins))
+        for queue, jobs in by_queue.items():
+            self.enqueue_many(queue, jobs, if_absent=True)
 
     def _register(self, jobs: Sequence[NewJob]) -> dict[str, list[str]]:
         """Register the jobs of ``jobs`` that belong to joins as their members, before they are stored
@@ -680,13 +690,14 @@ class Queues(Part):
             keys = [stream, k.job(q, job_id), k.done(q, job_id), k.cancel_requests(q), k.handoff(q), *slot_keys]
             args = [GROUP, d.entry, outcome.result, now, outcome.ttl_ms, outcome.duration_ms, job_id, channel]
             args += [_carried(d), *slot_args]
-            if outcome.then is not None:
-                step = outcome.then
+            if outcome.then is not None:  # the next step: made here in the same queue, else by the hand-off
+                step, here = outcome.then, outcome.then.queue == q
                 nq = step.queue
-                keys += [k.levels(nq), k.scheduled(nq), k.job(nq, step.job_id), k.done(nq, step.job_id)]
-                keys.append(k.queue(nq, step.priority))
-                args += [*([] if slot_args else ["0"]), "then", nq, GROUP, step.job_id, step.envelope, step.task]
-                args += [step.priority, step.flow, step.joins]
+                if here:
+                    keys += [k.levels(nq), k.scheduled(nq), k.job(nq, step.job_id), k.done(nq, step.job_id)]
+                    keys.append(k.queue(nq, step.priority))
+                args += [*([] if slot_args else ["0"]), "then" if here else "later", nq, GROUP, step.job_id]
+                args += [step.envelope, step.task, step.priority, step.flow, step.joins]
             run(pipe, "succeed", keys, args)
         elif isinstance(outcome, Retried):
             keys = [stream, k.job(q, job_id), k.scheduled(q), k.cancel_requests(q), k.done(q, job_id), k.handoff(q)]

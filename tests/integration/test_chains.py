@@ -34,7 +34,7 @@ def count(client: redis.Redis, name: str) -> int:
     return int(client.get(f"wftest:{name}") or 0)
 
 
-# single-only: the chain spans two queues (wf.store is in `db`), refused on a Redis Cluster for now
+@pytest.mark.cluster
 def test_each_step_gets_the_result_of_the_one_before(client: redis.Redis) -> None:
     handle = resq.chain(wf.fetch.s("example.com"), wf.parse.s(), wf.store.s(table="docs")).delay()
     assert [job.status() for job in handle.jobs[:1]] == [JobStatus.QUEUED]
@@ -53,7 +53,7 @@ def test_an_immutable_step_ignores_the_result_before_it(client: redis.Redis) -> 
     assert handle.result(timeout=5) == "done"
 
 
-# single-only: the chain spans two queues (wf.store is in `db`), refused on a Redis Cluster for now
+@pytest.mark.cluster
 def test_a_step_that_dies_ends_the_chain(client: redis.Redis) -> None:
     handle = resq.chain(wf.fetch.s("x"), wf.broken.s(), wf.store.s()).delay()
     drain()
@@ -64,7 +64,7 @@ def test_a_step_that_dies_ends_the_chain(client: redis.Redis) -> None:
     assert count(client, "store") == 0
 
 
-# single-only: the chain spans two queues (wf.store is in `db`), refused on a Redis Cluster for now
+@pytest.mark.cluster
 def test_a_retried_step_runs_again_alone(client: redis.Redis) -> None:
     handle = resq.chain(wf.fetch.s("r.s"), wf.parse.s(fail_first=True), wf.store.s()).delay()
     drain()
@@ -73,7 +73,7 @@ def test_a_retried_step_runs_again_alone(client: redis.Redis) -> None:
     assert handle.jobs[1].info()["attempts"] == 2
 
 
-# single-only: the chain spans two queues (wf.store is in `db`), refused on a Redis Cluster for now
+@pytest.mark.cluster
 def test_a_chain_runs_to_its_end_in_a_worker(client: redis.Redis, run_worker: RunWorker) -> None:
     handle = resq.chain(wf.fetch.s("w.org"), wf.parse.s(), wf.store.s()).delay()
     worker = run_worker(APP, "-q", "default,db")
@@ -145,3 +145,31 @@ def test_a_group_with_a_dead_member_says_so(client: redis.Redis) -> None:
         handle.results(timeout=5)
     with pytest.raises(ConfigError, match="at least one step"):
         resq.group([])
+
+
+@pytest.mark.cluster
+def test_a_step_in_another_queue_handed_off_by_a_process_that_died_is_made_once_by_the_reaper(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resq.broker.handoff
+    from resq import BrokerUnavailable
+    from resq.maintenance import Maintenance
+
+    handle = resq.chain(wf.fetch.s("x.io"), wf.parse.s(), wf.store.s()).delay()  # store is in queue db
+    handoff = wf.app.broker.queues.handoff
+
+    def died(handed: object, **_: object) -> None:  # the worker dies between the step's end and its hand-off
+        raise BrokerUnavailable("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(handoff, "apply", died)
+        drain()  # fetch, then parse (one queue: made by fetch's succeed script itself), then no store
+    assert handle.jobs[1].status() == JobStatus.SUCCEEDED
+    assert not client.exists(f"{{resq:db}}:job:{handle.id}")  # the step in `db` is not made yet
+    monkeypatch.setattr(resq.broker.handoff, "SWEEP_AFTER_MS", 0)
+    Maintenance(wf.app, None).reap()
+    assert client.hlen("{resq:default}:handoff") == 0
+    drain()
+    assert handle.result(timeout=5) == "pages:x.io"
+    Maintenance(wf.app, None).reap()  # nothing left to apply: the step is not made again
+    assert count(client, "store") == 1

@@ -164,17 +164,19 @@ def test_chords_batches_and_depends_on_whose_keys_span_masters_run_once(cluster:
         topo.app.broker.close()
 
 
-def test_a_chain_across_queues_is_refused_in_one_line_and_one_within_a_queue_runs(cluster: Cluster) -> None:
-    qa, qb, _ = cluster.queues_on_each_master().values()
+def test_a_chain_across_queues_on_different_masters_runs_each_step_once(cluster: Cluster) -> None:
+    qa, qb, qc = cluster.queues_on_each_master().values()
     topo.bind(cluster.url())
     try:
-        with pytest.raises(ConfigError, match="not supported on a Redis Cluster: each step is made"):
-            resq.chain(_on(topo.square.s(2), qa), _on(topo.total.s(), qb)).delay()
-        handle = resq.chain(_on(topo.square.s(3), qa), _on(topo.square.s(), qa)).delay()
-        consumer = Consumer(topo.app, "w1", [qa], burst=True, prefetch=1)
+        steps = [_on(topo.square.s(3), qa), _on(topo.square.s(), qb), _on(topo.total.s([1]), qc)]
+        handle = resq.chain(*steps[:2], _on(topo.square.s(), qa)).delay()
+        consumer = Consumer(topo.app, "w1", [qa, qb, qc], burst=True, prefetch=1)
         while not consumer.step().drained:
             pass
-        assert handle.result(timeout=5) == 81
+        assert handle.result(timeout=5) == 6561  # ((3²)²)², each step on another master than the one before
+        assert [job.queue for job in handle.jobs] == [qa, qb, qa]
+        client = cluster.client()
+        assert [client.hlen(topo.app.broker.keys.handoff(q)) for q in (qa, qb)] == [0, 0]
     finally:
         topo.app.broker.close()
 

@@ -20,22 +20,23 @@
 local RESQ_HANDOFF = false
 
 -- Queue slot. A job `id` ended in `status`: write its hand-off entry into `key` (its queue's hand-off
--- hash) when it belongs to joins (`joins`, its hash's field: false, nil or '' when none) or made a next
--- step that does (a chain's: `next_id`, `next_joins`). The entry is {joins, status, result, now, next id,
--- next joins}, the result kept only for a chord member that succeeded.
-local function resq_hand_off(key, joins, id, status, result, now, next_id, next_joins)
+-- hash) when it belongs to joins (`joins`, its hash's field: false, nil or '' when none), made a next step
+-- that does (a chain's: `next_id`, `next_joins`) or leaves its next step in another queue to the hand-off
+-- (`step`: {queue, envelope, task, priority, flow}, packed). The entry is {joins, status, result, now,
+-- next id, next joins, step}, the result kept only for a chord member that succeeded.
+local function resq_hand_off(key, joins, id, status, result, now, next_id, next_joins, step)
   local ok, list = pcall(cmsgpack.unpack, joins or '')
   if not (joins and joins ~= '' and ok and type(list) == 'table') then list = {} end
   local ok2, later = pcall(cmsgpack.unpack, next_joins or '')
   if not (next_joins and next_joins ~= '' and ok2 and type(later) == 'table') then later = {} end
-  if #list == 0 and #later == 0 then return end
+  if #list == 0 and #later == 0 and not step then return end
   local kept = ''
   if status == 'succeeded' and result then
     for _, j in ipairs(list) do
       if tonumber(j[2] or -1) >= 0 then kept = result end
     end
   end
-  RESQ_HANDOFF = cmsgpack.pack({list, status, kept, tonumber(now), next_id or '', later})
+  RESQ_HANDOFF = cmsgpack.pack({list, status, kept, tonumber(now), next_id or '', later, step or ''})
   redis.call('HSET', key, id, RESQ_HANDOFF)
 end
 
