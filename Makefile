@@ -13,7 +13,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# node-resque from npm, for the Resque interop tests (tests/interop): `npm ci` from the lock file.
+INTEROP_NODE = tests/interop/node
+$(INTEROP_NODE)/node_modules/.installed: $(INTEROP_NODE)/package-lock.json
+	cd $(INTEROP_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(VENV)/.installed $(INTEROP_NODE)/node_modules/.installed
 	$(VENV)/bin/ruff check resq resq_scheduler tests
 	$(VENV)/bin/ruff format --check resq resq_scheduler tests bench examples
 	$(VENV)/bin/lint-imports

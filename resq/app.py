@@ -14,6 +14,7 @@ from resq.flow import parse_rate, validate_group
 from resq.hooks import Hooks
 from resq.job import Job, JobStore
 from resq.producer import Call, InlineRunner, enqueue_many
+from resq.resque import Resque
 from resq.sealing import require_crypto
 from resq.settings import Settings, validate_name
 from resq.shards import expand
@@ -61,6 +62,7 @@ class Resq:
         self.hooks = Hooks()
         self._broker: Broker | None = None
         self._inline: InlineRunner | None = None
+        self._resque: Resque | None = None
         #: periodic entries declared in code (filled by ``resq_scheduler``), by name
         self.periodic_entries: dict[str, Any] = {}
         #: ``fn -> None`` running ``fn`` after the current transaction commits, for ``delay_on_commit``
@@ -169,6 +171,15 @@ class Resq:
                 f"{task.name}: the tasks of one queue give it the same shards=..."
             )
         self.tasks[task.name] = task
+
+    @property
+    def resque(self) -> Resque:
+        """Jobs for the Resque family's workers (Ruby, PHP, CakeResque, node-resque) on this app's Redis,
+        namespace ``resque``: ``app.resque.enqueue("SendMail", ["a@b.c"], queue="mail")`` (``docs/resque.md``;
+        another namespace: ``resq.resque.Resque(app, "resque:App")``)."""
+        if self._resque is None:
+            self._resque = Resque(self)
+        return self._resque
 
     def shards(self, queue: str) -> int:
         """How many shards ``queue`` is spread over (1: it is not sharded), as its tasks say

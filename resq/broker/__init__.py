@@ -10,6 +10,7 @@ parts held as attributes, one per concern::
     broker.stats     counters and the duration histogram                                (stats.py)
     broker.admin     the operator's reads and repairs                                   (admin.py)
     broker.workflows joins: chords, batches, depends_on                                 (workflows.py)
+    broker.resque    the Resque family's wire format (Ruby, PHP, node workers)          (resque.py)
 
 All of them share one :class:`~resq.broker.connection.Connection` (the client, the Lua script loader,
 the error boundary); key names are built in :mod:`resq.broker.keys`; each state transition is one Lua
@@ -27,6 +28,7 @@ from resq.broker.connection import Connection, ScriptSource, Subscription
 from resq.broker.jobs import Jobs
 from resq.broker.keys import Keys
 from resq.broker.queues import GROUP, Queues
+from resq.broker.resque import ResqueWire
 from resq.broker.stats import COUNTERS, DURATION_BUCKETS_MS, Stats
 from resq.broker.unique import Unique
 from resq.broker.workers import Workers
@@ -89,6 +91,7 @@ class Broker:
         self.workers = Workers(self.connection, self.keys)
         self.admin = Admin(self.connection, self.keys)
         self.workflows = Workflows(self.connection, self.keys, self.queues)
+        self.resque = ResqueWire(self.connection, self.keys)
 
     def close(self) -> None:
         """Close the connections of this process (a new pool is made on next use)."""

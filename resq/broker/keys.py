@@ -13,7 +13,7 @@ from datetime import date
 from resq.flow import GROUP_LEVEL, MAX_PRIORITY
 from resq.settings import validate_name
 
-__all__ = ["Keys"]
+__all__ = ["Keys", "ResqueKeys"]
 
 
 class Keys:
@@ -246,3 +246,41 @@ class Keys:
         """The lock of a unique or debounced task's key ``key`` (its name, then ``:`` and its key function's
         value or its arguments' digest): a string naming the job that holds it (``unique.lua``)."""
         return f"{self._q(queue)}:unique:{key}"
+
+
+class ResqueKeys:
+    """The key names of the Resque family under ``namespace`` (values never carry the namespace)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    @property
+    def queues(self) -> str:
+        """Set of queue names."""
+        return f"{self.namespace}:queues"
+
+    def queue(self, name: str) -> str:
+        """List of job JSON: ``RPUSH`` to enqueue, the front is taken first."""
+        return f"{self.namespace}:queue:{name}"
+
+    @property
+    def delayed_schedule(self) -> str:
+        """Zset of the whole-second timestamps that have delayed jobs (member = score)."""
+        return f"{self.namespace}:delayed_queue_schedule"
+
+    def delayed(self, timestamp: int) -> str:
+        """List of the delayed items due at ``timestamp`` (whole seconds)."""
+        return f"{self.namespace}:{self.delayed_member(timestamp)}"
+
+    @staticmethod
+    def delayed_member(timestamp: int) -> str:
+        """``delayed:<ts>``, as the ``timestamps:`` sets name a delayed list (without the namespace)."""
+        return f"delayed:{timestamp}"
+
+    def timestamps(self, item: str) -> str:
+        """Set of the ``delayed:<ts>`` lists that hold ``item`` (resque-scheduler's reverse index)."""
+        return f"{self.namespace}:timestamps:{item}"
+
+    def status(self, job_id: str) -> str:
+        """php-resque's job status (JSON ``{status, updated, started}``; 1 waiting ... 4 complete)."""
+        return f"{self.namespace}:job:{job_id}:status"
