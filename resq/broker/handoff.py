@@ -19,7 +19,7 @@ from resq.broker.connection import Part, text
 from resq.clock import now_ms
 from resq.codec import pack, unpack_bytes
 
-__all__ = ["HANDOFF_MARK", "SWEEP_AFTER_MS", "HandOff", "HandedOff", "unwrap"]
+__all__ = ["HANDOFF_MARK", "SWEEP_AFTER_MS", "HandOff", "HandedOff", "pack_joins", "unwrap"]
 
 #: The first element of a script's reply that carries a hand-off entry (``resq_handed``).
 HANDOFF_MARK = b"resq:handoff"
@@ -133,10 +133,11 @@ class HandOff(Part):
         """
         todo, later = list(handed), delete_later
         while todo:
-            steps = [step for item in todo if (step := _step(item)) is not None]
+            entries = [(item, unpack_bytes(item.entry)) for item in todo]
+            steps = [step for _, fields in entries if (step := _step(fields)) is not None]
             if steps:
                 self._make_steps(steps)
-            calls = [self._settle_call(join_id, args) for item in todo for join_id, args in _settles(item)]
+            calls = [self._settle_call(j, args) for item, fields in entries for j, args in _settles(item, fields)]
             more = self._run([decided for reply in self._scripts(calls) for decided in reply])
             if later:
                 self._later.extend(todo)
@@ -221,10 +222,11 @@ class HandOff(Part):
         return c.with_retry(lambda: c.script(name, keys, [join_id, *args]))
 
 
-def _settles(item: HandedOff) -> list[tuple[str, list[Any]]]:
-    """The ``settle`` arguments an entry takes to each of its joins (after the join id and now): the
-    member's end (none for a join only its next step is in), then the next step's id to register."""
-    joins, status, result, _, next_id, next_joins, *_ = unpack_bytes(item.entry)
+def _settles(item: HandedOff, fields: list[Any]) -> list[tuple[str, list[Any]]]:
+    """The ``settle`` arguments an entry (``fields``: its decoded form) takes to each of its joins (after
+    the join id and now): the member's end (none for a join only its next step is in), then the next
+    step's id to register."""
+    joins, status, result, _, next_id, next_joins, *_ = fields
     order: dict[str, tuple[int | None, list[str]]] = {}
     for join_id, place in _entries(joins):
         order[join_id] = (place, [])
@@ -236,13 +238,13 @@ def _settles(item: HandedOff) -> list[tuple[str, list[Any]]]:
     ]
 
 
-def _step(item: HandedOff) -> Step | None:
-    """The chain step an entry leaves to the hand-off to create (None: none)."""
-    _, _, _, _, next_id, next_joins, *rest = unpack_bytes(item.entry)
+def _step(fields: list[Any]) -> Step | None:
+    """The chain step an entry (decoded) leaves to the hand-off to create (None: none)."""
+    _, _, _, _, next_id, next_joins, *rest = fields
     if not rest or not rest[0]:
         return None
     queue, envelope, task, priority, flow = unpack_bytes(rest[0])
-    joins = b"" if not _entries(next_joins) else _packed_joins(next_joins)
+    joins = pack_joins(_entries(next_joins))
     return Step(text(queue), text(next_id), text(task), bytes(envelope), int(priority), bytes(flow or b""), joins)
 
 
@@ -251,9 +253,10 @@ def _joins(packed: bytes) -> list[tuple[str, int]]:
     return _entries(unpack_bytes(packed)) if packed else []
 
 
-def _packed_joins(raw: Any) -> bytes:
-    """Joins as decoded from an entry, packed again as a job's ``joins`` field."""
-    return pack([[join_id, index] for join_id, index in _entries(raw)])
+def pack_joins(joins: Sequence[tuple[str, int]]) -> bytes:
+    """The ``joins`` field of a member: each join's id and the member's index in it (-1: its result is
+    not kept)."""
+    return pack([[join_id, index] for join_id, index in joins]) if joins else b""
 
 
 def _entries(raw: Any) -> list[tuple[str, int]]:

@@ -66,7 +66,7 @@ class ReplicasBehind(redis.ConnectionError):
 
 class NewJob(NamedTuple):
     """A job to store: its id, task, encoded envelope, due time (ms; 0: now), flow control, and the joins
-    it is a member of (a chord's, a batch's: packed by ``resq.broker.workflows.pack_joins``; empty: none)."""
+    it is a member of (a chord's, a batch's: packed by ``resq.broker.handoff.pack_joins``; empty: none)."""
 
     job_id: str
     task: str

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from resq.broker.connection import Part, Pipeline, text
+from resq.broker.handoff import pack_joins
 from resq.broker.queues import NewJob, Queues
 from resq.clock import now_ms
 from resq.codec import pack, unpack
@@ -39,12 +40,6 @@ class JoinRecord(NamedTuple):
     fields: dict[str, str]
     callbacks: dict[str, tuple[str, str]]
     members: dict[str, str]
-
-
-def pack_joins(joins: Sequence[tuple[str, int]]) -> bytes:
-    """The ``joins`` field of a member: each join's id and the member's index in it (-1: its result is
-    not kept)."""
-    return pack([[join_id, index] for join_id, index in joins]) if joins else b""
 
 
 class Workflows(Part):
