@@ -98,7 +98,7 @@ class Workflows(Part):
         a batch it was made in)."""
         k, c, job, q = self.keys, self.connection, callback.job, callback.queue
         handoff = self._queues.handoff
-        added = handoff.register([(job.job_id, job.joins)]) if job.joins else {}
+        added = handoff.register([(job.job_id, job.joins)])  # none when it joins nothing
         keys = [k.job(q, job.job_id), k.done(q, job.job_id)]
         args = [job.job_id, q, job.task, job.envelope, job.flow.priority, job.flow.packed(), join_id]
         args += [pack([list(p) for p in parents]) if parents else b"", job.joins, now_ms(), c.listened(k.events)]
