@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from resq import BrokerRefused, BrokerUnavailable, Resq
 from resq.cli import main
 from tests.conftest import RunWorker
-from tests.helpers import read_log
+from tests.helpers import read_log, wait_for
 from tests.redis_server import RedisServer, TlsFiles
 
 APP = "tests.integration.test_tls:app"
@@ -153,7 +153,8 @@ def test_a_worker_runs_jobs_over_tls_with_the_ca_in_the_url(
     worker = run_worker(APP, "--no-banner", url=url)
     jobs = [add.delay(2, 3), add.delay(40, 2)]
     assert [job.result(timeout=15) for job in jobs] == [5, 42], read_log(worker)
-    stats = cli(url, "stats", "--json")
+    # the counters travel after the results (a worker adds a batch's counters at its end): read them once added
+    stats = wait_for(lambda: (r := cli(url, "stats", "--json")).exit_code == 0 and '"processed": 2' in r.stdout and r)
     assert stats.exit_code == 0 and '"processed": 2' in stats.stdout, stats.output
     with pytest.raises(BrokerUnavailable):  # the TLS port speaks TLS only: the jobs went over TLS
         Resq(f"redis://127.0.0.1:{tls_server.tls_port}/0", broker_retry_s=0.1).enqueue_many([(add, (1, 1))])
