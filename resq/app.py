@@ -14,7 +14,7 @@ from resq.flow import parse_rate, validate_group
 from resq.hooks import Hooks
 from resq.job import Job, JobStore
 from resq.producer import Call, InlineRunner, enqueue_many
-from resq.resque import Resque
+from resq.resque import Resque, ResqueOutcomes
 from resq.sealing import require_crypto
 from resq.settings import Settings, validate_name
 from resq.shards import expand
@@ -63,6 +63,10 @@ class Resq:
         self._broker: Broker | None = None
         self._inline: InlineRunner | None = None
         self._resque: Resque | None = None
+        #: Resque-family class name -> the name of the task that runs its jobs (``@app.task(resque_class=)``
+        #: fills it; entries may be added by hand), for ``resq worker --resque-queues``
+        self.resque_classes: dict[str, str] = {}
+        self._resque_outcomes = False
         #: periodic entries declared in code (filled by ``resq_scheduler``), by name
         self.periodic_entries: dict[str, Any] = {}
         #: ``fn -> None`` running ``fn`` after the current transaction commits, for ``delay_on_commit``
@@ -170,7 +174,21 @@ class Resq:
                 f"queue {o.queue!r} has {other.options.shards} shard(s) for {other.name} but {o.shards} for "
                 f"{task.name}: the tasks of one queue give it the same shards=..."
             )
+        claimed = self.resque_classes.get(o.resque_class or "")
+        if o.resque_class and claimed not in (None, task.name):
+            raise ConfigError(f"two tasks run the Resque class {o.resque_class!r}: {claimed} and {task.name}")
         self.tasks[task.name] = task
+        if o.resque_class:
+            self.resque_classes[o.resque_class] = task.name
+            self.count_resque_jobs()
+
+    def count_resque_jobs(self) -> None:
+        """Keep the Resque family's counters and failure records of the jobs taken from their queues
+        (``resq.resque.ResqueOutcomes``; registered once, when a task names a ``resque_class`` or a worker
+        serves Resque queues)."""
+        if not self._resque_outcomes:
+            self._resque_outcomes = True
+            self.add_plugin(ResqueOutcomes(self))
 
     @property
     def resque(self) -> Resque:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import traceback
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -20,18 +21,35 @@ from typing import TYPE_CHECKING, Any
 from resq.broker.keys import ResqueKeys
 from resq.clock import due_time_ms, now_ms
 from resq.errors import ConfigError
+from resq.log import get_logger
 from resq.settings import validate_name
 
 if TYPE_CHECKING:
     from resq.app import Resq
+    from resq.job import Job
 
-__all__ = ["DEFAULT_NAMESPACE", "STATUS_SCHEDULED", "STATUS_WAITING", "Resque"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "RESQUE_META",
+    "STATUS_SCHEDULED",
+    "STATUS_WAITING",
+    "Resque",
+    "ResqueDelayed",
+    "ResqueOutcomes",
+    "dumps",
+    "failure_record",
+]
+
+log = get_logger("resq.resque")
 
 #: The Resque family's default namespace (every key is ``resque:<key>``).
 DEFAULT_NAMESPACE = "resque"
 #: php-resque's status of a job waiting in its queue, and php-resque-ex-scheduler's of a delayed one.
 STATUS_WAITING = 1
 STATUS_SCHEDULED = 63
+#: The key of a job's ``meta`` that a job taken from a Resque queue carries: ``{"ns", "queue", "worker",
+#: "payload"}`` (its namespace, Resque queue, the id of the worker that took it, the payload as pushed).
+RESQUE_META = "resque"
 
 
 class Resque:
@@ -104,7 +122,7 @@ class Resque:
         job_id = uuid.uuid4().hex
         fields = {"class": cls, "args": list(args), **extra, "id": job_id}
         try:
-            return job_id, json.dumps(fields, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            return job_id, dumps(fields)
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"a Resque job's args must be JSON values (Ruby, PHP and node read JSON): {exc}"
@@ -114,4 +132,145 @@ class Resque:
 def _status(status: int) -> str:
     """php-resque's status JSON for a job just made."""
     now = int(time.time())
-    return json.dumps({"status": status, "updated": now, "started": now}, separators=(",", ":"))
+    return dumps({"status": status, "updated": now, "started": now})
+
+
+def dumps(value: Any) -> str:
+    """JSON as the Resque family writes it: compact, UTF-8, whole floats as integers, so the text is the
+    one JavaScript's ``JSON.stringify`` makes of it again (node-resque removes a failure record by its
+    exact text).
+
+    Raises:
+        TypeError, ValueError: a value JSON cannot carry.
+    """
+    return json.dumps(_whole(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole(v) for v in value]
+    return value
+
+
+def failure_record(payload: str, queue: str, worker: str, exception: str, error: str, backtrace: list[str]) -> str:
+    """A failure record as Ruby's ``Failure::Redis`` writes it to ``failed`` (the fields in its order), for
+    the job pushed as ``payload``; Ruby's resque-web and node-resque list it and retry it (which queues
+    ``payload`` on ``queue`` again)."""
+    try:
+        parsed: Any = json.loads(payload)
+    except ValueError:
+        parsed = payload
+    record = {
+        "failed_at": time.strftime("%Y/%m/%d %H:%M:%S UTC", time.gmtime()),
+        "payload": parsed,
+        "exception": exception,
+        "error": error,
+        "backtrace": backtrace,
+        "worker": worker,
+        "queue": queue,
+    }
+    return dumps(record)
+
+
+class ResqueDelayed:
+    """resque-scheduler's delayed jobs (pushed by Ruby, php or node producers, or ``enqueue_at``), moved
+    into their queues when due by ``resq scheduler --resque``: any number of resq schedulers, beside any
+    resque-scheduler, move each job once.
+
+    Args:
+        app: the app (its Redis).
+        namespace: the Resque namespace of the delayed jobs.
+    """
+
+    #: Items moved per script call, and due seconds looked at per pass.
+    BATCH = 100
+    SECONDS = 10
+
+    def __init__(self, app: Resq, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.app = app
+        self.keys = Resque(app, namespace).keys
+        #: seconds whose head item names no queue, already logged (the Resque scheduler they belong to,
+        #: which knows their class's queue, moves them)
+        self._stuck: set[int] = set()
+
+    def promote(self, now_ms: int) -> tuple[int, int | None]:
+        """Move every delayed job due at ``now_ms``; returns (moved, when the next is due in ms or None)."""
+        wire = self.app.broker.resque
+        moved = 0
+        for timestamp in wire.due_seconds(self.keys, now_ms // 1000, self.SECONDS):
+            while (count := self._move(timestamp)) == self.BATCH:
+                moved += count
+            moved += count
+        nxt = wire.next_second(self.keys)
+        return moved, None if nxt is None else nxt * 1000
+
+    def _move(self, timestamp: int) -> int:
+        """Move a batch from the head of one second's list: the items up to the first that names no queue."""
+        wire = self.app.broker.resque
+        items = wire.delayed_items(self.keys, timestamp, self.BATCH)
+        movable: list[tuple[str, str]] = []
+        for item in items:
+            queue = _queue_of(item)
+            if queue is None:
+                if timestamp not in self._stuck:
+                    self._stuck.add(timestamp)
+                    log.warning("resque_delayed_without_queue", second=timestamp, item=item[:200])
+                break
+            movable.append((item, queue))
+        if not movable and items:
+            return 0
+        count = wire.move_delayed(self.keys, timestamp, movable)
+        if count:
+            log.info("resque_delayed_moved", jobs=count, second=timestamp, namespace=self.keys.namespace)
+        return count
+
+
+def _queue_of(item: str) -> str | None:
+    """The queue a delayed item names, if it names a valid one."""
+    try:
+        found = json.loads(item)
+    except ValueError:
+        return None
+    queue = found.get("queue") if isinstance(found, dict) else None
+    if not isinstance(queue, str):
+        return None
+    try:
+        return validate_name(queue, "queue name")
+    except ConfigError:
+        return None
+
+
+class ResqueOutcomes:
+    """The Resque family's bookkeeping of jobs taken from their queues (``RESQUE_META`` in the job's meta):
+    ``stat:processed`` for each that ends, and a failure record in ``failed`` (with ``stat:failed``) for
+    each that ends dead, so their tools count and retry them. Registered as a plugin by the app when a
+    task names a ``resque_class``."""
+
+    def __init__(self, app: Resq) -> None:
+        self.app = app
+
+    def on_success(self, job: Job[Any], result: Any) -> None:
+        found = _taken(job)
+        if found is not None:
+            self.app.broker.resque.processed(ResqueKeys(found["ns"]), found["worker"])
+
+    def on_dead(self, job: Job[Any], exc: BaseException) -> None:
+        found = _taken(job)
+        if found is None:
+            return
+        frames = reversed(traceback.extract_tb(exc.__traceback__))  # innermost first, as Ruby's
+        backtrace = [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in frames]
+        record = failure_record(
+            found["payload"], found["queue"], found["worker"], type(exc).__name__, str(exc), backtrace
+        )
+        self.app.broker.resque.failed(ResqueKeys(found["ns"]), found["worker"], record)
+
+
+def _taken(job: Job[Any]) -> dict[str, str] | None:
+    """What a job taken from a Resque queue carries (``RESQUE_META``), or None for any other job."""
+    found = job.options.get("meta", {}).get(RESQUE_META)
+    return found if isinstance(found, dict) else None

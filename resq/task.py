@@ -62,6 +62,7 @@ TASK_OPTIONS = (
     "result_ttl",
     "redact",
     "encrypt",
+    "resque_class",
     *FLOW_OPTIONS,
     *TASK_HOOKS,
 )
@@ -134,6 +135,8 @@ class TaskOptions:
     #: the function of its arguments whose value picks a job's shard (None: round-robin)
     shards: int = 1
     shard_key: Callable[..., Any] | None = None
+    #: the Resque family's class name whose jobs this task runs (``resq worker --resque-queues``)
+    resque_class: str | None = None
     hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
@@ -172,9 +175,21 @@ def build_options(fn: Callable[..., Any] | None, options: dict[str, Any]) -> Tas
         result_ttl=_positive(options.get("result_ttl"), "result_ttl"),
         redact=redact_names(options.get("redact", ()), "task option redact"),
         encrypt=_encrypt(options.get("encrypt")),
+        resque_class=_resque_class(options.get("resque_class")),
         hooks=hooks,
         **_flow_options(options),
     )
+
+
+def _resque_class(value: Any) -> str | None:
+    """The ``resque_class`` option, checked: a class name as Resque-family producers write it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ConfigError(
+            f"resque_class is a Resque job class name, e.g. 'SendMail' or 'Job\\Work\\TestJob', got {value!r}"
+        )
+    return value
 
 
 def _flow_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from resq.cli.common import app_from, guard, logging_options, ops_options, reach
 from resq.clock import from_ms
 from resq.job import JobStatus
 from resq.log import configure
+from resq.resque import DEFAULT_NAMESPACE
 from resq_scheduler.cron import CronSpec, next_fires
 from resq_scheduler.schedule import PeriodicEntry
 from resq_scheduler.scheduler import Scheduler
@@ -52,9 +53,10 @@ def _scheduler(
     schedule_file: str | None = None,
     *,
     connect: bool = True,
+    resque: str | None = None,
 ) -> Scheduler:
     app = app_from(app_ref, url, namespace, connect=False)
-    instance = _guard(ctx, lambda: Scheduler(app, schedule_file=schedule_file))
+    instance = _guard(ctx, lambda: Scheduler(app, schedule_file=schedule_file, resque=resque))
     if connect:
         _guard(ctx, lambda: reach(app))
     return instance
@@ -72,12 +74,20 @@ def _store(app_ref: str | None, url: str | None, namespace: str | None) -> Store
     type=click.Path(dir_okay=False),
     help="A TOML file of periodic entries (see docs/scheduling.md).",
 )
+@click.option(
+    "--resque",
+    is_flag=True,
+    help="Also move resque-scheduler's due delayed jobs into their Resque queues (see docs/resque.md).",
+)
+@click.option("--resque-namespace", default=None, help="The Resque namespace of --resque (default: resque).")
 @logging_options
 def scheduler(
     app_ref: str | None,
     url: str | None,
     namespace: str | None,
     schedule_file: str | None,
+    resque: bool,
+    resque_namespace: str | None,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -87,7 +97,11 @@ def scheduler(
     """
     configure(log_format, log_level)
     # a scheduler waits for Redis itself (it may start before Redis does)
-    instance = _scheduler(click.get_current_context(), app_ref, url, namespace, schedule_file, connect=False)
+    ctx = click.get_current_context()
+    if resque_namespace is not None and not resque:
+        raise click.UsageError("--resque-namespace goes with --resque", ctx)
+    ns = (resque_namespace or DEFAULT_NAMESPACE) if resque else None
+    instance = _scheduler(ctx, app_ref, url, namespace, schedule_file, connect=False, resque=ns)
     sys.exit(instance.run())
 
 

@@ -35,6 +35,7 @@ from resq.clock import from_ms, now_ms
 from resq.errors import BrokerUnavailable, ConfigError, EncodeError, PayloadTooLarge, Veto
 from resq.log import get_logger
 from resq.maintenance import Maintenance
+from resq.resque import ResqueDelayed
 from resq.task import Task
 from resq_scheduler.cron import DEFAULT_FIRST_GRACE_S, Spec, due_ticks
 from resq_scheduler.schedule import PeriodicEntry, load_schedule_file
@@ -50,6 +51,9 @@ PROMOTE_BATCH = 1000
 MAX_BATCHES = 100
 #: Longest sleep, in seconds, whatever is scheduled (a safety net under the wake-up messages).
 MAX_SLEEP_S = 60.0
+#: Longest sleep with ``--resque``, in seconds: Resque-family producers announce no delayed job, and a
+#: due one waits at most this long (resque-scheduler itself looks every 5 s).
+RESQUE_POLL_S = 1.0
 #: Added to every computed wake-up so that the tick lands on, not just before, the due instant.
 WAKE_SLACK_S = 0.001
 #: Backoff bounds (seconds) while Redis is unavailable.
@@ -110,6 +114,8 @@ class Scheduler:
         entries: the periodic entries declared in code; None takes ``app.periodic_entries``.
         schedule_file: a TOML schedule file whose entries are added (see ``docs/scheduling.md``).
         clock: returns the current time (aware); injectable for tests.
+        resque: also move resque-scheduler's delayed jobs of this Resque namespace (``--resque``;
+            ``docs/resque.md``); None: not.
 
     Raises:
         ConfigError: an entry names an unknown task, the file is invalid, or two entries share a name.
@@ -121,8 +127,10 @@ class Scheduler:
         entries: Iterable[PeriodicEntry] | None = None,
         schedule_file: str | os.PathLike[str] | None = None,
         clock: Callable[[], datetime] | None = None,
+        resque: str | None = None,
     ) -> None:
         self.app = app
+        self.resque = None if resque is None else ResqueDelayed(app, resque)
         self.store = Store(app)
         self.maintenance = Maintenance(app, None)
         self.clock = clock or _utcnow
@@ -165,6 +173,10 @@ class Scheduler:
         now = self.clock() if now is None else now
         report = TickReport(now=now)
         report.promoted, next_due = self._promote(_ms(now))
+        if self.resque is not None:
+            moved, resque_due = self.resque.promote(_ms(now))
+            report.promoted += moved
+            next_due = min((d for d in (next_due, resque_due) if d is not None), default=None)
         state = self.store.state()
         entries = self.all_entries(state)
         for entry in sorted(entries.values(), key=lambda e: e.name):
@@ -336,6 +348,8 @@ class Scheduler:
     def seconds_until(self, wake_at: datetime | None) -> float:
         """How long to wait before the next pass: until ``wake_at``, and at most until reaping is due."""
         limit = min(MAX_SLEEP_S, max(self._reap_at - time.monotonic(), 0.0))
+        if self.resque is not None:  # Resque producers announce no delayed job: look every second
+            limit = min(limit, RESQUE_POLL_S)
         if wake_at is None:
             return limit
         return min(max((wake_at - self.clock()).total_seconds() + WAKE_SLACK_S, 0.0), limit)

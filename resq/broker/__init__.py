@@ -65,6 +65,8 @@ SCRIPT_NAMES = (
     "settle",
     "deferred",
     "handed_off",
+    "resque_take",
+    "resque_promote",
 )
 
 T = TypeVar("T")

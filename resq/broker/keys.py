@@ -284,3 +284,41 @@ class ResqueKeys:
     def status(self, job_id: str) -> str:
         """php-resque's job status (JSON ``{status, updated, started}``; 1 waiting ... 4 complete)."""
         return f"{self.namespace}:job:{job_id}:status"
+
+    @property
+    def failed(self) -> str:
+        """List of failure records (JSON ``{failed_at, payload, exception, error, backtrace, worker, queue}``)."""
+        return f"{self.namespace}:failed"
+
+    @property
+    def workers(self) -> str:
+        """Set of the ids of live workers (``host:pid:queue,queue``)."""
+        return f"{self.namespace}:workers"
+
+    def worker_started(self, worker_id: str) -> str:
+        """When worker ``worker_id`` started (text)."""
+        return f"{self.namespace}:worker:{worker_id}:started"
+
+    @property
+    def heartbeats(self) -> str:
+        """Hash worker id -> its last heartbeat (ISO 8601), which Ruby Resque prunes dead workers by."""
+        return f"{self.namespace}:workers:heartbeat"
+
+    def stat(self, name: str, worker_id: str | None = None) -> str:
+        """Counter ``processed`` or ``failed``, of all workers or of ``worker_id``."""
+        return f"{self.namespace}:stat:{name}" if worker_id is None else f"{self.namespace}:stat:{name}:{worker_id}"
+
+    def in_flight(self, worker_id: str) -> str:
+        """resq's own: hash number -> ``queue\\npayload`` of the jobs resq worker ``worker_id`` took from
+        Resque queues and has not yet made resq jobs of (``resque_take.lua``)."""
+        return f"{self.namespace}:resq:in-flight:{worker_id}"
+
+    @property
+    def in_flight_owners(self) -> str:
+        """resq's own: zset of the workers with in-flight hashes, by when each counts as dead (ms)."""
+        return f"{self.namespace}:resq:in-flight"
+
+    @property
+    def sequence(self) -> str:
+        """resq's own: the counter numbering the jobs resq workers take (the resq job ``<ns>:<number>``)."""
+        return f"{self.namespace}:resq:sequence"

@@ -7,12 +7,18 @@ A job is a JSON object ``{"class": ..., "args": [...], ...}`` pushed (``RPUSH``)
 as resque-scheduler keeps it, is an item ``{"class", "args", "queue"}`` in the list ``<ns>:delayed:<ts>``
 (whole seconds), ``<ts>`` in the zset ``<ns>:delayed_queue_schedule`` and ``delayed:<ts>`` in the set
 ``<ns>:timestamps:<item>``. Keys of the Resque family share no hash tag: on a Redis Cluster each command
-goes to its own key's node, as the Resque family sends them.
+goes to its own key's node, as the Resque family sends them. Taking jobs from their queues
+(``resque_take.lua``) moves a job between keys atomically, which needs one Redis (or Sentinel).
+
+A job a resq worker takes moves into the worker's in-flight hash (``ResqueKeys.in_flight``) under the next
+number of the namespace's sequence, until the worker has made a resq job of it (``resq.worker.resque``).
 """
 
 from __future__ import annotations
 
-from resq.broker.connection import Part, Pipeline
+from collections.abc import Sequence
+
+from resq.broker.connection import Part, Pipeline, text
 from resq.broker.keys import ResqueKeys
 
 __all__ = ["ResqueWire"]
@@ -45,3 +51,112 @@ class ResqueWire(Part):
             pipe.zadd(keys.delayed_schedule, {str(timestamp): timestamp})
 
         self.connection.with_retry(lambda: self.connection.pipeline(build))
+
+    # -- resq workers taking Resque jobs ------------------------------------------------------------
+
+    def take(
+        self, keys: ResqueKeys, worker_id: str, queues: Sequence[str], limit: int, dead_at_ms: int
+    ) -> list[tuple[int, str, str]]:
+        """Move up to ``limit`` jobs from the heads of ``queues`` (in order) into the worker's in-flight
+        hash, atomically; returns each one's number, queue and payload. ``dead_at_ms``: when the worker
+        counts as dead if it does not take again (another worker then recovers its in-flight jobs)."""
+        script_keys = [keys.in_flight(worker_id), keys.sequence, keys.in_flight_owners, *map(keys.queue, queues)]
+        flat = self.connection.script("resque_take", script_keys, [limit, worker_id, dead_at_ms, *queues])
+        return [(int(flat[i]), text(flat[i + 1]), text(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+    def in_flight(self, keys: ResqueKeys, worker_id: str) -> list[tuple[int, str, str]]:
+        """The jobs in a worker's in-flight hash (number, queue, payload), oldest first."""
+        found = self.connection.client.hgetall(keys.in_flight(worker_id))
+        entries = [(int(number), text(value).partition("\n")) for number, value in found.items()]
+        return [(number, queue, payload) for number, (queue, _, payload) in sorted(entries)]
+
+    def settle(self, keys: ResqueKeys, worker_id: str, numbers: Sequence[int]) -> None:
+        """Drop jobs from a worker's in-flight hash (resq jobs were made of them, or failure records)."""
+        if numbers:
+            self.connection.client.hdel(keys.in_flight(worker_id), *numbers)
+
+    def dead_owners(self, keys: ResqueKeys, now_ms: int) -> list[str]:
+        """The workers whose in-flight hashes are past their deadline (the workers died)."""
+        return [text(w) for w in self.connection.client.zrangebyscore(keys.in_flight_owners, "-inf", now_ms)]
+
+    def register_worker(self, keys: ResqueKeys, worker_id: str, started: str, beat: str) -> None:
+        """Show a worker as the Resque family's tools list them: in ``workers``, with its start time and a
+        heartbeat."""
+
+        def build(pipe: Pipeline) -> None:
+            pipe.sadd(keys.workers, worker_id)
+            pipe.set(keys.worker_started(worker_id), started)
+            pipe.hset(keys.heartbeats, worker_id, beat)
+
+        self.connection.pipeline(build)
+
+    def heartbeat(self, keys: ResqueKeys, worker_id: str, beat: str) -> None:
+        """A worker's heartbeat, as Ruby Resque reads it (``workers:heartbeat``)."""
+        self.connection.client.hset(keys.heartbeats, worker_id, beat)
+
+    def unregister_worker(self, keys: ResqueKeys, worker_id: str) -> None:
+        """Remove a worker (stopped, or found dead after its in-flight jobs were recovered) and its
+        bookkeeping, as a Resque worker does on exit."""
+
+        def build(pipe: Pipeline) -> None:
+            pipe.srem(keys.workers, worker_id)
+            pipe.hdel(keys.heartbeats, worker_id)
+            pipe.delete(
+                keys.worker_started(worker_id),
+                keys.stat("processed", worker_id),
+                keys.stat("failed", worker_id),
+                keys.in_flight(worker_id),
+            )
+            pipe.zrem(keys.in_flight_owners, worker_id)
+
+        self.connection.pipeline(build)
+
+    def processed(self, keys: ResqueKeys, worker_id: str) -> None:
+        """Count a job done (``stat:processed``, of all and of the worker)."""
+
+        def build(pipe: Pipeline) -> None:
+            pipe.incr(keys.stat("processed"))
+            pipe.incr(keys.stat("processed", worker_id))
+
+        self.connection.with_retry(lambda: self.connection.pipeline(build))
+
+    def failed(self, keys: ResqueKeys, worker_id: str, record: str, in_flight: tuple[str, int] | None = None) -> None:
+        """Add a failure record to ``failed`` and count the job processed and failed (by ``worker_id``);
+        ``in_flight``: the worker whose in-flight hash holds the job, and its number there, dropped in the
+        same round trip."""
+
+        def build(pipe: Pipeline) -> None:
+            pipe.rpush(keys.failed, record)
+            for name in ("processed", "failed"):
+                pipe.incr(keys.stat(name))
+                pipe.incr(keys.stat(name, worker_id))
+            if in_flight is not None:
+                pipe.hdel(keys.in_flight(in_flight[0]), in_flight[1])
+
+        self.connection.with_retry(lambda: self.connection.pipeline(build))
+
+    # -- resque-scheduler's delayed jobs -------------------------------------------------------------
+
+    def due_seconds(self, keys: ResqueKeys, now_s: int, limit: int) -> list[int]:
+        """The earliest ``limit`` seconds of the schedule that are due at ``now_s``."""
+        found = self.connection.client.zrangebyscore(keys.delayed_schedule, "-inf", now_s, start=0, num=limit)
+        return [int(text(ts)) for ts in found]
+
+    def next_second(self, keys: ResqueKeys) -> int | None:
+        """The earliest second of the schedule, due or not (None: nothing is delayed)."""
+        found = self.connection.client.zrange(keys.delayed_schedule, 0, 0, withscores=True)
+        return int(found[0][1]) if found else None
+
+    def delayed_items(self, keys: ResqueKeys, timestamp: int, limit: int) -> list[str]:
+        """The first ``limit`` items of a second's list."""
+        return [text(item) for item in self.connection.client.lrange(keys.delayed(timestamp), 0, limit - 1)]
+
+    def move_delayed(self, keys: ResqueKeys, timestamp: int, items: Sequence[tuple[str, str]]) -> int:
+        """Move the head of a second's list, read as ``items`` (item, queue), into their queues, atomically;
+        returns how many moved (0 when the list no longer starts with them: another scheduler moved them)."""
+        script_keys = [keys.delayed_schedule, keys.delayed(timestamp), keys.queues]
+        args: list[str | int] = [timestamp, keys.delayed_member(timestamp)]
+        for item, queue in items:
+            script_keys += [keys.timestamps(item), keys.queue(queue)]
+            args += [item, queue]
+        return int(self.connection.script("resque_promote", script_keys, args))

@@ -90,6 +90,17 @@ def _app_from(ctx: click.Context, ref: str | None, url: str | None = None, names
     help="Serve Prometheus metrics on this port (needs resq[metrics]).",
 )
 @click.option("--scheduler", is_flag=True, help="Also run a scheduler in this worker (like celery -B).")
+@click.option(
+    "--resque-queues",
+    default="",
+    help="Also take the jobs of these Resque-family queues (resque:queue:<name>), comma-separated "
+    "(without -q: only these).",
+)
+@click.option(
+    "--resque-namespace",
+    default=None,
+    help="The Resque namespace of --resque-queues (default: resque).",
+)
 @click.option("--no-banner", is_flag=True, help="Do not print the start-up banner.")
 @logging_options
 def worker(
@@ -107,6 +118,8 @@ def worker(
     max_memory_per_child: int | None,
     metrics_port: int | None,
     scheduler: bool,
+    resque_queues: str,
+    resque_namespace: str | None,
     no_banner: bool,
     log_format: str,
     log_level: str,
@@ -130,6 +143,10 @@ def worker(
         )
     try:
         names = [validate_name(q.strip(), "queue name") for q in queues.split(",") if q.strip()]
+        resque = [validate_name(q.strip(), "Resque queue name") for q in resque_queues.split(",") if q.strip()]
+        if resque:
+            given = ctx.get_parameter_source("queues") is not click.core.ParameterSource.DEFAULT
+            names = list(dict.fromkeys([*(names if given else []), *resque]))  # resq's queues of those names
         if heartbeat_interval is not None:
             app.reconfigure(heartbeat_interval=heartbeat_interval)
     except ConfigError as exc:
@@ -145,6 +162,8 @@ def worker(
         max_memory_per_child_mb=max_memory_per_child,
         metrics_port=metrics_port,
         scheduler=scheduler,
+        resque_queues=resque,
+        resque_namespace=resque_namespace,
     )
     try:
         supervisor = Supervisor(app, config)

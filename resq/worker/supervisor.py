@@ -28,6 +28,7 @@ from resq.outcomes import Delivery
 from resq.worker.board import Board, Running
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
+from resq.worker.resque import ResqueQueues
 
 __all__ = ["SCHEDULER_GROUP", "Supervisor", "WorkerConfig", "embedded_scheduler"]
 
@@ -77,6 +78,10 @@ class WorkerConfig:
     metrics_port: int | None = None
     #: run a scheduler in the supervisor (``--scheduler``, found through :data:`SCHEDULER_GROUP`)
     scheduler: bool = False
+    #: Resque-family queues whose jobs the supervisor makes resq jobs of (``--resque-queues``), and their
+    #: namespace (None: ``resque``)
+    resque_queues: list[str] = field(default_factory=list)
+    resque_namespace: str | None = None
 
 
 def embedded_scheduler(app: Resq) -> Callable[[], float]:
@@ -157,6 +162,12 @@ class Supervisor:
         #: the embedded scheduler's pass (``--scheduler``), and when it is next due (monotonic)
         self._scheduler = embedded_scheduler(app) if config.scheduler else None
         self._scheduler_at = 0.0
+        #: the Resque queues served (``--resque-queues``), or None
+        self.resque = (
+            ResqueQueues.for_worker(app, config.resque_queues, config.resque_namespace, self.host, os.getpid())
+            if config.resque_queues
+            else None
+        )
         #: the shortest hard limit of any registered task (None: no task has one)
         self._shortest_timeout = min((t.options.timeout for t in app.tasks.values() if t.options.timeout), default=None)
         self._stop_requests = 0
@@ -236,6 +247,8 @@ class Supervisor:
         try:
             self.maintenance.release_consumers(sorted(self._unreleased), "returned")
             self.broker.workers.unregister(sorted(self._unreleased))
+            if self.resque is not None:
+                self.resque.stop()
         except BrokerUnavailable as exc:
             log.warning("redis_unavailable", error=str(exc), during="shutdown")
         self.app.hooks.run("worker_stop", self)
@@ -326,6 +339,8 @@ class Supervisor:
     def _first_maintenance(self) -> None:
         self.broker.queues.ensure_groups(self.config.queues)
         self.maintenance.run_due(force=True)
+        if self.resque is not None:
+            self.resque.start()
 
     def _step(self, name: str, action: Callable[[], object]) -> None:
         """Run one part of the upkeep; a key of the wrong type in it is logged (at most every
@@ -352,6 +367,10 @@ class Supervisor:
             if beat:
                 self._step("heartbeat", self._heartbeat)
             self._step("current jobs", self._show_current)
+            if self.resque is not None:
+                self._step("resque queues", self.resque.step)
+                if beat:
+                    self._step("resque heartbeat", self.resque.heartbeat)
             self._step("remote commands", lambda: commands.extend(self._poll(child_ids, beat)))
             if self._scheduler is not None:
                 self._scheduler_at = time.monotonic() + self._scheduler()

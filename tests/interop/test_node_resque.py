@@ -6,41 +6,16 @@ scheduler queues it on time (``docs/resque.md``)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis
 
 from resq import ConfigError, Resq
 from resq.resque import Resque
+from tests.interop.node_resque import node_work, ran
 from tests.redis_server import RedisServer
-
-NODE = Path(__file__).resolve().parent / "node"
-
-
-def node_work(
-    server: RedisServer, queues: str, classes: str, expect: int, namespace: str = "resque", timeout: int = 20
-) -> None:
-    """Run node-resque's worker (its jobs: ``classes``) and scheduler until ``expect`` jobs ran."""
-    if shutil.which("node") is None or not (NODE / "node_modules" / "node-resque").is_dir():
-        pytest.fail("node-resque is not installed: run `make test` (it runs `npm ci` in tests/interop/node)")
-    proc = subprocess.run(
-        ["node", "resque.js", "work", str(server.port), namespace, queues, str(expect), str(timeout), classes],
-        cwd=NODE,
-        capture_output=True,
-        text=True,
-        timeout=timeout + 10,
-        check=False,
-    )
-    assert proc.returncode == 0, f"node-resque ran fewer than {expect} jobs:\n{proc.stdout}\n{proc.stderr}"
-
-
-def ran(client: redis.Redis) -> list[dict[str, object]]:
-    return [json.loads(raw) for raw in client.lrange("interop:ran", 0, -1)]
 
 
 def test_a_job_resq_enqueues_is_run_by_a_node_resque_worker(private_redis: RedisServer) -> None:
