@@ -44,8 +44,11 @@ log = get_logger("resq.resque")
 
 #: The Resque family's default namespace (every key is ``resque:<key>``).
 DEFAULT_NAMESPACE = "resque"
-#: php-resque's status of a job waiting in its queue, and php-resque-ex-scheduler's of a delayed one.
+#: php-resque's statuses of a job (``job:<id>:status``), and php-resque-ex-scheduler's of a delayed one.
 STATUS_WAITING = 1
+STATUS_RUNNING = 2
+STATUS_FAILED = 3
+STATUS_COMPLETE = 4
 STATUS_SCHEDULED = 63
 #: The key of a job's ``meta`` that a job taken from a Resque queue carries: ``{"ns", "queue", "worker",
 #: "payload"}`` (its namespace, Resque queue, the id of the worker that took it, the payload as pushed).
@@ -129,10 +132,10 @@ class Resque:
             ) from None
 
 
-def _status(status: int) -> str:
-    """php-resque's status JSON for a job just made."""
+def _status(status: int, started: int | None = None) -> str:
+    """php-resque's status JSON, updated now (``started``: when it started, default now)."""
     now = int(time.time())
-    return dumps({"status": status, "updated": now, "started": now})
+    return dumps({"status": status, "updated": now, "started": now if started is None else started})
 
 
 def dumps(value: Any) -> str:
@@ -177,16 +180,17 @@ def failure_record(payload: str, queue: str, worker: str, exception: str, error:
 
 
 class ResqueDelayed:
-    """resque-scheduler's delayed jobs (pushed by Ruby, php or node producers, or ``enqueue_at``), moved
-    into their queues when due by ``resq scheduler --resque``: any number of resq schedulers, beside any
-    resque-scheduler, move each job once.
+    """The Resque family's delayed jobs, moved into their queues when due by ``resq scheduler --resque``:
+    resque-scheduler's (pushed by Ruby, php or node producers, or ``enqueue_at``) and
+    php-resque-ex-scheduler's (CakeResque's ``enqueueIn`` / ``enqueueAt``). Any number of resq
+    schedulers, beside any of theirs, move each job once.
 
     Args:
         app: the app (its Redis).
         namespace: the Resque namespace of the delayed jobs.
     """
 
-    #: Items moved per script call, and due seconds looked at per pass.
+    #: Items moved per script call, and due seconds looked at per pass and layout.
     BATCH = 100
     SECONDS = 10
 
@@ -195,53 +199,66 @@ class ResqueDelayed:
         self.keys = Resque(app, namespace).keys
         #: seconds whose head item names no queue, already logged (the Resque scheduler they belong to,
         #: which knows their class's queue, moves them)
-        self._stuck: set[int] = set()
+        self._stuck: set[tuple[int, bool]] = set()
 
     def promote(self, now_ms: int) -> tuple[int, int | None]:
         """Move every delayed job due at ``now_ms``; returns (moved, when the next is due in ms or None)."""
         wire = self.app.broker.resque
-        moved = 0
-        for timestamp in wire.due_seconds(self.keys, now_ms // 1000, self.SECONDS):
-            while (count := self._move(timestamp)) == self.BATCH:
+        moved, seconds = 0, []
+        for php in (False, True):
+            for timestamp in wire.due_seconds(self.keys, now_ms // 1000, self.SECONDS, php):
+                while (count := self._move(timestamp, php)) == self.BATCH:
+                    moved += count
                 moved += count
-            moved += count
-        nxt = wire.next_second(self.keys)
+            seconds.append(wire.next_second(self.keys, php))
+        nxt = min((ts for ts in seconds if ts is not None), default=None)
         return moved, None if nxt is None else nxt * 1000
 
-    def _move(self, timestamp: int) -> int:
+    def _move(self, timestamp: int, php: bool) -> int:
         """Move a batch from the head of one second's list: the items up to the first that names no queue."""
         wire = self.app.broker.resque
-        items = wire.delayed_items(self.keys, timestamp, self.BATCH)
-        movable: list[tuple[str, str]] = []
+        items = wire.delayed_items(self.keys, timestamp, self.BATCH, php)
+        movable: list[tuple[str, str, str]] = []
+        tracked: list[tuple[str, str]] = []
         for item in items:
-            queue = _queue_of(item)
-            if queue is None:
-                if timestamp not in self._stuck:
-                    self._stuck.add(timestamp)
+            found = _delayed(item, php)
+            if found is None:
+                if (timestamp, php) not in self._stuck:
+                    self._stuck.add((timestamp, php))
                     log.warning("resque_delayed_without_queue", second=timestamp, item=item[:200])
                 break
-            movable.append((item, queue))
+            queue, job, track_id = found
+            movable.append((item, queue, job))
+            if track_id is not None:
+                tracked.append((track_id, _status(STATUS_WAITING)))
         if not movable and items:
             return 0
-        count = wire.move_delayed(self.keys, timestamp, movable)
+        count = wire.move_delayed(self.keys, timestamp, movable, php)
         if count:
+            wire.waiting(self.keys, tracked)
             log.info("resque_delayed_moved", jobs=count, second=timestamp, namespace=self.keys.namespace)
         return count
 
 
-def _queue_of(item: str) -> str | None:
-    """The queue a delayed item names, if it names a valid one."""
+def _delayed(item: str, php: bool) -> tuple[str, str, str | None] | None:
+    """The queue a delayed item names, the job to push there and, for a php item to track, its id; None
+    when the item names no valid queue.
+
+    A resque-scheduler item is pushed as it is. A php-resque-ex-scheduler item
+    (``{"class", "args": [{..., "id", "s_time"}], "queue", "track"}``) becomes the job php-resque-ex's
+    ``Resque::enqueue`` makes of it: ``{"class", "args", "id"}``, the id the one it was scheduled with."""
     try:
         found = json.loads(item)
-    except ValueError:
+        queue = validate_name(found["queue"], "queue name")
+    except (ValueError, TypeError, KeyError, ConfigError):
         return None
-    queue = found.get("queue") if isinstance(found, dict) else None
-    if not isinstance(queue, str):
-        return None
-    try:
-        return validate_name(queue, "queue name")
-    except ConfigError:
-        return None
+    if not php:
+        return queue, item, None
+    args = found.get("args")
+    first = args[0] if isinstance(args, list) and args and isinstance(args[0], dict) else {}
+    job_id = str(first.get("id") or uuid.uuid4().hex)
+    job = dumps({"class": found.get("class"), "args": args if isinstance(args, list) else [], "id": job_id})
+    return queue, job, job_id if found.get("track") else None
 
 
 class ResqueOutcomes:
@@ -253,10 +270,17 @@ class ResqueOutcomes:
     def __init__(self, app: Resq) -> None:
         self.app = app
 
+    def before_perform(self, job: Job[Any]) -> None:
+        found = _taken(job)
+        if found is not None and found.get("id"):
+            job.options[_STARTED] = started = int(time.time())
+            self.app.broker.resque.track(ResqueKeys(found["ns"]), found["id"], _status(STATUS_RUNNING, started))
+
     def on_success(self, job: Job[Any], result: Any) -> None:
         found = _taken(job)
         if found is not None:
-            self.app.broker.resque.processed(ResqueKeys(found["ns"]), found["worker"])
+            status = _final(found, job, STATUS_COMPLETE)
+            self.app.broker.resque.processed(ResqueKeys(found["ns"]), found["worker"], status)
 
     def on_dead(self, job: Job[Any], exc: BaseException) -> None:
         found = _taken(job)
@@ -267,7 +291,19 @@ class ResqueOutcomes:
         record = failure_record(
             found["payload"], found["queue"], found["worker"], type(exc).__name__, str(exc), backtrace
         )
-        self.app.broker.resque.failed(ResqueKeys(found["ns"]), found["worker"], record)
+        status = _final(found, job, STATUS_FAILED)
+        self.app.broker.resque.failed(ResqueKeys(found["ns"]), found["worker"], record, status=status)
+
+
+#: Where ``ResqueOutcomes`` keeps, in a job's options, when its attempt started (unix seconds).
+_STARTED = "resque_started"
+
+
+def _final(found: dict[str, str], job: Job[Any], status: int) -> tuple[str, str] | None:
+    """The job's id and its final php-resque status JSON, if its payload has an id (php-resque's)."""
+    if not found.get("id"):
+        return None
+    return found["id"], _status(status, job.options.get(_STARTED))
 
 
 def _taken(job: Job[Any]) -> dict[str, str] | None:

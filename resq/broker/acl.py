@@ -72,6 +72,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "get",
     "mget",
     "set",
+    "incr",  # the Resque family's counters (stat:processed), and the sequence of jobs taken from its queues
     "incrby",
     # hashes: job records, worker records, counters by task, periodic entries, control state, joins
     "hdel",
@@ -87,6 +88,9 @@ ACL_COMMANDS: tuple[str, ...] = (
     "rpush",
     "lpop",
     "blmove",
+    "lrange",  # the Resque family's delayed jobs: a second's list, read before it is moved
+    "ltrim",
+    "llen",
     # sets: queue names, cancel requests, paused periodic entries
     "sadd",
     "srem",
@@ -158,7 +162,9 @@ def acl_commands(redis_version: tuple[int, int] | None = None) -> tuple[str, ...
     return tuple(c for c in ACL_COMMANDS if COMMANDS_SINCE.get(c, (0, 0)) <= redis_version)
 
 
-def acl_rule(namespace: str = DEFAULT_NAMESPACE, redis_version: tuple[int, int] | None = None) -> str:
+def acl_rule(
+    namespace: str = DEFAULT_NAMESPACE, redis_version: tuple[int, int] | None = None, resque: str | None = None
+) -> str:
     """The ACL rules that give a user exactly what resq needs in ``namespace``, and nothing else.
 
     The rules start from nothing (``resetkeys``, ``resetchannels``, ``-@all``), so they can follow any
@@ -170,17 +176,25 @@ def acl_rule(namespace: str = DEFAULT_NAMESPACE, redis_version: tuple[int, int] 
         namespace: the app's namespace.
         redis_version: ``(major, minor)`` of the Redis the rule is for, when older than 7.2 (a rule that
             names a command the server lacks is refused); None: the newest.
+        resque: also the keys of this Resque namespace (``~resque:*``: ``app.resque``, ``--resque-queues``,
+            ``resq scheduler --resque``; ``docs/resque.md``); None: not.
 
     Raises:
         ConfigError: ``namespace`` is not a valid namespace.
     """
     keys, channels = key_patterns(namespace), channel_patterns(namespace)
+    if resque is not None:
+        keys = (*keys, f"~{resque}:*")
     commands = " ".join(f"+{command}" for command in acl_commands(redis_version))
     return f"resetkeys {' '.join(keys)} resetchannels {' '.join(channels)} -@all {commands}"
 
 
 def acl_setuser(
-    user: str, password: str, namespace: str = DEFAULT_NAMESPACE, redis_version: tuple[int, int] | None = None
+    user: str,
+    password: str,
+    namespace: str = DEFAULT_NAMESPACE,
+    redis_version: tuple[int, int] | None = None,
+    resque: str | None = None,
 ) -> str:
     """The ``ACL SETUSER`` line that creates (or resets) ``user`` with ``password`` and :func:`acl_rule`.
 
@@ -192,4 +206,4 @@ def acl_setuser(
     for what, value in (("user name", user), ("password", password)):
         if not _TOKEN_RE.fullmatch(value):
             raise ValueError(f"invalid ACL {what} {value!r}: use letters, digits and _.~- only")
-    return f"ACL SETUSER {user} reset on >{password} {acl_rule(namespace, redis_version)}"
+    return f"ACL SETUSER {user} reset on >{password} {acl_rule(namespace, redis_version, resque)}"

@@ -277,6 +277,16 @@ class ResqueKeys:
         """``delayed:<ts>``, as the ``timestamps:`` sets name a delayed list (without the namespace)."""
         return f"delayed:{timestamp}"
 
+    def schedule(self, php: bool = False) -> str:
+        """The zset of the seconds that have delayed jobs: resque-scheduler's, or (``php``)
+        php-resque-ex-scheduler's (CakeResque's), ``_schdlr_``."""
+        return f"{self.namespace}:_schdlr_" if php else self.delayed_schedule
+
+    def second(self, timestamp: int, php: bool = False) -> str:
+        """The list of the delayed items due at ``timestamp``: resque-scheduler's, or (``php``)
+        php-resque-ex-scheduler's, ``_schdlr_:<ts>``."""
+        return f"{self.namespace}:_schdlr_:{timestamp}" if php else self.delayed(timestamp)
+
     def timestamps(self, item: str) -> str:
         """Set of the ``delayed:<ts>`` lists that hold ``item`` (resque-scheduler's reverse index)."""
         return f"{self.namespace}:timestamps:{item}"

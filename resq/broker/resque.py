@@ -21,6 +21,9 @@ from collections.abc import Sequence
 from resq.broker.connection import Part, Pipeline, text
 from resq.broker.keys import ResqueKeys
 
+#: How long php-resque keeps the status of a job that ended, in seconds.
+STATUS_TTL_S = 86_400
+
 __all__ = ["ResqueWire"]
 
 
@@ -111,21 +114,35 @@ class ResqueWire(Part):
 
         self.connection.pipeline(build)
 
-    def processed(self, keys: ResqueKeys, worker_id: str) -> None:
-        """Count a job done (``stat:processed``, of all and of the worker)."""
+    def track(self, keys: ResqueKeys, job_id: str, status: str) -> None:
+        """Update a job's php-resque status, if it is tracked (its status key exists)."""
+        self.connection.client.set(keys.status(job_id), status, xx=True, keepttl=True)
+
+    def processed(self, keys: ResqueKeys, worker_id: str, status: tuple[str, str] | None = None) -> None:
+        """Count a job done (``stat:processed``, of all and of the worker); ``status``: its id and final
+        php-resque status, written if it is tracked (kept ``STATUS_TTL_S``)."""
 
         def build(pipe: Pipeline) -> None:
             pipe.incr(keys.stat("processed"))
             pipe.incr(keys.stat("processed", worker_id))
+            _final_status(pipe, keys, status)
 
         self.connection.with_retry(lambda: self.connection.pipeline(build))
 
-    def failed(self, keys: ResqueKeys, worker_id: str, record: str, in_flight: tuple[str, int] | None = None) -> None:
+    def failed(
+        self,
+        keys: ResqueKeys,
+        worker_id: str,
+        record: str,
+        in_flight: tuple[str, int] | None = None,
+        status: tuple[str, str] | None = None,
+    ) -> None:
         """Add a failure record to ``failed`` and count the job processed and failed (by ``worker_id``);
         ``in_flight``: the worker whose in-flight hash holds the job, and its number there, dropped in the
-        same round trip."""
+        same round trip; ``status``: as for :meth:`processed`."""
 
         def build(pipe: Pipeline) -> None:
+            _final_status(pipe, keys, status)
             pipe.rpush(keys.failed, record)
             for name in ("processed", "failed"):
                 pipe.incr(keys.stat(name))
@@ -135,28 +152,49 @@ class ResqueWire(Part):
 
         self.connection.with_retry(lambda: self.connection.pipeline(build))
 
-    # -- resque-scheduler's delayed jobs -------------------------------------------------------------
+    # -- delayed jobs (resque-scheduler's, php-resque-ex-scheduler's) ----------------------------------
 
-    def due_seconds(self, keys: ResqueKeys, now_s: int, limit: int) -> list[int]:
-        """The earliest ``limit`` seconds of the schedule that are due at ``now_s``."""
-        found = self.connection.client.zrangebyscore(keys.delayed_schedule, "-inf", now_s, start=0, num=limit)
+    def due_seconds(self, keys: ResqueKeys, now_s: int, limit: int, php: bool = False) -> list[int]:
+        """The earliest ``limit`` seconds of the schedule (``php``: php-resque-ex-scheduler's) due at
+        ``now_s``."""
+        found = self.connection.client.zrangebyscore(keys.schedule(php), "-inf", now_s, start=0, num=limit)
         return [int(text(ts)) for ts in found]
 
-    def next_second(self, keys: ResqueKeys) -> int | None:
+    def next_second(self, keys: ResqueKeys, php: bool = False) -> int | None:
         """The earliest second of the schedule, due or not (None: nothing is delayed)."""
-        found = self.connection.client.zrange(keys.delayed_schedule, 0, 0, withscores=True)
+        found = self.connection.client.zrange(keys.schedule(php), 0, 0, withscores=True)
         return int(found[0][1]) if found else None
 
-    def delayed_items(self, keys: ResqueKeys, timestamp: int, limit: int) -> list[str]:
+    def delayed_items(self, keys: ResqueKeys, timestamp: int, limit: int, php: bool = False) -> list[str]:
         """The first ``limit`` items of a second's list."""
-        return [text(item) for item in self.connection.client.lrange(keys.delayed(timestamp), 0, limit - 1)]
+        items = self.connection.client.lrange(keys.second(timestamp, php), 0, limit - 1)
+        return [text(item) for item in items]
 
-    def move_delayed(self, keys: ResqueKeys, timestamp: int, items: Sequence[tuple[str, str]]) -> int:
-        """Move the head of a second's list, read as ``items`` (item, queue), into their queues, atomically;
-        returns how many moved (0 when the list no longer starts with them: another scheduler moved them)."""
-        script_keys = [keys.delayed_schedule, keys.delayed(timestamp), keys.queues]
-        args: list[str | int] = [timestamp, keys.delayed_member(timestamp)]
-        for item, queue in items:
+    def move_delayed(
+        self, keys: ResqueKeys, timestamp: int, items: Sequence[tuple[str, str, str]], php: bool = False
+    ) -> int:
+        """Move the head of a second's list, read as ``items`` (item, queue, the job to push there), into
+        their queues, atomically; returns how many moved (0 when the list no longer starts with them:
+        another scheduler moved them)."""
+        script_keys = [keys.schedule(php), keys.second(timestamp, php), keys.queues]
+        args: list[str | int] = [timestamp, "" if php else keys.delayed_member(timestamp)]
+        for item, queue, job in items:
             script_keys += [keys.timestamps(item), keys.queue(queue)]
-            args += [item, queue]
+            args += [item, queue, job]
         return int(self.connection.script("resque_promote", script_keys, args))
+
+    def waiting(self, keys: ResqueKeys, statuses: Sequence[tuple[str, str]]) -> None:
+        """Write the php-resque statuses of tracked jobs just queued (their ids and status JSON)."""
+
+        def build(pipe: Pipeline) -> None:
+            for job_id, status in statuses:
+                pipe.set(keys.status(job_id), status)
+
+        if statuses:
+            self.connection.pipeline(build)
+
+
+def _final_status(pipe: Pipeline, keys: ResqueKeys, status: tuple[str, str] | None) -> None:
+    """Write a job's final php-resque status if it is tracked (its key exists), kept ``STATUS_TTL_S``."""
+    if status is not None:
+        pipe.set(keys.status(status[0]), status[1], xx=True, ex=STATUS_TTL_S)

@@ -7,6 +7,7 @@ no Redis.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import click
@@ -16,6 +17,9 @@ from resq.cli.common import BadInput, guard
 from resq.settings import resolve_namespace
 
 __all__ = ["acl"]
+
+#: A Resque namespace the ACL rule may name (no spaces, braces or glob characters).
+_RESQUE_NS = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 ACL_EPILOG = """\b
 Examples:
@@ -39,7 +43,27 @@ Examples:
     help="The Redis the user is for, when older than 7.2 (it lacks CLIENT SETINFO).",
 )
 @click.option("--acl-file", is_flag=True, help="Print a line for an ACL file (user …) instead of ACL SETUSER.")
-def acl(namespace: str | None, user: str, password: str | None, redis_version: str | None, acl_file: bool) -> None:
+@click.option(
+    "--resque",
+    "resque_namespace",
+    flag_value="resque",
+    default=None,
+    help="Also the Resque family's keys (resque:*), for app.resque, --resque-queues and scheduler --resque.",
+)
+@click.option(
+    "--resque-namespace",
+    "resque_namespace",
+    default=None,
+    help="As --resque, for another Resque namespace (e.g. resque:App).",
+)
+def acl(
+    namespace: str | None,
+    user: str,
+    password: str | None,
+    redis_version: str | None,
+    acl_file: bool,
+    resque_namespace: str | None,
+) -> None:
     """Print the ACL SETUSER line of a Redis user that may touch only NAMESPACE's keys ({ns}:* and
     {ns:<queue>}:*) and channels ({ns}:*), and run only the commands resq sends; then connect with
     redis://USER:PASSWORD@host:port/db. The url to use is printed on stderr. Reads no Redis."""
@@ -47,8 +71,10 @@ def acl(namespace: str | None, user: str, password: str | None, redis_version: s
     secret = password if password is not None else secrets.token_urlsafe(24)
     try:
         version = None if redis_version is None else parse_version(redis_version)
-        line = guard(lambda: acl_setuser(user, secret, ns, version))  # an invalid namespace: exit 2
+        if resque_namespace is not None and not _RESQUE_NS.fullmatch(resque_namespace):
+            raise ValueError(f"invalid Resque namespace {resque_namespace!r}: e.g. resque or resque:App")
+        line = guard(lambda: acl_setuser(user, secret, ns, version, resque_namespace))  # a bad namespace: exit 2
     except ValueError as exc:  # a bad version, user name or password
         raise BadInput(str(exc)) from exc
-    click.echo(f"user {user} on >{secret} {acl_rule(ns, version)}" if acl_file else line)
+    click.echo(f"user {user} on >{secret} {acl_rule(ns, version, resque_namespace)}" if acl_file else line)
     click.echo(f"# then: RESQ_REDIS_URL=redis://{user}:{'***' if password else secret}@HOST:6379/0", err=True)

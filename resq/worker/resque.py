@@ -153,9 +153,10 @@ class ResqueQueues:
         the job from the in-flight hash itself)."""
         job_id = f"{self.namespace}:{number}"
         try:
-            task, args = self._task_and_args(payload)
+            task, args, resque_id = self._parsed(payload)
             task.check_arguments(args, None)
-            meta = {RESQUE_META: {"ns": self.namespace, "queue": queue, "worker": self.worker_id, "payload": payload}}
+            taken = {"ns": self.namespace, "queue": queue, "worker": self.worker_id, "payload": payload}
+            meta = {RESQUE_META: {**taken, "id": resque_id} if resque_id else taken}
             enqueue(self.app, task.name, args, queue=queue, job_id=job_id, meta=meta, if_absent=True)
         except (_NotAJob, ArgumentsError, EncodeError, PayloadTooLarge, Veto) as exc:
             kind = exc.kind if isinstance(exc, _NotAJob) else type(exc).__name__
@@ -166,9 +167,9 @@ class ResqueQueues:
         log.debug("resque_job_taken", job_id=job_id, task=task.name, queue=queue)
         return True
 
-    def _task_and_args(self, payload: str) -> tuple[Task[Any, Any], list[Any]]:
-        """The task that runs a payload's class, and its arguments: Resque's ``args`` list, positional
-        (php-resque's ``[{...}]`` is one dict argument).
+    def _parsed(self, payload: str) -> tuple[Task[Any, Any], list[Any], str | None]:
+        """The task that runs a payload's class, its arguments (Resque's ``args`` list, positional:
+        php-resque's ``[{...}]`` is one dict argument) and its php-resque id, if it has one.
 
         Raises:
             _NotAJob: the payload is not a job's JSON, or no task runs its class.
@@ -189,7 +190,9 @@ class ResqueQueues:
                 f"no task runs the Resque class {cls!r}: add @app.task(resque_class={cls!r}) "
                 f"or app.resque_classes[{cls!r}] = 'task name'",
             )
-        return task, args if isinstance(args, list) else [] if args is None else [args]
+        resque_id = job.get("id")
+        positional = args if isinstance(args, list) else [] if args is None else [args]
+        return task, positional, resque_id if isinstance(resque_id, str) and resque_id else None
 
 
 class _NotAJob(Exception):

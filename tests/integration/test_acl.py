@@ -41,6 +41,9 @@ REPAIR_ONLY = {"rename"}
 #: Commands of the rule sent only with a setting the scenario leaves off: WAIT (``wait_replicas``), and those
 #: of a Redis Cluster (the scenario runs on one Redis).
 OPT_IN_ONLY = {"wait", "cluster|slots", "command", "command|getkeys", "client|id", "client|unblock"}
+#: Commands of the rule sent only for the Resque family's keys (``resq acl --resque``): the scenario of
+#: ``test_the_resque_interop_runs_as_a_user_with_the_resque_keys`` sends them.
+RESQUE_ONLY = {"incr", "lrange", "ltrim", "llen"}
 #: Where ``app`` points until a test binds it: nothing listens on port 1 (never the Redis on 6379).
 UNBOUND = "redis://127.0.0.1:1/0"
 
@@ -87,6 +90,17 @@ def sleeps(seconds: float) -> None:
     time.sleep(seconds)
 
 
+@app.task(name="acl.send_mail", resque_class="SendMail")
+def send_mail(to: str) -> str:
+    """Runs the Resque family's ``SendMail`` jobs (``--resque-queues``)."""
+    return to
+
+
+@app.task(name="acl.bounce", resque_class="Bounce")
+def bounce(to: str) -> None:
+    raise ValueError(f"{to} bounced")
+
+
 @app.periodic(cron="* * * * * *", name="acl.tick", unique=True)
 def tick() -> None:
     """A cron entry fired every second by the scheduler (``unique``: its lock is a key too)."""
@@ -99,15 +113,18 @@ def server_version(admin: redis.Redis) -> tuple[int, int]:
     return parse_version(str(admin.info("server")["redis_version"]))
 
 
-def add_user(admin: redis.Redis, user: str, namespace: str) -> str:
-    """Create ``user`` with the line ``resq acl`` prints for ``namespace``; returns its url."""
+def add_user(admin: redis.Redis, user: str, namespace: str, resque: str | None = None) -> str:
+    """Create ``user`` with the line ``resq acl`` prints for ``namespace`` (and the Resque namespace
+    ``resque``: ``--resque-namespace``); returns its url."""
     version = ".".join(map(str, server_version(admin)))
+    more = () if resque is None else ("--resque-namespace", resque)
     printed = cli(
-        UNBOUND, "acl", "--user", user, "--password", PASSWORD, "--namespace", namespace, "--redis-version", version
-    )
+        UNBOUND, "acl", "--user", user, "--password", PASSWORD, "--namespace", namespace, "--redis-version", version,
+        *more,
+    )  # fmt: skip
     assert printed.exit_code == 0, printed.output
     line = printed.stdout.strip()
-    assert line == acl_setuser(user, PASSWORD, namespace, parse_version(version))
+    assert line == acl_setuser(user, PASSWORD, namespace, parse_version(version), resque)
     assert admin.execute_command(*line.split())  # type: ignore[no-untyped-call]  # the very line, as redis-cli sends it
     port = admin.connection_pool.connection_kwargs["port"]
     return f"redis://{user}:{PASSWORD}@127.0.0.1:{port}/0"
@@ -279,7 +296,8 @@ def test_everything_runs_as_the_least_privilege_user(
     # and the rule holds no command resq does not send: this run used every one, but those the
     # handshake sends only for some urls or servers (AUTH or HELLO, SELECT, CLIENT SETNAME and SETINFO)
     # and the repair of a key of the wrong type
-    assert {c for c in ACL_COMMANDS if c not in used_commands(admin)} <= HANDSHAKE_ONLY | REPAIR_ONLY | OPT_IN_ONLY
+    unused = {c for c in ACL_COMMANDS if c not in used_commands(admin)}
+    assert unused <= HANDSHAKE_ONLY | REPAIR_ONLY | OPT_IN_ONLY | RESQUE_ONLY
 
 
 def test_the_rule_of_one_namespace_does_not_reach_another(
@@ -323,3 +341,29 @@ def test_the_rule_works_for_any_namespace(acl_redis: tuple[RedisServer, redis.Re
     assert acl_log(admin) == []
     keys = list(admin.scan_iter(count=1000))
     assert keys and all(k.startswith((b"{shop}:", b"{shop:")) for k in keys)
+
+
+def test_the_resque_interop_runs_as_a_user_with_the_resque_keys(
+    acl_redis: tuple[RedisServer, redis.Redis], run_worker: RunWorker, run_resq: RunResq
+) -> None:
+    """``resq acl --resque-namespace resque`` adds ``~resque:*``: Resque-family jobs produced, taken by a
+    worker (one succeeds, one fails, one has a class no task runs), delayed jobs moved by the scheduler,
+    all as that user, and Redis denies nothing."""
+    _, admin = acl_redis
+    url = add_user(admin, "resq-app", "resq", resque="resque")
+    admin.config_resetstat()
+    app.reconfigure(url=url, namespace="resq")
+    app.resque.enqueue("SendMail", ["a@b.c"], queue="mail", track=True)
+    app.resque.enqueue("Bounce", ["b@b.c"], queue="mail")
+    app.resque.enqueue("Unknown", [], queue="mail")
+    app.resque.enqueue_in(0.5, "SendMail", ["later@b.c"], queue="mail")
+    env = {"RESQ_NAMESPACE": "resq"}
+    worker = run_worker(APP, "--no-banner", "--resque-queues", "mail", url=url, env=env)
+    scheduler = run_resq("scheduler", "--resque", app_ref=APP, url=url, env=env)
+    wait_for(lambda: admin.get("resque:stat:processed") == b"4", message=f"four Resque jobs ended:\n{read_log(worker)}")
+    assert admin.llen("resque:failed") == 2 and admin.get("resque:stat:failed") == b"2"
+    assert stop(worker) == 0, read_log(worker)
+    assert stop(scheduler) == 0, read_log(scheduler)
+    assert acl_log(admin) == []
+    assert all(k.startswith((b"{resq}:", b"{resq:", b"resque:")) for k in admin.scan_iter(count=1000))
+    assert used_commands(admin) >= RESQUE_ONLY

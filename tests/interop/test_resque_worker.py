@@ -60,6 +60,8 @@ def test_jobs_node_resque_enqueues_in_each_familys_shape_run_on_a_resq_worker(
             {"queue": "math", "class": "add", "args": [3, 4], "in_ms": 1500},
         ],
     )
+    php_status = "resque:job:b1946ac92492d2347c6235b4d2611184:status"  # CakeResque::enqueue(..., true) wrote it
+    client.set(php_status, '{"status":1,"updated":1764806400,"started":1764806400}')
     worker = resq_worker(run_worker, private_redis, "--resque-queues", "mail,math")
     wait_for(lambda: len(ran(client)) >= 3, message=f"the queued jobs ran:\n{read_log(worker)}")
     assert sorted(map(json.dumps, ran(client))) == sorted(
@@ -70,6 +72,8 @@ def test_jobs_node_resque_enqueues_in_each_familys_shape_run_on_a_resq_worker(
             {"class": "add", "args": [1, 2]},
         )
     )
+    wait_for(lambda: json.loads(client.get(php_status) or b"{}").get("status") == 4)  # php-resque: complete
+    assert 0 < client.ttl(php_status) <= 86_400 and not client.keys("resque:job:*:status")[1:]  # no other added
     workers = node_json(private_redis, "workers")  # node-resque sees the resq worker, with its queues
     assert list(workers.values()) == ["mail,math"] and str(worker.pid) in next(iter(workers))
     assert client.llen("resque:queue:mail") == client.llen("resque:queue:math") == 0
@@ -159,12 +163,26 @@ def test_resq_scheduler_moves_delayed_jobs_other_producers_pushed(
     node_enqueue(private_redis, [{"queue": "mail", "class": "add", "args": [1, 2], "in_ms": 1000}])
     app.resque.enqueue_in(timedelta(seconds=1), "Archive", [44, "masterbrew"], queue="mail")
     app.resque.enqueue_in(timedelta(hours=1), "Archive", [45, "later"], queue="mail")
+    # CakeResque::enqueueIn(1, 'mail', 'FriendShell', ['findNewFriends', 'John'], true), as
+    # php-resque-ex-scheduler stores it: its own keys, the id and s_time added to the args
+    due = int(time.time()) + 1
+    php_args = {"0": "findNewFriends", "1": "John", "id": "4f1c0a8e9b7d6c5e4f3a2b1c0d9e8f7a", "s_time": due - 1}
+    client.rpush(
+        f"resque:_schdlr_:{due}",
+        json.dumps({"class": "FriendShell", "args": [php_args], "queue": "mail", "track": True}),
+    )
+    client.zadd("resque:_schdlr_", {str(due): due})
+    status = f"resque:job:{php_args['id']}:status"
+    client.set(status, json.dumps({"status": 63, "updated": due - 1, "started": due - 1}))
     scheduler = run_resq("scheduler", "--resque", app_ref=APP, url=private_redis.url(0))
-    wait_for(lambda: client.llen("resque:queue:mail") == 2, message=f"moved when due:\n{read_log(scheduler)}")
-    moved = sorted(json.loads(raw)["class"] for raw in client.lrange("resque:queue:mail", 0, -1))
-    assert moved == ["Archive", "add"]
+    wait_for(lambda: client.llen("resque:queue:mail") == 3, message=f"moved when due:\n{read_log(scheduler)}")
+    moved = {json.loads(raw)["class"]: json.loads(raw) for raw in client.lrange("resque:queue:mail", 0, -1)}
+    assert sorted(moved) == ["Archive", "FriendShell", "add"]
+    assert moved["FriendShell"] == {"class": "FriendShell", "args": [php_args], "id": php_args["id"]}
+    assert json.loads(client.get(status) or b"{}")["status"] == 1  # php-resque-ex: waiting
     assert client.zcard("resque:delayed_queue_schedule") == 1  # the one an hour away
     assert len(client.keys("resque:timestamps:*")) == 1 and len(client.keys("resque:delayed:*")) == 1
+    assert not client.keys("resque:_schdlr_*")
     scheduler.send_signal(signal.SIGTERM)
     assert scheduler.wait(timeout=20) == 0
     app.broker.close()
@@ -178,7 +196,7 @@ def test_delayed_jobs_another_scheduler_moved_meanwhile_are_not_moved_twice(priv
     (second,) = wire.due_seconds(keys, int(time.time()) + 1, 10)
     items = wire.delayed_items(keys, second, 10)
     client.lpop(keys.delayed(second))  # another resque-scheduler took it after we read it
-    assert wire.move_delayed(keys, second, [(items[0], "mail")]) == 0
+    assert wire.move_delayed(keys, second, [(items[0], "mail", items[0])]) == 0
     assert client.llen("resque:queue:mail") == 0
     moved, nxt = ResqueDelayed(app).promote(int(time.time() * 1000) + 1000)  # the empty second is dropped
     assert (moved, nxt) == (0, None) and client.zcard(keys.delayed_schedule) == 0
