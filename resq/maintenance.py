@@ -11,7 +11,8 @@ from typing import Any
 from resq.app import Resq
 from resq.broker import Subscription
 from resq.clock import now_ms, to_ms
-from resq.errors import BrokenKey, BrokerError, BrokerRefused, BrokerUnavailable
+from resq.codec import decode_envelope
+from resq.errors import BrokenKey, BrokerError, BrokerRefused, BrokerUnavailable, DecodeError
 from resq.failures import WorkerLost, error_record, failed_attempt
 from resq.job import Job, JobStatus
 from resq.log import get_logger, job_context
@@ -228,8 +229,8 @@ class Maintenance:
             return False
         delivery = self.broker.queues.with_fields(delivery)  # its flow: the outcome frees the job's slot
         assert delivery.job_id is not None
-        status, task_name, attempt, lost, started_ms = self.broker.jobs.summaries(
-            [(delivery.queue, delivery.job_id)], ("status", "task", "attempt", "lost", "started_ms")
+        status, task_name, attempt, lost, started_ms, stored = self.broker.jobs.summaries(
+            [(delivery.queue, delivery.job_id)], ("status", "task", "attempt", "lost", "started_ms", "envelope")
         )[0]
         if status is None or status.decode() != JobStatus.RUNNING:
             return False
@@ -237,6 +238,7 @@ class Maintenance:
         if duration_ms is None:
             duration_ms = max(0, now_ms() - int(started_ms or now_ms()))
         job: Job[Any] = Job(self.app, delivery.job_id, delivery.queue, task=name, attempt=number)
+        job.options["meta"] = _meta(delivery.fields.get(b"envelope") or stored)  # for hooks, as in a child
         with job_context(job.id, name, delivery.queue, number):
             outcome = failed_attempt(
                 self.app, self.app.tasks.get(name), job, delivery, exc, duration_ms, losses=int(lost or 0)
@@ -261,3 +263,11 @@ def _int(raw: bytes, default: int) -> int:
         return int(raw)
     except ValueError:
         return default
+
+
+def _meta(raw: bytes | None) -> dict[str, Any]:
+    """What travelled with a job (its envelope's ``meta``), or nothing when its envelope is unknown here."""
+    try:
+        return decode_envelope(raw).meta if raw else {}
+    except DecodeError:
+        return {}

@@ -9,6 +9,7 @@ from resq.flow import Flow
 from resq.job import ACTIVE_STATUSES, JobStatus
 
 __all__ = [
+    "TALLIES",
     "Cancelled",
     "Dead",
     "Delivery",
@@ -77,6 +78,11 @@ class Started:
         return self.held is None and self.prior in ACTIVE_STATUSES
 
 
+#: The key of a running job's ``options`` where an ``on_success`` hook lists other counters (Redis keys)
+#: its success adds one to, sent with resq's own counters (``Succeeded.tallies``).
+TALLIES = "tallies"
+
+
 @dataclass(frozen=True)
 class Succeeded:
     """Outcome: the attempt returned ``result`` (encoded)."""
@@ -90,6 +96,9 @@ class Succeeded:
     #: the next step of its chain, created with this success: its queue, id, task, encoded envelope,
     #: priority and packed flow (None: the job is no chain's step, or its last)
     then: NextStep | None = None
+    #: other counters (keys) this success adds one to, summed with resq's own: those an ``on_success``
+    #: hook listed in the job's ``options[TALLIES]`` (the Resque family's ``stat:processed``)
+    tallies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,12 @@ __all__ = [
     "job_flow",
     "job_unique",
     "prepare",
-    "prepare_callback",
+    "prepare_job",
     "prepare_step",
     "requeue",
     "revive",
     "run_now",
+    "store_many",
 ]
 
 log = get_logger("resq.producer")
@@ -579,7 +580,7 @@ def prepare_step(
     return NextStep(envelope.queue, envelope.id, task, raw, flow.priority, flow.packed(), joins)
 
 
-def prepare_callback(
+def prepare_job(
     app: Resq,
     task: str,
     args: Sequence[Any],
@@ -589,12 +590,16 @@ def prepare_callback(
     meta: dict[str, Any] | None = None,
     **flow_options: Any,
 ) -> tuple[str, NewJob]:
-    """A job a join releases later (``resq/canvas.py``: a chord's callback, a batch's, a ``depends_on``),
-    ready for the ``join`` script to store as ``deferred``: the same hooks, flow control, sealing and
-    encoding as :func:`enqueue`. Returns its queue (as the hooks left it) and the job.
+    """A new job of ``task`` (not unique, debounced or grouped), ready to store with others of its queue in
+    one round trip (:func:`store_many`), or for the ``join`` script to store as ``deferred`` (a job a join
+    releases later, ``resq/canvas.py``: a chord's callback, a batch's, a ``depends_on``): the same hooks,
+    flow control, sealing and encoding as :func:`enqueue`. Returns its queue (as the hooks left it) and
+    the job.
 
     Raises:
-        as :func:`enqueue` before it stores anything.
+        ConfigError: the task is unique or debounced, or the job grouped (such a job is enqueued alone:
+            :func:`enqueue`).
+        Veto, EncodeError, PayloadTooLarge: as :func:`enqueue`, before anything is stored.
     """
     envelope, raw, flow, unique, _, joins = _prepare(
         app, task, args, kwargs, queue, job_id=job_id, meta=meta, **flow_options
@@ -602,6 +607,23 @@ def prepare_callback(
     if unique is not None or flow.group is not None:
         raise ConfigError(f"{task}: a unique, debounced or grouped task cannot wait for other jobs: enqueue it alone")
     return envelope.queue, NewJob(envelope.id, task, raw, 0, flow, joins)
+
+
+def store_many(app: Resq, queue: str, jobs: Sequence[NewJob], *, if_absent: bool = False) -> list[bool]:
+    """Store jobs of one queue made by :func:`prepare_job`, in one round trip, and run the
+    ``after_enqueue`` hooks of those created; returns whether each was created (``if_absent``: only if no
+    record of its id ever existed).
+
+    Raises:
+        BrokerUnavailable: Redis could not be reached after a bounded retry.
+    """
+    created = [new for _, new in app.broker.queues.enqueue_many(queue, jobs, if_absent=if_absent)]
+    if app.hooks.registered("after_enqueue"):
+        for job, new in zip(jobs, created, strict=True):
+            if new:
+                handle: Job[Any] = Job(app, job.job_id, queue, task=job.task)
+                app.hooks.run("after_enqueue", handle, job=handle)
+    return created
 
 
 def prepare(

@@ -22,6 +22,7 @@ from resq.broker.keys import ResqueKeys
 from resq.clock import due_time_ms, now_ms
 from resq.errors import ConfigError
 from resq.log import get_logger
+from resq.outcomes import TALLIES
 from resq.settings import validate_name
 
 if TYPE_CHECKING:
@@ -278,9 +279,14 @@ class ResqueOutcomes:
 
     def on_success(self, job: Job[Any], result: Any) -> None:
         found = _taken(job)
-        if found is not None:
-            status = _final(found, job, STATUS_COMPLETE)
-            self.app.broker.resque.processed(ResqueKeys(found["ns"]), found["worker"], status)
+        if found is None:
+            return
+        keys = ResqueKeys(found["ns"])
+        counters = job.options.setdefault(TALLIES, [])  # added with resq's own, not a round trip per job
+        counters += [keys.stat("processed"), keys.stat("processed", found["worker"])]
+        status = _final(found, job, STATUS_COMPLETE)
+        if status is not None:
+            self.app.broker.resque.track(keys, *status, ended=True)
 
     def on_dead(self, job: Job[Any], exc: BaseException) -> None:
         found = _taken(job)

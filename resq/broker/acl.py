@@ -72,8 +72,7 @@ ACL_COMMANDS: tuple[str, ...] = (
     "get",
     "mget",
     "set",
-    "incr",  # the Resque family's counters (stat:processed), and the sequence of jobs taken from its queues
-    "incrby",
+    "incrby",  # also the Resque family's counters (stat:processed), and the sequence of the jobs taken
     # hashes: job records, worker records, counters by task, periodic entries, control state, joins
     "hdel",
     "hexists",

@@ -58,13 +58,24 @@ class ResqueWire(Part):
     # -- resq workers taking Resque jobs ------------------------------------------------------------
 
     def take(
-        self, keys: ResqueKeys, worker_id: str, queues: Sequence[str], limit: int, dead_at_ms: int
+        self,
+        keys: ResqueKeys,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        dead_at_ms: int,
+        most_waiting: int | None = None,
     ) -> list[tuple[int, str, str]]:
         """Move up to ``limit`` jobs from the heads of ``queues`` (in order) into the worker's in-flight
         hash, atomically; returns each one's number, queue and payload. ``dead_at_ms``: when the worker
-        counts as dead if it does not take again (another worker then recovers its in-flight jobs)."""
-        script_keys = [keys.in_flight(worker_id), keys.sequence, keys.in_flight_owners, *map(keys.queue, queues)]
-        flat = self.connection.script("resque_take", script_keys, [limit, worker_id, dead_at_ms, *queues])
+        counts as dead if it does not take again (another worker then recovers its in-flight jobs).
+        ``most_waiting``: take from a queue only as many as its resq queue (its priority-0 and front
+        streams) has room for below that many entries (None: no such limit)."""
+        script_keys = [keys.in_flight(worker_id), keys.sequence, keys.in_flight_owners]
+        for queue in queues:
+            script_keys += [keys.queue(queue), self.keys.queue(queue), self.keys.front(queue)]
+        room = 2**31 if most_waiting is None else most_waiting
+        flat = self.connection.script("resque_take", script_keys, [limit, worker_id, dead_at_ms, room, *queues])
         return [(int(flat[i]), text(flat[i + 1]), text(flat[i + 2])) for i in range(0, len(flat), 3)]
 
     def in_flight(self, keys: ResqueKeys, worker_id: str) -> list[tuple[int, str, str]]:
@@ -114,20 +125,21 @@ class ResqueWire(Part):
 
         self.connection.pipeline(build)
 
-    def track(self, keys: ResqueKeys, job_id: str, status: str) -> None:
-        """Update a job's php-resque status, if it is tracked (its status key exists)."""
-        self.connection.client.set(keys.status(job_id), status, xx=True, keepttl=True)
-
-    def processed(self, keys: ResqueKeys, worker_id: str, status: tuple[str, str] | None = None) -> None:
-        """Count a job done (``stat:processed``, of all and of the worker); ``status``: its id and final
-        php-resque status, written if it is tracked (kept ``STATUS_TTL_S``)."""
+    def tracked(self, keys: ResqueKeys, job_ids: Sequence[str]) -> set[str]:
+        """The ids of ``job_ids`` whose php-resque status is kept (their status key exists)."""
 
         def build(pipe: Pipeline) -> None:
-            pipe.incr(keys.stat("processed"))
-            pipe.incr(keys.stat("processed", worker_id))
-            _final_status(pipe, keys, status)
+            for job_id in job_ids:
+                pipe.exists(keys.status(job_id))
 
-        self.connection.with_retry(lambda: self.connection.pipeline(build))
+        return {job_id for job_id, found in zip(job_ids, self.connection.pipeline(build), strict=True) if found}
+
+    def track(self, keys: ResqueKeys, job_id: str, status: str, ended: bool = False) -> None:
+        """Update a tracked job's php-resque status (its key exists); ``ended``: kept ``STATUS_TTL_S``."""
+        if ended:
+            self.connection.client.set(keys.status(job_id), status, xx=True, ex=STATUS_TTL_S)
+        else:
+            self.connection.client.set(keys.status(job_id), status, xx=True, keepttl=True)
 
     def failed(
         self,
@@ -139,10 +151,12 @@ class ResqueWire(Part):
     ) -> None:
         """Add a failure record to ``failed`` and count the job processed and failed (by ``worker_id``);
         ``in_flight``: the worker whose in-flight hash holds the job, and its number there, dropped in the
-        same round trip; ``status``: as for :meth:`processed`."""
+        same round trip; ``status``: the job's id and final php-resque status, written if it is tracked
+        (kept ``STATUS_TTL_S``)."""
 
         def build(pipe: Pipeline) -> None:
-            _final_status(pipe, keys, status)
+            if status is not None:
+                pipe.set(keys.status(status[0]), status[1], xx=True, ex=STATUS_TTL_S)
             pipe.rpush(keys.failed, record)
             for name in ("processed", "failed"):
                 pipe.incr(keys.stat(name))
@@ -192,9 +206,3 @@ class ResqueWire(Part):
 
         if statuses:
             self.connection.pipeline(build)
-
-
-def _final_status(pipe: Pipeline, keys: ResqueKeys, status: tuple[str, str] | None) -> None:
-    """Write a job's final php-resque status if it is tracked (its key exists), kept ``STATUS_TTL_S``."""
-    if status is not None:
-        pipe.set(keys.status(status[0]), status[1], xx=True, ex=STATUS_TTL_S)

@@ -81,7 +81,10 @@ class Stats(Part):
         by_task: Counter[str] = Counter()
         durations: Counter[str] = Counter()
         waits: Counter[str] = Counter()
+        tallies: Counter[str] = Counter()
         for outcome in outcomes:
+            if isinstance(outcome, Succeeded):
+                tallies.update(outcome.tallies)
             names = counter_names(outcome)
             if not names:
                 continue
@@ -106,6 +109,8 @@ class Stats(Part):
             pipe.hincrby(k.stat_by_task, name, n)
         for name, n in durations.items():
             pipe.hincrby(k.stat_durations, name, n)
+        for key, n in tallies.items():
+            pipe.incrby(key, n)
         self._add_minutes(pipe, totals, waits)
 
     def _add_minutes(self, pipe: Pipeline, totals: Counter[str], waits: Counter[str]) -> None:

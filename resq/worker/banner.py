@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 from resq import __version__
 from resq.app import Resq
+from resq.resque import DEFAULT_NAMESPACE
+from resq.task import Task
 from resq.worker.supervisor import WorkerConfig
 
 __all__ = ["banner"]
@@ -42,6 +45,9 @@ def _settings(app: Resq, config: WorkerConfig) -> list[tuple[str, str]]:
     ]
     if config.burst:
         rows.append(("burst", "on: exits once the queues are empty"))
+    if config.resque_queues:
+        namespace = config.resque_namespace or DEFAULT_NAMESPACE
+        rows.append(("resque", f"{', '.join(config.resque_queues)} (namespace {namespace}, into resq's queues)"))
     if config.scheduler:
         entries = _plural(len(app.periodic_entries), "periodic entry", "periodic entries")
         rows.append(("scheduler", f"embedded ({entries} in code)"))
@@ -52,10 +58,14 @@ def _tasks(app: Resq, config: WorkerConfig) -> list[str]:
     if not app.tasks:
         return ["  (none)"]
     served = set(config.queues)
-    return [
-        f"  . {name}" + ("" if task.queue in served else f"  (queue {task.queue!r}: not served here)")
-        for name, task in sorted(app.tasks.items())
-    ]
+    return [f"  . {name}" + _note(task, served, bool(config.resque_queues)) for name, task in sorted(app.tasks.items())]
+
+
+def _note(task: Task[Any, Any], served: set[str], resque: bool) -> str:
+    """What the banner says after a task's name: its Resque class, or that its queue is not served."""
+    if resque and task.options.resque_class:
+        return f"  (Resque class {task.options.resque_class!r})"
+    return "" if task.queue in served else f"  (queue {task.queue!r}: not served here)"
 
 
 def _plural(count: int, one: str, many: str) -> str:

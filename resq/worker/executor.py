@@ -23,7 +23,7 @@ from resq.errors import ConfigError, DecodeError, DecryptError, SkipJob, Snooze
 from resq.failures import CancelInterrupt, JobInterrupted, TimeLimitExceeded, error_record, failed_attempt, task_hook
 from resq.job import Job
 from resq.log import get_logger, job_context
-from resq.outcomes import Cancelled, Dead, Delivery, NextStep, Outcome, Retried, Started, Succeeded
+from resq.outcomes import TALLIES, Cancelled, Dead, Delivery, NextStep, Outcome, Retried, Started, Succeeded
 from resq.producer import BATCH_META, prepare_step
 from resq.retry import to_seconds
 from resq.sealing import Keyring, keyring, open_envelope, open_result, seal_result
@@ -144,7 +144,8 @@ class Executor:
         log.info("succeeded", duration_ms=duration)
         ttl = task.options.result_ttl or self.app.settings.result_ttl
         then = self._next_step(envelope, result) if envelope.meta.get(CHAIN_META) else None
-        return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name, then=then)
+        tallies = tuple(job.options.get(TALLIES, ()))
+        return Succeeded(d, job.id, encoded, to_ms(ttl), duration, task=task.name, then=then, tallies=tallies)
 
     def _next_step(self, envelope: Envelope, result: Any) -> NextStep | None:
         """The next step of the chain this job is a step of, built as any enqueue builds a job (hooks,

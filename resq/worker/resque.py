@@ -17,6 +17,7 @@ A class no task runs, a payload that is not a job, or arguments the task does no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -24,22 +25,28 @@ from typing import Any
 
 from resq.app import Resq
 from resq.broker.keys import ResqueKeys
+from resq.broker.queues import NewJob
 from resq.clock import now_ms
 from resq.errors import ArgumentsError, ConfigError, EncodeError, PayloadTooLarge, Veto
 from resq.log import get_logger
-from resq.producer import enqueue
+from resq.producer import enqueue, prepare_job, store_many
 from resq.resque import DEFAULT_NAMESPACE, RESQUE_META, failure_record
 from resq.settings import validate_name
 from resq.task import Task
 
-__all__ = ["ResqueQueues"]
+__all__ = ["BUSY_TICK_S", "ResqueQueues"]
 
 log = get_logger("resq.worker")
 
 #: Jobs taken from the Resque queues per script call.
 TAKE_PER_CALL = 100
 #: The most jobs taken in one pass of the upkeep (the rest wait for the next pass, a tick later).
-MOST_PER_PASS = 1000
+MOST_PER_PASS = 2000
+#: The most entries a resq queue holds before the upkeep takes more from its Resque list: the backlog
+#: stays there, where the Resque family's tools count it and its workers may take it.
+MOST_WAITING = 2000
+#: The supervisor's tick while jobs come from Resque queues, in seconds (a pass every 20 ms at most).
+BUSY_TICK_S = 0.02
 #: How often the upkeep looks for dead workers' in-flight jobs, in seconds.
 RECOVER_EVERY_S = 1.0
 #: Why a job could not be made a resq job: the exception names its failure record shows.
@@ -82,6 +89,8 @@ class ResqueQueues:
         self._recovered_at = 0.0
         #: jobs of this worker's in-flight hash that a failed pass left there (made at the next pass)
         self._left = False
+        #: the last pass took jobs (the supervisor ticks every ``BUSY_TICK_S`` meanwhile)
+        self.busy = False
         app.count_resque_jobs()
 
     @classmethod
@@ -98,9 +107,10 @@ class ResqueQueues:
     def heartbeat(self) -> None:
         self.app.broker.resque.heartbeat(self.keys, self.worker_id, _beat())
 
-    def step(self) -> int:
+    def step(self, everything: bool = False) -> int:
         """One pass: recover dead workers' in-flight jobs (every ``RECOVER_EVERY_S``), then take jobs from
-        the queues and make resq jobs of them; returns how many were taken."""
+        the queues and make resq jobs of them, up to ``MOST_WAITING`` in each resq queue (``everything``:
+        as many as ``MOST_PER_PASS``, whatever waits); returns how many were taken."""
         if time.monotonic() - self._recovered_at >= RECOVER_EVERY_S:
             self._recovered_at = time.monotonic()
             self._recover()
@@ -110,12 +120,20 @@ class ResqueQueues:
         taken = 0
         while taken < MOST_PER_PASS:
             self._left = True  # a reply lost after Redis took the jobs leaves them in flight
-            jobs = self.app.broker.resque.take(self.keys, self.worker_id, self.queues, TAKE_PER_CALL, self._deadline())
+            jobs = self.app.broker.resque.take(
+                self.keys,
+                self.worker_id,
+                self.queues,
+                TAKE_PER_CALL,
+                self._deadline(),
+                None if everything else MOST_WAITING,
+            )
             self._make(self.worker_id, jobs)
             self._left = False
             taken += len(jobs)
             if len(jobs) < TAKE_PER_CALL:
                 break
+        self.busy = taken > 0
         return taken
 
     def stop(self) -> None:
@@ -141,58 +159,86 @@ class ResqueQueues:
             log.warning("resque_jobs_recovered", dead_worker=owner, jobs=len(left))
 
     def _make(self, owner: str, jobs: list[tuple[int, str, str]]) -> None:
-        """Make a resq job of each job ``owner`` holds in flight (or its failure record), then drop them."""
+        """Make a resq job of each job ``owner`` holds in flight (or its failure record), those of one
+        queue in one round trip, then drop them from the hash."""
+        decoded = [(number, queue, payload, _decoded(payload)) for number, queue, payload in jobs]
+        ids = [found for *_, job in decoded if (found := _php_id(job))]
+        tracked = self.app.broker.resque.tracked(self.keys, ids) if ids else set()
         made: list[int] = []
-        for number, queue, payload in jobs:
-            if self._made(owner, number, queue, payload):
+        by_queue: dict[str, list[tuple[int, NewJob]]] = {}
+        for number, queue, payload, job in decoded:
+            prepared = self._prepared(owner, number, queue, payload, job, tracked)
+            if isinstance(prepared, tuple):
+                by_queue.setdefault(prepared[0], []).append((number, prepared[1]))
+            elif prepared:
                 made.append(number)
+        for queue, batch in by_queue.items():
+            store_many(self.app, queue, [new for _, new in batch], if_absent=True)
+            made += [number for number, _ in batch]
         self.app.broker.resque.settle(self.keys, owner, made)
 
-    def _made(self, owner: str, number: int, queue: str, payload: str) -> bool:
-        """Make the resq job of one job; False when a failure record was written instead (which drops
-        the job from the in-flight hash itself)."""
+    def _prepared(
+        self, owner: str, number: int, queue: str, payload: str, job: dict[str, Any] | _NotAJob, tracked: set[str]
+    ) -> tuple[str, NewJob] | bool:
+        """The resq job of one job, ready to store with others of its queue; True when it was enqueued
+        alone (a unique or debounced task's, or one a hook grouped); False when a failure record was written
+        instead (which drops the job from the in-flight hash itself). ``tracked``: the php-resque ids whose
+        status is kept (their jobs' status is written as they run)."""
         job_id = f"{self.namespace}:{number}"
         try:
-            task, args, resque_id = self._parsed(payload)
+            task, args = self._task_and_args(job)
             task.check_arguments(args, None)
             taken = {"ns": self.namespace, "queue": queue, "worker": self.worker_id, "payload": payload}
-            meta = {RESQUE_META: {**taken, "id": resque_id} if resque_id else taken}
+            php_id = _php_id(job)
+            meta = {RESQUE_META: {**taken, "id": php_id} if php_id in tracked else taken}
+            if not (task.options.unique or task.options.debounce or self.app.inline):
+                with contextlib.suppress(ConfigError):  # grouped by a hook: enqueued alone, below
+                    return prepare_job(self.app, task.name, args, None, queue, job_id, meta)
             enqueue(self.app, task.name, args, queue=queue, job_id=job_id, meta=meta, if_absent=True)
-        except (_NotAJob, ArgumentsError, EncodeError, PayloadTooLarge, Veto) as exc:
+        except (_NotAJob, ArgumentsError, ConfigError, EncodeError, PayloadTooLarge, Veto) as exc:
             kind = exc.kind if isinstance(exc, _NotAJob) else type(exc).__name__
             record = failure_record(payload, queue, self.worker_id, kind, str(exc), [f"resq worker {self.worker_id}"])
             self.app.broker.resque.failed(self.keys, self.worker_id, record, in_flight=(owner, number))
             log.error("resque_job_failed", job_id=job_id, queue=queue, error=kind, reason=str(exc), worker=owner)
             return False
-        log.debug("resque_job_taken", job_id=job_id, task=task.name, queue=queue)
         return True
 
-    def _parsed(self, payload: str) -> tuple[Task[Any, Any], list[Any], str | None]:
-        """The task that runs a payload's class, its arguments (Resque's ``args`` list, positional:
-        php-resque's ``[{...}]`` is one dict argument) and its php-resque id, if it has one.
+    def _task_and_args(self, job: dict[str, Any] | _NotAJob) -> tuple[Task[Any, Any], list[Any]]:
+        """The task that runs a job's class, and its arguments: Resque's ``args`` list, positional
+        (php-resque's ``[{...}]`` is one dict argument).
 
         Raises:
-            _NotAJob: the payload is not a job's JSON, or no task runs its class.
+            _NotAJob: the payload was no job's JSON, or no task runs its class.
         """
-        try:
-            job = json.loads(payload)
-        except ValueError as exc:
-            raise _NotAJob(BAD_PAYLOAD, f"the payload is not JSON ({exc})") from None
-        if not isinstance(job, dict) or not isinstance(job.get("class"), str):
-            raise _NotAJob(BAD_PAYLOAD, "the payload is not a Resque job: it has no 'class'")
+        if isinstance(job, _NotAJob):
+            raise job
         cls: str = job["class"]
-        args = job.get("args")
-        name = self.app.resque_classes.get(cls, cls)
-        task = self.app.tasks.get(name)
+        task = self.app.tasks.get(self.app.resque_classes.get(cls, cls))
         if task is None:
             raise _NotAJob(
                 UNKNOWN_CLASS,
                 f"no task runs the Resque class {cls!r}: add @app.task(resque_class={cls!r}) "
                 f"or app.resque_classes[{cls!r}] = 'task name'",
             )
-        resque_id = job.get("id")
-        positional = args if isinstance(args, list) else [] if args is None else [args]
-        return task, positional, resque_id if isinstance(resque_id, str) and resque_id else None
+        args = job.get("args")
+        return task, args if isinstance(args, list) else [] if args is None else [args]
+
+
+def _decoded(payload: str) -> dict[str, Any] | _NotAJob:
+    """A payload's job (a JSON object with a ``class``), or why it is none."""
+    try:
+        job = json.loads(payload)
+    except ValueError as exc:
+        return _NotAJob(BAD_PAYLOAD, f"the payload is not JSON ({exc})")
+    if not isinstance(job, dict) or not isinstance(job.get("class"), str):
+        return _NotAJob(BAD_PAYLOAD, "the payload is not a Resque job: it has no 'class'")
+    return job
+
+
+def _php_id(job: dict[str, Any] | _NotAJob) -> str | None:
+    """A job's php-resque id (its status may be tracked), if it has one."""
+    found = None if isinstance(job, _NotAJob) else job.get("id")
+    return found if isinstance(found, str) and found else None
 
 
 class _NotAJob(Exception):

@@ -28,7 +28,7 @@ from resq.outcomes import Delivery
 from resq.worker.board import Board, Running
 from resq.worker.child import EXIT_RECYCLE, ChildConfig, run_child
 from resq.worker.control import RemoteControl
-from resq.worker.resque import ResqueQueues
+from resq.worker.resque import BUSY_TICK_S, ResqueQueues
 
 __all__ = ["SCHEDULER_GROUP", "Supervisor", "WorkerConfig", "embedded_scheduler"]
 
@@ -309,6 +309,8 @@ class Supervisor:
     def _tick(self) -> None:
         """One pass of the loop: messages, exits, signals, time limits, maintenance."""
         timeout = min(TICK_S, self.maintenance.seconds_until_due())
+        if self.resque is not None and self.resque.busy:
+            timeout = min(timeout, BUSY_TICK_S)
         if self._scheduler is not None:
             timeout = min(timeout, self._scheduler_at - time.monotonic())
         connection.wait([c.reader for c in self.children.values()], timeout=max(timeout, 0.0))
@@ -341,6 +343,8 @@ class Supervisor:
         self.maintenance.run_due(force=True)
         if self.resque is not None:
             self.resque.start()
+            while self.config.burst and self.resque.step(everything=True):  # --burst: what waits, before children look
+                pass
 
     def _step(self, name: str, action: Callable[[], object]) -> None:
         """Run one part of the upkeep; a key of the wrong type in it is logged (at most every

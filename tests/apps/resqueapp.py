@@ -13,7 +13,8 @@ import redis
 
 from resq import Resq
 
-app = Resq()
+#: A job whose worker process dies is dead at once (``Crash``): the supervisor records it, hooks included.
+app = Resq(max_worker_losses=1)
 
 
 def _record(cls: str, *args: Any) -> None:
@@ -52,3 +53,9 @@ def slow(n: int, seconds: float) -> None:
 def boom(reason: str) -> None:
     """Fails every attempt (once retried), then ends dead: a failure record in ``resque:failed``."""
     raise ValueError(reason)
+
+
+@app.task(resque_class="Crash")
+def crash() -> None:
+    """Kills its worker process: the supervisor records the job dead (``WorkerLost``), without the child."""
+    os._exit(3)

@@ -19,6 +19,7 @@ import redis
 from resq import ConfigError, Resq
 from resq.broker.keys import ResqueKeys
 from resq.resque import ResqueDelayed
+from resq.worker.resque import MOST_WAITING, ResqueQueues
 from tests.conftest import RunResq, RunWorker
 from tests.helpers import read_log, wait_for
 from tests.interop.node_resque import node, node_enqueue, node_json, ran
@@ -137,22 +138,24 @@ def test_resq_failures_are_listed_and_retried_by_node_resque(private_redis: Redi
         [
             {"queue": "mail", "class": "Boom", "args": ["no route"]},
             {"queue": "mail", "class": "Nobody\\Knows", "args": [1]},
+            {"queue": "mail", "class": "Crash", "args": []},
         ],
     )
     worker = resq_worker(run_worker, private_redis, "--resque-queues", "mail")
-    wait_for(lambda: client.llen("resque:failed") == 2, message=f"two failure records:\n{read_log(worker)}")
+    wait_for(lambda: client.llen("resque:failed") == 3, message=f"three failure records:\n{read_log(worker)}")
     records = {r["payload"]["class"]: r for r in node_json(private_redis, "failed")}
     boom, unknown = records["Boom"], records["Nobody\\Knows"]
+    assert records["Crash"]["exception"] == "WorkerLost"  # recorded by the supervisor, its child gone
     assert (boom["exception"], boom["error"], boom["queue"]) == ("ValueError", "no route", "mail")
     assert any("resqueapp.py" in line for line in boom["backtrace"]) and boom["worker"].endswith(":mail")
     assert unknown["exception"] == "UnknownClass" and "resque_class='Nobody\\\\Knows'" in unknown["error"]
-    assert client.get("resque:stat:failed") == b"2" and client.get("resque:stat:processed") == b"2"
+    assert client.get("resque:stat:failed") == b"3" and client.get("resque:stat:processed") == b"3"
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     node_json(private_redis, "failed", "retry")  # node-resque finds each record by its exact text
     assert client.llen("resque:failed") == 0
     requeued = [json.loads(raw) for raw in client.lrange("resque:queue:mail", 0, -1)]
-    assert sorted(j["class"] for j in requeued) == ["Boom", "Nobody\\Knows"]
+    assert sorted(j["class"] for j in requeued) == ["Boom", "Crash", "Nobody\\Knows"]
 
 
 def test_resq_scheduler_moves_delayed_jobs_other_producers_pushed(
@@ -221,3 +224,25 @@ def test_bad_resque_options_are_one_clear_line(private_redis: RedisServer, run_r
     with pytest.raises(ConfigError, match="two tasks run the Resque class 'Mail'"):
         app.task(resque_class="Mail", name="b")(lambda: None)
     assert redis.Redis(port=private_redis.port).dbsize() == 0
+
+
+def test_the_backlog_stays_in_the_resque_list_beyond_what_resqs_queue_holds(private_redis: RedisServer) -> None:
+    """A worker takes from a Resque list only while resq's queue holds fewer than ``MOST_WAITING`` entries:
+    the rest stays in the list, where the Resque family's tools count it and its workers may take it."""
+    from tests.apps import resqueapp
+
+    resqueapp.app.reconfigure(url=private_redis.url(0))
+    client = redis.Redis(port=private_redis.port)
+    extra = 300
+    jobs = [RUBY_JOB] * (MOST_WAITING + extra)
+    client.rpush("resque:queue:mail", *jobs)
+    queues = ResqueQueues(resqueapp.app, ["mail"], "resque", "here:1:mail")
+    assert queues.step() == MOST_WAITING
+    stream = resqueapp.app.broker.keys.queue("mail")
+    assert client.xlen(stream) == MOST_WAITING and client.llen("resque:queue:mail") == extra
+    assert queues.step() == 0  # resq's queue is full: the list keeps the rest
+    client.xtrim(stream, maxlen=MOST_WAITING - 100, approximate=False)  # workers ran 100 of them
+    assert queues.step() == 100 and client.llen("resque:queue:mail") == extra - 100
+    assert queues.step(everything=True) == extra - 100  # --burst: whatever waits
+    assert client.hlen("resque:resq:in-flight:here:1:mail") == 0
+    resqueapp.app.broker.close()

@@ -34,6 +34,18 @@ def test_the_banner_names_redis_namespace_queues_concurrency_and_tasks() -> None
     assert tasks == ["  . shop.charge", "  . shop.email  (queue 'emails': not served here)"]
 
 
+def test_the_banner_names_the_resque_queues_and_each_tasks_resque_class() -> None:
+    app = Resq("redis://localhost:6379/0")
+
+    @app.task(name="mail.send", resque_class="Job\\Work\\TestJob")
+    def send() -> None: ...
+
+    config = WorkerConfig(queues=["mail"], resque_queues=["mail"], resque_namespace="resque:App")
+    text = banner(app, config)
+    assert "  .> resque:      mail (namespace resque:App, into resq's queues)\n" in text
+    assert text.endswith("  . mail.send  (Resque class 'Job\\\\Work\\\\TestJob')")
+
+
 def test_the_banner_of_an_app_without_tasks_says_so() -> None:
     text = banner(Resq("redis://localhost:6379/0"), WorkerConfig())
     assert "  .> queues:      default\n" in text and "1 process x 1 thread each, prefetch adaptive" in text

@@ -14,6 +14,9 @@
 //     Prints `queue.failed(0, -1)` as JSON; with `retry`, retries each with `queue.retryAndRemoveFailed`.
 //   node resque.js workers <port> <namespace>
 //     Prints `queue.workers()` as JSON.
+//   node resque.js drain <port> <namespace> <queue> <n> <class>
+//     bench/resque.py: one node-resque Worker (its defaults, but for a 10 ms idle poll) runs <n> jobs of a
+//     no-op <class>; prints the seconds from its start to the last job's end.
 "use strict";
 
 const { Queue, Worker, Scheduler } = require("node-resque");
@@ -91,6 +94,23 @@ async function failed(queue, retry) {
   console.log(JSON.stringify(records));
 }
 
+async function drain(connection, queue, n, cls) {
+  let ran = 0;
+  const worker = new Worker(
+    { connection, queues: [queue], timeout: 10 },
+    { [cls]: { perform: async () => { ran += 1; } } },
+  );
+  worker.on("error", (error) => console.error("worker error", error));
+  await worker.connect();
+  const began = process.hrtime.bigint();
+  worker.start();
+  while (ran < Number(n)) await new Promise((r) => setImmediate(r));
+  const seconds = Number(process.hrtime.bigint() - began) / 1e9;
+  await worker.end();
+  console.log(JSON.stringify({ seconds }));
+  return 0;
+}
+
 async function main() {
   const [, , mode, port, namespace, ...rest] = process.argv;
   const connection = connectionFor(port, namespace);
@@ -103,6 +123,8 @@ async function main() {
       return withQueue(connection, (queue) => enqueue(queue, JSON.parse(rest[0])));
     case "failed":
       return withQueue(connection, (queue) => failed(queue, rest[0] === "retry"));
+    case "drain":
+      return drain(connection, ...rest);
     case "workers":
       return withQueue(connection, async (queue) => console.log(JSON.stringify(await queue.workers())));
     default:
