@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["queue_primitive.py", "scheduler_lateness.py", "throughput.py", "capacity.py", "peers/run.py"]
 BENCHMARKS.append("dashboard.py")  # the dashboard at 100,000 queued and 10,000 dead jobs
+BENCHMARKS.append("resque.py")  # a Resque queue drained by node-resque and by resq
 BUDGET_S = 20 * 60
 
 
