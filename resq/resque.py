@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import traceback
 import uuid
@@ -39,6 +40,7 @@ __all__ = [
     "ResqueOutcomes",
     "dumps",
     "failure_record",
+    "validate_namespace",
 ]
 
 log = get_logger("resq.resque")
@@ -54,6 +56,20 @@ STATUS_SCHEDULED = 63
 #: The key of a job's ``meta`` that a job taken from a Resque queue carries: ``{"ns", "queue", "worker",
 #: "payload"}`` (its namespace, Resque queue, the id of the worker that took it, the payload as pushed).
 RESQUE_META = "resque"
+#: What a Resque namespace may hold (``validate_namespace``).
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
+
+
+def validate_namespace(namespace: object) -> str:
+    """``namespace`` if it is a Resque namespace resq takes: letters, digits and ``_.:/-`` (no spaces,
+    braces or glob characters, which an ACL key pattern would read).
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise ConfigError(f"invalid Resque namespace {namespace!r}: e.g. 'resque' or 'resque:App'")
+    return namespace
 
 
 class Resque:
@@ -66,10 +82,8 @@ class Resque:
     """
 
     def __init__(self, app: Resq, namespace: str = DEFAULT_NAMESPACE) -> None:
-        if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}\n "):
-            raise ConfigError(f"invalid Resque namespace {namespace!r}: e.g. 'resque' or 'resque:App'")
         self.app = app
-        self.keys = ResqueKeys(namespace)
+        self.keys = ResqueKeys(validate_namespace(namespace))
 
     def enqueue(self, cls: str, args: Sequence[Any] = (), queue: str = "default", *, track: bool = False) -> str:
         """Queue a job of class ``cls`` for the Resque family's workers; returns its id.
@@ -197,7 +211,7 @@ class ResqueDelayed:
 
     def __init__(self, app: Resq, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.app = app
-        self.keys = Resque(app, namespace).keys
+        self.keys = ResqueKeys(validate_namespace(namespace))
         #: seconds whose head item names no queue, already logged (the Resque scheduler they belong to,
         #: which knows their class's queue, moves them)
         self._stuck: set[tuple[int, bool]] = set()

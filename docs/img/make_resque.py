@@ -10,19 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from make_lifecycle import COLOURS as LIFECYCLE_COLOURS
+from make_lifecycle import INK, MONO, NOTE, SANS
+
 WIDTH, HEIGHT = 1320, 580
 BOX_W, BOX_H = 220, 64
-MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
-SANS = "DejaVu Sans, Helvetica, Arial, sans-serif"
-INK = "#333333"
-NOTE = "#555555"
-COLOURS = {
-    "resque": ("#fdf1e4", "#b0601a"),
-    "resq": ("#e8f0fe", "#4a6fa5"),
-    "running": ("#fff4d6", "#b07d00"),
-    "succeeded": ("#e6f4ea", "#2e7d32"),
-    "dead": ("#fdecea", "#c62828"),
-}
+#: the lifecycle picture's colours, and one for the Resque family's keys
+COLOURS = {**LIFECYCLE_COLOURS, "resque": ("#fdf1e4", "#b0601a"), "resq": LIFECYCLE_COLOURS["waiting"]}
 
 
 @dataclass(frozen=True)

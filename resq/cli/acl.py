@@ -7,19 +7,16 @@ no Redis.
 
 from __future__ import annotations
 
-import re
 import secrets
 
 import click
 
 from resq.broker.acl import acl_rule, acl_setuser, parse_version
 from resq.cli.common import BadInput, guard
+from resq.resque import validate_namespace
 from resq.settings import resolve_namespace
 
 __all__ = ["acl"]
-
-#: A Resque namespace the ACL rule may name (no spaces, braces or glob characters).
-_RESQUE_NS = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 ACL_EPILOG = """\b
 Examples:
@@ -71,10 +68,9 @@ def acl(
     secret = password if password is not None else secrets.token_urlsafe(24)
     try:
         version = None if redis_version is None else parse_version(redis_version)
-        if resque_namespace is not None and not _RESQUE_NS.fullmatch(resque_namespace):
-            raise ValueError(f"invalid Resque namespace {resque_namespace!r}: e.g. resque or resque:App")
-        line = guard(lambda: acl_setuser(user, secret, ns, version, resque_namespace))  # a bad namespace: exit 2
+        resque = None if resque_namespace is None else guard(lambda: validate_namespace(resque_namespace))
+        line = guard(lambda: acl_setuser(user, secret, ns, version, resque))  # a bad namespace: exit 2
     except ValueError as exc:  # a bad version, user name or password
         raise BadInput(str(exc)) from exc
-    click.echo(f"user {user} on >{secret} {acl_rule(ns, version, resque_namespace)}" if acl_file else line)
+    click.echo(f"user {user} on >{secret} {acl_rule(ns, version, resque)}" if acl_file else line)
     click.echo(f"# then: RESQ_REDIS_URL=redis://{user}:{'***' if password else secret}@HOST:6379/0", err=True)

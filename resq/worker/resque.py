@@ -30,7 +30,7 @@ from resq.clock import now_ms
 from resq.errors import ArgumentsError, ConfigError, EncodeError, PayloadTooLarge, Veto
 from resq.log import get_logger
 from resq.producer import enqueue, prepare_job, store_many
-from resq.resque import DEFAULT_NAMESPACE, RESQUE_META, failure_record
+from resq.resque import DEFAULT_NAMESPACE, RESQUE_META, failure_record, validate_namespace
 from resq.settings import validate_name
 from resq.task import Task
 
@@ -72,8 +72,7 @@ class ResqueQueues:
         if not queues:
             raise ConfigError("--resque-queues names no queue: e.g. --resque-queues mail,default")
         self.queues = [validate_name(q, "Resque queue name") for q in queues]
-        if not namespace or any(c in namespace for c in "{}\n "):
-            raise ConfigError(f"invalid Resque namespace {namespace!r}: e.g. 'resque' or 'resque:App'")
+        validate_namespace(namespace)
         if app.broker.connection.cluster:
             raise ConfigError(
                 "--resque-queues needs one Redis (or Sentinel), not a Redis Cluster: the Resque family's keys "
@@ -156,7 +155,7 @@ class ResqueQueues:
             left = resque.in_flight(self.keys, owner)
             self._make(owner, left)
             resque.unregister_worker(self.keys, owner)
-            log.warning("resque_jobs_recovered", dead_worker=owner, jobs=len(left))
+            log.log(30 if left else 20, "resque_jobs_recovered", dead_worker=owner, jobs=len(left))
 
     def _make(self, owner: str, jobs: list[tuple[int, str, str]]) -> None:
         """Make a resq job of each job ``owner`` holds in flight (or its failure record), those of one

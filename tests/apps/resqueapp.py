@@ -13,8 +13,10 @@ import redis
 
 from resq import Resq
 
-#: A job whose worker process dies is dead at once (``Crash``): the supervisor records it, hooks included.
-app = Resq(max_worker_losses=1)
+app = Resq()
+#: The app of the failure tests (``-A tests.apps.resqueapp:strict``): a job whose worker process dies is
+#: dead at once (``Crash``), recorded by the supervisor, hooks included.
+strict = Resq(max_worker_losses=1)
 
 
 def _record(cls: str, *args: Any) -> None:
@@ -49,13 +51,13 @@ def slow(n: int, seconds: float) -> None:
     _record("Slow", n)
 
 
-@app.task(resque_class="Boom", retries=1, backoff=0.01)
+@strict.task(resque_class="Boom", retries=1, backoff=0.01)
 def boom(reason: str) -> None:
     """Fails every attempt (once retried), then ends dead: a failure record in ``resque:failed``."""
     raise ValueError(reason)
 
 
-@app.task(resque_class="Crash")
+@strict.task(resque_class="Crash")
 def crash() -> None:
     """Kills its worker process: the supervisor records the job dead (``WorkerLost``), without the child."""
     os._exit(3)

@@ -34,8 +34,8 @@ PHP_JOB = (
 RUBY_JOB = '{"class":"Archive","args":[44,"masterbrew"]}'
 
 
-def resq_worker(run_worker: RunWorker, server: RedisServer, *args: str) -> subprocess.Popen[bytes]:
-    return run_worker(APP, "--no-banner", "--heartbeat-interval", "0.3", *args, url=server.url(0))
+def resq_worker(run_worker: RunWorker, server: RedisServer, *args: str, app: str = APP) -> subprocess.Popen[bytes]:
+    return run_worker(app, "--no-banner", "--heartbeat-interval", "0.3", *args, url=server.url(0))
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -104,6 +104,7 @@ def test_a_resq_worker_killed_mid_run_loses_no_resque_job(private_redis: RedisSe
         message=f"every job ran after the kill:\n{read_log(second)}",
     )
     assert client.llen("resque:queue:slow") == 0
+    assert client.llen("resque:failed") == 0  # the jobs killed mid-run ran again, none failed
     wait_for(lambda: node_json(private_redis, "workers") and len(node_json(private_redis, "workers")) == 1)
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=20) == 0
@@ -141,7 +142,7 @@ def test_resq_failures_are_listed_and_retried_by_node_resque(private_redis: Redi
             {"queue": "mail", "class": "Crash", "args": []},
         ],
     )
-    worker = resq_worker(run_worker, private_redis, "--resque-queues", "mail")
+    worker = resq_worker(run_worker, private_redis, "--resque-queues", "mail", app="tests.apps.resqueapp:strict")
     wait_for(lambda: client.llen("resque:failed") == 3, message=f"three failure records:\n{read_log(worker)}")
     records = {r["payload"]["class"]: r for r in node_json(private_redis, "failed")}
     boom, unknown = records["Boom"], records["Nobody\\Knows"]
