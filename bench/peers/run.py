@@ -72,7 +72,7 @@ class Plan:
 
 
 FULL = Plan(n=5000, repeats=3, latency_n=200, latency_s=30.0, warmup=20, due_n=1000, mem_n=100_000, smoke=False)
-SMOKE = Plan(n=50, repeats=1, latency_n=5, latency_s=5.0, warmup=2, due_n=20, mem_n=200, smoke=True)
+SMOKE = Plan(n=50, repeats=1, latency_n=5, latency_s=1.0, warmup=2, due_n=20, mem_n=200, smoke=True)
 
 
 @dataclass
