@@ -217,7 +217,9 @@ class ResqueDelayed:
         self._stuck: set[tuple[int, bool]] = set()
 
     def promote(self, now_ms: int) -> tuple[int, int | None]:
-        """Move every delayed job due at ``now_ms``; returns (moved, when the next is due in ms or None)."""
+        """Move every delayed job due at ``now_ms``; returns (moved, when the next second after now is due,
+        in ms, or None). A due second left behind (its head names no queue) is not a wake-up: it is looked
+        at again on the next pass."""
         wire = self.app.broker.resque
         moved, seconds = 0, []
         for php in (False, True):
@@ -225,7 +227,7 @@ class ResqueDelayed:
                 while (count := self._move(timestamp, php)) == self.BATCH:
                     moved += count
                 moved += count
-            seconds.append(wire.next_second(self.keys, php))
+            seconds.append(wire.next_second(self.keys, now_ms // 1000, php))  # not a second left due
         nxt = min((ts for ts in seconds if ts is not None), default=None)
         return moved, None if nxt is None else nxt * 1000
 

@@ -174,9 +174,11 @@ class ResqueWire(Part):
         found = self.connection.client.zrangebyscore(keys.schedule(php), "-inf", now_s, start=0, num=limit)
         return [int(text(ts)) for ts in found]
 
-    def next_second(self, keys: ResqueKeys, php: bool = False) -> int | None:
-        """The earliest second of the schedule, due or not (None: nothing is delayed)."""
-        found = self.connection.client.zrange(keys.schedule(php), 0, 0, withscores=True)
+    def next_second(self, keys: ResqueKeys, after_s: int, php: bool = False) -> int | None:
+        """The earliest second of the schedule after ``after_s`` (None: nothing is delayed that late)."""
+        found = self.connection.client.zrangebyscore(
+            keys.schedule(php), f"({after_s}", "+inf", start=0, num=1, withscores=True
+        )
         return int(found[0][1]) if found else None
 
     def delayed_items(self, keys: ResqueKeys, timestamp: int, limit: int, php: bool = False) -> list[str]:

@@ -202,8 +202,17 @@ def test_delayed_jobs_another_scheduler_moved_meanwhile_are_not_moved_twice(priv
     client.lpop(keys.delayed(second))  # another resque-scheduler took it after we read it
     assert wire.move_delayed(keys, second, [(items[0], "mail", items[0])]) == 0
     assert client.llen("resque:queue:mail") == 0
-    moved, nxt = ResqueDelayed(app).promote(int(time.time() * 1000) + 1000)  # the empty second is dropped
+    delayed = ResqueDelayed(app)
+    moved, nxt = delayed.promote(int(time.time() * 1000) + 1000)  # the empty second is dropped
     assert (moved, nxt) == (0, None) and client.zcard(keys.delayed_schedule) == 0
+    # an item naming no queue (its own scheduler knows its class's queue) stays, and is no wake-up: a
+    # scheduler would spin on a second that stays due
+    client.rpush(keys.delayed(second), '{"class":"Archive","args":[2]}')
+    client.zadd(keys.delayed_schedule, {str(second): second})
+    app.resque.enqueue_in(timedelta(hours=1), "Archive", [3, "c"], queue="mail")
+    moved, nxt = delayed.promote(int(time.time() * 1000) + 1000)
+    assert moved == 0 and nxt is not None and nxt > time.time() * 1000 + 3_000_000  # the one an hour away
+    assert client.llen(keys.delayed(second)) == 1 and client.llen("resque:queue:mail") == 0
     app.broker.close()
 
 
