@@ -30,7 +30,7 @@ from resq.broker.workflows import Callback
 from resq.context import BatchScope, _batch
 from resq.errors import ConfigError, CycleError, ResultTimeout
 from resq.job import TERMINAL_STATUSES, Job, JobStatus, new_job_id
-from resq.producer import Call, enqueue, enqueue_many, prepare_job
+from resq.producer import Call, enqueue, enqueue_many, prepare_callback
 from resq.retry import to_seconds
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ class Chord:
             return self._eager()
         chord_id = new_job_id()
         meta = {} if body.immutable else {CHORD_META: chord_id}  # made with .si(): it ignores the results
-        queue, job = prepare_job(app, body.task, body.args, body.kwargs, body.queue, chord_id, meta)
+        queue, job = prepare_callback(app, body.task, body.args, body.kwargs, body.queue, chord_id, meta)
         app.broker.workflows.open(
             chord_id,
             "chord",
@@ -475,7 +475,7 @@ class Batch:
     def _callback(self, role: str, sig: Signature) -> Callback:
         callback_id = new_job_id()
         meta = {} if sig.immutable else {BATCH_CALLBACK_META: self.id}  # made with .si(): no counts
-        queue, job = prepare_job(self.app, sig.task, sig.args, sig.kwargs, sig.queue, callback_id, meta)
+        queue, job = prepare_callback(self.app, sig.task, sig.args, sig.kwargs, sig.queue, callback_id, meta)
         return Callback(role, queue, job)
 
     def status(self) -> BatchStatus | None:
@@ -514,7 +514,7 @@ def enqueue_dependent(
         raise CycleError(f"depends_on would make a cycle: job {job_id!r} would wait for itself")
     if app.inline is not None:
         return _eager_dependent(app, task, args, kwargs, queue, refs, policy, job_id, flow_options)
-    target, job = prepare_job(app, task, args, kwargs, queue, job_id, None, **flow_options)
+    target, job = prepare_callback(app, task, args, kwargs, queue, job_id, None, **flow_options)
     app.broker.workflows.open(
         job_id,
         "deps",

@@ -55,6 +55,7 @@ __all__ = [
     "Call",
     "Enqueued",
     "InlineRunner",
+    "Prepared",
     "aenqueue",
     "enqueue",
     "enqueue_many",
@@ -62,7 +63,8 @@ __all__ = [
     "job_flow",
     "job_unique",
     "prepare",
-    "prepare_job",
+    "prepare_callback",
+    "prepare_new",
     "prepare_step",
     "requeue",
     "revive",
@@ -176,10 +178,10 @@ def enqueue_prepared(
     clear = envelope
     if envelope.sealed is not None and _unique_options(app, envelope.task):
         clear = open_envelope(envelope, envelope.id, keyring(app.settings.encryption_keys))
-    return _store(app, _Prepared(envelope, raw, flow, job_unique(app, clear), clear, b""), due_ms, if_absent)
+    return _store(app, Prepared(envelope, raw, flow, job_unique(app, clear), clear, b""), due_ms, if_absent)
 
 
-def _store(app: Resq, prepared: _Prepared, due_ms: int, if_absent: bool) -> Enqueued:
+def _store(app: Resq, prepared: Prepared, due_ms: int, if_absent: bool) -> Enqueued:
     """Store a prepared job (the ``enqueue`` or the ``unique`` script; eager mode's runner), then run
     the bookkeeping of :func:`_after_enqueue`."""
     inline, (envelope, raw, flow, unique, _, joins) = app.inline, prepared
@@ -494,7 +496,7 @@ def _prepare(
     expires_ms: int = 0,
     group: str | None = None,
     joins: Sequence[tuple[str, int]] = (),
-) -> _Prepared:
+) -> Prepared:
     """A new job's envelope, as the ``before_enqueue`` hooks leave it (its arguments sealed when the task
     is encrypted), its encoded form, its flow control, its unique lock (from its arguments in clear) and
     its joins, packed (the current batch's included: its id travels in the job's ``meta``, for the jobs it
@@ -526,7 +528,7 @@ def _prepare(
         what = "a grouped job (group=)" if unique is None else "a unique or debounced task"
         raise ConfigError(f"{task}: {what} cannot join a chord, a batch or a depends_on: enqueue it outside")
     envelope, raw = _encoded(app, clear)
-    return _Prepared(envelope, raw, flow, unique, clear, pack_joins(joins))
+    return Prepared(envelope, raw, flow, unique, clear, pack_joins(joins))
 
 
 def _shard(app: Resq, task: str, queue: str, args: Sequence[Any], kwargs: dict[str, Any] | None) -> str:
@@ -547,7 +549,7 @@ def _encoded(app: Resq, envelope: Envelope) -> tuple[Envelope, bytes]:
     return envelope, encode_envelope(envelope, app.settings.max_payload_bytes)
 
 
-class _Prepared(NamedTuple):
+class Prepared(NamedTuple):
     """A new job ready to store: its envelope as stored, its encoded form, its flow control, its unique
     lock (None: the task is neither unique nor debounced), its envelope in clear and its joins (packed)."""
 
@@ -580,7 +582,7 @@ def prepare_step(
     return NextStep(envelope.queue, envelope.id, task, raw, flow.priority, flow.packed(), joins)
 
 
-def prepare_job(
+def prepare_callback(
     app: Resq,
     task: str,
     args: Sequence[Any],
@@ -590,16 +592,12 @@ def prepare_job(
     meta: dict[str, Any] | None = None,
     **flow_options: Any,
 ) -> tuple[str, NewJob]:
-    """A new job of ``task`` (not unique, debounced or grouped), ready to store with others of its queue in
-    one round trip (:func:`store_many`), or for the ``join`` script to store as ``deferred`` (a job a join
-    releases later, ``resq/canvas.py``: a chord's callback, a batch's, a ``depends_on``): the same hooks,
-    flow control, sealing and encoding as :func:`enqueue`. Returns its queue (as the hooks left it) and
-    the job.
+    """A job a join releases later (``resq/canvas.py``: a chord's callback, a batch's, a ``depends_on``),
+    ready for the ``join`` script to store as ``deferred``: the same hooks, flow control, sealing and
+    encoding as :func:`enqueue`. Returns its queue (as the hooks left it) and the job.
 
     Raises:
-        ConfigError: the task is unique or debounced, or the job grouped (such a job is enqueued alone:
-            :func:`enqueue`).
-        Veto, EncodeError, PayloadTooLarge: as :func:`enqueue`, before anything is stored.
+        as :func:`enqueue` before it stores anything.
     """
     envelope, raw, flow, unique, _, joins = _prepare(
         app, task, args, kwargs, queue, job_id=job_id, meta=meta, **flow_options
@@ -609,20 +607,51 @@ def prepare_job(
     return envelope.queue, NewJob(envelope.id, task, raw, 0, flow, joins)
 
 
-def store_many(app: Resq, queue: str, jobs: Sequence[NewJob], *, if_absent: bool = False) -> list[bool]:
-    """Store jobs of one queue made by :func:`prepare_job`, in one round trip, and run the
-    ``after_enqueue`` hooks of those created; returns whether each was created (``if_absent``: only if no
-    record of its id ever existed).
+def prepare_new(
+    app: Resq,
+    task: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    queue: str,
+    *,
+    job_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Prepared:
+    """The first half of :func:`enqueue`, for :func:`store_many`: a new job after the ``before_enqueue``
+    hooks, encoded, with its flow control and unique lock.
 
     Raises:
+        Veto, ConfigError, EncodeError, PayloadTooLarge: as :func:`enqueue` (nothing is stored).
+    """
+    return _prepare(app, task, args, kwargs, queue, job_id=job_id, meta=meta)
+
+
+def store_many(app: Resq, jobs: Sequence[Prepared], *, if_absent: bool = False) -> list[bool]:
+    """Store jobs made by :func:`prepare_new`, the second half of :func:`enqueue` for each (its log line
+    and ``after_enqueue`` hooks): those of one queue in one round trip, unique, debounced or grouped ones
+    one at a time. Returns whether each was created (``if_absent``: only if no record of its id ever
+    existed).
+
+    Raises:
+        ConfigError: a unique task's key function failed.
         BrokerUnavailable: Redis could not be reached after a bounded retry.
     """
-    created = [new for _, new in app.broker.queues.enqueue_many(queue, jobs, if_absent=if_absent)]
-    if app.hooks.registered("after_enqueue"):
-        for job, new in zip(jobs, created, strict=True):
-            if new:
-                handle: Job[Any] = Job(app, job.job_id, queue, task=job.task)
-                app.hooks.run("after_enqueue", handle, job=handle)
+    created = [False] * len(jobs)
+    by_queue: dict[str, list[int]] = {}
+    for i, job in enumerate(jobs):
+        if job.unique is None and job.flow.group is None and app.inline is None:
+            by_queue.setdefault(job.envelope.queue, []).append(i)
+        else:
+            created[i] = _store(app, job, 0, if_absent).created
+    for queue, indexes in by_queue.items():
+        new = [
+            NewJob(jobs[i].envelope.id, jobs[i].envelope.task, jobs[i].raw, 0, jobs[i].flow, jobs[i].joins)
+            for i in indexes
+        ]
+        replies = app.broker.queues.enqueue_many(queue, new, if_absent=if_absent)
+        for i, (status, made) in zip(indexes, replies, strict=True):
+            envelope = jobs[i].envelope
+            created[i] = _after_enqueue(app, envelope, envelope.task, status, made, 0).created
     return created
 
 

@@ -17,7 +17,6 @@ A class no task runs, a payload that is not a job, or arguments the task does no
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -25,11 +24,10 @@ from typing import Any
 
 from resq.app import Resq
 from resq.broker.keys import ResqueKeys
-from resq.broker.queues import NewJob
 from resq.clock import now_ms
 from resq.errors import ArgumentsError, ConfigError, EncodeError, PayloadTooLarge, Veto
 from resq.log import get_logger
-from resq.producer import enqueue, prepare_job, store_many
+from resq.producer import Prepared, prepare_new, store_many
 from resq.resque import DEFAULT_NAMESPACE, RESQUE_META, failure_record, validate_namespace
 from resq.settings import validate_name
 from resq.task import Task
@@ -163,26 +161,22 @@ class ResqueQueues:
         decoded = [(number, queue, payload, _decoded(payload)) for number, queue, payload in jobs]
         ids = [found for *_, job in decoded if (found := _php_id(job))]
         tracked = self.app.broker.resque.tracked(self.keys, ids) if ids else set()
-        made: list[int] = []
-        by_queue: dict[str, list[tuple[int, NewJob]]] = {}
+        numbers: list[int] = []
+        prepared: list[Prepared] = []
         for number, queue, payload, job in decoded:
-            prepared = self._prepared(owner, number, queue, payload, job, tracked)
-            if isinstance(prepared, tuple):
-                by_queue.setdefault(prepared[0], []).append((number, prepared[1]))
-            elif prepared:
-                made.append(number)
-        for queue, batch in by_queue.items():
-            store_many(self.app, queue, [new for _, new in batch], if_absent=True)
-            made += [number for number, _ in batch]
-        self.app.broker.resque.settle(self.keys, owner, made)
+            made = self._prepared(owner, number, queue, payload, job, tracked)
+            if made is not None:
+                numbers.append(number)
+                prepared.append(made)
+        store_many(self.app, prepared, if_absent=True)
+        self.app.broker.resque.settle(self.keys, owner, numbers)
 
     def _prepared(
         self, owner: str, number: int, queue: str, payload: str, job: dict[str, Any] | _NotAJob, tracked: set[str]
-    ) -> tuple[str, NewJob] | bool:
-        """The resq job of one job, ready to store with others of its queue; True when it was enqueued
-        alone (a unique or debounced task's, or one a hook grouped); False when a failure record was written
-        instead (which drops the job from the in-flight hash itself). ``tracked``: the php-resque ids whose
-        status is kept (their jobs' status is written as they run)."""
+    ) -> Prepared | None:
+        """The resq job of one job, ready to store; None when a failure record was written instead (which
+        drops the job from the in-flight hash itself). ``tracked``: the php-resque ids whose status is
+        kept (their jobs' status is written as they run)."""
         job_id = f"{self.namespace}:{number}"
         try:
             task, args = self._task_and_args(job)
@@ -190,17 +184,13 @@ class ResqueQueues:
             taken = {"ns": self.namespace, "queue": queue, "worker": self.worker_id, "payload": payload}
             php_id = _php_id(job)
             meta = {RESQUE_META: {**taken, "id": php_id} if php_id in tracked else taken}
-            if not (task.options.unique or task.options.debounce or self.app.inline):
-                with contextlib.suppress(ConfigError):  # grouped by a hook: enqueued alone, below
-                    return prepare_job(self.app, task.name, args, None, queue, job_id, meta)
-            enqueue(self.app, task.name, args, queue=queue, job_id=job_id, meta=meta, if_absent=True)
+            return prepare_new(self.app, task.name, args, None, queue, job_id=job_id, meta=meta)
         except (_NotAJob, ArgumentsError, ConfigError, EncodeError, PayloadTooLarge, Veto) as exc:
             kind = exc.kind if isinstance(exc, _NotAJob) else type(exc).__name__
             record = failure_record(payload, queue, self.worker_id, kind, str(exc), [f"resq worker {self.worker_id}"])
             self.app.broker.resque.failed(self.keys, self.worker_id, record, in_flight=(owner, number))
             log.error("resque_job_failed", job_id=job_id, queue=queue, error=kind, reason=str(exc), worker=owner)
-            return False
-        return True
+            return None
 
     def _task_and_args(self, job: dict[str, Any] | _NotAJob) -> tuple[Task[Any, Any], list[Any]]:
         """The task that runs a job's class, and its arguments: Resque's ``args`` list, positional
