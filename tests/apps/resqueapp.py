@@ -61,3 +61,9 @@ def boom(reason: str) -> None:
 def crash() -> None:
     """Kills its worker process: the supervisor records the job dead (``WorkerLost``), without the child."""
     os._exit(3)
+
+
+@app.task(resque_class="Once", unique=True)
+def once(n: int) -> None:
+    """A unique task: its Resque jobs are enqueued one at a time, through its lock."""
+    _record("Once", n)

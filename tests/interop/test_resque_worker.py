@@ -256,3 +256,19 @@ def test_the_backlog_stays_in_the_resque_list_beyond_what_resqs_queue_holds(priv
     assert queues.step(everything=True) == extra - 100  # --burst: whatever waits
     assert client.hlen("resque:resq:in-flight:here:1:mail") == 0
     resqueapp.app.broker.close()
+
+
+def test_jobs_of_a_unique_task_are_made_one_at_a_time_through_its_lock(private_redis: RedisServer) -> None:
+    from tests.apps import resqueapp
+
+    resqueapp.app.reconfigure(url=private_redis.url(0))
+    client = redis.Redis(port=private_redis.port)
+    client.rpush("resque:queue:mail", '{"class":"Once","args":[1]}', '{"class":"Once","args":[1]}', RUBY_JOB)
+    queues = ResqueQueues(resqueapp.app, ["mail"], "resque", "here:1:mail")
+    assert queues.step() == 3
+    stream = resqueapp.app.broker.keys.queue("mail")
+    entries = client.xrange(stream)
+    assert len(entries) == 2  # the second call of the unique task went to the first's job; Archive's is there
+    assert [resqueapp.app.job(f"resque:{n}").status() for n in (1, 3)] == ["queued", "queued"]
+    assert client.hlen("resque:resq:in-flight:here:1:mail") == 0 and client.llen("resque:queue:mail") == 0
+    resqueapp.app.broker.close()
